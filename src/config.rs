@@ -1,0 +1,326 @@
+//! The service configuration (`config.toml`): defaults for every key, environment
+//! overrides `PERSONIO_SYNC_<SECTION>_<KEY>`, and unknown keys rejected by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// An environment override could not be parsed.
+    #[error("invalid value in environment variable {var}: {reason}")]
+    Env {
+        /// The variable name.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Front door and admin API address.
+    pub listen: String,
+    /// Base of the webhook URLs registered in Personio.
+    pub public_url: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// sled page cache, in MiB (sled's own default of 1 GiB is too much for a side service).
+    pub cache_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            cache_mb: 128,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Name of the environment variable holding the admin API bearer token.
+    pub token_env: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_env: "PERSONIO_SYNC_ADMIN_TOKEN".into(),
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Full reconciliation per tenant, as a safety net for missed webhooks.
+    pub reconcile_interval_secs: u64,
+    /// Learn Amp writes in flight at once per tenant during a full sync.
+    pub concurrency: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_secs: 86_400,
+            concurrency: 8,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `log_format = "text" | "json"`.
+    pub log_format: LogFormat,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+    /// `[sync]`.
+    pub sync: SyncConfig,
+}
+
+/// The kind of value a key holds, to parse its environment override.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Every overridable key: (section, key, kind). `""` is the top level.
+const KEYS: &[(&str, &str, Kind)] = &[
+    ("", "log_format", Kind::Str),
+    ("server", "listen", Kind::Str),
+    ("server", "public_url", Kind::Str),
+    ("storage", "data_dir", Kind::Str),
+    ("storage", "cache_mb", Kind::Int),
+    ("admin", "token_env", Kind::Str),
+    ("sync", "reconcile_interval_secs", Kind::Int),
+    ("sync", "concurrency", Kind::Int),
+];
+
+/// The environment variable that overrides `section.key`.
+pub fn env_var_name(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        format!("PERSONIO_SYNC_{}", key.to_ascii_uppercase())
+    } else {
+        format!(
+            "PERSONIO_SYNC_{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        )
+    }
+}
+
+impl Config {
+    /// Loads `path` (a missing file at the default path is an empty config), then applies
+    /// environment overrides from the process environment.
+    pub fn load(path: &Path, path_was_given: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !path_was_given => {
+                String::new()
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Self::from_toml_with_env(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` and applies overrides looked up through `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|error| ConfigError::Invalid(error.message().into()))?;
+        for (section, key, kind) in KEYS {
+            let var = env_var_name(section, key);
+            let Some(raw) = env(&var) else { continue };
+            let value = match kind {
+                Kind::Str => toml::Value::String(raw),
+                Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                    ConfigError::Env {
+                        var: var.clone(),
+                        reason: "expected an integer".into(),
+                    }
+                })?),
+            };
+            let target = if section.is_empty() {
+                &mut table
+            } else {
+                let entry = table
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                match entry {
+                    toml::Value::Table(inner) => inner,
+                    _ => {
+                        return Err(ConfigError::Invalid(format!(
+                            "`{section}` must be a table"
+                        )));
+                    }
+                }
+            };
+            target.insert(key.to_string(), value);
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                if path.is_empty() || path == "." {
+                    ConfigError::Invalid(inner.message().to_string())
+                } else {
+                    ConfigError::Invalid(format!("{path}: {}", inner.message()))
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if !(self.server.public_url.starts_with("http://")
+            || self.server.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "server.public_url: must start with http:// or https://".into(),
+            ));
+        }
+        if self.sync.reconcile_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "sync.reconcile_interval_secs: must be at least 1".into(),
+            ));
+        }
+        if self.sync.concurrency == 0 || self.sync.concurrency > 256 {
+            return Err(ConfigError::Invalid(
+                "sync.concurrency: must be between 1 and 256".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `server.listen` as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.sync.reconcile_interval_secs, 86_400);
+        assert_eq!(config.admin.token_env, "PERSONIO_SYNC_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::from_toml_with_env("[server]\nlisten_port = 3\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen_port"), "{error}");
+        let error = Config::from_toml_with_env("[serverx]\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("serverx"), "{error}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = |name: &str| match name {
+            "PERSONIO_SYNC_SERVER_LISTEN" => Some("127.0.0.1:9999".to_string()),
+            "PERSONIO_SYNC_SYNC_RECONCILE_INTERVAL_SECS" => Some("60".to_string()),
+            _ => None,
+        };
+        let config =
+            Config::from_toml_with_env("[server]\nlisten = \"127.0.0.1:1\"\n", env).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9999");
+        assert_eq!(config.sync.reconcile_interval_secs, 60);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let error = Config::from_toml_with_env("[server]\nlisten = \"nope\"\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        let error = Config::from_toml_with_env("[sync]\nreconcile_interval_secs = \"x\"\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sync.reconcile_interval_secs"), "{error}");
+        let env = |name: &str| {
+            (name == "PERSONIO_SYNC_SYNC_CONCURRENCY").then(|| "many".to_string())
+        };
+        let error = Config::from_toml_with_env("", env).unwrap_err().to_string();
+        assert!(error.contains("PERSONIO_SYNC_SYNC_CONCURRENCY"), "{error}");
+    }
+}

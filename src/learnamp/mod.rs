@@ -1,0 +1,1 @@
+//! Learn Amp API client (work in progress).

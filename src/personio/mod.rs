@@ -1,0 +1,1 @@
+//! Personio API client (work in progress).

@@ -1,0 +1,96 @@
+//! Bounded retries with exponential backoff and full jitter, shared by both API clients.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// How often and how patiently a client retries a transient failure (429, 5xx, timeouts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included (1 = no retry).
+    pub max_attempts: u32,
+    /// Delay cap of the first retry; doubles with each further attempt.
+    pub base_delay: Duration,
+    /// No single delay exceeds this.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy for tests and demos against local simulators: many quick retries.
+    pub fn fast() -> Self {
+        Self {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(500),
+        }
+    }
+
+    /// Whether another attempt may follow attempt number `attempt` (1-based).
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        attempt < self.max_attempts
+    }
+
+    /// The delay before retrying after attempt number `attempt` (1-based): full jitter
+    /// over `base * 2^(attempt-1)`, capped at `max_delay`. A server-given `Retry-After`
+    /// wins when it is longer.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+        let jittered = Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms));
+        match retry_after {
+            Some(server_delay) if server_delay > jittered => server_delay,
+            _ => jittered,
+        }
+    }
+}
+
+/// Reads a `Retry-After` header given in seconds (the HTTP-date form is ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_stay_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+        };
+        for attempt in 1..=10 {
+            let delay = policy.delay(attempt, None);
+            assert!(delay <= Duration::from_millis(400), "{attempt}: {delay:?}");
+        }
+        assert!(policy.delay(1, None) <= Duration::from_millis(100));
+        assert!(policy.delay(1, None) >= Duration::from_millis(50));
+        assert!(policy.may_retry(4));
+        assert!(!policy.may_retry(5));
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer() {
+        let policy = RetryPolicy::fast();
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+    }
+}

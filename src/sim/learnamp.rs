@@ -1,0 +1,1 @@
+//! Learn Amp simulator (work in progress).

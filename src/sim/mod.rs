@@ -1,0 +1,5 @@
+//! Faithful simulators of the Personio and Learn Amp APIs (axum fake servers).
+
+pub mod common;
+pub mod learnamp;
+pub mod personio;

@@ -1,0 +1,1 @@
+//! Personio simulator (work in progress).

@@ -1,0 +1,351 @@
+//! The only module that talks to sled: one `Db` per process, a `meta` tree for the
+//! tenant registry, and one tree per tenant for its mapping, applied records, teams,
+//! sync report and history.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::domain::fields::UserFields;
+use crate::domain::report::SyncReport;
+use crate::domain::tenant::TenantSpec;
+use crate::domain::Employee;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption).
+    #[error("storage failed: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("stored value under {key} is unreadable: {message}")]
+    Decode {
+        /// The key, printable.
+        key: String,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// What the service knows about one Personio employee it has linked to Learn Amp.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmployeeRecord {
+    /// The Learn Amp user id (the mapping that exists only here).
+    pub learnamp_id: u64,
+    /// The Learn Amp fields last written (or found equal) for this person.
+    pub applied: UserFields,
+    /// The Personio record those fields came from.
+    pub employee: Option<Employee>,
+    /// Whether the Learn Amp user is deactivated (by us or found so).
+    pub deactivated: bool,
+    /// An invitation was confirmed sent (never send another).
+    pub invited: bool,
+    /// An invitation call was started; if `invited` is still false after a crash the
+    /// user's Learn Amp status decides whether it went out.
+    pub invite_started: bool,
+    /// sha256 of the last avatar uploaded (`Some("")` = none uploaded, Personio has none).
+    pub avatar_sha256: Option<String>,
+}
+
+/// A Learn Amp team the service manages for a Personio unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    /// The Learn Amp team id.
+    pub learnamp_id: u64,
+    /// The name last written.
+    pub name: String,
+}
+
+/// The process-wide store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+const TENANT_PREFIX: &str = "tenant\0";
+
+impl Store {
+    /// Opens (or creates) the database under `dir` with a page cache of `cache_mb` MiB.
+    pub fn open(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A throw-away store (tests, demo).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        let meta = db.open_tree("meta")?;
+        Ok(Self { db, meta })
+    }
+
+    /// Every stored tenant spec.
+    pub fn tenant_specs(&self) -> Result<Vec<TenantSpec>, StoreError> {
+        self.meta
+            .scan_prefix(TENANT_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    /// One stored tenant spec.
+    pub fn tenant_spec(&self, id: &str) -> Result<Option<TenantSpec>, StoreError> {
+        let key = format!("{TENANT_PREFIX}{id}");
+        self.meta
+            .get(&key)?
+            .map(|value| decode(key.as_bytes(), &value))
+            .transpose()
+    }
+
+    /// Stores a tenant spec and makes it durable.
+    pub async fn put_tenant_spec(&self, spec: &TenantSpec) -> Result<(), StoreError> {
+        self.meta
+            .insert(format!("{TENANT_PREFIX}{}", spec.id), encode(spec))?;
+        self.flush().await
+    }
+
+    /// Stores a tenant spec only if no tenant has that id; `false` if one exists.
+    pub async fn insert_new_tenant_spec(&self, spec: &TenantSpec) -> Result<bool, StoreError> {
+        let key = format!("{TENANT_PREFIX}{}", spec.id);
+        let inserted = self
+            .meta
+            .compare_and_swap(key, None as Option<&[u8]>, Some(encode(spec)))?
+            .is_ok();
+        if inserted {
+            self.flush().await?;
+        }
+        Ok(inserted)
+    }
+
+    /// Removes a tenant's spec; with `purge`, its data too.
+    pub async fn remove_tenant(&self, id: &str, purge: bool) -> Result<(), StoreError> {
+        self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
+        if purge {
+            self.db.drop_tree(tenant_tree_name(id))?;
+        }
+        self.flush().await
+    }
+
+    /// The store of one tenant.
+    pub fn tenant(&self, id: &str) -> Result<TenantStore, StoreError> {
+        Ok(TenantStore {
+            tree: self.db.open_tree(tenant_tree_name(id))?,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn tenant_tree_name(id: &str) -> String {
+    format!("t/{id}")
+}
+
+/// One tenant's tree.
+#[derive(Clone)]
+pub struct TenantStore {
+    tree: sled::Tree,
+}
+
+const EMPLOYEE_PREFIX: &str = "emp\0";
+const TEAM_PREFIX: &str = "team\0";
+const LAST_SYNC_KEY: &str = "state\0last_sync";
+const INITIAL_DONE_KEY: &str = "state\0initial_sync_done";
+const HISTORY_PREFIX: &str = "hist\0";
+
+impl TenantStore {
+    /// The record of one Personio employee.
+    pub fn employee(&self, personio_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        self.get(&format!("{EMPLOYEE_PREFIX}{personio_id}"))
+    }
+
+    /// Every employee record, by Personio id.
+    pub fn employees(&self) -> Result<Vec<(String, EmployeeRecord)>, StoreError> {
+        self.scan(EMPLOYEE_PREFIX)
+    }
+
+    /// Stores the record of one Personio employee.
+    pub fn put_employee(&self, personio_id: &str, record: &EmployeeRecord) -> Result<(), StoreError> {
+        self.put(&format!("{EMPLOYEE_PREFIX}{personio_id}"), record)
+    }
+
+    /// The team managed for a Personio unit id.
+    pub fn team(&self, unit_id: &str) -> Result<Option<TeamRecord>, StoreError> {
+        self.get(&format!("{TEAM_PREFIX}{unit_id}"))
+    }
+
+    /// Every managed team, by Personio unit id.
+    pub fn teams(&self) -> Result<Vec<(String, TeamRecord)>, StoreError> {
+        self.scan(TEAM_PREFIX)
+    }
+
+    /// Stores the team managed for a Personio unit id.
+    pub fn put_team(&self, unit_id: &str, record: &TeamRecord) -> Result<(), StoreError> {
+        self.put(&format!("{TEAM_PREFIX}{unit_id}"), record)
+    }
+
+    /// The last full sync report.
+    pub fn last_sync(&self) -> Result<Option<SyncReport>, StoreError> {
+        self.get(LAST_SYNC_KEY)
+    }
+
+    /// Stores the last full sync report.
+    pub fn put_last_sync(&self, report: &SyncReport) -> Result<(), StoreError> {
+        self.put(LAST_SYNC_KEY, report)
+    }
+
+    /// Whether the initial sync has completed once.
+    pub fn initial_sync_done(&self) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(INITIAL_DONE_KEY)?)
+    }
+
+    /// Marks the initial sync complete.
+    pub fn mark_initial_sync_done(&self) -> Result<(), StoreError> {
+        self.tree.insert(INITIAL_DONE_KEY, b"1".as_slice())?;
+        Ok(())
+    }
+
+    /// Appends a line to the tenant's history (clashes, failures, operator actions);
+    /// keeps the newest 1,000.
+    pub fn append_history(&self, line: &str) -> Result<(), StoreError> {
+        let id = self.tree.generate_id_fallback()?;
+        let entry = HistoryEntry {
+            at: chrono::Utc::now().to_rfc3339(),
+            message: line.to_string(),
+        };
+        let mut key = HISTORY_PREFIX.as_bytes().to_vec();
+        key.extend_from_slice(&id.to_be_bytes());
+        self.tree.insert(key, encode(&entry))?;
+        let excess = self.tree.scan_prefix(HISTORY_PREFIX).count().saturating_sub(1_000);
+        for old in self.tree.scan_prefix(HISTORY_PREFIX).keys().take(excess) {
+            self.tree.remove(old?)?;
+        }
+        Ok(())
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.tree
+            .scan_prefix(HISTORY_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|value| decode(key.as_bytes(), &value))
+            .transpose()
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.tree.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((id, decode(&key, &value)?))
+            })
+            .collect()
+    }
+}
+
+/// One line of a tenant's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// What happened.
+    pub message: String,
+}
+
+trait GenerateId {
+    fn generate_id_fallback(&self) -> Result<u64, StoreError>;
+}
+
+impl GenerateId for sled::Tree {
+    /// A per-tree increasing id kept under a counter key (sled's `generate_id` lives on
+    /// `Db`, and the tree handle is all a tenant owns).
+    fn generate_id_fallback(&self) -> Result<u64, StoreError> {
+        let next = self.update_and_fetch("state\0history_seq", |old| {
+            let current = old
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some((current + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(next
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("stored types serialise to JSON")
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|error| StoreError::Decode {
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        message: error.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tenant::parse_spec;
+
+    fn spec(id: &str) -> TenantSpec {
+        parse_spec(serde_json::json!({
+            "id": id,
+            "personio": {"base_url": "http://p", "client_id": "a", "client_secret": "b"},
+            "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "d"}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn data_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 16).unwrap();
+            assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+            assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+            let tenant = store.tenant("acme").unwrap();
+            let record = EmployeeRecord { learnamp_id: 7, invited: true, ..Default::default() };
+            tenant.put_employee("4711", &record).unwrap();
+            tenant.append_history("hello").unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(dir.path(), 16).unwrap();
+        assert_eq!(store.tenant_specs().unwrap().len(), 1);
+        let tenant = store.tenant("acme").unwrap();
+        assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
+        assert_eq!(tenant.employees().unwrap()[0].0, "4711");
+        assert_eq!(tenant.history().unwrap()[0].message, "hello");
+        store.remove_tenant("acme", true).await.unwrap();
+        assert!(store.tenant_spec("acme").unwrap().is_none());
+        assert!(store.tenant("acme").unwrap().employees().unwrap().is_empty());
+    }
+}
