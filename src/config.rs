@@ -254,6 +254,11 @@ impl Config {
         Ok(())
     }
 
+    /// Checks `server.listen` after a change made in code.
+    pub fn validate_listen(&self) -> Result<(), ConfigError> {
+        self.listen_addr().map(|_| ())
+    }
+
     /// `server.listen` as a socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server.listen.parse().map_err(|_| {

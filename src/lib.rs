@@ -26,10 +26,17 @@
 //! that caused it, so a crash at any point leads to a re-plan that adopts instead of
 //! duplicating.
 
+pub mod actors;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod learnamp;
 pub mod personio;
 pub mod retry;
 pub mod sim;
 pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -218,7 +218,7 @@ fn extra_attributes(attributes: &Map<String, Value>) -> BTreeMap<String, Value> 
 /// and an envelope without `value` counts as `null`.
 fn envelope_value(envelope: &Value) -> &Value {
     match envelope.as_object() {
-        Some(map) if map.contains_key("value") => &map["value"],
+        Some(map) if map.contains_key("value") => map.get("value").unwrap_or(&Value::Null),
         Some(map) if map.contains_key("label") || map.contains_key("universal_id") => &Value::Null,
         _ => envelope,
     }
@@ -268,7 +268,9 @@ fn as_u64_lenient(value: &Value) -> Option<u64> {
 
 /// A date or date-time string, date part as written.
 fn date(value: &Value) -> Option<chrono::NaiveDate> {
-    value.as_str().and_then(|text| parse_personio_date(text.trim()))
+    value
+        .as_str()
+        .and_then(|text| parse_personio_date(text.trim()))
 }
 
 /// The `attributes` of a nested `{type, attributes: {…}}` object, or the object itself
@@ -304,10 +306,7 @@ fn supervisor_id(value: &Value) -> Option<String> {
         return Some(id);
     }
     let attributes = nested_attributes(value)?;
-    attributes
-        .get("id")
-        .map(envelope_value)
-        .and_then(id_string)
+    attributes.get("id").map(envelope_value).and_then(id_string)
 }
 
 /// Parses `GET /v1/company/employees/attributes`; entries without a key are skipped.
@@ -355,10 +354,11 @@ pub(crate) fn parse_org_unit(body: &[u8]) -> Result<OrgUnit, String> {
         .and_then(id_string)
         .ok_or_else(|| "org unit has no usable `id`".to_string())?;
     let name = unit.get("name").and_then(text).unwrap_or_default();
-    let parent_id = unit
-        .get("parent_id")
-        .and_then(id_string)
-        .or_else(|| unit.get("parent").and_then(|p| p.get("id")).and_then(id_string));
+    let parent_id = unit.get("parent_id").and_then(id_string).or_else(|| {
+        unit.get("parent")
+            .and_then(|p| p.get("id"))
+            .and_then(id_string)
+    });
     Ok(OrgUnit {
         id,
         name,
@@ -518,7 +518,10 @@ mod tests {
             ]
         );
         assert_eq!(ada.extra["dynamic_24407"], json!("Dr"));
-        assert_eq!(ada.extra["subcompany"]["attributes"]["name"], json!("ACME GmbH"));
+        assert_eq!(
+            ada.extra["subcompany"]["attributes"]["name"],
+            json!("ACME GmbH")
+        );
     }
 
     #[test]
@@ -562,10 +565,13 @@ mod tests {
             json!("42"),
         ];
         for shape in shapes {
-            let employee = employee_with(json!({"id": envelope(json!(1)), "supervisor": envelope(shape.clone())}));
+            let employee = employee_with(
+                json!({"id": envelope(json!(1)), "supervisor": envelope(shape.clone())}),
+            );
             assert_eq!(employee.supervisor_id.as_deref(), Some("42"), "{shape}");
         }
-        let none = employee_with(json!({"id": envelope(json!(1)), "supervisor": envelope(json!([]))}));
+        let none =
+            employee_with(json!({"id": envelope(json!(1)), "supervisor": envelope(json!([]))}));
         assert_eq!(none.supervisor_id, None);
     }
 
@@ -599,7 +605,8 @@ mod tests {
         assert_eq!(employee.termination_date.unwrap().to_string(), "2025-03-31");
         assert_eq!(employee.last_working_day.unwrap().to_string(), "2025-03-28");
         assert_eq!(employee.employment_type.as_deref(), Some("external"));
-        let other = employee_with(json!({"id": envelope(json!(3)), "status": envelope(json!("retired"))}));
+        let other =
+            employee_with(json!({"id": envelope(json!(3)), "status": envelope(json!("retired"))}));
         assert_eq!(other.status, Some(EmployeeStatus::Other("retired".into())));
     }
 
@@ -616,7 +623,9 @@ mod tests {
     fn single_employee_and_string_totals() {
         let body = json!({"success": true, "data": {"type": "Employee", "attributes": {"id": envelope(json!(9))}}});
         assert_eq!(
-            parse_single_employee(body.to_string().as_bytes()).unwrap().id,
+            parse_single_employee(body.to_string().as_bytes())
+                .unwrap()
+                .id,
             "9"
         );
         let page = json!({"success": true, "metadata": {"total_elements": "12"}, "data": []});
@@ -667,8 +676,9 @@ mod tests {
         let parsed = parse_webhook_page(page.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.webhooks[0].id, "9a4f");
         assert_eq!(parsed.next_href.as_deref(), Some("/v2/webhooks?cursor=c1"));
-        let last = parse_webhook_page(br#"{"_data": [], "_meta": {"links": {"self": {"href": "x"}}}}"#)
-            .unwrap();
+        let last =
+            parse_webhook_page(br#"{"_data": [], "_meta": {"links": {"self": {"href": "x"}}}}"#)
+                .unwrap();
         assert_eq!(last.next_href, None);
         assert!(parse_webhook_body(br#"{"url": "https://x"}"#).is_err());
     }
@@ -688,8 +698,10 @@ mod tests {
 
     #[test]
     fn token_answer_parses() {
-        let token = parse_token(br#"{"access_token": "papi-1", "token_type": "Bearer", "expires_in": "86400"}"#)
-            .unwrap();
+        let token = parse_token(
+            br#"{"access_token": "papi-1", "token_type": "Bearer", "expires_in": "86400"}"#,
+        )
+        .unwrap();
         assert_eq!(token.access_token.expose(), "papi-1");
         assert_eq!(token.expires_in, Some(86400));
         assert!(parse_token(br#"{"token_type": "Bearer"}"#).is_err());

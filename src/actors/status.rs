@@ -1,0 +1,154 @@
+//! The status board: every tenant's view (state, errors, counts) and the reference to
+//! its running actor. Tenants write their own entry; the admin API reads it without
+//! ever waiting on a tenant or the supervisor.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use ractor::ActorRef;
+use serde::Serialize;
+
+use crate::domain::report::SyncReport;
+
+use super::tenant::TenantMsg;
+
+/// A tenant's lifecycle state, as the contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantState {
+    /// Authenticating and checking attributes.
+    Starting,
+    /// Running a full sync.
+    Syncing,
+    /// Up to date, applying webhooks.
+    Live,
+    /// Running, but calls fail and are retried (or a guard waits for confirmation).
+    Degraded,
+    /// Stopped until an operator acts.
+    Failed,
+    /// Stopped on purpose.
+    Stopped,
+}
+
+/// Webhook work counters (never overwrite `last_sync`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LiveStats {
+    /// Events applied since the tenant was created.
+    pub events_applied: u64,
+    /// RFC 3339 time of the last applied event.
+    pub last_event_at: Option<String>,
+}
+
+/// The tenant view of the admin API. Holds no secret but the webhook URL's key, which
+/// the contract shows to operators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantView {
+    /// Tenant id.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: TenantState,
+    /// The URL registered in Personio.
+    pub webhook_url: String,
+    /// Restarts by the supervisor since the last operator action.
+    pub restarts: u32,
+    /// A sentence an operator can act on.
+    pub last_error: Option<String>,
+    /// The last full sync.
+    pub last_sync: Option<SyncReport>,
+    /// Webhook work.
+    pub live: LiveStats,
+    /// Employees linked to a Learn Amp user.
+    pub employees: u64,
+    /// Webhook events stored and not yet applied.
+    pub pending_events: u64,
+}
+
+impl TenantView {
+    /// A fresh view for a tenant that is starting.
+    pub fn starting(id: &str, webhook_url: String) -> Self {
+        Self {
+            id: id.to_string(),
+            state: TenantState::Starting,
+            webhook_url,
+            restarts: 0,
+            last_error: None,
+            last_sync: None,
+            live: LiveStats::default(),
+            employees: 0,
+            pending_events: 0,
+        }
+    }
+}
+
+struct Entry {
+    view: TenantView,
+    actor: Option<ActorRef<TenantMsg>>,
+}
+
+/// Every tenant's view and actor reference.
+#[derive(Default)]
+pub struct StatusBoard {
+    entries: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl StatusBoard {
+    /// Adds (or replaces) a tenant's view.
+    pub fn insert(&self, view: TenantView) {
+        let mut entries = self.entries.lock().expect("status board poisoned");
+        let actor = entries.remove(&view.id).and_then(|entry| entry.actor);
+        entries.insert(view.id.clone(), Entry { view, actor });
+    }
+
+    /// Removes a tenant.
+    pub fn remove(&self, id: &str) {
+        self.entries.lock().expect("status board poisoned").remove(id);
+    }
+
+    /// One tenant's view.
+    pub fn view(&self, id: &str) -> Option<TenantView> {
+        let entries = self.entries.lock().expect("status board poisoned");
+        entries.get(id).map(|entry| entry.view.clone())
+    }
+
+    /// Every view, by id.
+    pub fn views(&self) -> Vec<TenantView> {
+        let entries = self.entries.lock().expect("status board poisoned");
+        entries.values().map(|entry| entry.view.clone()).collect()
+    }
+
+    /// Changes a tenant's view in place (no-op for an unknown tenant).
+    pub fn update(&self, id: &str, change: impl FnOnce(&mut TenantView)) {
+        let mut entries = self.entries.lock().expect("status board poisoned");
+        if let Some(entry) = entries.get_mut(id) {
+            change(&mut entry.view);
+        }
+    }
+
+    /// Records (or clears) the running actor of a tenant.
+    pub fn set_actor(&self, id: &str, actor: Option<ActorRef<TenantMsg>>) {
+        let mut entries = self.entries.lock().expect("status board poisoned");
+        if let Some(entry) = entries.get_mut(id) {
+            entry.actor = actor;
+        }
+    }
+
+    /// The running actor of a tenant, if any.
+    pub fn actor(&self, id: &str) -> Option<ActorRef<TenantMsg>> {
+        let entries = self.entries.lock().expect("status board poisoned");
+        entries.get(id).and_then(|entry| entry.actor.clone())
+    }
+
+    /// Number of tenants per state.
+    pub fn count_by_state(&self) -> BTreeMap<String, u64> {
+        let entries = self.entries.lock().expect("status board poisoned");
+        let mut counts = BTreeMap::new();
+        for entry in entries.values() {
+            let state = serde_json::to_value(entry.view.state)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *counts.entry(state).or_insert(0) += 1;
+        }
+        counts
+    }
+}

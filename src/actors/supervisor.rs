@@ -1,0 +1,275 @@
+//! The supervisor: spawns one tenant actor per tenant, restarts a failed tenant with
+//! exponential backoff (1 s doubling to 5 min, with jitter), gives up after more than
+//! 5 failures in 10 minutes (`failed`, waiting for an operator), and carries out
+//! operator restarts and stops. It never awaits tenant work: stopping means killing,
+//! and respawns happen when the supervision event arrives.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::{error, info, warn};
+
+use crate::domain::tenant::TenantSpec;
+
+use super::status::{TenantState, TenantView};
+use super::tenant::{TenantActor, TenantDeps};
+
+/// Failures allowed within [`FAILURE_WINDOW`] before a tenant is `failed`.
+pub const MAX_FAILURES: usize = 5;
+/// The window in which failures count.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Messages of the supervisor.
+pub enum SupervisorMsg {
+    /// Sent by the admin API (create) and at start-up (every stored tenant): spawn the
+    /// tenant's actor. Replies once it is spawned (its `pre_start` is local and quick).
+    StartTenant(TenantSpec, RpcReplyPort<Result<(), String>>),
+    /// Sent by the admin API (restart, and after a PATCH with the new spec): resets the
+    /// failure budget, kills the running actor if any and spawns a fresh one. Replies
+    /// at once.
+    RestartTenant(String, Option<TenantSpec>, RpcReplyPort<Result<(), String>>),
+    /// Sent by the admin API (delete): kills the tenant's actor and forgets it; its
+    /// view shows `stopped`. Replies at once.
+    StopTenant(String, RpcReplyPort<()>),
+    /// Sent by the supervisor to itself after a backoff: respawn a failed tenant. No reply.
+    Respawn(String),
+}
+
+struct Entry {
+    spec: TenantSpec,
+    actor: Option<ActorCell>,
+    failures: Vec<Instant>,
+    restarts: u32,
+    respawn_when_stopped: bool,
+    stopping: bool,
+}
+
+/// The supervisor actor.
+pub struct Supervisor;
+
+/// The supervisor's table.
+pub struct SupervisorState {
+    deps: TenantDeps,
+    tenants: HashMap<String, Entry>,
+    by_actor: HashMap<ActorId, String>,
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = TenantDeps;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        deps: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState {
+            deps,
+            tenants: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::StartTenant(spec, reply) => {
+                let id = spec.id.clone();
+                if state.tenants.get(&id).is_some_and(|entry| entry.actor.is_some()) {
+                    let _ = reply.send(Err(format!("tenant {id} is already running")));
+                    return Ok(());
+                }
+                state.tenants.insert(
+                    id.clone(),
+                    Entry {
+                        spec,
+                        actor: None,
+                        failures: Vec::new(),
+                        restarts: 0,
+                        respawn_when_stopped: false,
+                        stopping: false,
+                    },
+                );
+                let result = spawn_tenant(&myself, state, &id).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::RestartTenant(id, new_spec, reply) => {
+                let Some(entry) = state.tenants.get_mut(&id) else {
+                    let _ = reply.send(Err(format!("tenant {id} is not known")));
+                    return Ok(());
+                };
+                if let Some(spec) = new_spec {
+                    entry.spec = spec;
+                }
+                entry.failures.clear();
+                entry.restarts = 0;
+                entry.stopping = false;
+                state.deps.board.update(&id, |view| view.restarts = 0);
+                match &entry.actor {
+                    Some(actor) => {
+                        entry.respawn_when_stopped = true;
+                        actor.kill();
+                        let _ = reply.send(Ok(()));
+                    }
+                    None => {
+                        let result = spawn_tenant(&myself, state, &id).await;
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            SupervisorMsg::StopTenant(id, reply) => {
+                if let Some(entry) = state.tenants.get_mut(&id) {
+                    entry.stopping = true;
+                    entry.respawn_when_stopped = false;
+                    if let Some(actor) = &entry.actor {
+                        actor.kill();
+                    }
+                }
+                state.deps.board.set_actor(&id, None);
+                state
+                    .deps
+                    .board
+                    .update(&id, |view| view.state = TenantState::Stopped);
+                let _ = reply.send(());
+            }
+            SupervisorMsg::Respawn(id) => {
+                let waiting = state
+                    .tenants
+                    .get(&id)
+                    .is_some_and(|entry| entry.actor.is_none() && !entry.stopping);
+                if waiting && let Err(error) = spawn_tenant(&myself, state, &id).await {
+                    error!(tenant_id = %id, error = %error, "respawn failed");
+                    record_failure(&myself, state, &id, error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error.to_string()), None),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, None, reason),
+            _ => return Ok(()),
+        };
+        let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let Some(entry) = state.tenants.get_mut(&id) else {
+            return Ok(());
+        };
+        entry.actor = None;
+        state.deps.board.set_actor(&id, None);
+        if entry.stopping {
+            state.tenants.remove(&id);
+            return Ok(());
+        }
+        if entry.respawn_when_stopped {
+            entry.respawn_when_stopped = false;
+            if let Err(error) = spawn_tenant(&myself, state, &id).await {
+                record_failure(&myself, state, &id, error);
+            }
+            return Ok(());
+        }
+        match failure {
+            Some(error) => {
+                error!(tenant_id = %id, error = %error, "tenant actor failed");
+                record_failure(&myself, state, &id, error);
+            }
+            None => info!(tenant_id = %id, reason = ?reason, "tenant actor stopped"),
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_tenant(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    id: &str,
+) -> Result<(), String> {
+    let Some(entry) = state.tenants.get(id) else {
+        return Err(format!("tenant {id} is not known"));
+    };
+    let spec = entry.spec.clone();
+    let webhook_url = spec
+        .webhook
+        .as_ref()
+        .map(|secrets| state.deps.webhook_url(secrets.key.expose()))
+        .unwrap_or_default();
+    if state.deps.board.view(id).is_none() {
+        state
+            .deps
+            .board
+            .insert(TenantView::starting(id, webhook_url));
+    }
+    let spawned = Actor::spawn_linked(
+        None,
+        TenantActor,
+        (spec, state.deps.clone()),
+        myself.get_cell(),
+    )
+    .await;
+    match spawned {
+        Ok((actor, _join)) => {
+            state.by_actor.insert(actor.get_id(), id.to_string());
+            if let Some(entry) = state.tenants.get_mut(id) {
+                entry.actor = Some(actor.get_cell());
+            }
+            Ok(())
+        }
+        Err(error) => Err(format!("tenant {id} could not start: {error}")),
+    }
+}
+
+/// Counts a failure; schedules a respawn with backoff, or marks the tenant `failed`
+/// when the budget is spent.
+fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: &str, error: String) {
+    let Some(entry) = state.tenants.get_mut(id) else {
+        return;
+    };
+    let now = Instant::now();
+    entry
+        .failures
+        .retain(|at| now.duration_since(*at) < FAILURE_WINDOW);
+    entry.failures.push(now);
+    if entry.failures.len() > MAX_FAILURES {
+        warn!(tenant_id = %id, failures = entry.failures.len(), "restart budget spent; tenant failed");
+        state.deps.board.update(id, |view| {
+            view.state = TenantState::Failed;
+            view.last_error = Some(format!(
+                "the tenant failed {} times within 10 minutes (last: {error}); fix the cause, then POST /admin/tenants/{id}/restart",
+                MAX_FAILURES + 1
+            ));
+        });
+        return;
+    }
+    entry.restarts += 1;
+    let restarts = entry.restarts;
+    let delay = restart_delay(entry.failures.len() as u32);
+    state.deps.board.update(id, |view| {
+        view.restarts = restarts;
+        view.state = TenantState::Degraded;
+        view.last_error = Some(format!("the tenant crashed ({error}); restarting automatically"));
+    });
+    let id = id.to_string();
+    myself.send_after(delay, move || SupervisorMsg::Respawn(id));
+}
+
+/// 1 s doubling to 5 min, with ±25% jitter.
+pub fn restart_delay(failures: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(9)).min(Duration::from_secs(300));
+    let jitter = rand::rng().random_range(0.75..1.25);
+    base.mul_f64(jitter)
+}

@@ -1,0 +1,324 @@
+//! The tenant actor: owns one tenant's Personio and Learn Amp clients and its sled
+//! tree, runs its full syncs and publishes its state on the status board.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::domain::tenant::TenantSpec;
+use crate::learnamp::{LearnAmpClient, LearnAmpConfig};
+use crate::personio::{PersonioClient, PersonioConfig};
+use crate::retry::RetryPolicy;
+use crate::store::{Store, StoreError, TenantStore};
+use crate::sync::{self, SyncContext, SyncError};
+
+use super::status::{StatusBoard, TenantState};
+
+/// `X-Personio-App-ID` sent on every Personio call.
+pub const PERSONIO_APP_ID: &str = "PERSONIO_SYNC";
+
+/// What every tenant actor shares with the process.
+#[derive(Clone)]
+pub struct TenantDeps {
+    /// The store.
+    pub store: Store,
+    /// The status board.
+    pub board: Arc<StatusBoard>,
+    /// The HTTP client pool.
+    pub http: reqwest::Client,
+    /// Retry policy of both API clients.
+    pub retry: RetryPolicy,
+    /// Learn Amp writes in flight during a full sync.
+    pub concurrency: usize,
+    /// Time between reconciliations.
+    pub reconcile_interval: Duration,
+    /// Base of webhook URLs.
+    pub public_url: String,
+}
+
+impl TenantDeps {
+    /// The webhook URL of a tenant with webhook key `key`.
+    pub fn webhook_url(&self, key: &str) -> String {
+        format!(
+            "{}/webhooks/personio/{key}",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// Messages of the tenant actor.
+pub enum TenantMsg {
+    /// Sent by the tenant to itself right after start: check attributes and run the
+    /// initial sync if it has not completed. No reply.
+    Start,
+    /// Sent by the admin API (operator sync) and the reconciliation timer: run a full
+    /// sync; `confirm` lifts the mass-deactivation guard once. Updates `last_sync` and
+    /// the state. No reply (the admin answers 202).
+    FullSync {
+        /// Apply even if the guard would stop it.
+        confirm: bool,
+    },
+    /// Sent by the admin API: plan a full sync and answer the plan as JSON, writing
+    /// nothing. Replies.
+    DryRun(RpcReplyPort<Result<serde_json::Value, String>>),
+}
+
+/// The actor (stateless; everything lives in [`TenantActorState`]).
+pub struct TenantActor;
+
+/// A tenant's state inside its actor.
+pub struct TenantActorState {
+    spec: TenantSpec,
+    deps: TenantDeps,
+    store: TenantStore,
+    personio: PersonioClient,
+    learnamp: LearnAmpClient,
+    consecutive_failures: u32,
+    reconcile_timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TenantActorState {
+    fn set_state(&self, state: TenantState, last_error: Option<String>) {
+        self.deps.board.update(&self.spec.id, |view| {
+            view.state = state;
+            view.last_error = last_error;
+        });
+    }
+
+    fn context(&self) -> SyncContext<'_> {
+        SyncContext {
+            tenant_id: &self.spec.id,
+            personio: &self.personio,
+            learnamp: &self.learnamp,
+            store: &self.store,
+            settings: &self.spec.settings,
+            concurrency: self.deps.concurrency,
+        }
+    }
+
+    fn publish_counts(&self) -> Result<(), StoreError> {
+        let employees = self
+            .store
+            .employees()?
+            .iter()
+            .filter(|(_, record)| record.learnamp_id != 0)
+            .count() as u64;
+        let last_sync = self.store.last_sync()?;
+        self.deps.board.update(&self.spec.id, |view| {
+            view.employees = employees;
+            view.last_sync = last_sync;
+        });
+        Ok(())
+    }
+}
+
+/// Builds the two API clients of a tenant.
+pub fn clients(spec: &TenantSpec, deps: &TenantDeps) -> (PersonioClient, LearnAmpClient) {
+    let personio = PersonioClient::new(
+        PersonioConfig {
+            base_url: spec.personio.base_url.trim_end_matches('/').to_string(),
+            client_id: spec.personio.client_id.clone(),
+            client_secret: spec.personio.client_secret.clone(),
+            app_id: PERSONIO_APP_ID.into(),
+        },
+        deps.http.clone(),
+        deps.retry,
+    );
+    let learnamp = LearnAmpClient::new(
+        LearnAmpConfig {
+            base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),
+            client_id: spec.learnamp.client_id.clone(),
+            client_secret: spec.learnamp.client_secret.clone(),
+            scope: None,
+        },
+        deps.http.clone(),
+        deps.retry,
+    );
+    (personio, learnamp)
+}
+
+impl Actor for TenantActor {
+    type Msg = TenantMsg;
+    type State = TenantActorState;
+    type Arguments = (TenantSpec, TenantDeps);
+
+    /// Local only (no network): opens the tenant's tree and builds the clients.
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (spec, deps): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let store = deps.store.tenant(&spec.id)?;
+        let (personio, learnamp) = clients(&spec, &deps);
+        deps.board.set_actor(&spec.id, Some(myself.clone()));
+        let state = TenantActorState {
+            spec,
+            deps,
+            store,
+            personio,
+            learnamp,
+            consecutive_failures: 0,
+            reconcile_timer: None,
+        };
+        state.set_state(TenantState::Starting, None);
+        state.publish_counts()?;
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        myself.cast(TenantMsg::Start)?;
+        let interval = state.deps.reconcile_interval;
+        state.reconcile_timer = Some(myself.send_interval(interval, || TenantMsg::FullSync {
+            confirm: false,
+        }));
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.reconcile_timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = info_span!("tenant", tenant_id = %state.spec.id);
+        match message {
+            TenantMsg::Start => {
+                let result = async {
+                    sync::check_attributes(&state.personio, &state.spec.settings).await?;
+                    Ok::<bool, SyncError>(state.store.initial_sync_done()?)
+                }
+                .instrument(span.clone())
+                .await;
+                match result {
+                    Ok(true) => state.set_state(TenantState::Live, None),
+                    Ok(false) => full_sync(&myself, state, false).instrument(span).await?,
+                    Err(error) => handle_sync_error(&myself, state, error, false)?,
+                }
+            }
+            TenantMsg::FullSync { confirm } => {
+                full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::DryRun(reply) => {
+                let plan = sync::plan_full_sync(&state.context())
+                    .instrument(span)
+                    .await
+                    .map_err(|error| error.to_string())
+                    .and_then(|plan| {
+                        serde_json::to_value(&plan).map_err(|error| error.to_string())
+                    });
+                let _ = reply.send(plan);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn full_sync(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+    confirm: bool,
+) -> Result<(), ActorProcessingErr> {
+    state.set_state(TenantState::Syncing, None);
+    let result = sync::run_full_sync(&state.context(), confirm).await;
+    state.publish_counts()?;
+    match result {
+        Ok(report) => {
+            info!(
+                created = report.created,
+                updated = report.updated,
+                deactivated = report.deactivated,
+                reactivated = report.reactivated,
+                invited = report.invited,
+                unchanged = report.unchanged,
+                failed = report.failed,
+                "full sync finished"
+            );
+            state.consecutive_failures = 0;
+            if report.failed > 0 {
+                state.set_state(
+                    TenantState::Degraded,
+                    Some(format!(
+                        "{} employees could not be synced (see the tenant history); the next sync retries them",
+                        report.failed
+                    )),
+                );
+            } else {
+                state.set_state(TenantState::Live, None);
+            }
+            Ok(())
+        }
+        Err(error) => handle_sync_error(myself, state, error, true),
+    }
+}
+
+/// Turns a sync error into a state: transient → `degraded` and a retry later; guard →
+/// `degraded` waiting for confirmation; operator problems → `failed` and stop.
+fn handle_sync_error(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+    error: SyncError,
+    _during_sync: bool,
+) -> Result<(), ActorProcessingErr> {
+    let message = error.to_string();
+    if let SyncError::Store(store_error) = error {
+        error!(tenant_id = %state.spec.id, error = %store_error, "storage failed");
+        return Err(Box::new(store_error));
+    }
+    if error.is_fatal() {
+        error!(tenant_id = %state.spec.id, error = %message, "tenant needs an operator");
+        state.set_state(TenantState::Failed, Some(operator_message(&error)));
+        let _ = state.store.append_history(&message);
+        myself.stop(Some("failed".into()));
+        return Ok(());
+    }
+    if matches!(error, SyncError::TooManyDeactivations { .. }) {
+        warn!(tenant_id = %state.spec.id, error = %message, "mass deactivation guard");
+        state.set_state(TenantState::Degraded, Some(message.clone()));
+        let _ = state.store.append_history(&message);
+        return Ok(());
+    }
+    state.consecutive_failures += 1;
+    let delay = backoff(state.consecutive_failures);
+    warn!(tenant_id = %state.spec.id, error = %message, retry_in_ms = delay.as_millis() as u64, "sync failed; retrying");
+    state.set_state(
+        TenantState::Degraded,
+        Some(format!("{message}; retrying automatically")),
+    );
+    myself.send_after(delay, || TenantMsg::FullSync { confirm: false });
+    Ok(())
+}
+
+fn operator_message(error: &SyncError) -> String {
+    match error {
+        SyncError::Personio(inner) if inner.is_credentials() => format!(
+            "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{{id}}, then restart the tenant"
+        ),
+        SyncError::LearnAmp(inner) if inner.is_credentials() => format!(
+            "Learn Amp refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{{id}}, then restart the tenant"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// 1 s doubling to 5 min.
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(9);
+    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(300))
+}

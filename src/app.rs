@@ -1,0 +1,182 @@
+//! Builds and runs the service: opens the store, starts the supervisor and every stored
+//! tenant, binds the front door, and shuts down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+
+use crate::actors::status::StatusBoard;
+use crate::actors::supervisor::{Supervisor, SupervisorMsg};
+use crate::actors::tenant::TenantDeps;
+use crate::config::Config;
+use crate::domain::Secret;
+use crate::http::{self, AppState};
+use crate::retry::RetryPolicy;
+use crate::store::{Store, StoreError};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The actor system failed.
+    #[error("cannot start the supervisor: {0}")]
+    Actors(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Knobs that tests, the demo and benchmarks set differently from production.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Retry policy of the API clients.
+    pub retry: RetryPolicy,
+    /// Per-request timeout of the API clients.
+    pub request_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A built service, bound but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Opens nothing itself: takes the store, binds `config.server.listen` (port 0
+    /// allowed; then `public_url` follows the bound port), starts the supervisor and
+    /// every tenant found in storage.
+    pub async fn build(
+        config: &Config,
+        store: Store,
+        admin_token: Secret,
+        options: Options,
+    ) -> Result<Self, StartError> {
+        let addr = config.server.listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let public_url = if config.listen_addr().map(|a| a.port() == 0).unwrap_or(false) {
+            format!("http://{local_addr}")
+        } else {
+            config.server.public_url.clone()
+        };
+        if public_url.starts_with("http://") && !public_url.contains("127.0.0.1") && !public_url.contains("localhost") {
+            tracing::warn!(public_url = %public_url, "public_url is not https: real Personio only accepts https webhook URLs");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|error| StartError::Http(error.to_string()))?;
+        let board = Arc::new(StatusBoard::default());
+        let deps = TenantDeps {
+            store: store.clone(),
+            board: board.clone(),
+            http,
+            retry: options.retry,
+            concurrency: config.sync.concurrency,
+            reconcile_interval: Duration::from_secs(config.sync.reconcile_interval_secs),
+            public_url,
+        };
+        let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
+            .await
+            .map_err(|error| StartError::Actors(error.to_string()))?;
+        let state = AppState {
+            store: store.clone(),
+            board,
+            supervisor,
+            admin_token,
+            deps,
+        };
+        for spec in store.tenant_specs()? {
+            let id = spec.id.clone();
+            if let Err(error) = http::admin::start_tenant(&state, spec).await {
+                tracing::error!(tenant_id = %id, error = %error, "stored tenant could not start");
+            }
+        }
+        Ok(Self {
+            listener,
+            state,
+            local_addr,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (tests read the board through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The supervisor.
+    pub fn supervisor(&self) -> ActorRef<SupervisorMsg> {
+        self.state.supervisor.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops the actors and flushes storage.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = http::router(self.state.clone());
+        let result = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.state.supervisor.stop(Some("shutdown".into()));
+        if let Err(error) = self.state.store.flush().await {
+            tracing::error!(error = %error, "final flush failed");
+        }
+        result
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,195 @@
+//! `personio-sync demo`: both simulators, the service and one demo tenant on loopback;
+//! runs the initial sync, changes a few people in Personio, shows the service picking
+//! the changes up, and keeps serving until Ctrl-C.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::app::{Application, Options, shutdown_signal};
+use crate::config::Config;
+use crate::domain::tenant::random_hex;
+use crate::domain::{EmployeeStatus, Secret};
+use crate::retry::RetryPolicy;
+use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use crate::sim::personio::{PersonioSim, PersonioSimConfig};
+use crate::store::Store;
+
+/// Runs the demo.
+pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let personio = PersonioSim::start(PersonioSimConfig {
+        employees,
+        ..PersonioSimConfig::default()
+    })
+    .await
+    .context("cannot start the Personio simulator")?;
+    let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+        .await
+        .context("cannot start the Learn Amp simulator")?;
+    println!("Personio simulator:  {}", personio.base_url);
+    println!("Learn Amp simulator: {}", learnamp.base_url);
+
+    let data_dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
+    let mut config = Config::default();
+    config.server.listen = listen;
+    config.storage.data_dir = data_dir.path().to_path_buf();
+    config.validate_listen()?;
+    let store = Store::open(data_dir.path(), 64)?;
+    let admin_token = random_hex(16);
+    let options = Options {
+        retry: RetryPolicy::fast(),
+        ..Options::default()
+    };
+    let app = Application::build(&config, store, Secret::new(admin_token.clone()), options).await?;
+    let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run(shutdown_signal()));
+    let admin = AdminClient {
+        http: reqwest::Client::new(),
+        base: base.clone(),
+        token: admin_token.clone(),
+    };
+
+    println!("\nCreating tenant `demo` (invite policy: immediately) ...");
+    let spec = json!({
+        "id": "demo",
+        "personio": {"base_url": personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "settings": {"invite_policy": {"mode": "immediately"}}
+    });
+    admin.post("/admin/tenants", &spec).await?;
+    let view = admin.wait_for_sync(None).await?;
+    print_report("Initial sync", &view);
+    let users = learnamp.users();
+    println!(
+        "Learn Amp now holds {} users ({} deactivated), {} teams; {} invitations sent.",
+        users.len(),
+        users
+            .iter()
+            .filter(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated)
+            .count(),
+        learnamp.teams().len(),
+        learnamp.invitations().len()
+    );
+
+    println!("\nChanging Personio: a promotion, a new hire and a leaver ...");
+    let mut people = personio.employees();
+    people.sort_by(|a, b| a.employee.id.cmp(&b.employee.id));
+    let active: Vec<_> = people
+        .iter()
+        .filter(|person| person.employee.status == Some(EmployeeStatus::Active))
+        .cloned()
+        .collect();
+    if active.len() < 2 {
+        bail!("the demo needs at least two active employees");
+    }
+    let mut promoted = active[0].clone();
+    promoted.employee.position = Some("Head of Demonstrations".into());
+    println!(
+        "  {} {} → jobTitle `Head of Demonstrations`",
+        promoted.employee.first_name.clone().unwrap_or_default(),
+        promoted.employee.last_name.clone().unwrap_or_default()
+    );
+    personio.upsert_employee(promoted);
+    let mut leaver = active[1].clone();
+    leaver.employee.status = Some(EmployeeStatus::Inactive);
+    println!(
+        "  {} {} → inactive",
+        leaver.employee.first_name.clone().unwrap_or_default(),
+        leaver.employee.last_name.clone().unwrap_or_default()
+    );
+    personio.upsert_employee(leaver);
+    let mut hire = active[0].clone();
+    let new_id = people
+        .iter()
+        .filter_map(|person| person.employee.id.parse::<u64>().ok())
+        .max()
+        .unwrap_or(1000)
+        + 1;
+    hire.employee.id = new_id.to_string();
+    hire.employee.first_name = Some("Grace".into());
+    hire.employee.last_name = Some("Hopper".into());
+    hire.employee.email = Some(format!("grace.hopper.{new_id}@demo.example"));
+    hire.picture = None;
+    hire.employee.has_profile_picture = false;
+    println!("  Grace Hopper joins (id {new_id})");
+    personio.upsert_employee(hire);
+
+    let previous = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+    admin.post("/admin/tenants/demo/sync", &json!({})).await?;
+    let view = admin.wait_for_sync(previous).await?;
+    print_report("Reconciliation", &view);
+
+    println!("\nThe service keeps running. Try:");
+    println!("  curl -H 'Authorization: Bearer {admin_token}' {base}/admin/tenants");
+    println!("  curl -X POST -H 'Authorization: Bearer {admin_token}' '{base}/admin/tenants/demo/sync?dry_run=true'");
+    println!("Press Ctrl-C to stop.");
+    server.await.context("the server task failed")??;
+    drop(data_dir);
+    Ok(())
+}
+
+fn print_report(title: &str, view: &Value) {
+    let sync = &view["last_sync"];
+    println!(
+        "{title}: state {}, created {}, updated {}, deactivated {}, reactivated {}, invited {}, unchanged {}, failed {}",
+        view["state"], sync["created"], sync["updated"], sync["deactivated"], sync["reactivated"],
+        sync["invited"], sync["unchanged"], sync["failed"]
+    );
+}
+
+struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl AdminClient {
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn view(&self) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/admin/tenants/demo", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Waits until a full sync newer than `previous` has finished.
+    async fn wait_for_sync(&self, previous: Option<String>) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let view = self.view().await?;
+            let finished = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+            let state = view["state"].as_str().unwrap_or_default().to_string();
+            if finished.is_some() && finished != previous && state != "syncing" {
+                return Ok(view);
+            }
+            if state == "failed" {
+                bail!("the demo tenant failed: {}", view["last_error"]);
+            }
+            if Instant::now() > deadline {
+                bail!("the sync did not finish within 5 minutes: {view}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The admin API (contract §3): tenants created, listed, shown, patched, deleted,
+//! synced, dry-run and restarted, every route behind the admin bearer token.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ractor::rpc::CallResult;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::actors::status::TenantView;
+use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::tenant::TenantMsg;
+use crate::domain::tenant::{TenantSpec, WebhookSecrets, merge_patch, parse_spec};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// How long the admin API waits for the supervisor to acknowledge a command.
+const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a dry run may take.
+const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The admin routes, behind the bearer-token check.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/tenants", post(create_tenant).get(list_tenants))
+        .route(
+            "/admin/tenants/{id}",
+            get(show_tenant).patch(patch_tenant).delete(delete_tenant),
+        )
+        .route("/admin/tenants/{id}/sync", post(sync_tenant))
+        .route("/admin/tenants/{id}/restart", post(restart_tenant))
+        .route_layer(middleware::from_fn_with_state(state, require_admin_token))
+}
+
+async fn require_admin_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let expected = state.admin_token.expose().as_bytes();
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::as_bytes)
+        .unwrap_or_default();
+    if expected.is_empty() || !bool::from(presented.ct_eq(expected)) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+fn parse_json(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::BadRequest(format!("the body is not valid JSON: {error}")))
+}
+
+fn view_of(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
+    state
+        .board
+        .view(id)
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let mut spec = parse_spec(parse_json(&body)?)?;
+    spec.webhook = Some(WebhookSecrets::generate());
+    if !state.store.insert_new_tenant_spec(&spec).await? {
+        return Err(ApiError::Conflict(spec.id));
+    }
+    let id = spec.id.clone();
+    tracing::info!(tenant_id = %id, "tenant created");
+    start_tenant(&state, spec).await?;
+    Ok((StatusCode::CREATED, Json(view_of(&state, &id)?)))
+}
+
+/// Asks the supervisor to spawn a tenant.
+pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiError> {
+    let answer = state
+        .supervisor
+        .call(
+            |reply| SupervisorMsg::StartTenant(spec, reply),
+            Some(SUPERVISOR_TIMEOUT),
+        )
+        .await;
+    match answer {
+        Ok(CallResult::Success(Ok(()))) => Ok(()),
+        Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
+        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+    }
+}
+
+async fn list_tenants(State(state): State<AppState>) -> Json<Vec<TenantView>> {
+    Json(state.board.views())
+}
+
+async fn show_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    Ok(Json(view_of(&state, &id)?))
+}
+
+async fn patch_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<TenantView>, ApiError> {
+    let patch = parse_json(&body)?;
+    if !patch.is_object() {
+        return Err(ApiError::Invalid {
+            field: "spec".into(),
+            message: "a merge patch must be a JSON object".into(),
+        });
+    }
+    for forbidden in ["id", "webhook"] {
+        if patch.get(forbidden).is_some() {
+            return Err(ApiError::Invalid {
+                field: forbidden.into(),
+                message: "cannot be changed".into(),
+            });
+        }
+    }
+    let stored = state
+        .store
+        .tenant_spec(&id)?
+        .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+    let secrets = stored.webhook.clone();
+    let mut document = serde_json::to_value(TenantSpec {
+        webhook: None,
+        ..stored
+    })
+    .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    merge_patch(&mut document, &patch);
+    let mut updated = parse_spec(document)?;
+    updated.webhook = secrets;
+    state.store.put_tenant_spec(&updated).await?;
+    tracing::info!(tenant_id = %id, "tenant spec patched");
+    let answer = state
+        .supervisor
+        .call(
+            |reply| SupervisorMsg::RestartTenant(id.clone(), Some(updated), reply),
+            Some(SUPERVISOR_TIMEOUT),
+        )
+        .await;
+    match answer {
+        Ok(CallResult::Success(_)) => Ok(Json(view_of(&state, &id)?)),
+        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+    }
+}
+
+/// `?purge=true`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+async fn delete_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|error| ApiError::Invalid {
+        field: "purge".into(),
+        message: error.body_text(),
+    })?;
+    view_of(&state, &id)?;
+    let _ = state
+        .supervisor
+        .call(
+            |reply| SupervisorMsg::StopTenant(id.clone(), reply),
+            Some(SUPERVISOR_TIMEOUT),
+        )
+        .await;
+    state.store.remove_tenant(&id, query.purge).await?;
+    state.board.remove(&id);
+    tracing::info!(tenant_id = %id, purge = query.purge, "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?dry_run=true` / `?confirm=true`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncQuery {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn sync_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|error| ApiError::Invalid {
+        field: "query".into(),
+        message: error.body_text(),
+    })?;
+    view_of(&state, &id)?;
+    let actor = state.board.actor(&id).ok_or_else(|| {
+        ApiError::WrongState(format!(
+            "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
+        ))
+    })?;
+    if query.dry_run {
+        let answer = actor.call(TenantMsg::DryRun, Some(DRY_RUN_TIMEOUT)).await;
+        return match answer {
+            Ok(CallResult::Success(Ok(plan))) => Ok(Json(plan).into_response()),
+            Ok(CallResult::Success(Err(message))) => Err(ApiError::Upstream(message)),
+            _ => Err(ApiError::Unavailable(
+                "the tenant did not answer the dry run in time".into(),
+            )),
+        };
+    }
+    actor
+        .cast(TenantMsg::FullSync {
+            confirm: query.confirm,
+        })
+        .map_err(|_| ApiError::WrongState(format!("tenant `{id}` is stopping")))?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"status": "accepted"}))).into_response())
+}
+
+async fn restart_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    view_of(&state, &id)?;
+    let spec = state.store.tenant_spec(&id)?;
+    let answer = state
+        .supervisor
+        .call(
+            |reply| SupervisorMsg::RestartTenant(id.clone(), spec, reply),
+            Some(SUPERVISOR_TIMEOUT),
+        )
+        .await;
+    match answer {
+        Ok(CallResult::Success(Ok(()))) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"status": "restarting"})),
+        )),
+        Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
+        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+    }
+}

@@ -1,1 +1,0 @@
-//! Learn Amp simulator (work in progress).

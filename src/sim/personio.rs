@@ -1,1 +1,0 @@
-//! Personio simulator (work in progress).

@@ -1,0 +1,354 @@
+//! Carries out a plan against Learn Amp, one employee at a time (managers before their
+//! reports, each level concurrently), storing each person's record right after the call
+//! that changed it, so a crash anywhere leads to a re-plan that adopts, never duplicates.
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::domain::fields::{self, CUSTOM_FIELD_PREFIX};
+use crate::learnamp::{InvitationOutcome, LearnAmpClient, LearnAmpError, TeamFields, UserFilter};
+use crate::personio::PersonioClient;
+use crate::store::{TeamRecord, TenantStore};
+
+use super::SyncError;
+use super::plan::{EmployeeStep, Plan};
+
+/// Width requested for profile pictures.
+pub const AVATAR_WIDTH: u32 = 256;
+
+/// What the apply step needs.
+pub struct ApplyContext<'a> {
+    /// The tenant id, for logs and history.
+    pub tenant_id: &'a str,
+    /// Personio (profile pictures).
+    pub personio: &'a PersonioClient,
+    /// Learn Amp.
+    pub learnamp: &'a LearnAmpClient,
+    /// The tenant's store.
+    pub store: &'a TenantStore,
+    /// Employees applied at once.
+    pub concurrency: usize,
+}
+
+/// Counts of what was done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Users created.
+    pub created: u64,
+    /// Users updated.
+    pub updated: u64,
+    /// Users deactivated.
+    pub deactivated: u64,
+    /// Users reactivated.
+    pub reactivated: u64,
+    /// Invitations sent.
+    pub invited: u64,
+    /// Employees whose step failed.
+    pub failed: u64,
+}
+
+impl Applied {
+    fn add(&mut self, other: Applied) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deactivated += other.deactivated;
+        self.reactivated += other.reactivated;
+        self.invited += other.invited;
+        self.failed += other.failed;
+    }
+}
+
+/// Applies `plan`. Per-employee failures are counted and logged, and the rest goes on;
+/// a failure only an operator can fix (credentials, unknown custom field) stops it.
+pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
+    let mut totals = Applied::default();
+    totals.failed += apply_teams(&plan, context).await?;
+    let mut steps = plan.steps;
+    steps.sort_by_key(|step| step.level);
+    let mut level_start = 0;
+    while level_start < steps.len() {
+        let level = steps[level_start].level;
+        let level_end = steps[level_start..]
+            .iter()
+            .position(|step| step.level != level)
+            .map_or(steps.len(), |offset| level_start + offset);
+        let outcomes: Vec<Result<Applied, SyncError>> =
+            futures::stream::iter(steps[level_start..level_end].iter().cloned())
+                .map(|step| apply_step(step, context))
+                .buffer_unordered(context.concurrency.max(1))
+                .collect()
+                .await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(applied) => totals.add(applied),
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(_) => totals.failed += 1,
+            }
+        }
+        level_start = level_end;
+    }
+    Ok(totals)
+}
+
+async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, SyncError> {
+    let mut failed = 0;
+    for (unit_id, record) in &plan.teams.adopt {
+        context.store.put_team(unit_id, record)?;
+    }
+    for create in &plan.teams.creates {
+        let fields = TeamFields {
+            name: Some(create.name.clone()),
+            integration_external_id: Some(create.external_id.clone()),
+            parent_team_id: None,
+        };
+        let team = match context.learnamp.create_team(&fields).await {
+            Ok(team) => Ok(team),
+            Err(error) if error.is_taken("integrationExternalId") => context
+                .learnamp
+                .find_team_by_external_id(&create.external_id)
+                .await
+                .and_then(|team| team.ok_or(LearnAmpError::NotFound)),
+            Err(error) => Err(error),
+        };
+        match team {
+            Ok(team) => context.store.put_team(
+                &create.external_id,
+                &TeamRecord {
+                    learnamp_id: team.id,
+                    name: create.name.clone(),
+                },
+            )?,
+            Err(error) => {
+                failed += 1;
+                check_fatal_learnamp(&error)?;
+                warn!(tenant_id = context.tenant_id, team = %create.external_id, error = %error, "team create failed");
+            }
+        }
+    }
+    for rename in &plan.teams.renames {
+        let fields = TeamFields {
+            name: Some(rename.to.clone()),
+            ..TeamFields::default()
+        };
+        match context.learnamp.update_team(rename.learnamp_id, &fields).await {
+            Ok(_) => context.store.put_team(
+                &rename.external_id,
+                &TeamRecord {
+                    learnamp_id: rename.learnamp_id,
+                    name: rename.to.clone(),
+                },
+            )?,
+            Err(error) => {
+                failed += 1;
+                check_fatal_learnamp(&error)?;
+                warn!(tenant_id = context.tenant_id, team = %rename.external_id, error = %error, "team rename failed");
+            }
+        }
+    }
+    Ok(failed)
+}
+
+fn check_fatal_learnamp(error: &LearnAmpError) -> Result<(), SyncError> {
+    if error.is_credentials() {
+        return Err(SyncError::LearnAmp(error.clone()));
+    }
+    Ok(())
+}
+
+/// Applies one employee's step; stores the record after every call that changed it.
+pub async fn apply_step(
+    step: EmployeeStep,
+    context: &ApplyContext<'_>,
+) -> Result<Applied, SyncError> {
+    let personio_id = step.personio_id.clone();
+    let result = apply_step_inner(step, context).await;
+    if let Err(error) = &result {
+        warn!(tenant_id = context.tenant_id, personio_id = %personio_id, error = %error, "employee not applied");
+        let _ = context
+            .store
+            .append_history(&format!("person {personio_id} not applied: {error}"));
+    }
+    result
+}
+
+async fn apply_step_inner(
+    step: EmployeeStep,
+    context: &ApplyContext<'_>,
+) -> Result<Applied, SyncError> {
+    let learnamp = context.learnamp;
+    let store = context.store;
+    let mut applied = Applied::default();
+    let mut record = step.record.clone();
+    if let Some(employee) = &step.employee {
+        record.employee = Some(employee.clone());
+    }
+
+    if step.reactivate
+        && let Some(id) = step.learnamp_id
+    {
+        learnamp.reactivate_user(id).await.map_err(SyncError::LearnAmp)?;
+        record.deactivated = false;
+        store.put_employee(&step.personio_id, &record)?;
+        applied.reactivated += 1;
+    }
+
+    let learnamp_id = match step.learnamp_id {
+        None => {
+            let id = create_or_adopt(&step, context).await?;
+            record.learnamp_id = id;
+            record.applied = step.desired.clone();
+            store.put_employee(&step.personio_id, &record)?;
+            applied.created += 1;
+            id
+        }
+        Some(id) => {
+            if !step.send.is_empty() {
+                update(learnamp, id, &step).await?;
+                applied.updated += 1;
+            }
+            record.learnamp_id = id;
+            record.applied = step.desired.clone();
+            store.put_employee(&step.personio_id, &record)?;
+            id
+        }
+    };
+
+    if step.check_avatar
+        && let Some(employee) = &step.employee
+    {
+        let picture = if employee.has_profile_picture {
+            context
+                .personio
+                .profile_picture(&step.personio_id, AVATAR_WIDTH)
+                .await
+                .map_err(SyncError::Personio)?
+        } else {
+            None
+        };
+        let hash = picture
+            .as_deref()
+            .map(|bytes| format!("{:x}", Sha256::digest(bytes)))
+            .unwrap_or_default();
+        let previous = record.avatar_sha256.clone().unwrap_or_default();
+        if hash != previous {
+            learnamp
+                .set_avatar(learnamp_id, picture.as_deref())
+                .await
+                .map_err(SyncError::LearnAmp)?;
+        }
+        record.avatar_sha256 = Some(hash);
+        store.put_employee(&step.personio_id, &record)?;
+    }
+
+    if step.mark_invited {
+        record.invited = true;
+        store.put_employee(&step.personio_id, &record)?;
+    }
+    if step.invite && !record.invited && !record.deactivated {
+        record.invite_started = true;
+        store.put_employee(&step.personio_id, &record)?;
+        match learnamp
+            .send_invitation(learnamp_id)
+            .await
+            .map_err(SyncError::LearnAmp)?
+        {
+            InvitationOutcome::Sent => {
+                applied.invited += 1;
+                record.invited = true;
+            }
+            InvitationOutcome::AlreadyConfirmed => record.invited = true,
+            InvitationOutcome::Deactivated => {}
+        }
+        store.put_employee(&step.personio_id, &record)?;
+    }
+
+    if step.deactivate.is_some() {
+        learnamp
+            .deactivate_user(learnamp_id)
+            .await
+            .map_err(SyncError::LearnAmp)?;
+        record.deactivated = true;
+        store.put_employee(&step.personio_id, &record)?;
+        applied.deactivated += 1;
+    }
+    Ok(applied)
+}
+
+async fn update(learnamp: &LearnAmpClient, id: u64, step: &EmployeeStep) -> Result<(), SyncError> {
+    match learnamp.update_user(id, &step.send).await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(classify_write_error(error, step)),
+    }
+}
+
+/// Creates the user; if Learn Amp says the external id or email is taken (an earlier
+/// attempt whose answer was lost, or a user the listing did not show), adopts that user.
+async fn create_or_adopt(step: &EmployeeStep, context: &ApplyContext<'_>) -> Result<u64, SyncError> {
+    let learnamp = context.learnamp;
+    let error = match learnamp.create_user(&step.send).await {
+        Ok(user) => return Ok(user.id),
+        Err(error) => error,
+    };
+    let existing = if error.is_taken(fields::EXTERNAL_ID) {
+        learnamp
+            .find_by_external_id(&step.personio_id)
+            .await
+            .map_err(SyncError::LearnAmp)?
+    } else if error.is_taken(fields::EMAIL) {
+        let email = step.send.get(fields::EMAIL).cloned().unwrap_or_default();
+        let filter = UserFilter {
+            email: Some(email),
+            statuses: all_statuses(),
+            ..UserFilter::default()
+        };
+        let candidates = learnamp.list_users(&filter).await.map_err(SyncError::LearnAmp)?;
+        let candidate = candidates.into_iter().next();
+        if let Some(user) = &candidate
+            && let Some(linked) = user
+                .integration_external_id
+                .as_deref()
+                .filter(|linked| !linked.is_empty() && *linked != step.personio_id)
+        {
+            return Err(SyncError::Clash {
+                personio_id: step.personio_id.clone(),
+                learnamp_id: user.id,
+                linked_to: linked.to_string(),
+            });
+        }
+        candidate
+    } else {
+        None
+    };
+    let Some(user) = existing else {
+        return Err(classify_write_error(error, step));
+    };
+    info!(tenant_id = context.tenant_id, personio_id = %step.personio_id, learnamp_id = user.id, "adopting existing user after create conflict");
+    update(learnamp, user.id, step).await?;
+    Ok(user.id)
+}
+
+fn all_statuses() -> Vec<crate::learnamp::UserStatus> {
+    use crate::learnamp::UserStatus;
+    vec![
+        UserStatus::NotInvited,
+        UserStatus::InviteScheduled,
+        UserStatus::InvitePending,
+        UserStatus::Confirmed,
+        UserStatus::Deactivated,
+    ]
+}
+
+/// A bare 404 on a write that carries custom fields means a configured custom field
+/// does not exist in Learn Amp (it cannot list them): an operator problem.
+fn classify_write_error(error: LearnAmpError, step: &EmployeeStep) -> SyncError {
+    let custom: Vec<String> = step
+        .send
+        .keys()
+        .filter_map(|key| key.strip_prefix(CUSTOM_FIELD_PREFIX).map(str::to_string))
+        .collect();
+    if matches!(error, LearnAmpError::NotFound) && !custom.is_empty() {
+        return SyncError::UnknownCustomField(custom);
+    }
+    SyncError::LearnAmp(error)
+}

@@ -1,0 +1,213 @@
+//! Full sync: read both sides ([`gather`]), decide every write ([`plan`], pure), and
+//! carry it out ([`apply`]).
+
+pub mod apply;
+pub mod gather;
+pub mod plan;
+
+use std::collections::HashMap;
+
+use crate::domain::mapping::REQUIRED_ATTRIBUTES;
+use crate::domain::report::SyncReport;
+use crate::domain::tenant::Settings;
+use crate::learnamp::{LearnAmpClient, LearnAmpError};
+use crate::personio::{PersonioClient, PersonioError};
+use crate::store::{StoreError, TenantStore};
+
+pub use apply::{ApplyContext, Applied};
+pub use plan::Plan;
+
+/// Why a sync (or one employee's part of it) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Personio refused or failed.
+    #[error("Personio: {0}")]
+    Personio(PersonioError),
+    /// Learn Amp refused or failed.
+    #[error("Learn Amp: {0}")]
+    LearnAmp(LearnAmpError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The Personio credential cannot read attributes the mapping needs.
+    #[error(
+        "the Personio credential cannot read the attributes {}: tick them under the credential's readable employee attributes in Personio, then restart the tenant",
+        .0.join(", ")
+    )]
+    MissingAttributes(Vec<String>),
+    /// Learn Amp answered 404 to a write carrying custom fields.
+    #[error(
+        "Learn Amp has no custom field named {}: create it in Learn Amp or fix settings.custom_fields, then restart the tenant",
+        .0.join(", ")
+    )]
+    UnknownCustomField(Vec<String>),
+    /// The sync would deactivate too many users.
+    #[error(
+        "the sync would deactivate {count} of {active} active users ({ratio:.0}% > {limit:.0}%); nothing was written: check Personio, then confirm with POST /admin/tenants/{{id}}/sync?confirm=true"
+    )]
+    TooManyDeactivations {
+        /// Deactivations planned.
+        count: usize,
+        /// Active synced users.
+        active: u64,
+        /// Planned share, in percent.
+        ratio: f64,
+        /// Allowed share, in percent.
+        limit: f64,
+    },
+    /// A Learn Amp user with this email is linked to another Personio person.
+    #[error("Learn Amp user {learnamp_id} is linked to Personio person {linked_to}; not adopted for person {personio_id}")]
+    Clash {
+        /// The person who would have adopted it.
+        personio_id: String,
+        /// The Learn Amp user.
+        learnamp_id: u64,
+        /// The person it is linked to.
+        linked_to: String,
+    },
+}
+
+impl SyncError {
+    /// Whether the whole sync must stop (only an operator can fix it).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Personio(error) => error.is_credentials(),
+            Self::LearnAmp(error) => error.is_credentials(),
+            Self::Store(_) | Self::MissingAttributes(_) | Self::UnknownCustomField(_) => true,
+            Self::TooManyDeactivations { .. } | Self::Clash { .. } => false,
+        }
+    }
+
+    /// Whether retrying later may succeed without an operator.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Personio(error) => error.is_transient(),
+            Self::LearnAmp(error) => error.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// What a full sync needs.
+pub struct SyncContext<'a> {
+    /// The tenant id.
+    pub tenant_id: &'a str,
+    /// Personio client.
+    pub personio: &'a PersonioClient,
+    /// Learn Amp client.
+    pub learnamp: &'a LearnAmpClient,
+    /// The tenant's store.
+    pub store: &'a TenantStore,
+    /// The tenant's settings.
+    pub settings: &'a Settings,
+    /// Employees applied at once.
+    pub concurrency: usize,
+}
+
+/// The Personio attributes this tenant needs: the contract's list plus the custom
+/// fields and scope attribute its settings name.
+pub fn needed_attributes(settings: &Settings) -> Vec<String> {
+    let mut needed: Vec<String> = REQUIRED_ATTRIBUTES.iter().map(|key| key.to_string()).collect();
+    needed.extend(settings.custom_fields.keys().cloned());
+    if let Some(rule) = settings.scope.as_ref().and_then(|scope| scope.attribute.as_ref()) {
+        needed.push(rule.key.clone());
+    }
+    if settings.sync_managers {
+        needed.push("supervisor".into());
+    }
+    needed.sort();
+    needed.dedup();
+    needed
+}
+
+/// Checks that the Personio credential can read every attribute the tenant needs.
+pub async fn check_attributes(personio: &PersonioClient, settings: &Settings) -> Result<(), SyncError> {
+    let readable: std::collections::HashSet<String> = personio
+        .readable_attributes()
+        .await
+        .map_err(SyncError::Personio)?
+        .into_iter()
+        .map(|attribute| attribute.key)
+        .collect();
+    let missing: Vec<String> = needed_attributes(settings)
+        .into_iter()
+        .filter(|key| !readable.contains(key))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::MissingAttributes(missing))
+    }
+}
+
+/// Reads both sides and plans, writing nothing.
+pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError> {
+    check_attributes(context.personio, context.settings).await?;
+    let snapshot = gather::gather(context.personio, context.learnamp).await?;
+    let records: HashMap<_, _> = context.store.employees()?.into_iter().collect();
+    let team_records: HashMap<_, _> = context.store.teams()?.into_iter().collect();
+    Ok(plan::plan(&plan::PlanInput {
+        employees: &snapshot.employees,
+        users: &snapshot.users,
+        teams: &snapshot.teams,
+        records: &records,
+        team_records: &team_records,
+        settings: context.settings,
+    }))
+}
+
+/// Runs a full sync: plan, check the mass-deactivation guard (unless `confirmed`),
+/// apply, and store the report as `last_sync`.
+pub async fn run_full_sync(context: &SyncContext<'_>, confirmed: bool) -> Result<SyncReport, SyncError> {
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let plan = plan_full_sync(context).await?;
+    let ratio = plan.deactivation_ratio();
+    if !confirmed && ratio > context.settings.max_deactivation_ratio {
+        return Err(SyncError::TooManyDeactivations {
+            count: plan.deactivations.len(),
+            active: plan.active_synced,
+            ratio: ratio * 100.0,
+            limit: context.settings.max_deactivation_ratio * 100.0,
+        });
+    }
+    for clash in &plan.clashes {
+        context.store.append_history(&format!(
+            "Learn Amp user {} is linked to Personio person {}; not adopted for person {}",
+            clash.learnamp_id, clash.linked_to, clash.personio_id
+        ))?;
+    }
+    if !plan.unsynced_supervisors.is_empty() {
+        tracing::info!(
+            tenant_id = context.tenant_id,
+            supervisors = ?plan.unsynced_supervisors,
+            "supervisors outside the synced set: their reports get no manager"
+        );
+    }
+    let unchanged = plan.unchanged;
+    let clashes = plan.clashes.len() as u64;
+    let apply_context = ApplyContext {
+        tenant_id: context.tenant_id,
+        personio: context.personio,
+        learnamp: context.learnamp,
+        store: context.store,
+        concurrency: context.concurrency,
+    };
+    let applied = apply::apply(plan, &apply_context).await?;
+    let report = SyncReport {
+        kind: "full".into(),
+        started_at,
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        created: applied.created,
+        updated: applied.updated,
+        deactivated: applied.deactivated,
+        reactivated: applied.reactivated,
+        invited: applied.invited,
+        unchanged,
+        failed: applied.failed + clashes,
+    };
+    context.store.put_last_sync(&report)?;
+    if applied.failed == 0 {
+        context.store.mark_initial_sync_done()?;
+    }
+    Ok(report)
+}

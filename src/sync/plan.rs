@@ -1,0 +1,647 @@
+//! The planner: from what Personio says, what Learn Amp holds and what the store
+//! remembers, decide every write a full sync must make. Pure: no I/O, so a dry run is
+//! the plan itself, and the real sync applies exactly this plan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::domain::fields::{self, UserFields, changed_fields};
+use crate::domain::mapping::{MappingContext, desired_fields, in_scope};
+use crate::domain::tenant::{InvitePolicy, OutOfScope, Settings, TeamsMode};
+use crate::domain::Employee;
+use crate::store::{EmployeeRecord, TeamRecord};
+
+/// A Learn Amp user's machine status (from the status filters, never display labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaStatus {
+    /// Created without an invitation.
+    NotInvited,
+    /// Scheduled by Learn Amp itself.
+    InviteScheduled,
+    /// Invitation sent, not accepted yet.
+    InvitePending,
+    /// Accepted.
+    Confirmed,
+    /// Cannot log in.
+    Deactivated,
+}
+
+/// A Learn Amp user as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaUser {
+    /// Learn Amp id.
+    pub id: u64,
+    /// Email as stored in Learn Amp.
+    pub email: String,
+    /// `integrationExternalId`, if set.
+    pub external_id: Option<String>,
+    /// Machine status.
+    pub status: LaStatus,
+    /// Current values of the fields the sync writes, as far as Learn Amp shows them.
+    pub fields: UserFields,
+}
+
+/// A Learn Amp team as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaTeam {
+    /// Learn Amp id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// `integrationExternalId`, if set.
+    pub external_id: Option<String>,
+}
+
+/// Everything the planner reads.
+pub struct PlanInput<'a> {
+    /// Every Personio employee, as just read.
+    pub employees: &'a [Employee],
+    /// Every Learn Amp user, deactivated included.
+    pub users: &'a [LaUser],
+    /// Every Learn Amp team.
+    pub teams: &'a [LaTeam],
+    /// What the store remembers, by Personio id.
+    pub records: &'a HashMap<String, EmployeeRecord>,
+    /// Teams the store manages, by Personio unit id.
+    pub team_records: &'a HashMap<String, TeamRecord>,
+    /// The tenant's settings.
+    pub settings: &'a Settings,
+}
+
+/// One field's change, for the dry-run answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Value before (`null` when unknown).
+    pub from: Option<String>,
+    /// Value after (`""` clears).
+    pub to: String,
+}
+
+/// A Learn Amp user to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreateEntry {
+    /// Personio id.
+    pub personio_id: String,
+    /// Fields sent.
+    pub fields: UserFields,
+}
+
+/// A Learn Amp user to update (adoptions included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpdateEntry {
+    /// Personio id.
+    pub personio_id: String,
+    /// Learn Amp id.
+    pub learnamp_id: u64,
+    /// Field → before/after.
+    pub changes: BTreeMap<String, Change>,
+}
+
+/// A deactivation or reactivation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusEntry {
+    /// Personio id.
+    pub personio_id: String,
+    /// Learn Amp id (`None`: the user is created in the same sync).
+    pub learnamp_id: Option<u64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// An invitation to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvitationEntry {
+    /// Personio id.
+    pub personio_id: String,
+    /// Learn Amp id (`None`: the user is created in the same sync).
+    pub learnamp_id: Option<u64>,
+}
+
+/// A team to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamCreate {
+    /// Personio unit id (the team's `integrationExternalId`).
+    pub external_id: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A team to rename.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamRename {
+    /// Learn Amp id.
+    pub learnamp_id: u64,
+    /// Personio unit id.
+    pub external_id: String,
+    /// Old name.
+    pub from: String,
+    /// New name.
+    pub to: String,
+}
+
+/// Team changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TeamPlan {
+    /// Teams to create.
+    pub creates: Vec<TeamCreate>,
+    /// Teams to rename.
+    pub renames: Vec<TeamRename>,
+    /// Existing Learn Amp teams to take over (found by external id), not shown in the
+    /// dry run because they change nothing in Learn Amp.
+    #[serde(skip)]
+    pub adopt: Vec<(String, TeamRecord)>,
+}
+
+/// What to do for one employee, in order: reactivate, create or update, avatar,
+/// invite, deactivate; then store the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmployeeStep {
+    /// Personio id.
+    pub personio_id: String,
+    /// The Personio record (`None`: the person is gone from Personio).
+    pub employee: Option<Employee>,
+    /// The linked Learn Amp user; `None` means create.
+    pub learnamp_id: Option<u64>,
+    /// Fields to send (all desired fields on a create).
+    pub send: UserFields,
+    /// The full desired fields, stored as applied once written.
+    pub desired: UserFields,
+    /// What the changed fields held before (stored record, or Learn Amp for an adoption).
+    pub before: UserFields,
+    /// Reactivate first.
+    pub reactivate: bool,
+    /// Deactivate last, with this reason.
+    pub deactivate: Option<String>,
+    /// Send an invitation.
+    pub invite: bool,
+    /// An invitation went out before a crash; record it without sending again.
+    pub mark_invited: bool,
+    /// Compare the Personio picture with the last uploaded one.
+    pub check_avatar: bool,
+    /// Depth in the supervisor tree: managers are written before their reports.
+    pub level: u32,
+    /// The record as it stands (default for a new person).
+    pub record: EmployeeRecord,
+}
+
+impl EmployeeStep {
+    /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
+    pub fn writes(&self) -> bool {
+        self.learnamp_id.is_none()
+            || !self.send.is_empty()
+            || self.reactivate
+            || self.deactivate.is_some()
+            || self.invite
+            || self.check_avatar
+    }
+}
+
+/// A user already linked to another Personio person, found by email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clash {
+    /// The Personio person who would have adopted the user.
+    pub personio_id: String,
+    /// The Learn Amp user.
+    pub learnamp_id: u64,
+    /// The person the user is linked to.
+    pub linked_to: String,
+}
+
+/// The whole plan. Serialises to the dry-run answer of the contract.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// Users to create.
+    pub creates: Vec<CreateEntry>,
+    /// Users to update, with field-level before/after.
+    pub updates: Vec<UpdateEntry>,
+    /// Users to deactivate.
+    pub deactivations: Vec<StatusEntry>,
+    /// Users to reactivate.
+    pub reactivations: Vec<StatusEntry>,
+    /// Invitations to send.
+    pub invitations: Vec<InvitationEntry>,
+    /// Team changes.
+    pub teams: TeamPlan,
+    /// Users not adopted because they are linked to someone else.
+    pub clashes: Vec<Clash>,
+    /// Supervisors who are not synced users (their reports get no manager).
+    pub unsynced_supervisors: Vec<String>,
+    /// Employees that need nothing.
+    pub unchanged: u64,
+    /// Active linked users before this sync (the guard's denominator).
+    pub active_synced: u64,
+    /// What apply executes.
+    #[serde(skip)]
+    pub steps: Vec<EmployeeStep>,
+}
+
+impl Plan {
+    /// Whether applying the plan would write anything to Learn Amp.
+    pub fn is_empty(&self) -> bool {
+        self.steps.iter().all(|step| !step.writes())
+            && self.teams.creates.is_empty()
+            && self.teams.renames.is_empty()
+    }
+
+    /// Share of active synced users this plan deactivates.
+    pub fn deactivation_ratio(&self) -> f64 {
+        if self.active_synced == 0 {
+            return 0.0;
+        }
+        self.deactivations.len() as f64 / self.active_synced as f64
+    }
+}
+
+/// Plans a full sync.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let settings = input.settings;
+    let scope = settings.scope.as_ref();
+    let by_id: HashMap<u64, &LaUser> = input.users.iter().map(|user| (user.id, user)).collect();
+    let by_external: HashMap<&str, &LaUser> = input
+        .users
+        .iter()
+        .filter_map(|user| user.external_id.as_deref().map(|ext| (ext, user)))
+        .collect();
+    let by_email: HashMap<String, &LaUser> = input
+        .users
+        .iter()
+        .map(|user| (user.email.to_lowercase(), user))
+        .collect();
+    let linked_ids: HashMap<u64, &str> = input
+        .records
+        .iter()
+        .map(|(personio_id, record)| (record.learnamp_id, personio_id.as_str()))
+        .collect();
+
+    let synced: Vec<&Employee> = input
+        .employees
+        .iter()
+        .filter(|employee| in_scope(employee, scope))
+        .collect();
+    let manager_candidates: HashMap<String, &Employee> = synced
+        .iter()
+        .filter(|employee| !employee.is_inactive())
+        .map(|employee| (employee.id.clone(), *employee))
+        .collect();
+    let context = MappingContext {
+        manager_candidates: &manager_candidates,
+    };
+    let levels = supervisor_levels(&manager_candidates);
+
+    let mut plan = Plan {
+        active_synced: input
+            .records
+            .values()
+            .filter(|record| !record.deactivated)
+            .count() as u64,
+        ..Plan::default()
+    };
+    plan.teams = plan_teams(&synced, input);
+
+    let mut seen: HashSet<&str> = HashSet::new();
+    for employee in &synced {
+        seen.insert(employee.id.as_str());
+        let record = input.records.get(&employee.id);
+        let linked = find_linked(employee, record, &by_id, &by_external);
+        let linked = match linked {
+            Some(user) => Some(user),
+            None => match adoption_candidate(employee, &by_email, &linked_ids) {
+                Ok(candidate) => candidate,
+                Err(clash) => {
+                    plan.clashes.push(clash);
+                    continue;
+                }
+            },
+        };
+        if settings.sync_managers
+            && let Some(supervisor) = &employee.supervisor_id
+            && !employee.is_inactive()
+            && !manager_candidates.contains_key(supervisor)
+        {
+            plan.unsynced_supervisors.push(supervisor.clone());
+        }
+        let desired = desired_fields(employee, settings, &context);
+        let level = levels.get(employee.id.as_str()).copied().unwrap_or(0);
+        match plan_employee(employee, record, linked, desired, level, settings) {
+            Some(step) => push_step(&mut plan, step),
+            None => plan.unchanged += 1,
+        }
+    }
+
+    for (personio_id, record) in input.records {
+        if seen.contains(personio_id.as_str()) || record.deactivated {
+            continue;
+        }
+        let still_in_personio = input
+            .employees
+            .iter()
+            .any(|employee| &employee.id == personio_id);
+        let reason = if still_in_personio {
+            if settings.out_of_scope == OutOfScope::Keep {
+                continue;
+            }
+            "out of scope"
+        } else {
+            "deleted in Personio"
+        };
+        let la_deactivated = by_id
+            .get(&record.learnamp_id)
+            .is_some_and(|user| user.status == LaStatus::Deactivated);
+        let mut record = record.clone();
+        if la_deactivated {
+            record.deactivated = true;
+        }
+        push_step(
+            &mut plan,
+            EmployeeStep {
+                personio_id: personio_id.clone(),
+                employee: None,
+                learnamp_id: Some(record.learnamp_id),
+                send: UserFields::new(),
+                desired: record.applied.clone(),
+                before: UserFields::new(),
+                reactivate: false,
+                deactivate: (!la_deactivated).then(|| reason.to_string()),
+                invite: false,
+                mark_invited: false,
+                check_avatar: false,
+                level: 0,
+                record,
+            },
+        );
+    }
+    plan.unsynced_supervisors.sort();
+    plan.unsynced_supervisors.dedup();
+    plan.steps.sort_by(|a, b| {
+        (a.level, numeric_key(&a.personio_id)).cmp(&(b.level, numeric_key(&b.personio_id)))
+    });
+    plan
+}
+
+fn numeric_key(id: &str) -> (usize, &str) {
+    (id.len(), id)
+}
+
+/// The Learn Amp user linked to `employee`: through the stored mapping, else by
+/// external id.
+fn find_linked<'a>(
+    employee: &Employee,
+    record: Option<&EmployeeRecord>,
+    by_id: &HashMap<u64, &'a LaUser>,
+    by_external: &HashMap<&str, &'a LaUser>,
+) -> Option<&'a LaUser> {
+    record
+        .and_then(|record| by_id.get(&record.learnamp_id).copied())
+        .or_else(|| by_external.get(employee.id.as_str()).copied())
+}
+
+/// A user with the same email (case-insensitive) that may be adopted; a clash when
+/// that user belongs to another Personio person.
+fn adoption_candidate<'a>(
+    employee: &Employee,
+    by_email: &HashMap<String, &'a LaUser>,
+    linked_ids: &HashMap<u64, &str>,
+) -> Result<Option<&'a LaUser>, Clash> {
+    let Some(email) = employee.email.as_ref().filter(|email| !email.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(user) = by_email.get(&email.to_lowercase()).copied() else {
+        return Ok(None);
+    };
+    let other_link = user
+        .external_id
+        .as_deref()
+        .filter(|ext| !ext.is_empty() && *ext != employee.id)
+        .or_else(|| {
+            linked_ids
+                .get(&user.id)
+                .copied()
+                .filter(|linked| *linked != employee.id)
+        });
+    match other_link {
+        Some(linked_to) => Err(Clash {
+            personio_id: employee.id.clone(),
+            learnamp_id: user.id,
+            linked_to: linked_to.to_string(),
+        }),
+        None => Ok(Some(user)),
+    }
+}
+
+fn plan_employee(
+    employee: &Employee,
+    record: Option<&EmployeeRecord>,
+    linked: Option<&LaUser>,
+    desired: UserFields,
+    level: u32,
+    settings: &Settings,
+) -> Option<EmployeeStep> {
+    let inactive = employee.is_inactive();
+    let mut step = EmployeeStep {
+        personio_id: employee.id.clone(),
+        employee: Some(employee.clone()),
+        learnamp_id: linked.map(|user| user.id),
+        send: UserFields::new(),
+        desired: desired.clone(),
+        before: UserFields::new(),
+        reactivate: false,
+        deactivate: None,
+        invite: false,
+        mark_invited: false,
+        check_avatar: false,
+        level,
+        record: record.cloned().unwrap_or_default(),
+    };
+    let Some(user) = linked else {
+        // An inactive person who never had a Learn Amp user is not created.
+        if inactive {
+            return None;
+        }
+        step.send = desired;
+        step.check_avatar = employee.has_profile_picture;
+        step.invite = settings.invite_policy == InvitePolicy::Immediately;
+        return Some(step);
+    };
+    let same_user = record.is_some_and(|record| record.learnamp_id == user.id);
+    let baseline = match record {
+        Some(record) if same_user && !record.applied.is_empty() => &record.applied,
+        _ => &user.fields,
+    };
+    step.send = changed_fields(&desired, baseline);
+    step.before = baseline.clone();
+    if same_user {
+        let snapshot_changed = step.record.employee.as_ref() != Some(employee);
+        let had_avatar = step
+            .record
+            .avatar_sha256
+            .as_deref()
+            .is_some_and(|hash| !hash.is_empty());
+        step.check_avatar = snapshot_changed && (employee.has_profile_picture || had_avatar);
+    } else {
+        // Adoption: write the link even if every other field already matches.
+        step.send
+            .insert(fields::EXTERNAL_ID.into(), employee.id.clone());
+        step.record = EmployeeRecord {
+            learnamp_id: user.id,
+            ..EmployeeRecord::default()
+        };
+        step.check_avatar = employee.has_profile_picture;
+    }
+    let la_deactivated = user.status == LaStatus::Deactivated;
+    step.record.deactivated = la_deactivated;
+    if inactive {
+        if !la_deactivated {
+            step.deactivate = Some("inactive in Personio".into());
+        }
+        return Some(step);
+    }
+    step.reactivate = la_deactivated;
+    let invited_in_learnamp = matches!(user.status, LaStatus::InvitePending | LaStatus::Confirmed);
+    if settings.invite_policy == InvitePolicy::Immediately && !step.record.invited {
+        if invited_in_learnamp {
+            step.mark_invited = true;
+        } else {
+            step.invite = true;
+        }
+    }
+    Some(step)
+}
+
+fn push_step(plan: &mut Plan, step: EmployeeStep) {
+    let snapshot_changed =
+        step.employee.is_some() && step.record.employee.as_ref() != step.employee.as_ref();
+    if !step.writes() {
+        plan.unchanged += 1;
+        if !snapshot_changed && !step.mark_invited {
+            return;
+        }
+    }
+    match step.learnamp_id {
+        None => plan.creates.push(CreateEntry {
+            personio_id: step.personio_id.clone(),
+            fields: step.send.clone(),
+        }),
+        Some(learnamp_id) if !step.send.is_empty() => {
+            let baseline = &step.before;
+            plan.updates.push(UpdateEntry {
+                personio_id: step.personio_id.clone(),
+                learnamp_id,
+                changes: step
+                    .send
+                    .iter()
+                    .map(|(key, value)| {
+                        let change = Change {
+                            from: baseline.get(key).cloned(),
+                            to: value.clone(),
+                        };
+                        (key.clone(), change)
+                    })
+                    .collect(),
+            });
+        }
+        Some(_) => {}
+    }
+    if step.reactivate {
+        plan.reactivations.push(StatusEntry {
+            personio_id: step.personio_id.clone(),
+            learnamp_id: step.learnamp_id,
+            reason: "active in Personio again".into(),
+        });
+    }
+    if let Some(reason) = &step.deactivate {
+        plan.deactivations.push(StatusEntry {
+            personio_id: step.personio_id.clone(),
+            learnamp_id: step.learnamp_id,
+            reason: reason.clone(),
+        });
+    }
+    if step.invite {
+        plan.invitations.push(InvitationEntry {
+            personio_id: step.personio_id.clone(),
+            learnamp_id: step.learnamp_id,
+        });
+    }
+    plan.steps.push(step);
+}
+
+/// Depth of each synced active employee in the supervisor tree (0 = no synced
+/// supervisor); cycles are cut.
+fn supervisor_levels(candidates: &HashMap<String, &Employee>) -> HashMap<String, u32> {
+    let mut levels = HashMap::new();
+    for id in candidates.keys() {
+        let mut depth = 0u32;
+        let mut visited = HashSet::new();
+        let mut current = id.as_str();
+        visited.insert(current);
+        while let Some(supervisor) = candidates
+            .get(current)
+            .and_then(|employee| employee.supervisor_id.as_deref())
+            .filter(|supervisor| candidates.contains_key(*supervisor))
+        {
+            if !visited.insert(supervisor) {
+                break;
+            }
+            depth += 1;
+            current = supervisor;
+        }
+        levels.insert(id.clone(), depth);
+    }
+    levels
+}
+
+fn plan_teams(synced: &[&Employee], input: &PlanInput<'_>) -> TeamPlan {
+    let mut team_plan = TeamPlan::default();
+    if input.settings.teams == TeamsMode::None {
+        return team_plan;
+    }
+    let mut units: BTreeMap<String, String> = BTreeMap::new();
+    for employee in synced.iter().filter(|employee| !employee.is_inactive()) {
+        if let Some(department) = &employee.department {
+            units.insert(department.id.clone(), department.name.clone());
+        }
+        if input.settings.teams == TeamsMode::DepartmentAndTeam
+            && let Some(team) = &employee.team
+        {
+            units.insert(team.id.clone(), team.name.clone());
+        }
+    }
+    let by_id: HashMap<u64, &LaTeam> = input.teams.iter().map(|team| (team.id, team)).collect();
+    let by_external: HashMap<&str, &LaTeam> = input
+        .teams
+        .iter()
+        .filter_map(|team| team.external_id.as_deref().map(|ext| (ext, team)))
+        .collect();
+    for (unit_id, name) in units {
+        let existing = input
+            .team_records
+            .get(&unit_id)
+            .and_then(|record| by_id.get(&record.learnamp_id).copied())
+            .or_else(|| by_external.get(unit_id.as_str()).copied());
+        match existing {
+            None => team_plan.creates.push(TeamCreate {
+                external_id: unit_id,
+                name,
+            }),
+            Some(team) => {
+                if team.name != name {
+                    team_plan.renames.push(TeamRename {
+                        learnamp_id: team.id,
+                        external_id: unit_id.clone(),
+                        from: team.name.clone(),
+                        to: name.clone(),
+                    });
+                }
+                let record = TeamRecord {
+                    learnamp_id: team.id,
+                    name,
+                };
+                if input.team_records.get(&unit_id) != Some(&record) {
+                    team_plan.adopt.push((unit_id, record));
+                }
+            }
+        }
+    }
+    team_plan
+}

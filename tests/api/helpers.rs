@@ -1,0 +1,263 @@
+//! `spawn_app()`: simulators, a temporary store and the real service on port 0, plus
+//! typed helpers for the admin API and checks of the Learn Amp state.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use personio_sync::app::{Application, Options};
+use personio_sync::config::Config;
+use personio_sync::domain::Secret;
+use personio_sync::retry::RetryPolicy;
+use personio_sync::sim::generator::SimEmployee;
+use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
+use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync::store::Store;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The admin token of every test app.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running service with its simulators.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// The Personio simulator.
+    pub personio: PersonioSim,
+    /// The Learn Amp simulator.
+    pub learnamp: LearnAmpSim,
+    _data_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Starts simulators (with `employees` generated from `seed`) and the service.
+pub async fn spawn_app(employees: usize, seed: u64) -> TestApp {
+    spawn_app_with(PersonioSimConfig {
+        employees,
+        seed,
+        ..PersonioSimConfig::default()
+    })
+    .await
+}
+
+/// Starts simulators with a custom Personio config, and the service.
+pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
+    let personio = PersonioSim::start(personio_config).await.expect("personio sim");
+    let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+        .await
+        .expect("learn amp sim");
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.storage.data_dir = data_dir.path().to_path_buf();
+    let store = Store::open(data_dir.path(), 32).expect("store");
+    let options = Options {
+        retry: RetryPolicy::fast(),
+        request_timeout: Duration::from_secs(10),
+    };
+    let app = Application::build(&config, store, Secret::new(TOKEN), options)
+        .await
+        .expect("service starts");
+    let base = format!("http://{}", app.local_addr());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        personio,
+        learnamp,
+        _data_dir: data_dir,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl TestApp {
+    /// A tenant spec pointing at this app's simulators.
+    pub fn spec(&self, id: &str, settings: Value) -> Value {
+        json!({
+            "id": id,
+            "personio": {"base_url": self.personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "learnamp": {"base_url": self.learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "settings": settings
+        })
+    }
+
+    /// `POST /admin/tenants`, returning status and body.
+    pub async fn create_tenant(&self, spec: &Value) -> (u16, Value) {
+        self.admin("POST", "/admin/tenants", Some(spec)).await
+    }
+
+    /// Any admin call with the right token.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("admin call");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The tenant view.
+    pub async fn view(&self, id: &str) -> Value {
+        let (status, body) = self.admin("GET", &format!("/admin/tenants/{id}"), None).await;
+        assert_eq!(status, 200, "view of {id}: {body}");
+        body
+    }
+
+    /// Polls the view until `done` holds, failing after `timeout`.
+    pub async fn wait_for(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.view(id).await;
+            if done(&view) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "condition not met within {timeout:?}: {view}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a full sync that finished after `previous` (and is not running).
+    pub async fn wait_for_sync(&self, id: &str, previous: Option<&str>) -> Value {
+        let previous = previous.map(str::to_string);
+        self.wait_for(id, Duration::from_secs(240), move |view| {
+            let finished = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+            finished.is_some() && finished != previous && view["state"] != "syncing"
+        })
+        .await
+    }
+}
+
+/// What a Learn Amp user must look like for a Personio employee (contract §5), checked
+/// field by field. Returns the problems found.
+pub fn check_user(person: &SimEmployee, user: &SimUser, la_ids: &HashMap<String, u64>, people: &HashMap<String, SimEmployee>, team_ids: &HashMap<String, u64>) -> Vec<String> {
+    let employee = &person.employee;
+    let mut problems = Vec::new();
+    let mut expect = |field: &str, actual: Option<&str>, expected: Option<&str>| {
+        let actual = actual.filter(|value| !value.is_empty());
+        let expected = expected.filter(|value| !value.is_empty());
+        if actual != expected {
+            problems.push(format!("person {} {field}: {actual:?} != {expected:?}", employee.id));
+        }
+    };
+    expect("firstName", Some(&user.first_name), employee.first_name.as_deref());
+    expect("lastName", Some(&user.last_name), employee.last_name.as_deref());
+    expect("email", Some(&user.email), employee.email.as_deref());
+    expect("jobTitle", user.job_title.as_deref(), employee.position.as_deref());
+    expect("location", user.location.as_deref(), employee.office.as_ref().map(|o| o.name.as_str()));
+    let hire = employee.hire_date.map(|d| d.to_string());
+    expect("hireDate", user.hire_date.as_deref(), hire.as_deref());
+    let leave = employee.termination_date.map(|d| d.to_string());
+    expect("leaveDate", user.leave_date.as_deref(), leave.as_deref());
+    expect("integrationExternalId", user.integration_external_id.as_deref(), Some(&employee.id));
+    let expected_team = employee.department.as_ref().and_then(|d| team_ids.get(&d.id)).copied();
+    if user.primary_team_id != expected_team {
+        problems.push(format!("person {} primaryTeam: {:?} != {expected_team:?}", employee.id, user.primary_team_id));
+    }
+    let expected_manager = employee
+        .supervisor_id
+        .as_ref()
+        .filter(|id| people.get(*id).is_some_and(|boss| !boss.employee.is_inactive()))
+        .and_then(|id| la_ids.get(id))
+        .copied();
+    if user.manager_id != expected_manager {
+        problems.push(format!("person {} manager: {:?} != {expected_manager:?}", employee.id, user.manager_id));
+    }
+    let expected_avatar = person.picture.as_deref().map(|bytes| format!("{:x}", Sha256::digest(bytes)));
+    if user.avatar_sha256 != expected_avatar {
+        problems.push(format!("person {} avatar: {:?} != {expected_avatar:?}", employee.id, user.avatar_sha256));
+    }
+    problems
+}
+
+/// Checks that Learn Amp holds exactly the mapping of Personio's current state: one
+/// user per non-inactive employee with every field, inactive ones absent or
+/// deactivated, one team per department, no duplicates. Panics with every problem.
+pub fn assert_learnamp_matches_personio(app: &TestApp) {
+    let people: HashMap<String, SimEmployee> = app
+        .personio
+        .employees()
+        .into_iter()
+        .map(|person| (person.employee.id.clone(), person))
+        .collect();
+    let users = app.learnamp.users();
+    let mut problems = Vec::new();
+    let mut emails = HashSet::new();
+    let mut externals = HashSet::new();
+    for user in &users {
+        if !emails.insert(user.email.to_lowercase()) {
+            problems.push(format!("duplicate email {}", user.email));
+        }
+        if let Some(external) = &user.integration_external_id
+            && !externals.insert(external.clone())
+        {
+            problems.push(format!("duplicate external id {external}"));
+        }
+    }
+    let la_ids: HashMap<String, u64> = users
+        .iter()
+        .filter_map(|user| user.integration_external_id.clone().map(|ext| (ext, user.id)))
+        .collect();
+    let teams = app.learnamp.teams();
+    let team_ids: HashMap<String, u64> = teams
+        .iter()
+        .filter_map(|team| team.integration_external_id.clone().map(|ext| (ext, team.id)))
+        .collect();
+    let mut departments: HashMap<String, String> = HashMap::new();
+    for person in people.values() {
+        let employee = &person.employee;
+        let user = users
+            .iter()
+            .find(|user| user.integration_external_id.as_deref() == Some(employee.id.as_str()));
+        if employee.is_inactive() {
+            if let Some(user) = user
+                && user.status != SimUserStatus::Deactivated
+            {
+                problems.push(format!("inactive person {} is not deactivated", employee.id));
+            }
+            continue;
+        }
+        if let Some(department) = &employee.department {
+            departments.insert(department.id.clone(), department.name.clone());
+        }
+        match user {
+            None => problems.push(format!("person {} has no Learn Amp user", employee.id)),
+            Some(user) => {
+                if user.status == SimUserStatus::Deactivated {
+                    problems.push(format!("active person {} is deactivated", employee.id));
+                }
+                problems.extend(check_user(person, user, &la_ids, &people, &team_ids));
+            }
+        }
+    }
+    for (id, name) in &departments {
+        match teams.iter().find(|team| team.integration_external_id.as_deref() == Some(id)) {
+            None => problems.push(format!("department {id} has no team")),
+            Some(team) if &team.name != name => problems.push(format!("team {id} named {} != {name}", team.name)),
+            Some(_) => {}
+        }
+    }
+    let managed_teams = teams.iter().filter(|team| team.integration_external_id.is_some()).count();
+    if managed_teams != departments.len() {
+        problems.push(format!("{managed_teams} teams with external ids for {} departments", departments.len()));
+    }
+    assert!(problems.is_empty(), "{} problems, first 30:\n{}", problems.len(), problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n"));
+}

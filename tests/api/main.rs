@@ -1,0 +1,5 @@
+//! Integration tests: the real service on port 0 against the Personio and Learn Amp
+//! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
+
+mod full_sync;
+mod helpers;
