@@ -78,7 +78,10 @@ impl Application {
         let addr = config.server.listen.clone();
         let listener = TcpListener::bind(&addr)
             .await
-            .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -87,7 +90,10 @@ impl Application {
         } else {
             config.server.public_url.clone()
         };
-        if public_url.starts_with("http://") && !public_url.contains("127.0.0.1") && !public_url.contains("localhost") {
+        if public_url.starts_with("http://")
+            && !public_url.contains("127.0.0.1")
+            && !public_url.contains("localhost")
+        {
             tracing::warn!(public_url = %public_url, "public_url is not https: real Personio only accepts https webhook URLs");
         }
         let http = reqwest::Client::builder()
@@ -145,7 +151,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops the actors and flushes storage.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = http::router(self.state.clone());
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

@@ -27,9 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: webhook front door, admin API, and every stored tenant.
     Serve {
-        /// Configuration file.
-        #[arg(long, default_value = "./config.toml")]
-        config: PathBuf,
+        /// Configuration file (default `./config.toml`; a missing default file means
+        /// every key at its default).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Try it: simulators, the service and a demo tenant on loopback.
     Demo {
@@ -87,9 +88,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
-    let given = config_path != PathBuf::from("./config.toml");
-    let config = Config::load(&config_path, given)?;
+async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let given = config_path.is_some();
+    let path = config_path.unwrap_or_else(|| PathBuf::from("./config.toml"));
+    let config = Config::load(&path, given)?;
     telemetry::init(config.log_format);
     let token = std::env::var(&config.admin.token_env)
         .ok()
@@ -101,7 +103,10 @@ async fn serve(config_path: PathBuf) -> anyhow::Result<()> {
             )
         })?;
     std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
-        format!("cannot create data_dir {}", config.storage.data_dir.display())
+        format!(
+            "cannot create data_dir {}",
+            config.storage.data_dir.display()
+        )
     })?;
     let store = Store::open(&config.storage.data_dir, config.storage.cache_mb)
         .context("cannot open the database in storage.data_dir")?;

@@ -193,12 +193,12 @@ impl Config {
             let Some(raw) = env(&var) else { continue };
             let value = match kind {
                 Kind::Str => toml::Value::String(raw),
-                Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                    ConfigError::Env {
+                Kind::Int => {
+                    toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
                         var: var.clone(),
                         reason: "expected an integer".into(),
-                    }
-                })?),
+                    })?)
+                }
             };
             let target = if section.is_empty() {
                 &mut table
@@ -209,16 +209,14 @@ impl Config {
                 match entry {
                     toml::Value::Table(inner) => inner,
                     _ => {
-                        return Err(ConfigError::Invalid(format!(
-                            "`{section}` must be a table"
-                        )));
+                        return Err(ConfigError::Invalid(format!("`{section}` must be a table")));
                     }
                 }
             };
             target.insert(key.to_string(), value);
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|error| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
                 let path = error.path().to_string();
                 let inner = error.into_inner();
                 if path.is_empty() || path == "." {
@@ -322,9 +320,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("sync.reconcile_interval_secs"), "{error}");
-        let env = |name: &str| {
-            (name == "PERSONIO_SYNC_SYNC_CONCURRENCY").then(|| "many".to_string())
-        };
+        let env =
+            |name: &str| (name == "PERSONIO_SYNC_SYNC_CONCURRENCY").then(|| "many".to_string());
         let error = Config::from_toml_with_env("", env).unwrap_err().to_string();
         assert!(error.contains("PERSONIO_SYNC_SYNC_CONCURRENCY"), "{error}");
     }

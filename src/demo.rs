@@ -116,14 +116,18 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     println!("  Grace Hopper joins (id {new_id})");
     personio.upsert_employee(hire);
 
-    let previous = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
     admin.post("/admin/tenants/demo/sync", &json!({})).await?;
     let view = admin.wait_for_sync(previous).await?;
     print_report("Reconciliation", &view);
 
     println!("\nThe service keeps running. Try:");
     println!("  curl -H 'Authorization: Bearer {admin_token}' {base}/admin/tenants");
-    println!("  curl -X POST -H 'Authorization: Bearer {admin_token}' '{base}/admin/tenants/demo/sync?dry_run=true'");
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {admin_token}' '{base}/admin/tenants/demo/sync?dry_run=true'"
+    );
     println!("Press Ctrl-C to stop.");
     server.await.context("the server task failed")??;
     drop(data_dir);
@@ -134,8 +138,14 @@ fn print_report(title: &str, view: &Value) {
     let sync = &view["last_sync"];
     println!(
         "{title}: state {}, created {}, updated {}, deactivated {}, reactivated {}, invited {}, unchanged {}, failed {}",
-        view["state"], sync["created"], sync["updated"], sync["deactivated"], sync["reactivated"],
-        sync["invited"], sync["unchanged"], sync["failed"]
+        view["state"],
+        sync["created"],
+        sync["updated"],
+        sync["deactivated"],
+        sync["reactivated"],
+        sync["invited"],
+        sync["unchanged"],
+        sync["failed"]
     );
 }
 
@@ -178,7 +188,9 @@ impl AdminClient {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let view = self.view().await?;
-            let finished = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+            let finished = view["last_sync"]["finished_at"]
+                .as_str()
+                .map(str::to_string);
             let state = view["state"].as_str().unwrap_or_default().to_string();
             if finished.is_some() && finished != previous && state != "syncing" {
                 return Ok(view);

@@ -49,7 +49,9 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(1u32 << exponent)
             .min(self.max_delay);
-        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ceiling_ms = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let jittered = Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms));
         match retry_after {
             Some(server_delay) if server_delay > jittered => server_delay,

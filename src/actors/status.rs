@@ -101,7 +101,10 @@ impl StatusBoard {
 
     /// Removes a tenant.
     pub fn remove(&self, id: &str) {
-        self.entries.lock().expect("status board poisoned").remove(id);
+        self.entries
+            .lock()
+            .expect("status board poisoned")
+            .remove(id);
     }
 
     /// One tenant's view.

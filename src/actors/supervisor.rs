@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use rand::Rng;
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
 
 use crate::domain::tenant::TenantSpec;
@@ -82,7 +84,11 @@ impl Actor for Supervisor {
         match message {
             SupervisorMsg::StartTenant(spec, reply) => {
                 let id = spec.id.clone();
-                if state.tenants.get(&id).is_some_and(|entry| entry.actor.is_some()) {
+                if state
+                    .tenants
+                    .get(&id)
+                    .is_some_and(|entry| entry.actor.is_some())
+                {
                     let _ = reply.send(Err(format!("tenant {id} is already running")));
                     return Ok(());
                 }
@@ -235,7 +241,12 @@ async fn spawn_tenant(
 
 /// Counts a failure; schedules a respawn with backoff, or marks the tenant `failed`
 /// when the budget is spent.
-fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: &str, error: String) {
+fn record_failure(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    id: &str,
+    error: String,
+) {
     let Some(entry) = state.tenants.get_mut(id) else {
         return;
     };
@@ -261,7 +272,9 @@ fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState,
     state.deps.board.update(id, |view| {
         view.restarts = restarts;
         view.state = TenantState::Degraded;
-        view.last_error = Some(format!("the tenant crashed ({error}); restarting automatically"));
+        view.last_error = Some(format!(
+            "the tenant crashed ({error}); restarting automatically"
+        ));
     });
     let id = id.to_string();
     myself.send_after(delay, move || SupervisorMsg::Respawn(id));
@@ -269,7 +282,8 @@ fn record_failure(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState,
 
 /// 1 s doubling to 5 min, with ±25% jitter.
 pub fn restart_delay(failures: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(9)).min(Duration::from_secs(300));
+    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(9))
+        .min(Duration::from_secs(300));
     let jitter = rand::rng().random_range(0.75..1.25);
     base.mul_f64(jitter)
 }

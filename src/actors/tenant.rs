@@ -174,9 +174,8 @@ impl Actor for TenantActor {
     ) -> Result<(), ActorProcessingErr> {
         myself.cast(TenantMsg::Start)?;
         let interval = state.deps.reconcile_interval;
-        state.reconcile_timer = Some(myself.send_interval(interval, || TenantMsg::FullSync {
-            confirm: false,
-        }));
+        state.reconcile_timer =
+            Some(myself.send_interval(interval, || TenantMsg::FullSync { confirm: false }));
         Ok(())
     }
 

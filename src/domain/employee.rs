@@ -126,7 +126,9 @@ impl Employee {
 
     /// Whether the employee is inactive in Personio.
     pub fn is_inactive(&self) -> bool {
-        self.status.as_ref().is_some_and(EmployeeStatus::is_inactive)
+        self.status
+            .as_ref()
+            .is_some_and(EmployeeStatus::is_inactive)
     }
 }
 

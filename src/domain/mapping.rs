@@ -45,7 +45,10 @@ pub fn desired_fields(
     put(fields::LOCATION, org_name(&employee.office));
     put(
         fields::HIRE_DATE,
-        employee.hire_date.map(|date| date.to_string()).unwrap_or_default(),
+        employee
+            .hire_date
+            .map(|date| date.to_string())
+            .unwrap_or_default(),
     );
     put(
         fields::LEAVE_DATE,
@@ -89,17 +92,18 @@ pub fn in_scope(employee: &Employee, scope: Option<&Scope>) -> bool {
     let Some(scope) = scope else { return true };
     let org_matches = |rule: &Option<Vec<String>>, org: &Option<OrgRef>| match rule {
         None => true,
-        Some(allowed) => org
-            .as_ref()
-            .is_some_and(|org| allowed.iter().any(|item| item == &org.id || item == &org.name)),
+        Some(allowed) => org.as_ref().is_some_and(|org| {
+            allowed
+                .iter()
+                .any(|item| item == &org.id || item == &org.name)
+        }),
     };
     let type_matches = match &scope.employment_types {
         None => true,
-        Some(allowed) => employee.employment_type.as_ref().is_some_and(|kind| {
-            allowed
-                .iter()
-                .any(|item| item.eq_ignore_ascii_case(kind))
-        }),
+        Some(allowed) => employee
+            .employment_type
+            .as_ref()
+            .is_some_and(|kind| allowed.iter().any(|item| item.eq_ignore_ascii_case(kind))),
     };
     let attribute_matches = match &scope.attribute {
         None => true,
@@ -128,7 +132,10 @@ pub fn attribute_text(employee: &Employee, key: &str) -> String {
         "office" => org_name(&employee.office),
         "team" => org_name(&employee.team),
         "employment_type" => text(&employee.employment_type),
-        "hire_date" => employee.hire_date.map(|d| d.to_string()).unwrap_or_default(),
+        "hire_date" => employee
+            .hire_date
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
         "termination_date" => employee
             .termination_date
             .map(|d| d.to_string())
@@ -137,11 +144,7 @@ pub fn attribute_text(employee: &Employee, key: &str) -> String {
             .last_working_day
             .map(|d| d.to_string())
             .unwrap_or_default(),
-        other => employee
-            .extra
-            .get(other)
-            .map(json_text)
-            .unwrap_or_default(),
+        other => employee.extra.get(other).map(json_text).unwrap_or_default(),
     }
 }
 
@@ -149,11 +152,9 @@ fn json_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .map(json_text)
-            .collect::<Vec<_>>()
-            .join(","),
+        serde_json::Value::Array(items) => {
+            items.iter().map(json_text).collect::<Vec<_>>().join(",")
+        }
         other => other.to_string(),
     }
 }
@@ -184,8 +185,14 @@ mod tests {
         employee.email = Some("ada@example.com".into());
         employee.status = Some(EmployeeStatus::Active);
         employee.position = Some("Engineer".into());
-        employee.department = Some(OrgRef { id: "281521".into(), name: "Support".into() });
-        employee.office = Some(OrgRef { id: "131014".into(), name: "Munich".into() });
+        employee.department = Some(OrgRef {
+            id: "281521".into(),
+            name: "Support".into(),
+        });
+        employee.office = Some(OrgRef {
+            id: "131014".into(),
+            name: "Munich".into(),
+        });
         employee.hire_date = parse_personio_date("2021-04-01T00:00:00+02:00");
         employee.supervisor_id = Some("42".into());
         employee
@@ -199,9 +206,13 @@ mod tests {
         let mut boss = Employee::with_id("42");
         boss.email = Some("boss@example.com".into());
         let candidates: HashMap<String, &Employee> = [("42".to_string(), &boss)].into();
-        let context = MappingContext { manager_candidates: &candidates };
+        let context = MappingContext {
+            manager_candidates: &candidates,
+        };
         let mut settings = Settings::default();
-        settings.custom_fields.insert("dynamic_99".into(), "Remote".into());
+        settings
+            .custom_fields
+            .insert("dynamic_99".into(), "Remote".into());
         let desired = desired_fields(&ada(), &settings, &context);
         assert_eq!(desired[fields::EXTERNAL_ID], "4711");
         assert_eq!(desired[fields::FIRST_NAME], "Ada");
@@ -220,10 +231,15 @@ mod tests {
     #[test]
     fn manager_is_left_alone_when_the_supervisor_is_not_synced() {
         let candidates = HashMap::new();
-        let context = MappingContext { manager_candidates: &candidates };
+        let context = MappingContext {
+            manager_candidates: &candidates,
+        };
         let desired = desired_fields(&ada(), &Settings::default(), &context);
         assert!(!desired.contains_key(fields::MANAGER_EMAIL));
-        let settings = Settings { teams: TeamsMode::None, ..Settings::default() };
+        let settings = Settings {
+            teams: TeamsMode::None,
+            ..Settings::default()
+        };
         assert!(!desired_fields(&ada(), &settings, &context).contains_key(fields::PRIMARY_TEAM));
     }
 
@@ -235,12 +251,24 @@ mod tests {
             departments: Some(vec!["Support".into()]),
             offices: Some(vec!["131014".into()]),
             employment_types: None,
-            attribute: Some(AttributeRule { key: "dynamic_99".into(), equals: "yes".into() }),
+            attribute: Some(AttributeRule {
+                key: "dynamic_99".into(),
+                equals: "yes".into(),
+            }),
         };
         assert!(in_scope(&employee, Some(&scope)));
-        let scope = Scope { departments: Some(vec!["Sales".into()]), ..scope };
+        let scope = Scope {
+            departments: Some(vec!["Sales".into()]),
+            ..scope
+        };
         assert!(!in_scope(&employee, Some(&scope)));
-        let scope = Scope { employment_types: Some(vec!["internal".into()]), ..Scope::default() };
-        assert!(!in_scope(&employee, Some(&scope)), "unknown type is not internal");
+        let scope = Scope {
+            employment_types: Some(vec!["internal".into()]),
+            ..Scope::default()
+        };
+        assert!(
+            !in_scope(&employee, Some(&scope)),
+            "unknown type is not internal"
+        );
     }
 }

@@ -216,7 +216,10 @@ pub fn parse_spec(value: serde_json::Value) -> Result<TenantSpec, FieldError> {
         }
     })?;
     if spec.webhook.is_some() {
-        return Err(FieldError::new("webhook", "is set by the service, not accepted"));
+        return Err(FieldError::new(
+            "webhook",
+            "is set by the service, not accepted",
+        ));
     }
     spec.validate()?;
     Ok(spec)
@@ -234,7 +237,10 @@ impl TenantSpec {
     /// Checks values that parse but are invalid.
     pub fn validate(&self) -> Result<(), FieldError> {
         if !is_valid_tenant_id(&self.id) {
-            return Err(FieldError::new("id", "must be 1-63 characters of a-z, 0-9 and -"));
+            return Err(FieldError::new(
+                "id",
+                "must be 1-63 characters of a-z, 0-9 and -",
+            ));
         }
         validate_credentials("personio", &self.personio)?;
         validate_credentials("learnamp", &self.learnamp)?;
@@ -252,7 +258,10 @@ fn validate_credentials(name: &str, credentials: &ApiCredentials) -> Result<(), 
         ));
     }
     if credentials.client_id.trim().is_empty() {
-        return Err(FieldError::new(&format!("{name}.client_id"), "must not be empty"));
+        return Err(FieldError::new(
+            &format!("{name}.client_id"),
+            "must not be empty",
+        ));
     }
     if credentials.client_secret.expose().is_empty() {
         return Err(FieldError::new(
@@ -269,7 +278,10 @@ impl Settings {
         if let InvitePolicy::DaysBeforeHire { days } = self.invite_policy
             && days > 365
         {
-            return Err(FieldError::new("settings.invite_policy.days", "must be 0-365"));
+            return Err(FieldError::new(
+                "settings.invite_policy.days",
+                "must be 0-365",
+            ));
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(FieldError::new(
@@ -291,10 +303,16 @@ impl Settings {
                 ));
             }
         }
-        if let Some(rule) = self.scope.as_ref().and_then(|scope| scope.attribute.as_ref())
+        if let Some(rule) = self
+            .scope
+            .as_ref()
+            .and_then(|scope| scope.attribute.as_ref())
             && rule.key.trim().is_empty()
         {
-            return Err(FieldError::new("settings.scope.attribute.key", "must not be empty"));
+            return Err(FieldError::new(
+                "settings.scope.attribute.key",
+                "must not be empty",
+            ));
         }
         Ok(())
     }
@@ -360,7 +378,10 @@ mod tests {
     fn errors_name_the_field() {
         let mut bad = spec_json();
         bad["settings"]["invite_policy"] = json!({"mode": "days_before_hire", "days": 400});
-        assert_eq!(parse_spec(bad).unwrap_err().field, "settings.invite_policy.days");
+        assert_eq!(
+            parse_spec(bad).unwrap_err().field,
+            "settings.invite_policy.days"
+        );
         let mut bad = spec_json();
         bad["settings"]["timezone"] = json!("Mars/Olympus");
         assert_eq!(parse_spec(bad).unwrap_err().field, "settings.timezone");

@@ -98,7 +98,9 @@ pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiE
     match answer {
         Ok(CallResult::Success(Ok(()))) => Ok(()),
         Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
-        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+        _ => Err(ApiError::Unavailable(
+            "the supervisor did not answer".into(),
+        )),
     }
 }
 
@@ -157,7 +159,9 @@ async fn patch_tenant(
         .await;
     match answer {
         Ok(CallResult::Success(_)) => Ok(Json(view_of(&state, &id)?)),
-        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+        _ => Err(ApiError::Unavailable(
+            "the supervisor did not answer".into(),
+        )),
     }
 }
 
@@ -232,7 +236,11 @@ async fn sync_tenant(
             confirm: query.confirm,
         })
         .map_err(|_| ApiError::WrongState(format!("tenant `{id}` is stopping")))?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"status": "accepted"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "accepted"})),
+    )
+        .into_response())
 }
 
 async fn restart_tenant(
@@ -254,6 +262,8 @@ async fn restart_tenant(
             Json(serde_json::json!({"status": "restarting"})),
         )),
         Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
-        _ => Err(ApiError::Unavailable("the supervisor did not answer".into())),
+        _ => Err(ApiError::Unavailable(
+            "the supervisor did not answer".into(),
+        )),
     }
 }

@@ -36,8 +36,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(admin::routes(state.clone()))
-        .fallback(|| async {
-            error::ApiError::NotFound("no such route".into())
-        })
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::error::{ErrorBody, PersonioError, parse_error_body, scrub};
 use super::model::{self, AttributeInfo, EmployeePage, OrgUnit, TokenAnswer, Webhook, WebhookSpec};
 use crate::domain::{Employee, Secret};
+use crate::pacer::{Pacer, Rate};
 use crate::retry::{RetryPolicy, retry_after};
 
 /// Timeout of every single HTTP request the client builds.
@@ -79,7 +80,23 @@ struct Inner {
     token: Mutex<Option<CachedToken>>,
     /// HTTP requests sent (token requests included).
     requests: AtomicU64,
+    /// Paces every v1 call under Personio's 2,000/min per-IP limit.
+    v1_pacer: Pacer,
+    /// Paces the employee list under its 300/min (15/s burst) limit.
+    list_pacer: Pacer,
 }
+
+/// Default pace of all v1 calls: just under the documented 2,000 requests/min.
+pub const V1_RATE: Rate = Rate {
+    per_second: 30.0,
+    burst: 30,
+};
+
+/// Default pace of `GET /v1/company/employees`: just under 300/min, bursts of 10.
+pub const EMPLOYEE_LIST_RATE: Rate = Rate {
+    per_second: 4.8,
+    burst: 10,
+};
 
 /// A token and when to stop using it.
 struct CachedToken {
@@ -200,6 +217,8 @@ impl PersonioClient {
                 timeout,
                 token: Mutex::new(None),
                 requests: AtomicU64::new(0),
+                v1_pacer: Pacer::new(V1_RATE),
+                list_pacer: Pacer::new(EMPLOYEE_LIST_RATE),
             }),
         }
     }
@@ -456,6 +475,12 @@ impl PersonioClient {
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
+            if call.v1 {
+                self.inner.v1_pacer.acquire().await;
+            }
+            if call.min_429_wait {
+                self.inner.list_pacer.acquire().await;
+            }
             let raw = match self.send(self.request(call, &token)).await {
                 Ok(raw) => raw,
                 Err(PersonioError::Transport(reason)) => {

@@ -28,8 +28,10 @@ pub struct Knobs {
 impl Knobs {
     /// Sets the simulated latency.
     pub fn set_latency(&self, latency: Duration) {
-        self.latency_ms
-            .store(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Sets the share of calls that fail (0.0..=1.0).
@@ -126,9 +128,7 @@ impl RateLimiter {
     pub fn try_acquire(&self, key: &str, limit: RateLimit) -> bool {
         let mut buckets = self.buckets.lock().expect("rate limiter poisoned");
         let now = Instant::now();
-        let (tokens, last) = buckets
-            .entry(key.to_string())
-            .or_insert((limit.burst, now));
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((limit.burst, now));
         let refill = now.duration_since(*last).as_secs_f64() * limit.per_minute / 60.0;
         *tokens = (*tokens + refill).min(limit.burst);
         *last = now;

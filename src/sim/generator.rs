@@ -181,18 +181,89 @@ struct Context<'a> {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger",
-    "Hedy", "Tim", "Radia", "Donald", "Katherine", "John", "Sophie", "Lukas", "Mia", "Jonas",
-    "Emma", "Felix", "Lea", "Paul", "Hannah", "Elias", "Lina", "Noah", "Clara", "Ben", "Marie",
-    "Leon", "Anna", "Finn", "Laura", "Jan", "Zoe", "Tom", "Ida", "Max",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Hedy",
+    "Tim",
+    "Radia",
+    "Donald",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Lukas",
+    "Mia",
+    "Jonas",
+    "Emma",
+    "Felix",
+    "Lea",
+    "Paul",
+    "Hannah",
+    "Elias",
+    "Lina",
+    "Noah",
+    "Clara",
+    "Ben",
+    "Marie",
+    "Leon",
+    "Anna",
+    "Finn",
+    "Laura",
+    "Jan",
+    "Zoe",
+    "Tom",
+    "Ida",
+    "Max",
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson",
-    "Allen", "Dijkstra", "Lamarr", "Berners", "Perlman", "Knuth", "Johnson", "Backus", "Mueller",
-    "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz", "Hoffmann",
-    "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz", "Braun", "Zimmermann", "Krueger",
-    "Hartmann", "Lange", "Werner", "Krause", "Lehmann",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Lamarr",
+    "Berners",
+    "Perlman",
+    "Knuth",
+    "Johnson",
+    "Backus",
+    "Mueller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Neumann",
+    "Schwarz",
+    "Braun",
+    "Zimmermann",
+    "Krueger",
+    "Hartmann",
+    "Lange",
+    "Werner",
+    "Krause",
+    "Lehmann",
 ];
 
 const POSITIONS: &[&str] = &[
@@ -247,14 +318,21 @@ fn org_units() -> Vec<SimOrgUnit> {
 }
 
 fn offices() -> Vec<OrgRef> {
-    ["Munich", "Berlin", "London", "Madrid", "Amsterdam", "Remote"]
-        .iter()
-        .enumerate()
-        .map(|(index, name)| OrgRef {
-            id: (131_000 + index as u64).to_string(),
-            name: (*name).to_string(),
-        })
-        .collect()
+    [
+        "Munich",
+        "Berlin",
+        "London",
+        "Madrid",
+        "Amsterdam",
+        "Remote",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(index, name)| OrgRef {
+        id: (131_000 + index as u64).to_string(),
+        name: (*name).to_string(),
+    })
+    .collect()
 }
 
 /// Dates of one employee relative to the anchor day.
@@ -349,9 +427,17 @@ fn generate_employee(rng: &mut StdRng, context: &Context<'_>, index: usize) -> S
         COST_CODE_ATTRIBUTE.to_string(),
         json!(format!("CC-{}", rng.random_range(1000..10_000))),
     );
-    let eligible = if rng.random_range(0..100) < 80 { "yes" } else { "no" };
+    let eligible = if rng.random_range(0..100) < 80 {
+        "yes"
+    } else {
+        "no"
+    };
     extra.insert(ELIGIBLE_ATTRIBUTE.to_string(), json!(eligible));
-    let hours = if rng.random_range(0..100) < 80 { "40" } else { "20" };
+    let hours = if rng.random_range(0..100) < 80 {
+        "40"
+    } else {
+        "20"
+    };
     extra.insert("weekly_working_hours".to_string(), json!(hours));
     extra.insert(
         "subcompany".to_string(),
@@ -484,7 +570,12 @@ mod tests {
             .collect();
         assert!(departments.len() >= 10);
         assert!(company.offices.len() >= 5);
-        assert!(company.org_units.iter().any(|u| u.kind == OrgUnitKind::Team));
+        assert!(
+            company
+                .org_units
+                .iter()
+                .any(|u| u.kind == OrgUnitKind::Team)
+        );
         let depth_of = |id: &str| {
             let mut depth = 0;
             let mut current = company.org_unit(id, OrgUnitKind::Department);

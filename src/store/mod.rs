@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::domain::Employee;
 use crate::domain::fields::UserFields;
 use crate::domain::report::SyncReport;
 use crate::domain::tenant::TenantSpec;
-use crate::domain::Employee;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +176,11 @@ impl TenantStore {
     }
 
     /// Stores the record of one Personio employee.
-    pub fn put_employee(&self, personio_id: &str, record: &EmployeeRecord) -> Result<(), StoreError> {
+    pub fn put_employee(
+        &self,
+        personio_id: &str,
+        record: &EmployeeRecord,
+    ) -> Result<(), StoreError> {
         self.put(&format!("{EMPLOYEE_PREFIX}{personio_id}"), record)
     }
 
@@ -227,7 +231,11 @@ impl TenantStore {
         let mut key = HISTORY_PREFIX.as_bytes().to_vec();
         key.extend_from_slice(&id.to_be_bytes());
         self.tree.insert(key, encode(&entry))?;
-        let excess = self.tree.scan_prefix(HISTORY_PREFIX).count().saturating_sub(1_000);
+        let excess = self
+            .tree
+            .scan_prefix(HISTORY_PREFIX)
+            .count()
+            .saturating_sub(1_000);
         for old in self.tree.scan_prefix(HISTORY_PREFIX).keys().take(excess) {
             self.tree.remove(old?)?;
         }
@@ -333,7 +341,11 @@ mod tests {
             assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
             assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
             let tenant = store.tenant("acme").unwrap();
-            let record = EmployeeRecord { learnamp_id: 7, invited: true, ..Default::default() };
+            let record = EmployeeRecord {
+                learnamp_id: 7,
+                invited: true,
+                ..Default::default()
+            };
             tenant.put_employee("4711", &record).unwrap();
             tenant.append_history("hello").unwrap();
             store.flush().await.unwrap();
@@ -346,6 +358,13 @@ mod tests {
         assert_eq!(tenant.history().unwrap()[0].message, "hello");
         store.remove_tenant("acme", true).await.unwrap();
         assert!(store.tenant_spec("acme").unwrap().is_none());
-        assert!(store.tenant("acme").unwrap().employees().unwrap().is_empty());
+        assert!(
+            store
+                .tenant("acme")
+                .unwrap()
+                .employees()
+                .unwrap()
+                .is_empty()
+        );
     }
 }

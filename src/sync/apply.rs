@@ -131,7 +131,11 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
             name: Some(rename.to.clone()),
             ..TeamFields::default()
         };
-        match context.learnamp.update_team(rename.learnamp_id, &fields).await {
+        match context
+            .learnamp
+            .update_team(rename.learnamp_id, &fields)
+            .await
+        {
             Ok(_) => context.store.put_team(
                 &rename.external_id,
                 &TeamRecord {
@@ -187,7 +191,10 @@ async fn apply_step_inner(
     if step.reactivate
         && let Some(id) = step.learnamp_id
     {
-        learnamp.reactivate_user(id).await.map_err(SyncError::LearnAmp)?;
+        learnamp
+            .reactivate_user(id)
+            .await
+            .map_err(SyncError::LearnAmp)?;
         record.deactivated = false;
         store.put_employee(&step.personio_id, &record)?;
         applied.reactivated += 1;
@@ -284,7 +291,10 @@ async fn update(learnamp: &LearnAmpClient, id: u64, step: &EmployeeStep) -> Resu
 
 /// Creates the user; if Learn Amp says the external id or email is taken (an earlier
 /// attempt whose answer was lost, or a user the listing did not show), adopts that user.
-async fn create_or_adopt(step: &EmployeeStep, context: &ApplyContext<'_>) -> Result<u64, SyncError> {
+async fn create_or_adopt(
+    step: &EmployeeStep,
+    context: &ApplyContext<'_>,
+) -> Result<u64, SyncError> {
     let learnamp = context.learnamp;
     let error = match learnamp.create_user(&step.send).await {
         Ok(user) => return Ok(user.id),
@@ -302,7 +312,10 @@ async fn create_or_adopt(step: &EmployeeStep, context: &ApplyContext<'_>) -> Res
             statuses: all_statuses(),
             ..UserFilter::default()
         };
-        let candidates = learnamp.list_users(&filter).await.map_err(SyncError::LearnAmp)?;
+        let candidates = learnamp
+            .list_users(&filter)
+            .await
+            .map_err(SyncError::LearnAmp)?;
         let candidate = candidates.into_iter().next();
         if let Some(user) = &candidate
             && let Some(linked) = user

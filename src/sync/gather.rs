@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::domain::fields::{self, UserFields};
 use crate::domain::Employee;
+use crate::domain::fields::{self, UserFields};
 use crate::learnamp::{LearnAmpClient, Team, User, UserFilter, UserStatus};
 use crate::personio::PersonioClient;
 

@@ -14,7 +14,7 @@ use crate::learnamp::{LearnAmpClient, LearnAmpError};
 use crate::personio::{PersonioClient, PersonioError};
 use crate::store::{StoreError, TenantStore};
 
-pub use apply::{ApplyContext, Applied};
+pub use apply::{Applied, ApplyContext};
 pub use plan::Plan;
 
 /// Why a sync (or one employee's part of it) failed.
@@ -56,7 +56,9 @@ pub enum SyncError {
         limit: f64,
     },
     /// A Learn Amp user with this email is linked to another Personio person.
-    #[error("Learn Amp user {learnamp_id} is linked to Personio person {linked_to}; not adopted for person {personio_id}")]
+    #[error(
+        "Learn Amp user {learnamp_id} is linked to Personio person {linked_to}; not adopted for person {personio_id}"
+    )]
     Clash {
         /// The person who would have adopted it.
         personio_id: String,
@@ -107,9 +109,16 @@ pub struct SyncContext<'a> {
 /// The Personio attributes this tenant needs: the contract's list plus the custom
 /// fields and scope attribute its settings name.
 pub fn needed_attributes(settings: &Settings) -> Vec<String> {
-    let mut needed: Vec<String> = REQUIRED_ATTRIBUTES.iter().map(|key| key.to_string()).collect();
+    let mut needed: Vec<String> = REQUIRED_ATTRIBUTES
+        .iter()
+        .map(|key| key.to_string())
+        .collect();
     needed.extend(settings.custom_fields.keys().cloned());
-    if let Some(rule) = settings.scope.as_ref().and_then(|scope| scope.attribute.as_ref()) {
+    if let Some(rule) = settings
+        .scope
+        .as_ref()
+        .and_then(|scope| scope.attribute.as_ref())
+    {
         needed.push(rule.key.clone());
     }
     if settings.sync_managers {
@@ -121,7 +130,10 @@ pub fn needed_attributes(settings: &Settings) -> Vec<String> {
 }
 
 /// Checks that the Personio credential can read every attribute the tenant needs.
-pub async fn check_attributes(personio: &PersonioClient, settings: &Settings) -> Result<(), SyncError> {
+pub async fn check_attributes(
+    personio: &PersonioClient,
+    settings: &Settings,
+) -> Result<(), SyncError> {
     let readable: std::collections::HashSet<String> = personio
         .readable_attributes()
         .await
@@ -158,7 +170,10 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
 
 /// Runs a full sync: plan, check the mass-deactivation guard (unless `confirmed`),
 /// apply, and store the report as `last_sync`.
-pub async fn run_full_sync(context: &SyncContext<'_>, confirmed: bool) -> Result<SyncReport, SyncError> {
+pub async fn run_full_sync(
+    context: &SyncContext<'_>,
+    confirmed: bool,
+) -> Result<SyncReport, SyncError> {
     let started_at = chrono::Utc::now().to_rfc3339();
     let plan = plan_full_sync(context).await?;
     let ratio = plan.deactivation_ratio();

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
+use crate::domain::Employee;
 use crate::domain::fields::{self, UserFields, changed_fields};
 use crate::domain::mapping::{MappingContext, desired_fields, in_scope};
 use crate::domain::tenant::{InvitePolicy, OutOfScope, Settings, TeamsMode};
-use crate::domain::Employee;
 use crate::store::{EmployeeRecord, TeamRecord};
 
 /// A Learn Amp user's machine status (from the status filters, never display labels).

@@ -52,7 +52,12 @@ pub async fn spawn_app(employees: usize, seed: u64) -> TestApp {
 
 /// Starts simulators with a custom Personio config, and the service.
 pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
-    let personio = PersonioSim::start(personio_config).await.expect("personio sim");
+    if std::env::var_os("TEST_LOG").is_some() {
+        personio_sync::telemetry::init(personio_sync::config::LogFormat::Text);
+    }
+    let personio = PersonioSim::start(personio_config)
+        .await
+        .expect("personio sim");
     let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
         .await
         .expect("learn amp sim");
@@ -117,20 +122,30 @@ impl TestApp {
 
     /// The tenant view.
     pub async fn view(&self, id: &str) -> Value {
-        let (status, body) = self.admin("GET", &format!("/admin/tenants/{id}"), None).await;
+        let (status, body) = self
+            .admin("GET", &format!("/admin/tenants/{id}"), None)
+            .await;
         assert_eq!(status, 200, "view of {id}: {body}");
         body
     }
 
     /// Polls the view until `done` holds, failing after `timeout`.
-    pub async fn wait_for(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let view = self.view(id).await;
             if done(&view) {
                 return view;
             }
-            assert!(Instant::now() < deadline, "condition not met within {timeout:?}: {view}");
+            assert!(
+                Instant::now() < deadline,
+                "condition not met within {timeout:?}: {view}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -139,7 +154,9 @@ impl TestApp {
     pub async fn wait_for_sync(&self, id: &str, previous: Option<&str>) -> Value {
         let previous = previous.map(str::to_string);
         self.wait_for(id, Duration::from_secs(240), move |view| {
-            let finished = view["last_sync"]["finished_at"].as_str().map(str::to_string);
+            let finished = view["last_sync"]["finished_at"]
+                .as_str()
+                .map(str::to_string);
             finished.is_some() && finished != previous && view["state"] != "syncing"
         })
         .await
@@ -148,42 +165,91 @@ impl TestApp {
 
 /// What a Learn Amp user must look like for a Personio employee (contract §5), checked
 /// field by field. Returns the problems found.
-pub fn check_user(person: &SimEmployee, user: &SimUser, la_ids: &HashMap<String, u64>, people: &HashMap<String, SimEmployee>, team_ids: &HashMap<String, u64>) -> Vec<String> {
+pub fn check_user(
+    person: &SimEmployee,
+    user: &SimUser,
+    la_ids: &HashMap<String, u64>,
+    people: &HashMap<String, SimEmployee>,
+    team_ids: &HashMap<String, u64>,
+) -> Vec<String> {
     let employee = &person.employee;
     let mut problems = Vec::new();
     let mut expect = |field: &str, actual: Option<&str>, expected: Option<&str>| {
         let actual = actual.filter(|value| !value.is_empty());
         let expected = expected.filter(|value| !value.is_empty());
         if actual != expected {
-            problems.push(format!("person {} {field}: {actual:?} != {expected:?}", employee.id));
+            problems.push(format!(
+                "person {} {field}: {actual:?} != {expected:?}",
+                employee.id
+            ));
         }
     };
-    expect("firstName", Some(&user.first_name), employee.first_name.as_deref());
-    expect("lastName", Some(&user.last_name), employee.last_name.as_deref());
+    expect(
+        "firstName",
+        Some(&user.first_name),
+        employee.first_name.as_deref(),
+    );
+    expect(
+        "lastName",
+        Some(&user.last_name),
+        employee.last_name.as_deref(),
+    );
     expect("email", Some(&user.email), employee.email.as_deref());
-    expect("jobTitle", user.job_title.as_deref(), employee.position.as_deref());
-    expect("location", user.location.as_deref(), employee.office.as_ref().map(|o| o.name.as_str()));
+    expect(
+        "jobTitle",
+        user.job_title.as_deref(),
+        employee.position.as_deref(),
+    );
+    expect(
+        "location",
+        user.location.as_deref(),
+        employee.office.as_ref().map(|o| o.name.as_str()),
+    );
     let hire = employee.hire_date.map(|d| d.to_string());
     expect("hireDate", user.hire_date.as_deref(), hire.as_deref());
     let leave = employee.termination_date.map(|d| d.to_string());
     expect("leaveDate", user.leave_date.as_deref(), leave.as_deref());
-    expect("integrationExternalId", user.integration_external_id.as_deref(), Some(&employee.id));
-    let expected_team = employee.department.as_ref().and_then(|d| team_ids.get(&d.id)).copied();
+    expect(
+        "integrationExternalId",
+        user.integration_external_id.as_deref(),
+        Some(&employee.id),
+    );
+    let expected_team = employee
+        .department
+        .as_ref()
+        .and_then(|d| team_ids.get(&d.id))
+        .copied();
     if user.primary_team_id != expected_team {
-        problems.push(format!("person {} primaryTeam: {:?} != {expected_team:?}", employee.id, user.primary_team_id));
+        problems.push(format!(
+            "person {} primaryTeam: {:?} != {expected_team:?}",
+            employee.id, user.primary_team_id
+        ));
     }
     let expected_manager = employee
         .supervisor_id
         .as_ref()
-        .filter(|id| people.get(*id).is_some_and(|boss| !boss.employee.is_inactive()))
+        .filter(|id| {
+            people
+                .get(*id)
+                .is_some_and(|boss| !boss.employee.is_inactive())
+        })
         .and_then(|id| la_ids.get(id))
         .copied();
     if user.manager_id != expected_manager {
-        problems.push(format!("person {} manager: {:?} != {expected_manager:?}", employee.id, user.manager_id));
+        problems.push(format!(
+            "person {} manager: {:?} != {expected_manager:?}",
+            employee.id, user.manager_id
+        ));
     }
-    let expected_avatar = person.picture.as_deref().map(|bytes| format!("{:x}", Sha256::digest(bytes)));
+    let expected_avatar = person
+        .picture
+        .as_deref()
+        .map(|bytes| format!("{:x}", Sha256::digest(bytes)));
     if user.avatar_sha256 != expected_avatar {
-        problems.push(format!("person {} avatar: {:?} != {expected_avatar:?}", employee.id, user.avatar_sha256));
+        problems.push(format!(
+            "person {} avatar: {:?} != {expected_avatar:?}",
+            employee.id, user.avatar_sha256
+        ));
     }
     problems
 }
@@ -214,12 +280,20 @@ pub fn assert_learnamp_matches_personio(app: &TestApp) {
     }
     let la_ids: HashMap<String, u64> = users
         .iter()
-        .filter_map(|user| user.integration_external_id.clone().map(|ext| (ext, user.id)))
+        .filter_map(|user| {
+            user.integration_external_id
+                .clone()
+                .map(|ext| (ext, user.id))
+        })
         .collect();
     let teams = app.learnamp.teams();
     let team_ids: HashMap<String, u64> = teams
         .iter()
-        .filter_map(|team| team.integration_external_id.clone().map(|ext| (ext, team.id)))
+        .filter_map(|team| {
+            team.integration_external_id
+                .clone()
+                .map(|ext| (ext, team.id))
+        })
         .collect();
     let mut departments: HashMap<String, String> = HashMap::new();
     for person in people.values() {
@@ -231,7 +305,10 @@ pub fn assert_learnamp_matches_personio(app: &TestApp) {
             if let Some(user) = user
                 && user.status != SimUserStatus::Deactivated
             {
-                problems.push(format!("inactive person {} is not deactivated", employee.id));
+                problems.push(format!(
+                    "inactive person {} is not deactivated",
+                    employee.id
+                ));
             }
             continue;
         }
@@ -249,15 +326,36 @@ pub fn assert_learnamp_matches_personio(app: &TestApp) {
         }
     }
     for (id, name) in &departments {
-        match teams.iter().find(|team| team.integration_external_id.as_deref() == Some(id)) {
+        match teams
+            .iter()
+            .find(|team| team.integration_external_id.as_deref() == Some(id))
+        {
             None => problems.push(format!("department {id} has no team")),
-            Some(team) if &team.name != name => problems.push(format!("team {id} named {} != {name}", team.name)),
+            Some(team) if &team.name != name => {
+                problems.push(format!("team {id} named {} != {name}", team.name))
+            }
             Some(_) => {}
         }
     }
-    let managed_teams = teams.iter().filter(|team| team.integration_external_id.is_some()).count();
+    let managed_teams = teams
+        .iter()
+        .filter(|team| team.integration_external_id.is_some())
+        .count();
     if managed_teams != departments.len() {
-        problems.push(format!("{managed_teams} teams with external ids for {} departments", departments.len()));
+        problems.push(format!(
+            "{managed_teams} teams with external ids for {} departments",
+            departments.len()
+        ));
     }
-    assert!(problems.is_empty(), "{} problems, first 30:\n{}", problems.len(), problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems, first 30:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -11,10 +11,10 @@ use rand::Rng;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::{ApiError, not_acceptable};
 use super::form::read_form;
 use super::model::TokenRec;
-use super::AppState;
 
 /// Documented token lifetime (`expires_in: 7200`).
 pub(super) const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7200);
@@ -78,7 +78,11 @@ pub(super) async fn token(State(shared): State<AppState>, request: Request) -> R
 /// Validates the client-credentials request and issues a token.
 async fn issue_token(shared: &AppState, request: Request) -> Result<Response, ApiError> {
     let form = read_form(request).await.map_err(|_| {
-        ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "The request body could not be read.")
+        ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body could not be read.",
+        )
     })?;
     let (Some(client_id), Some(client_secret)) = (form.get("client_id"), form.get("client_secret"))
     else {
@@ -105,7 +109,9 @@ async fn issue_token(shared: &AppState, request: Request) -> Result<Response, Ap
             ));
         }
     }
-    if !(same(client_id, &shared.config.client_id) && same(client_secret, &shared.config.client_secret)) {
+    if !(same(client_id, &shared.config.client_id)
+        && same(client_secret, &shared.config.client_secret))
+    {
         tracing::debug!("learnamp sim: token refused (invalid client)");
         return Err(ApiError::oauth(
             StatusCode::UNAUTHORIZED,
@@ -183,7 +189,11 @@ pub(super) fn required_scope(method: &Method, pattern: &str) -> &'static str {
 
 /// The bearer token of a request, if any.
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -196,8 +206,11 @@ pub(super) async fn require_token(
 ) -> Response {
     let scopes = {
         let Some(token) = bearer(&request) else {
-            return ApiError::message(StatusCode::UNAUTHORIZED, "Not authorized: missing bearer token")
-                .into_response();
+            return ApiError::message(
+                StatusCode::UNAUTHORIZED,
+                "Not authorized: missing bearer token",
+            )
+            .into_response();
         };
         let inner = shared.lock();
         match inner.tokens.get(token) {
@@ -233,7 +246,12 @@ pub(super) async fn require_token(
 /// Whether an `Accept` header allows JSON.
 pub(super) fn accepts_json(accept: &str) -> bool {
     accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         media.is_empty()
             || media == "*/*"
             || media == "application/*"
@@ -264,7 +282,8 @@ pub(super) async fn rate_limit(
     if let Some(limit) = shared.config.rate_limit
         && !shared.limiter.try_acquire("api", limit)
     {
-        return ApiError::message(StatusCode::TOO_MANY_REQUESTS, "Too many requests").into_response();
+        return ApiError::message(StatusCode::TOO_MANY_REQUESTS, "Too many requests")
+            .into_response();
     }
     next.run(request).await
 }
@@ -286,10 +305,22 @@ mod tests {
     #[test]
     fn routes_map_to_their_documented_scope() {
         assert_eq!(required_scope(&Method::GET, "/v1/users"), "users:read");
-        assert_eq!(required_scope(&Method::PUT, "/v1/users/{id}/deactivate"), "users:deactivate");
-        assert_eq!(required_scope(&Method::POST, "/v1/users/{id}/invitation"), "users:update");
-        assert_eq!(required_scope(&Method::POST, "/v1/teams/{id}/users.json"), "team_users:create");
-        assert_eq!(required_scope(&Method::DELETE, "/v1/teams/{id}"), "teams:delete");
+        assert_eq!(
+            required_scope(&Method::PUT, "/v1/users/{id}/deactivate"),
+            "users:deactivate"
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/users/{id}/invitation"),
+            "users:update"
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/teams/{id}/users.json"),
+            "team_users:create"
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, "/v1/teams/{id}"),
+            "teams:delete"
+        );
         assert_eq!(
             required_scope(&Method::PUT, "/v1/users/by_integration_external_id/{ext}"),
             "users:update"

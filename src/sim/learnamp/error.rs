@@ -151,9 +151,10 @@ impl ApiError {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -186,7 +187,10 @@ pub(super) async fn fallback(uri: axum::http::Uri) -> ApiError {
 
 /// 406 for a non-JSON format.
 pub(super) fn not_acceptable() -> ApiError {
-    ApiError::message(StatusCode::NOT_ACCEPTABLE, "Not acceptable: only JSON is available")
+    ApiError::message(
+        StatusCode::NOT_ACCEPTABLE,
+        "Not acceptable: only JSON is available",
+    )
 }
 
 #[cfg(test)]
@@ -205,14 +209,19 @@ mod tests {
             "email is missing, email is empty, firstName is missing, lastName is missing"
         );
         let body = ApiError::params(errors).body();
-        assert_eq!(body["fullErrors"]["email"], json!(["is missing", "is empty"]));
+        assert_eq!(
+            body["fullErrors"]["email"],
+            json!(["is missing", "is empty"])
+        );
         assert_eq!(body["fullErrors"]["lastName"], json!(["is missing"]));
     }
 
     #[test]
     fn oauth_errors_use_the_oauth_shape() {
-        let body =
-            ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "bad client").body();
-        assert_eq!(body, json!({"error": "invalid_client", "error_description": "bad client"}));
+        let body = ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "bad client").body();
+        assert_eq!(
+            body,
+            json!({"error": "invalid_client", "error_description": "bad client"})
+        );
     }
 }

@@ -172,7 +172,13 @@ fn media_type(request: &Request) -> Option<String> {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// Reads a form body: URL-encoded or multipart; an empty body without a content type is an
@@ -220,7 +226,9 @@ async fn read_multipart(request: Request) -> Result<Form, ApiError> {
 }
 
 /// Reads a JSON object body (membership routes); an empty body is an empty object.
-pub(super) async fn read_json(request: Request) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(super) async fn read_json(
+    request: Request,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let is_json = media_type(&request).is_some_and(|m| m == "application/json");
     let bytes = read_bytes(request).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -34,9 +34,9 @@ mod error;
 mod form;
 mod model;
 mod paging;
+mod teams;
 #[cfg(test)]
 mod tests;
-mod teams;
 mod users;
 mod views;
 
@@ -51,7 +51,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post, put};
 
-use crate::sim::common::{CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware};
+use crate::sim::common::{
+    CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware,
+};
 
 pub use model::{InvitationRecord, SimTeam, SimUser, SimUserStatus};
 
@@ -200,7 +202,10 @@ impl LearnAmpSim {
     /// One user by exact `integrationExternalId`.
     pub fn user_by_external_id(&self, ext: &str) -> Option<SimUser> {
         let inner = self.shared.lock();
-        inner.user_id_by_ext(ext).and_then(|id| inner.users.get(&id)).map(|u| inner.sim_user(u))
+        inner
+            .user_id_by_ext(ext)
+            .and_then(|id| inner.users.get(&id))
+            .map(|u| inner.sim_user(u))
     }
 
     /// Every team, by id.
@@ -251,7 +256,11 @@ fn error_body(status: StatusCode) -> Response {
 }
 
 /// Registers `path` and, when the last segment is literal, `path.json` too.
-fn route2(router: Router<AppState>, path: &str, method: MethodRouter<AppState>) -> Router<AppState> {
+fn route2(
+    router: Router<AppState>,
+    path: &str,
+    method: MethodRouter<AppState>,
+) -> Router<AppState> {
     let router = router.route(path, method.clone());
     if path.ends_with('}') {
         router
@@ -335,6 +344,9 @@ fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
             shared.clone(),
             auth::rate_limit,
         ))
-        .layer(axum::middleware::from_fn_with_state(fault, fault_middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            fault,
+            fault_middleware,
+        ))
         .with_state(shared)
 }

@@ -555,7 +555,10 @@ mod tests {
             SimUserStatus::InvitePending.time_label(at).as_deref(),
             Some("Sent 29 Nov 16")
         );
-        assert_eq!(SimUserStatus::from_machine("invite_pending"), Some(SimUserStatus::InvitePending));
+        assert_eq!(
+            SimUserStatus::from_machine("invite_pending"),
+            Some(SimUserStatus::InvitePending)
+        );
         assert_eq!(SimUserStatus::from_machine("pending_deactivation"), None);
     }
 }

@@ -72,8 +72,20 @@ mod tests {
 
     #[test]
     fn defaults_and_cap() {
-        assert_eq!(request("", 100).ok(), Some(PageRequest { page: 1, per_page: 25 }));
-        assert_eq!(request("perPage=500&page=3", 100).ok(), Some(PageRequest { page: 3, per_page: 100 }));
+        assert_eq!(
+            request("", 100).ok(),
+            Some(PageRequest {
+                page: 1,
+                per_page: 25
+            })
+        );
+        assert_eq!(
+            request("perPage=500&page=3", 100).ok(),
+            Some(PageRequest {
+                page: 3,
+                per_page: 100
+            })
+        );
         assert!(request("page=0", 100).is_err());
         assert!(request("perPage=x", 100).is_err());
     }
@@ -81,12 +93,20 @@ mod tests {
     #[test]
     fn headers_and_slices() {
         let items: Vec<u32> = (1..=7).collect();
-        let (page, headers) = PageRequest { page: 2, per_page: 3 }.apply(&items);
+        let (page, headers) = PageRequest {
+            page: 2,
+            per_page: 3,
+        }
+        .apply(&items);
         assert_eq!(page, vec![4, 5, 6]);
         assert_eq!(headers["Total"], "7");
         assert_eq!(headers["Per-Page"], "3");
         assert_eq!(headers["Total-Pages"], "3");
-        let (beyond, _) = PageRequest { page: 9, per_page: 3 }.apply(&items);
+        let (beyond, _) = PageRequest {
+            page: 9,
+            per_page: 3,
+        }
+        .apply(&items);
         assert!(beyond.is_empty());
     }
 }

@@ -133,7 +133,9 @@ fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, 
     if mode == Mode::Create {
         for (a, b) in EXCLUSIVE_PAIRS {
             if sent(form, a) && sent(form, b) {
-                return Err(ApiError::bad_request(format!("{a}, {b} are mutually exclusive")));
+                return Err(ApiError::bad_request(format!(
+                    "{a}, {b} are mutually exclusive"
+                )));
             }
         }
     }
@@ -166,7 +168,10 @@ fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, 
     if let (Mode::Update(id), Some(Some(parent))) = (mode, changes.parent)
         && inner.would_cycle(id, parent)
     {
-        errors.add("parentTeamId", "must not be the team itself or one of its sub-teams");
+        errors.add(
+            "parentTeamId",
+            "must not be the team itself or one of its sub-teams",
+        );
     }
     if mode == Mode::Create {
         create_only(inner, form, &mut changes, &mut errors);
@@ -371,7 +376,12 @@ pub(super) async fn create(
 }
 
 /// Shared body of both update routes.
-fn update_team(shared: &AppState, inner: &mut Inner, id: u64, form: &Form) -> Result<Response, ApiError> {
+fn update_team(
+    shared: &AppState,
+    inner: &mut Inner,
+    id: u64,
+    form: &Form,
+) -> Result<Response, ApiError> {
     let changes = parse_changes(inner, form, Mode::Update(id))?;
     let extended = changes.extended;
     apply_changes(inner, id, changes);
@@ -425,7 +435,12 @@ pub(super) async fn delete_by_ext(
 }
 
 /// The team object with `users[]` in full user form, paginated over the users.
-fn members_of(shared: &AppState, inner: &Inner, id: u64, query: &Form) -> Result<Response, ApiError> {
+fn members_of(
+    shared: &AppState,
+    inner: &Inner,
+    id: u64,
+    query: &Form,
+) -> Result<Response, ApiError> {
     let page = PageRequest::from_query(query, shared.config.max_per_page)?;
     let (ids, headers) = page.apply(&inner.team_user_ids(id));
     let view = View {
@@ -572,7 +587,11 @@ pub(super) async fn add_member_by_ext(
 }
 
 /// Removes a membership: 204, or 404 when there is none.
-fn remove_member_from(inner: &mut Inner, team_id: u64, raw_user: &str) -> Result<StatusCode, ApiError> {
+fn remove_member_from(
+    inner: &mut Inner,
+    team_id: u64,
+    raw_user: &str,
+) -> Result<StatusCode, ApiError> {
     let user_id = id_segment(raw_user)?;
     match inner.memberships.remove(&(team_id, user_id)) {
         Some(_) => Ok(StatusCode::NO_CONTENT),
@@ -611,7 +630,8 @@ mod tests {
     #[test]
     fn create_reports_missing_name_and_unknown_parent_together() {
         let inner = Inner::default();
-        let error = parse_changes(&inner, &form("parentTeamId=9"), Mode::Create).expect_err("invalid");
+        let error =
+            parse_changes(&inner, &form("parentTeamId=9"), Mode::Create).expect_err("invalid");
         assert_eq!(
             error.body(),
             json!({"error": "name is missing, name is empty, parentTeamId must match existing teams IDs",
@@ -622,8 +642,12 @@ mod tests {
     #[test]
     fn parent_id_and_name_are_exclusive() {
         let inner = Inner::default();
-        let error = parse_changes(&inner, &form("name=a&parentTeamId=1&parentTeamName=b"), Mode::Create)
-            .expect_err("invalid");
+        let error = parse_changes(
+            &inner,
+            &form("name=a&parentTeamId=1&parentTeamName=b"),
+            Mode::Create,
+        )
+        .expect_err("invalid");
         assert_eq!(
             error.body(),
             json!({"error": "parentTeamId, parentTeamName are mutually exclusive"})
@@ -644,6 +668,13 @@ mod tests {
                 .expect("object"),
         )
         .expect("valid");
-        assert_eq!(ok, MemberRequest { user_id: 4, primary: true, extended: false });
+        assert_eq!(
+            ok,
+            MemberRequest {
+                user_id: 4,
+                primary: true,
+                extended: false
+            }
+        );
     }
 }

@@ -1,1 +1,783 @@
-//! End-to-end tests of the Learn Amp simulator over HTTP.
+//! End-to-end tests of the Learn Amp simulator over HTTP (reqwest against a started sim).
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use super::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+
+/// A started simulator, a client and a valid token.
+struct Fixture {
+    sim: LearnAmpSim,
+    http: Client,
+    token: String,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let sim = LearnAmpSim::start(LearnAmpSimConfig::default())
+            .await
+            .expect("sim starts");
+        let http = Client::new();
+        let token = fetch_token(&http, &sim.base_url, "sim-secret", false)
+            .await
+            .1["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        Self { sim, http, token }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.sim.base_url, path)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn send_form(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.send_form(reqwest::Method::POST, path, form).await
+    }
+
+    async fn put(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.send_form(reqwest::Method::PUT, path, form).await
+    }
+
+    async fn create_user(&self, email: &str, ext: &str) -> u64 {
+        let (status, body) = self
+            .post(
+                "/v1/users",
+                &[
+                    ("email", email),
+                    ("firstName", "Ada"),
+                    ("lastName", "Lovelace"),
+                    ("integrationExternalId", ext),
+                    ("skipInvitation", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_u64().expect("id")
+    }
+
+    async fn empty_put(&self, path: &str) -> StatusCode {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+}
+
+/// Requests a token; `scoped` asks for `users:read users:create` only, else `public`.
+async fn fetch_token(http: &Client, base: &str, secret: &str, scoped: bool) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("client_id", "sim-client"),
+        ("client_secret", secret),
+        ("grant_type", "client_credentials"),
+    ];
+    if scoped {
+        form.push(("scope", "users:read users:create"));
+    }
+    let response = http
+        .post(format!("{base}/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .expect("token request");
+    let status = response.status();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn token_flow_urlencoded_multipart_wrong_secret_and_expiry() {
+    let f = Fixture::new().await;
+    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 7200);
+    assert_eq!(body["scope"], "users:read users:create");
+    assert!(body["created_at"].as_u64().expect("created_at") > 1_600_000_000);
+
+    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "wrong", false).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(!body.to_string().contains("wrong"));
+
+    let boundary = "XyZ";
+    let multipart = ["client_id", "client_secret", "grant_type"]
+        .iter()
+        .zip(["sim-client", "sim-secret", "client_credentials"])
+        .map(|(k, v)| {
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+        })
+        .collect::<String>()
+        + &format!("--{boundary}--\r\n");
+    let response = f
+        .http
+        .post(f.url("/oauth/token"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(multipart)
+        .send()
+        .await
+        .expect("multipart token");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["scope"], "public");
+
+    let response = f
+        .http
+        .post(f.url("/oauth/token"))
+        .form(&[
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("grant_type", "client_credentials"),
+            ("scope", "users:everything"),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_scope");
+
+    assert_eq!(f.get("/v1/users").await.status(), StatusCode::OK);
+    let no_token = f
+        .http
+        .get(f.url("/v1/users"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    assert!(no_token.json::<Value>().await.expect("json")["error"].is_string());
+
+    f.sim.set_token_ttl(Duration::ZERO);
+    let expired = f.get("/v1/users").await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        expired.json::<Value>().await.expect("json")["error"],
+        "The access token expired"
+    );
+}
+
+#[tokio::test]
+async fn scopes_restrict_routes() {
+    let f = Fixture::new().await;
+    let (_, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", true).await;
+    let limited = body["access_token"].as_str().expect("token");
+    let response = f
+        .http
+        .get(f.url("/v1/teams"))
+        .bearer_auth(limited)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn create_with_and_without_skip_invitation() {
+    let f = Fixture::new().await;
+    let id = f.create_user("skip@example.com", "1").await;
+    assert_eq!(id, 1);
+    assert!(f.sim.invitations().is_empty());
+    assert_eq!(
+        f.sim.user(id).expect("user").status,
+        SimUserStatus::NotInvited
+    );
+
+    let (status, body) = f
+        .post(
+            "/v1/users",
+            &[
+                ("email", "invite@example.com"),
+                ("firstName", "Grace"),
+                ("lastName", "Hopper"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["status"]["status"], "Invite pending");
+    assert!(
+        body["status"]["time"]
+            .as_str()
+            .expect("time")
+            .starts_with("Sent ")
+    );
+    assert_eq!(body["primaryTeam"], Value::Null);
+    assert_eq!(body["leaveDate"], Value::Null);
+    let invitations = f.sim.invitations();
+    assert_eq!(invitations.len(), 1);
+    assert_eq!(invitations[0].user_id, 2);
+    assert_eq!(
+        f.sim.user(2).expect("user").status,
+        SimUserStatus::InvitePending
+    );
+
+    let (status, body) = f.post("/v1/users", &[("firstName", "X")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "email is missing, email is empty, lastName is missing"
+    );
+    assert_eq!(body["fullErrors"]["lastName"], json!(["is missing"]));
+}
+
+#[tokio::test]
+async fn duplicate_email_and_external_id_are_400() {
+    let f = Fixture::new().await;
+    f.create_user("ada@example.com", "4711").await;
+    let (status, body) = f
+        .post(
+            "/v1/users",
+            &[
+                ("email", "ADA@example.com"),
+                ("firstName", "A"),
+                ("lastName", "B"),
+                ("skipInvitation", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "Validation failed: Email has already been taken",
+               "fullErrors": {"email": ["has already been taken"]}})
+    );
+    let (status, body) = f
+        .post(
+            "/v1/users",
+            &[
+                ("email", "other@example.com"),
+                ("firstName", "A"),
+                ("lastName", "B"),
+                ("integrationExternalId", "4711"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "Validation failed: Integration external id has already been taken",
+               "fullErrors": {"integrationExternalId": ["has already been taken"]}})
+    );
+    assert_eq!(f.sim.users().len(), 1, "refused creates change nothing");
+    assert!(f.sim.invitations().is_empty());
+}
+
+#[tokio::test]
+async fn manager_email_must_be_an_active_user() {
+    let f = Fixture::new().await;
+    let boss = f.sim.insert_user("Boss@Example.com", "Big", "Boss", None);
+    let worker = f.create_user("worker@example.com", "2").await;
+    let (status, body) = f
+        .put(
+            &format!("/v1/users/{worker}"),
+            &[("managerEmail", "boss@example.com")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["manager"]["id"], boss);
+    assert_eq!(
+        f.empty_put(&format!("/v1/users/{boss}/deactivate")).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = f
+        .put(
+            &format!("/v1/users/{worker}"),
+            &[("managerEmail", "boss@example.com")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "managerEmail must match an existing user email within your company"})
+    );
+    let (status, body) = f
+        .put(
+            &format!("/v1/users/{worker}"),
+            &[("managerEmail", "x@y.z"), ("managerId", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "managerId, managerEmail are mutually exclusive"})
+    );
+}
+
+#[tokio::test]
+async fn pagination_headers_and_deactivated_users() {
+    let f = Fixture::new().await;
+    for i in 0..5 {
+        f.sim
+            .insert_user(&format!("u{i}@example.com"), "U", &format!("{i}"), None);
+    }
+    let response = f.get("/v1/users?page=2&perPage=2").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["Total"], "5");
+    assert_eq!(response.headers()["Per-Page"], "2");
+    assert_eq!(response.headers()["Total-Pages"], "3");
+    let body: Value = response.json().await.expect("json");
+    let ids: Vec<u64> = body["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![3, 4]);
+    assert!(body["users"][0].get("primaryTeam").is_none(), "basic form");
+
+    let capped = f.get("/v1/users?perPage=1000").await;
+    assert_eq!(capped.headers()["Per-Page"], "100");
+
+    assert_eq!(
+        f.empty_put("/v1/users/2/deactivate").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        f.empty_put("/v1/users/2/deactivate").await,
+        StatusCode::NO_CONTENT
+    );
+    let listed = f.get("/v1/users").await;
+    assert_eq!(listed.headers()["Total"], "4");
+    let deactivated: Value = f
+        .get("/v1/users?filters[status][]=deactivated")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(deactivated["users"].as_array().expect("users").len(), 1);
+    assert_eq!(deactivated["users"][0]["id"], 2);
+    assert_eq!(deactivated["users"][0]["status"]["status"], "Deactivated");
+    let both = f
+        .get("/v1/users?filters[status]=confirmed,deactivated")
+        .await;
+    assert_eq!(both.headers()["Total"], "5");
+    let bad = f
+        .get("/v1/users?filters[status][]=pending_deactivation")
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        f.empty_put("/v1/users/2/reactivate").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        f.sim.user(2).expect("user").status,
+        SimUserStatus::Confirmed
+    );
+    assert_eq!(
+        f.empty_put("/v1/users/99/deactivate").await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn by_integration_external_id_uses_external_ids_even_when_numeric() {
+    let f = Fixture::new().await;
+    f.create_user("one@example.com", "2").await;
+    f.create_user("two@example.com", "HR/1001").await;
+    let body: Value = f
+        .get("/v1/users/by_integration_external_id/2")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["id"], 1, "external id 2 is user 1, not user 2");
+    let body: Value = f
+        .get("/v1/users/by_integration_external_id/HR%2F1001.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["id"], 2);
+    let missing = f.get("/v1/users/by_integration_external_id/1").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.json::<Value>().await.expect("json"),
+        json!({"error": "Not found"})
+    );
+
+    assert_eq!(
+        f.empty_put("/v1/users/1/deactivate").await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = f
+        .put(
+            "/v1/users/by_integration_external_id/2",
+            &[("integrationExternalId", "3"), ("jobTitle", "Eng")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "deactivated users are found too");
+    assert_eq!(body["integrationExternalId"], "3");
+    assert_eq!(
+        body["firstName"], "Ada",
+        "partial update keeps other fields"
+    );
+    assert_eq!(
+        f.sim
+            .user_by_external_id("3")
+            .expect("renamed")
+            .job_title
+            .as_deref(),
+        Some("Eng")
+    );
+}
+
+#[tokio::test]
+async fn leave_date_round_trip() {
+    let f = Fixture::new().await;
+    let id = f.create_user("leaver@example.com", "7").await;
+    let path = format!("/v1/users/{id}");
+    let (status, body) = f
+        .put(
+            &path,
+            &[("leaveDate", "2025-06-30"), ("hireDate", "2021-04-01")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["leaveDate"], "2025-06-30");
+    let shown: Value = f.get(&path).await.json().await.expect("json");
+    assert_eq!(shown["leaveDate"], "2025-06-30");
+    assert_eq!(shown["hireDate"], "2021-04-01");
+    let (status, body) = f.put(&path, &[("leaveDate", "30.06.2025")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["fullErrors"]["leaveDate"], json!(["is invalid"]));
+    assert_eq!(
+        f.sim.user(id).expect("user").leave_date.as_deref(),
+        Some("2025-06-30")
+    );
+    let (status, body) = f.put(&path, &[("leaveDate", "")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["leaveDate"], Value::Null);
+}
+
+#[tokio::test]
+async fn avatar_upload_accepts_png_and_rejects_garbage() {
+    let f = Fixture::new().await;
+    let id = f.create_user("pic@example.com", "8").await;
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
+    let upload = |bytes: Vec<u8>, media: &'static str| {
+        f.http
+            .put(f.url(&format!("/v1/users/{id}/avatar")))
+            .bearer_auth(&f.token)
+            .header("Content-Type", media)
+            .body(bytes)
+            .send()
+    };
+    let response = upload(png.clone(), "image/png").await.expect("upload");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let sha = f.sim.user(id).expect("user").avatar_sha256.expect("stored");
+    assert_eq!(sha.len(), 64);
+    let shown: Value = f
+        .get(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(shown["avatar"].is_string());
+
+    let response = upload(b"not an image".to_vec(), "image/png")
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "Invalid image"})
+    );
+    let response = upload(Vec::new(), "image/jpeg").await.expect("upload");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let mut huge = vec![0xFF, 0xD8, 0xFF];
+    huge.resize(5 * 1024 * 1024 + 1, 0);
+    let response = upload(huge, "image/jpeg").await.expect("upload");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(f.sim.user(id).expect("user").avatar_sha256, Some(sha));
+
+    let response = f
+        .http
+        .delete(f.url(&format!("/v1/users/{id}/avatar")))
+        .bearer_auth(&f.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(f.sim.user(id).expect("user").avatar_sha256, None);
+}
+
+#[tokio::test]
+async fn invitation_route_follows_the_assumed_contract() {
+    let f = Fixture::new().await;
+    let id = f.create_user("later@example.com", "9").await;
+    let invite = |id: u64| {
+        f.http
+            .post(f.url(&format!("/v1/users/{id}/invitation")))
+            .bearer_auth(&f.token)
+            .send()
+    };
+    assert_eq!(
+        invite(id).await.expect("invite").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        invite(id).await.expect("resend").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(f.sim.invitations().len(), 2);
+    assert_eq!(
+        f.sim.user(id).expect("user").status,
+        SimUserStatus::InvitePending
+    );
+
+    assert_eq!(
+        f.empty_put(&format!("/v1/users/{id}/deactivate")).await,
+        StatusCode::NO_CONTENT
+    );
+    let response = invite(id).await.expect("invite");
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "User is deactivated"})
+    );
+
+    let confirmed = f.sim.insert_user("c@example.com", "C", "D", None);
+    let response = invite(confirmed).await.expect("invite");
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"error": "User has already confirmed"})
+    );
+    assert_eq!(
+        invite(999).await.expect("invite").status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(f.sim.invitations().len(), 2);
+}
+
+#[tokio::test]
+async fn teams_create_duplicate_parent_and_membership() {
+    let f = Fixture::new().await;
+    let (status, parent) = f
+        .post(
+            "/v1/teams",
+            &[("name", "Engineering"), ("integrationExternalId", "100")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(parent["id"], 1);
+    assert_eq!(parent["apiTeamPath"], "/v1/teams/1.json");
+    assert_eq!(parent["users"], json!([]));
+
+    let (status, body) = f
+        .post(
+            "/v1/teams",
+            &[("name", "Again"), ("integrationExternalId", "100")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "Integration external id has already been taken",
+               "fullErrors": {"integrationExternalId": ["has already been taken"]}})
+    );
+
+    let (status, child) = f
+        .post(
+            "/v1/teams",
+            &[
+                ("name", "Backend"),
+                ("integrationExternalId", "101"),
+                ("parentTeamId", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(child["parentTeamId"], 1);
+    assert_eq!(child["parentTeam"]["id"], 1);
+    let (status, body) = f
+        .post("/v1/teams", &[("name", "Orphan"), ("parentTeamId", "77")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["fullErrors"]["parentTeamId"],
+        json!(["must match existing teams IDs"])
+    );
+
+    let shown: Value = f
+        .get("/v1/teams/by_external_id/100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["subTeams"][0]["id"], 2);
+
+    let user = f.create_user("member@example.com", "55").await;
+    let response = f
+        .http
+        .post(f.url("/v1/teams/by_external_id/101/users"))
+        .bearer_auth(&f.token)
+        .json(&json!({"userId": user, "isPrimary": true}))
+        .send()
+        .await
+        .expect("membership");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["teamId"], 2);
+    assert_eq!(body["userId"], user);
+    assert_eq!(f.sim.user(user).expect("user").primary_team_id, Some(2));
+
+    let (status, body) = f
+        .put(
+            &format!("/v1/users/{user}"),
+            &[("primaryTeamIntegrationExternalId", "nope")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "primaryTeamIntegrationExternalId must match existing teams integration external IDs"
+    );
+
+    let response = f
+        .http
+        .delete(f.url("/v1/teams/2"))
+        .bearer_auth(&f.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let kept = f.sim.user(user).expect("user kept");
+    assert_eq!(kept.primary_team_id, None);
+    let teams: Value = f
+        .get("/v1/teams.json?filters[name]=engin")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(teams["teams"].as_array().expect("teams").len(), 1);
+}
+
+#[tokio::test]
+async fn formats_faults_and_unknown_routes() {
+    let f = Fixture::new().await;
+    let response = f
+        .http
+        .get(f.url("/v1/users"))
+        .bearer_auth(&f.token)
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        f.get("/v1/users/1.xml").await.status(),
+        StatusCode::NOT_ACCEPTABLE
+    );
+    assert_eq!(f.get("/v1/nothing").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(f.get("/v1/users/abc").await.status(), StatusCode::NOT_FOUND);
+
+    let (status, body) = f
+        .post(
+            "/v1/users",
+            &[
+                ("email", "c@example.com"),
+                ("firstName", "C"),
+                ("lastName", "D"),
+                ("customFields[][name]", "Nope"),
+                ("customFields[][value]", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"error": "Not found"}));
+    let (status, body) = f
+        .post(
+            "/v1/users",
+            &[
+                ("email", "c@example.com"),
+                ("firstName", "C"),
+                ("lastName", "D"),
+                ("skipInvitation", "true"),
+                ("customFields[][name]", "Cost code"),
+                ("customFields[][value]", "CC-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        body["customFields"],
+        json!([{"name": "Cost code", "value": "CC-1"}])
+    );
+    let (status, _) = f.put("/v1/users/1", &[("role", "hr")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    f.sim.knobs.set_outage(true);
+    let response = f.get("/v1/users").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.json::<Value>().await.expect("json")["error"].is_string());
+    f.sim.knobs.set_outage(false);
+    assert!(
+        f.sim
+            .log
+            .all()
+            .iter()
+            .any(|c| c.injected && c.status == 503)
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429() {
+    let config = LearnAmpSimConfig {
+        rate_limit: Some(crate::sim::common::RateLimit {
+            per_minute: 1.0,
+            burst: 2.0,
+        }),
+        ..LearnAmpSimConfig::default()
+    };
+    let sim = LearnAmpSim::start(config).await.expect("sim");
+    let http = Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(fetch_token(&http, &sim.base_url, "sim-secret", false).await);
+    }
+    assert_eq!(statuses[2].0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(statuses[2].1, json!({"error": "Too many requests"}));
+}
+
+#[test]
+fn config_debug_hides_the_secret() {
+    let printed = format!("{:?}", LearnAmpSimConfig::default());
+    assert!(!printed.contains("sim-secret"));
+    assert!(printed.contains("sim-client"));
+}

@@ -18,7 +18,14 @@ use super::paging::PageRequest;
 use super::views::View;
 
 /// Roles the API may set (§4.3); `hr` needs a package the simulated company lacks (422).
-const SETTABLE_ROLES: [&str; 6] = ["viewer", "curator", "reporter", "learning_designer", "hr", "admin"];
+const SETTABLE_ROLES: [&str; 6] = [
+    "viewer",
+    "curator",
+    "reporter",
+    "learning_designer",
+    "hr",
+    "admin",
+];
 
 /// Roles accepted by `filters[role]`.
 const FILTER_ROLES: [&str; 6] = ["viewer", "curator", "reporter", "hr", "admin", "owner"];
@@ -77,19 +84,16 @@ fn sent(form: &Form, key: &str) -> bool {
 fn check_exclusive(form: &Form) -> Result<(), ApiError> {
     for (a, b) in EXCLUSIVE_PAIRS {
         if sent(form, a) && sent(form, b) {
-            return Err(ApiError::bad_request(format!("{a}, {b} are mutually exclusive")));
+            return Err(ApiError::bad_request(format!(
+                "{a}, {b} are mutually exclusive"
+            )));
         }
     }
     Ok(())
 }
 
 /// A required text field: on create missing is an error; on both, empty is an error.
-fn required_text(
-    form: &Form,
-    key: &str,
-    mode: Mode,
-    errors: &mut FieldErrors,
-) -> Option<String> {
+fn required_text(form: &Form, key: &str, mode: Mode, errors: &mut FieldErrors) -> Option<String> {
     match form.get(key).map(str::trim) {
         None => {
             if mode == Mode::Create {
@@ -201,7 +205,12 @@ fn secondary_teams(inner: &Inner, form: &Form, errors: &mut FieldErrors) -> Opti
 }
 
 /// A value restricted to a list (`does not have a valid value`).
-fn enum_param(form: &Form, key: &str, allowed: &[&str], errors: &mut FieldErrors) -> Option<String> {
+fn enum_param(
+    form: &Form,
+    key: &str,
+    allowed: &[&str],
+    errors: &mut FieldErrors,
+) -> Option<String> {
     let value = form.get(key)?.trim();
     if allowed.contains(&value) {
         Some(value.to_string())
@@ -254,7 +263,10 @@ fn parse_changes(
         },
     }
     let custom = form.custom_fields();
-    if custom.iter().any(|c| c.name.as_deref().is_none_or(str::is_empty)) {
+    if custom
+        .iter()
+        .any(|c| c.name.as_deref().is_none_or(str::is_empty))
+    {
         errors.add("customFields[name]", "is missing");
     }
     if !errors.is_empty() {
@@ -370,7 +382,10 @@ fn apply_changes(inner: &mut Inner, id: u64, changes: UserChanges, now: DateTime
     set(&mut user.department, changes.department);
     set(&mut user.hire_date, changes.hire_date);
     set(&mut user.leave_date, changes.leave_date);
-    set(&mut user.integration_external_id, changes.integration_external_id);
+    set(
+        &mut user.integration_external_id,
+        changes.integration_external_id,
+    );
     set(&mut user.language, changes.language);
     set(&mut user.role, changes.role);
     set(&mut user.manager_id, changes.manager);
@@ -419,7 +434,10 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let query = Form::from_query(query.as_deref())?;
     let page = PageRequest::from_query(&query, shared.config.max_per_page)?;
-    let expanded = query.boolean("expanded").unwrap_or(Some(false)).unwrap_or(false);
+    let expanded = query
+        .boolean("expanded")
+        .unwrap_or(Some(false))
+        .unwrap_or(false);
     let inner = shared.lock();
     let ids = filter_users(&inner, &query)?;
     let (ids, headers) = page.apply(&ids);
@@ -430,7 +448,13 @@ pub(super) async fn list(
     let users: Vec<Value> = ids
         .iter()
         .filter_map(|id| inner.users.get(id))
-        .map(|u| if expanded { view.user_full(u) } else { view.user_basic(u) })
+        .map(|u| {
+            if expanded {
+                view.user_full(u)
+            } else {
+                view.user_basic(u)
+            }
+        })
         .collect();
     Ok((headers, axum::Json(json!({ "users": users }))).into_response())
 }
@@ -549,12 +573,17 @@ fn filter_users(inner: &Inner, query: &Form) -> Result<Vec<u64>, ApiError> {
         let keep = status_ok
             && email.is_none_or(|e| user.email.eq_ignore_ascii_case(e.trim()))
             && ext.is_none_or(|e| user.integration_external_id.as_deref() == Some(e))
-            && first.as_ref().is_none_or(|f| user.first_name.to_lowercase().contains(f))
-            && last.as_ref().is_none_or(|l| user.last_name.to_lowercase().contains(l))
+            && first
+                .as_ref()
+                .is_none_or(|f| user.first_name.to_lowercase().contains(f))
+            && last
+                .as_ref()
+                .is_none_or(|l| user.last_name.to_lowercase().contains(l))
             && role.as_ref().is_none_or(|r| user.role == *r)
             && (!no_team || !inner.has_team(user.id))
             && teams.as_ref().is_none_or(|ts| {
-                ts.iter().any(|t| inner.memberships.contains_key(&(*t, user.id)))
+                ts.iter()
+                    .any(|t| inner.memberships.contains_key(&(*t, user.id)))
             })
             && passes(created, Some(user.created_at))
             && passes(updated, Some(user.updated_at))
@@ -614,7 +643,12 @@ pub(super) async fn create(
 }
 
 /// Shared body of both update routes.
-fn update_user(shared: &AppState, inner: &mut Inner, id: u64, form: &Form) -> Result<Response, ApiError> {
+fn update_user(
+    shared: &AppState,
+    inner: &mut Inner,
+    id: u64,
+    form: &Form,
+) -> Result<Response, ApiError> {
     if !inner.users.contains_key(&id) {
         return Err(ApiError::not_found());
     }
@@ -700,7 +734,10 @@ pub(super) async fn invite(
     let mut inner = shared.lock();
     let status = inner.users.get(&id).ok_or_else(ApiError::not_found)?.status;
     match status {
-        SimUserStatus::Deactivated => Err(ApiError::message(StatusCode::CONFLICT, "User is deactivated")),
+        SimUserStatus::Deactivated => Err(ApiError::message(
+            StatusCode::CONFLICT,
+            "User is deactivated",
+        )),
         SimUserStatus::Confirmed => Err(ApiError::message(
             StatusCode::CONFLICT,
             "User has already confirmed",
@@ -740,7 +777,12 @@ pub(super) async fn put_avatar(
     if !shared.lock().users.contains_key(&id) {
         return Err(ApiError::not_found());
     }
-    let too_large = || ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Image too large (5 MiB at most)");
+    let too_large = || {
+        ApiError::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Image too large (5 MiB at most)",
+        )
+    };
     let declared_length = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -753,7 +795,13 @@ pub(super) async fn put_avatar(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let bytes = axum::body::to_bytes(request.into_body(), AVATAR_LIMIT)
         .await
@@ -830,15 +878,28 @@ mod tests {
             Mode::Update(1),
         ));
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, json!({"error": "managerId, managerEmail are mutually exclusive"}));
+        assert_eq!(
+            body,
+            json!({"error": "managerId, managerEmail are mutually exclusive"})
+        );
     }
 
     #[test]
     fn hr_role_is_422_and_owner_is_400() {
         let inner = Inner::default();
-        let (status, _) = error_body(parse_changes(&inner, &names(), &form("role=hr"), Mode::Update(1)));
+        let (status, _) = error_body(parse_changes(
+            &inner,
+            &names(),
+            &form("role=hr"),
+            Mode::Update(1),
+        ));
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = error_body(parse_changes(&inner, &names(), &form("role=owner"), Mode::Update(1)));
+        let (status, _) = error_body(parse_changes(
+            &inner,
+            &names(),
+            &form("role=owner"),
+            Mode::Update(1),
+        ));
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 

@@ -75,7 +75,12 @@ impl View<'_> {
             .map(|(name, value)| json!({"name": name, "value": value}))
             .collect();
         let avatar = user.avatar_sha256.as_ref().map(|sha| {
-            format!("{}/avatars/{}/{}.img", self.base, user.id, &sha[..sha.len().min(16)])
+            format!(
+                "{}/avatars/{}/{}.img",
+                self.base,
+                user.id,
+                &sha[..sha.len().min(16)]
+            )
         });
         if let Value::Object(map) = &mut value {
             map.insert("occupationRole".into(), json!(user.occupation_role));

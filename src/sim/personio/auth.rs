@@ -247,8 +247,7 @@ pub(crate) async fn v1_auth(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (Some(client_id), Some(client_secret)) =
-        v1_credentials(&headers, &body, query.as_deref())
+    let (Some(client_id), Some(client_secret)) = v1_credentials(&headers, &body, query.as_deref())
     else {
         return v1_error(
             StatusCode::BAD_REQUEST,

@@ -2,7 +2,6 @@
 //! picture, rendered in Personio's attribute envelopes (reference §4), plus the upsert
 //! bookkeeping (changed attributes, webhook events).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -116,13 +115,15 @@ fn envelope(key: &str, value: Value) -> Value {
 
 /// An id as Personio v1 writes it: an integer when numeric.
 fn id_value(id: &str) -> Value {
-    id.parse::<u64>().map_or_else(|_| json!(id), |number| json!(number))
+    id.parse::<u64>()
+        .map_or_else(|_| json!(id), |number| json!(number))
 }
 
 fn org_value(kind: &str, org: Option<&OrgRef>) -> Value {
-    org.map_or(Value::Null, |org| {
-        json!({"type": kind, "attributes": {"id": id_value(&org.id), "name": org.name}})
-    })
+    org.map_or(
+        Value::Null,
+        |org| json!({"type": kind, "attributes": {"id": id_value(&org.id), "name": org.name}}),
+    )
 }
 
 fn date_value(date: Option<NaiveDate>) -> Value {
@@ -133,9 +134,10 @@ fn date_value(date: Option<NaiveDate>) -> Value {
 fn modelled_values(sim: &SimEmployee, base_url: &str) -> Vec<(&'static str, Value)> {
     let employee = &sim.employee;
     let text = |value: &Option<String>| value.as_ref().map_or(Value::Null, |v| json!(v));
-    let supervisor = employee.supervisor_id.as_ref().map_or(Value::Null, |id| {
-        json!({"type": "Employee", "attributes": {"id": envelope("id", id_value(id))}})
-    });
+    let supervisor = employee.supervisor_id.as_ref().map_or(
+        Value::Null,
+        |id| json!({"type": "Employee", "attributes": {"id": envelope("id", id_value(id))}}),
+    );
     let picture = if sim.picture.is_some() {
         json!(format!(
             "{base_url}/v1/company/employees/{}/profile-picture",
@@ -165,7 +167,10 @@ fn modelled_values(sim: &SimEmployee, base_url: &str) -> Vec<(&'static str, Valu
         ("created_at", json!(sim.created_at)),
         ("last_modified_at", json!(sim.last_modified_at)),
         ("office", org_value("Office", employee.office.as_ref())),
-        ("department", org_value("Department", employee.department.as_ref())),
+        (
+            "department",
+            org_value("Department", employee.department.as_ref()),
+        ),
         ("team", org_value("Team", employee.team.as_ref())),
         ("profile_picture", picture),
     ]
@@ -251,28 +256,28 @@ struct Paging {
     offset: usize,
 }
 
-fn paging(pairs: &[(String, String)]) -> Result<Paging, Response> {
+fn paging(pairs: &[(String, String)]) -> Result<Paging, Box<Response>> {
     let limit = match first(pairs, "limit") {
         None => 50,
         Some(raw) => match raw.trim().parse::<usize>() {
             Ok(limit) if (1..=100).contains(&limit) => limit,
             _ => {
-                return Err(v1_error(
+                return Err(Box::new(v1_error(
                     StatusCode::BAD_REQUEST,
                     400,
                     "The limit must be between 1 and 100",
-                ));
+                )));
             }
         },
     };
     let offset = match first(pairs, "offset") {
         None => 0,
         Some(raw) => raw.trim().parse::<usize>().map_err(|_| {
-            v1_error(
+            Box::new(v1_error(
                 StatusCode::BAD_REQUEST,
                 400,
                 "The offset must be a non-negative integer",
-            )
+            ))
         })?,
     };
     Ok(Paging { limit, offset })
@@ -299,7 +304,7 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): Raw
     }
     let paging = match paging(&pairs) {
         Ok(paging) => paging,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let email = first(&pairs, "email");
     let matching: Vec<&SimEmployee> = state
@@ -459,9 +464,18 @@ fn changed_attributes(before: &SimEmployee, after: &SimEmployee) -> Vec<String> 
     check("team", old.team != new.team);
     check("supervisor", old.supervisor_id != new.supervisor_id);
     check("hire_date", old.hire_date != new.hire_date);
-    check("termination_date", old.termination_date != new.termination_date);
-    check("last_working_day", old.last_working_day != new.last_working_day);
-    check("employment_type", old.employment_type != new.employment_type);
+    check(
+        "termination_date",
+        old.termination_date != new.termination_date,
+    );
+    check(
+        "last_working_day",
+        old.last_working_day != new.last_working_day,
+    );
+    check(
+        "employment_type",
+        old.employment_type != new.employment_type,
+    );
     check("profile_picture", before.picture != after.picture);
     let extra_keys: std::collections::BTreeSet<&String> =
         old.extra.keys().chain(new.extra.keys()).collect();
@@ -494,11 +508,12 @@ pub(crate) fn upsert(shared: &Shared, mut sim: SimEmployee) -> Vec<(String, Valu
         None => every_attribute(&sim.employee),
     };
     if sim.created_at.is_empty() {
-        sim.created_at = previous
-            .as_ref()
-            .map_or_else(|| personio_timestamp(now), |before| before.created_at.clone());
+        sim.created_at = previous.as_ref().map_or_else(
+            || personio_timestamp(now),
+            |before| before.created_at.clone(),
+        );
     }
-    let changes = state.changed_at.entry(id.clone()).or_insert_with(BTreeMap::new);
+    let changes = state.changed_at.entry(id.clone()).or_default();
     for key in &changed {
         changes.insert(key.clone(), now);
     }
@@ -548,11 +563,17 @@ mod tests {
         assert_eq!(value["type"], "Employee");
         assert_eq!(attributes["id"]["value"], 1002);
         assert_eq!(attributes["id"]["type"], "integer");
-        assert_eq!(attributes["supervisor"]["value"]["attributes"]["id"]["value"], 1001);
+        assert_eq!(
+            attributes["supervisor"]["value"]["attributes"]["id"]["value"],
+            1001
+        );
         assert_eq!(attributes["department"]["value"]["type"], "Department");
         assert!(attributes["department"]["value"]["attributes"]["id"].is_u64());
         let hire = attributes["hire_date"]["value"].as_str().unwrap();
-        assert!(hire.ends_with(":00+01:00") || hire.ends_with(":00+02:00"), "{hire}");
+        assert!(
+            hire.ends_with(":00+01:00") || hire.ends_with(":00+02:00"),
+            "{hire}"
+        );
         assert_eq!(attributes["hire_date"]["type"], "date");
         assert!(attributes["weekly_working_hours"]["value"].is_string());
         assert_eq!(attributes[COST_CODE_ATTRIBUTE]["universal_id"], Value::Null);

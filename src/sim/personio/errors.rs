@@ -73,7 +73,12 @@ pub(crate) fn problem(status: StatusCode, title: &str, detail: &str, anchor: &st
 }
 
 /// The OAuth2 error object of `/v2/auth/token` (always `application/problem+json`).
-pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str, meta: Value) -> Response {
+pub(crate) fn oauth_error(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    meta: Value,
+) -> Response {
     let body = json!({
         "error": error,
         "error_description": description,
@@ -85,7 +90,11 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str, me
     with_content_type(status, &body, "application/problem+json")
 }
 
-pub(crate) fn with_content_type(status: StatusCode, body: &Value, content_type: &'static str) -> Response {
+pub(crate) fn with_content_type(
+    status: StatusCode,
+    body: &Value,
+    content_type: &'static str,
+) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()
@@ -140,7 +149,12 @@ pub(crate) fn unknown_route(path: &str) -> Response {
 
 /// A v2 400 "Bad request".
 pub(crate) fn bad_request(detail: &str) -> Response {
-    problem(StatusCode::BAD_REQUEST, "Bad request", detail, "common.bad_request")
+    problem(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        detail,
+        "common.bad_request",
+    )
 }
 
 /// A v2 404 "Resource not found".

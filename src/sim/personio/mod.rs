@@ -269,7 +269,11 @@ impl PersonioSim {
 
     /// One employee.
     pub fn employee(&self, id: &str) -> Option<SimEmployee> {
-        self.shared.state().employees.get(&employee_key(id)).cloned()
+        self.shared
+            .state()
+            .employees
+            .get(&employee_key(id))
+            .cloned()
     }
 
     /// Creates or replaces an employee, bumps its `last_modified_at` and emits the
@@ -316,9 +320,12 @@ impl PersonioSim {
     }
 
     /// Sets the token lifetime; applies to tokens already issued too, so
-    /// `set_token_ttl(Duration::ZERO)` expires every token at once.
+    /// `set_token_ttl(Duration::ZERO)` expires every token at once (for good: tokens
+    /// expired under the new lifetime are forgotten and never come back).
     pub fn set_token_ttl(&self, ttl: Duration) {
-        self.shared.state().token_ttl = ttl;
+        let mut state = self.shared.state();
+        state.token_ttl = ttl;
+        state.tokens.retain(|token| token.issued_at.elapsed() < ttl);
     }
 
     /// Sets the delays between webhook delivery retries (their count is the retry count).
@@ -405,7 +412,10 @@ fn router(shared: Arc<Shared>, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
         .route("/v2/auth/token", post(auth::v2_token))
         .route("/v2/auth/revoke", post(auth::v2_revoke))
         .route("/v1/company/employees", get(employees::list))
-        .route("/v1/company/employees/attributes", get(employees::attributes))
+        .route(
+            "/v1/company/employees/attributes",
+            get(employees::attributes),
+        )
         .route(
             "/v1/company/employees/custom-attributes",
             get(employees::attributes),
@@ -458,7 +468,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         return next.run(request).await;
     }
     if let Err(response) = check_token(&shared, request.method(), &path, request.headers()) {
-        return response;
+        return *response;
     }
     next.run(request).await
 }
@@ -544,11 +554,15 @@ fn check_token(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let v1 = errors::Family::of(path) == errors::Family::V1;
     let Some(presented) = bearer(headers) else {
-        return Err(if v1 {
-            errors::v1_error(StatusCode::UNAUTHORIZED, 401, "Authorization is not provided")
+        return Err(Box::new(if v1 {
+            errors::v1_error(
+                StatusCode::UNAUTHORIZED,
+                401,
+                "Authorization is not provided",
+            )
         } else {
             errors::problem(
                 StatusCode::UNAUTHORIZED,
@@ -556,12 +570,19 @@ fn check_token(
                 "Missing bearer token",
                 "common.unauthorized",
             )
-        });
+        }));
     };
-    let scope = shared.state().valid_token(presented).map(|t| t.scope.clone());
+    let scope = shared
+        .state()
+        .valid_token(presented)
+        .map(|t| t.scope.clone());
     let Some(scope) = scope else {
-        return Err(if v1 {
-            errors::v1_error(StatusCode::FORBIDDEN, 403, "Provided authorization is not valid")
+        return Err(Box::new(if v1 {
+            errors::v1_error(
+                StatusCode::FORBIDDEN,
+                403,
+                "Provided authorization is not valid",
+            )
         } else {
             errors::problem(
                 StatusCode::UNAUTHORIZED,
@@ -569,15 +590,17 @@ fn check_token(
                 "The access token is invalid or expired",
                 "common.unauthorized",
             )
-        });
+        }));
     };
     match required_scope(method, path) {
-        Some(needed) if !scope.split_whitespace().any(|s| s == needed) => Err(errors::problem(
-            StatusCode::FORBIDDEN,
-            "Insufficient access scope",
-            &format!("The access token lacks the scope {needed}"),
-            "common.forbidden",
-        )),
+        Some(needed) if !scope.split_whitespace().any(|s| s == needed) => {
+            Err(Box::new(errors::problem(
+                StatusCode::FORBIDDEN,
+                "Insufficient access scope",
+                &format!("The access token lacks the scope {needed}"),
+                "common.forbidden",
+            )))
+        }
         _ => Ok(()),
     }
 }

@@ -230,7 +230,9 @@ fn apply(mut draft: Draft, body: &Map<String, Value>) -> Result<Draft, String> {
     if let Some(status) = string_field(body, "status")? {
         draft.status = match status {
             None => None,
-            Some(raw) => Some(WebhookStatus::parse(&raw).ok_or("'status' must be ENABLED or DISABLED")?),
+            Some(raw) => {
+                Some(WebhookStatus::parse(&raw).ok_or("'status' must be ENABLED or DISABLED")?)
+            }
         };
     }
     if let Some(auth_type) = string_field(body, "auth_type")? {
@@ -259,7 +261,9 @@ fn apply(mut draft: Draft, body: &Map<String, Value>) -> Result<Draft, String> {
         Some(Value::Object(headers)) => {
             let mut parsed = BTreeMap::new();
             for (name, value) in headers {
-                let value = value.as_str().ok_or("custom header values must be strings")?;
+                let value = value
+                    .as_str()
+                    .ok_or("custom header values must be strings")?;
                 parsed.insert(name.clone(), value.to_string());
             }
             draft.custom_headers = parsed;
@@ -292,7 +296,10 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
 
 /// Turns a complete draft into a webhook, or says what is invalid.
 fn finish(draft: Draft, id: String) -> Result<SimWebhook, String> {
-    let url = draft.url.filter(|url| !url.is_empty()).ok_or("'url' is required")?;
+    let url = draft
+        .url
+        .filter(|url| !url.is_empty())
+        .ok_or("'url' is required")?;
     if !valid_url(&url) {
         return Err("'url' must be an absolute http(s) URL".to_string());
     }
@@ -301,7 +308,10 @@ fn finish(draft: Draft, id: String) -> Result<SimWebhook, String> {
         .enabled_events
         .filter(|events| !events.is_empty())
         .ok_or("'enabled_events' must list at least one event")?;
-    if let Some(unknown) = events.iter().find(|event| !KNOWN_EVENTS.contains(&event.as_str())) {
+    if let Some(unknown) = events
+        .iter()
+        .find(|event| !KNOWN_EVENTS.contains(&event.as_str()))
+    {
         return Err(format!("Unknown event '{unknown}'"));
     }
     let auth_type = draft.auth_type.unwrap_or(WebhookAuthType::Token);
@@ -359,10 +369,12 @@ fn conflict() -> Response {
     )
 }
 
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object),
-        _ => Err(bad_request("The request body must be a JSON object.")),
+        _ => Err(Box::new(bad_request(
+            "The request body must be a JSON object.",
+        ))),
     }
 }
 
@@ -374,14 +386,18 @@ fn webhook_not_found() -> Response {
 pub(crate) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let object = match json_object(&body) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let hook = match apply(Draft::default(), &object).and_then(|d| finish(d, uuid_like())) {
         Ok(hook) => hook,
         Err(detail) => return unprocessable(&detail),
     };
     let mut state = shared.state();
-    if state.webhooks.iter().any(|existing| existing.url == hook.url) {
+    if state
+        .webhooks
+        .iter()
+        .any(|existing| existing.url == hook.url)
+    {
         return conflict();
     }
     let answer = hook.to_json();
@@ -398,7 +414,7 @@ pub(crate) async fn update(
 ) -> Response {
     let object = match json_object(&body) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut state = shared.state();
     let Some(index) = state.webhooks.iter().position(|hook| hook.id == id) else {
@@ -444,7 +460,12 @@ pub(crate) async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<Str
 /// `POST /v2/webhooks/{id}/ping`: sends a `ping` event to this subscription (even when
 /// disabled) and answers 202 with an empty body.
 pub(crate) async fn ping(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let hook = shared.state().webhooks.iter().find(|hook| hook.id == id).cloned();
+    let hook = shared
+        .state()
+        .webhooks
+        .iter()
+        .find(|hook| hook.id == id)
+        .cloned();
     let Some(hook) = hook else {
         return webhook_not_found();
     };
@@ -463,12 +484,12 @@ struct ListQuery {
     events: Vec<String>,
 }
 
-fn list_query(pairs: &[(String, String)]) -> Result<ListQuery, Response> {
+fn list_query(pairs: &[(String, String)]) -> Result<ListQuery, Box<Response>> {
     let limit = match first(pairs, "limit") {
         None => 100,
         Some(raw) => match raw.parse::<usize>() {
             Ok(limit) if (1..=200).contains(&limit) => limit,
-            _ => return Err(bad_request("'limit' must be between 1 and 200.")),
+            _ => return Err(Box::new(bad_request("'limit' must be between 1 and 200."))),
         },
     };
     let start = match first(pairs, "cursor") {
@@ -476,13 +497,13 @@ fn list_query(pairs: &[(String, String)]) -> Result<ListQuery, Response> {
         Some(raw) => raw
             .strip_prefix("cur_")
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_request("Provided cursor is invalid."))?,
+            .ok_or_else(|| Box::new(bad_request("Provided cursor is invalid.")))?,
     };
     let status = match first(pairs, "status") {
         None => None,
         Some(raw) => Some(
             WebhookStatus::parse(raw)
-                .ok_or_else(|| bad_request("'status' must be ENABLED or DISABLED."))?,
+                .ok_or_else(|| Box::new(bad_request("'status' must be ENABLED or DISABLED.")))?,
         ),
     };
     let events = pairs
@@ -506,7 +527,7 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): Raw
     let pairs = query_pairs(query.as_deref());
     let filter = match list_query(&pairs) {
         Ok(filter) => filter,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let state = shared.state();
     let matching: Vec<&SimWebhook> = state
@@ -514,7 +535,11 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): Raw
         .iter()
         .filter(|hook| filter.status.is_none_or(|status| hook.status == status))
         .filter(|hook| {
-            filter.events.is_empty() || filter.events.iter().any(|e| hook.enabled_events.contains(e))
+            filter.events.is_empty()
+                || filter
+                    .events
+                    .iter()
+                    .any(|e| hook.enabled_events.contains(e))
         })
         .collect();
     let data: Vec<Value> = matching
@@ -531,7 +556,8 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): Raw
     let mut links = json!({"self": {"href": self_href}});
     let next_start = filter.start + filter.limit;
     if next_start < matching.len() {
-        links["next"] = json!({"href": format!("{base}?cursor=cur_{next_start}&limit={}", filter.limit)});
+        links["next"] =
+            json!({"href": format!("{base}?cursor=cur_{next_start}&limit={}", filter.limit)});
     }
     axum::Json(json!({"_data": data, "_meta": {"links": links}})).into_response()
 }
