@@ -34,6 +34,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod learnamp;
+pub mod metrics;
 pub mod pacer;
 pub mod personio;
 pub mod retry;

@@ -2,12 +2,13 @@
 //! its running actor. Tenants write their own entry; the admin API reads it without
 //! ever waiting on a tenant or the supervisor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use ractor::ActorRef;
 use serde::Serialize;
 
+use crate::domain::Secret;
 use crate::domain::report::SyncReport;
 
 use super::tenant::TenantMsg;
@@ -85,10 +86,22 @@ struct Entry {
     actor: Option<ActorRef<TenantMsg>>,
 }
 
-/// Every tenant's view and actor reference.
+/// Every tenant's view and actor reference, and the webhook routing table.
 #[derive(Default)]
 pub struct StatusBoard {
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Webhook URL key → (tenant id, expected `Authorization` value).
+    webhook_routes: Mutex<HashMap<String, (String, Secret)>>,
+}
+
+/// Where a webhook delivery goes.
+pub struct WebhookRoute {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The token Personio must send verbatim.
+    pub token: Secret,
+    /// The running actor to wake, if any.
+    pub actor: Option<ActorRef<TenantMsg>>,
 }
 
 impl StatusBoard {
@@ -139,6 +152,33 @@ impl StatusBoard {
     pub fn actor(&self, id: &str) -> Option<ActorRef<TenantMsg>> {
         let entries = self.entries.lock().expect("status board poisoned");
         entries.get(id).and_then(|entry| entry.actor.clone())
+    }
+
+    /// Routes webhook deliveries with URL key `key` to tenant `id`.
+    pub fn register_webhook(&self, id: &str, key: &Secret, token: &Secret) {
+        let mut routes = self.webhook_routes.lock().expect("status board poisoned");
+        routes.retain(|_, (tenant, _)| tenant != id);
+        routes.insert(key.expose().to_string(), (id.to_string(), token.clone()));
+    }
+
+    /// Stops routing webhooks to tenant `id`.
+    pub fn unregister_webhook(&self, id: &str) {
+        let mut routes = self.webhook_routes.lock().expect("status board poisoned");
+        routes.retain(|_, (tenant, _)| tenant != id);
+    }
+
+    /// The route of a webhook URL key.
+    pub fn webhook_route(&self, key: &str) -> Option<WebhookRoute> {
+        let (tenant_id, token) = {
+            let routes = self.webhook_routes.lock().expect("status board poisoned");
+            routes.get(key).cloned()?
+        };
+        let actor = self.actor(&tenant_id);
+        Some(WebhookRoute {
+            tenant_id,
+            token,
+            actor,
+        })
     }
 
     /// Number of tenants per state.

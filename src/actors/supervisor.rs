@@ -131,13 +131,18 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::StopTenant(id, reply) => {
-                if let Some(entry) = state.tenants.get_mut(&id) {
+                let running = state.tenants.get_mut(&id).and_then(|entry| {
                     entry.stopping = true;
                     entry.respawn_when_stopped = false;
-                    if let Some(actor) = &entry.actor {
-                        actor.kill();
+                    entry.actor.clone()
+                });
+                match running {
+                    Some(actor) => actor.kill(),
+                    None => {
+                        state.tenants.remove(&id);
                     }
                 }
+                state.deps.board.unregister_webhook(&id);
                 state.deps.board.set_actor(&id, None);
                 state
                     .deps
@@ -180,6 +185,7 @@ impl Actor for Supervisor {
         state.deps.board.set_actor(&id, None);
         if entry.stopping {
             state.tenants.remove(&id);
+            state.deps.board.unregister_webhook(&id);
             return Ok(());
         }
         if entry.respawn_when_stopped {
@@ -214,6 +220,12 @@ async fn spawn_tenant(
         .as_ref()
         .map(|secrets| state.deps.webhook_url(secrets.key.expose()))
         .unwrap_or_default();
+    if let Some(secrets) = &spec.webhook {
+        state
+            .deps
+            .board
+            .register_webhook(id, &secrets.key, &secrets.token);
+    }
     if state.deps.board.view(id).is_none() {
         state
             .deps

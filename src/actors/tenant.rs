@@ -7,6 +7,9 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{Instrument, error, info, info_span, warn};
 
+use std::collections::HashMap;
+
+use crate::domain::Employee;
 use crate::domain::tenant::TenantSpec;
 use crate::learnamp::{LearnAmpClient, LearnAmpConfig};
 use crate::personio::{PersonioClient, PersonioConfig};
@@ -63,6 +66,10 @@ pub enum TenantMsg {
     /// Sent by the admin API: plan a full sync and answer the plan as JSON, writing
     /// nothing. Replies.
     DryRun(RpcReplyPort<Result<serde_json::Value, String>>),
+    /// Sent by the webhook front door after it stored an event, and by the tenant to
+    /// itself after a failed drain: apply every stored event, oldest first, coalesced
+    /// per person; each leaves the inbox once its effect is stored. No reply.
+    InboxWake,
 }
 
 /// The actor (stateless; everything lives in [`TenantActorState`]).
@@ -77,6 +84,10 @@ pub struct TenantActorState {
     learnamp: LearnAmpClient,
     consecutive_failures: u32,
     reconcile_timer: Option<tokio::task::JoinHandle<()>>,
+    /// Active synced employees by Personio id (possible managers for live updates).
+    known: HashMap<String, Employee>,
+    /// A retry of the inbox drain is already scheduled.
+    drain_retry_scheduled: bool,
 }
 
 impl TenantActorState {
@@ -98,17 +109,26 @@ impl TenantActorState {
         }
     }
 
-    fn publish_counts(&self) -> Result<(), StoreError> {
-        let employees = self
-            .store
-            .employees()?
+    /// Reloads counts and the known-employee cache from the store into the view.
+    fn publish_counts(&mut self) -> Result<(), StoreError> {
+        let records = self.store.employees()?;
+        self.known = records
             .iter()
-            .filter(|(_, record)| record.learnamp_id != 0)
-            .count() as u64;
+            .filter(|(_, record)| !record.deactivated)
+            .filter_map(|(id, record)| {
+                record
+                    .employee
+                    .clone()
+                    .map(|employee| (id.clone(), employee))
+            })
+            .collect();
+        let employees = records.len() as u64;
         let last_sync = self.store.last_sync()?;
+        let pending = self.store.pending_count() as u64;
         self.deps.board.update(&self.spec.id, |view| {
             view.employees = employees;
             view.last_sync = last_sync;
+            view.pending_events = pending;
         });
         Ok(())
     }
@@ -161,7 +181,10 @@ impl Actor for TenantActor {
             learnamp,
             consecutive_failures: 0,
             reconcile_timer: None,
+            known: HashMap::new(),
+            drain_retry_scheduled: false,
         };
+        let mut state = state;
         state.set_state(TenantState::Starting, None);
         state.publish_counts()?;
         Ok(state)
@@ -206,13 +229,26 @@ impl Actor for TenantActor {
                 .instrument(span.clone())
                 .await;
                 match result {
-                    Ok(true) => state.set_state(TenantState::Live, None),
-                    Ok(false) => full_sync(&myself, state, false).instrument(span).await?,
+                    Ok(initial_done) => {
+                        ensure_subscription(state).instrument(span.clone()).await;
+                        if initial_done {
+                            state.set_state(TenantState::Live, None);
+                            drain_inbox(&myself, state).instrument(span).await?;
+                        } else {
+                            full_sync(&myself, state, false).instrument(span).await?;
+                        }
+                    }
                     Err(error) => handle_sync_error(&myself, state, error, false)?,
                 }
             }
             TenantMsg::FullSync { confirm } => {
                 full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::InboxWake => {
+                state.drain_retry_scheduled = false;
+                if state.store.initial_sync_done()? {
+                    drain_inbox(&myself, state).instrument(span).await?;
+                }
             }
             TenantMsg::DryRun(reply) => {
                 let plan = sync::plan_full_sync(&state.context())
@@ -235,7 +271,9 @@ async fn full_sync(
     confirm: bool,
 ) -> Result<(), ActorProcessingErr> {
     state.set_state(TenantState::Syncing, None);
+    let started = std::time::Instant::now();
     let result = sync::run_full_sync(&state.context(), confirm).await;
+    crate::metrics::sync_finished(&state.spec.id, started.elapsed().as_secs_f64());
     state.publish_counts()?;
     match result {
         Ok(report) => {
@@ -261,9 +299,163 @@ async fn full_sync(
             } else {
                 state.set_state(TenantState::Live, None);
             }
-            Ok(())
+            drain_inbox(myself, state).await
         }
         Err(error) => handle_sync_error(myself, state, error, true),
+    }
+}
+
+/// Events drained per round.
+const DRAIN_BATCH: usize = 256;
+
+/// Applies every stored webhook event, oldest first, coalesced per person. Events leave
+/// the inbox only after their effect is stored; a transient failure leaves them there
+/// and schedules another drain.
+async fn drain_inbox(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+) -> Result<(), ActorProcessingErr> {
+    loop {
+        let batch = state.store.pending_events(DRAIN_BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut people: Vec<String> = Vec::new();
+        let mut needs_full_sync = false;
+        for (_, event) in &batch {
+            match &event.person_id {
+                Some(person) if !people.contains(person) => people.push(person.clone()),
+                Some(_) => {}
+                None => needs_full_sync = true,
+            }
+        }
+        let mut outcome = apply_people(state, &people, false).await;
+        if outcome.is_ok() {
+            // Reports of the people who changed may need a new manager field.
+            state.publish_counts()?;
+            let reports: Vec<String> = state
+                .known
+                .values()
+                .filter(|employee| {
+                    employee
+                        .supervisor_id
+                        .as_ref()
+                        .is_some_and(|supervisor| people.contains(supervisor))
+                        && !people.contains(&employee.id)
+                })
+                .map(|employee| employee.id.clone())
+                .collect();
+            if !reports.is_empty() {
+                outcome = apply_people(state, &reports, true).await;
+            }
+        }
+        let outcome = match outcome {
+            Ok(()) if needs_full_sync => {
+                info!("an event named no person: running a full reconciliation");
+                sync::run_full_sync(&state.context(), false)
+                    .await
+                    .map(|_| ())
+            }
+            other => other,
+        };
+        if let Err(error) = outcome {
+            if error.is_transient() || error.is_fatal() {
+                state.publish_counts()?;
+                if error.is_fatal() {
+                    return handle_sync_error(myself, state, error, false);
+                }
+                warn!(error = %error, "inbox drain failed; events stay stored");
+                state.consecutive_failures += 1;
+                state.set_state(
+                    TenantState::Degraded,
+                    Some(format!(
+                        "{error}; stored webhook events are retried automatically"
+                    )),
+                );
+                if !state.drain_retry_scheduled {
+                    state.drain_retry_scheduled = true;
+                    myself.send_after(backoff(state.consecutive_failures), || TenantMsg::InboxWake);
+                }
+                return Ok(());
+            }
+            warn!(error = %error, "events not applied; the next reconciliation retries them");
+        }
+        let sequences: Vec<u64> = batch.iter().map(|(sequence, _)| *sequence).collect();
+        state.store.remove_events(&sequences)?;
+        crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
+        let now = chrono::Utc::now().to_rfc3339();
+        state.deps.board.update(&state.spec.id, |view| {
+            view.live.events_applied += sequences.len() as u64;
+            view.live.last_event_at = Some(now);
+        });
+        if state.consecutive_failures > 0 {
+            state.consecutive_failures = 0;
+            state.set_state(TenantState::Live, None);
+        }
+        state.publish_counts()?;
+    }
+}
+
+/// Applies the current Personio record of each person, a few at a time. The first
+/// transient or fatal error is returned; other per-person errors are logged.
+async fn apply_people(
+    state: &TenantActorState,
+    people: &[String],
+    from_snapshot: bool,
+) -> Result<(), SyncError> {
+    use futures::StreamExt;
+    let context = state.context();
+    let known = &state.known;
+    let context = &context;
+    let results: Vec<(String, Result<sync::Applied, SyncError>)> =
+        futures::stream::iter(people.iter().cloned())
+            .map(|person| async move {
+                let source = match known.get(&person) {
+                    Some(employee) if from_snapshot => {
+                        sync::live::Source::Snapshot(employee.clone())
+                    }
+                    _ => sync::live::Source::Fetch,
+                };
+                let result = sync::live::apply_person(context, &person, source, known).await;
+                (person, result)
+            })
+            .buffer_unordered(state.deps.concurrency.max(1))
+            .collect()
+            .await;
+    let mut first_blocking: Option<SyncError> = None;
+    for (person, result) in results {
+        if let Err(error) = result {
+            if error.is_transient() || error.is_fatal() {
+                first_blocking.get_or_insert(error);
+            } else {
+                warn!(personio_id = %person, error = %error, "person not applied");
+                let _ = state
+                    .store
+                    .append_history(&format!("person {person} not applied: {error}"));
+            }
+        }
+    }
+    match first_blocking {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Makes sure exactly one enabled subscription for this tenant's URL exists in
+/// Personio, with the right token and events; repairs or creates it. Failures are
+/// logged and retried at the next start or reconciliation, never fatal for the sync.
+async fn ensure_subscription(state: &TenantActorState) {
+    let Some(secrets) = &state.spec.webhook else {
+        return;
+    };
+    let url = state.deps.webhook_url(secrets.key.expose());
+    let result =
+        sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
+    if let Err(error) = result {
+        warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
+        let _ = state
+            .store
+            .append_history(&format!("webhook subscription not ensured: {error}"));
     }
 }
 

@@ -63,10 +63,12 @@ pub fn desired_fields(
     if settings.teams == TeamsMode::DepartmentAndTeam {
         put(fields::SECONDARY_TEAMS, org_id(&employee.team));
     }
-    if settings.sync_managers
-        && let Some(manager_email) = manager_email(employee, context)
-    {
-        put(fields::MANAGER_EMAIL, manager_email);
+    if settings.sync_managers {
+        // No synced, active supervisor: clear any manager set earlier.
+        put(
+            fields::MANAGER_EMAIL,
+            manager_email(employee, context).unwrap_or_default(),
+        );
     }
     for (attribute, field_name) in &settings.custom_fields {
         put(
@@ -229,13 +231,18 @@ mod tests {
     }
 
     #[test]
-    fn manager_is_left_alone_when_the_supervisor_is_not_synced() {
+    fn manager_is_cleared_when_the_supervisor_is_not_synced() {
         let candidates = HashMap::new();
         let context = MappingContext {
             manager_candidates: &candidates,
         };
         let desired = desired_fields(&ada(), &Settings::default(), &context);
-        assert!(!desired.contains_key(fields::MANAGER_EMAIL));
+        assert_eq!(desired[fields::MANAGER_EMAIL], "");
+        let settings = Settings {
+            sync_managers: false,
+            ..Settings::default()
+        };
+        assert!(!desired_fields(&ada(), &settings, &context).contains_key(fields::MANAGER_EMAIL));
         let settings = Settings {
             teams: TeamsMode::None,
             ..Settings::default()

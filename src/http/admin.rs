@@ -190,6 +190,15 @@ async fn delete_tenant(
             Some(SUPERVISOR_TIMEOUT),
         )
         .await;
+    if let Some(spec) = state.store.tenant_spec(&id)?
+        && let Some(secrets) = &spec.webhook
+    {
+        let (personio, _) = crate::actors::tenant::clients(&spec, &state.deps);
+        let url = state.deps.webhook_url(secrets.key.expose());
+        if let Err(error) = crate::sync::subscription::remove(&personio, &id, &url).await {
+            tracing::warn!(tenant_id = %id, error = %error, "webhook subscription not removed from Personio");
+        }
+    }
     state.store.remove_tenant(&id, query.purge).await?;
     state.board.remove(&id);
     tracing::info!(tenant_id = %id, purge = query.purge, "tenant deleted");

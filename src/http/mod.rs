@@ -3,11 +3,12 @@
 
 pub mod admin;
 pub mod error;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use ractor::ActorRef;
 
 use crate::actors::status::StatusBoard;
@@ -35,7 +36,30 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(render_metrics))
+        .route("/webhooks/personio/{key}", post(webhooks::receive))
         .merge(admin::routes(state.clone()))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
+}
+
+async fn render_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    let mut gauges: Vec<(&str, &str, Vec<(&str, String)>, f64)> = Vec::new();
+    for (tenant_state, count) in state.board.count_by_state() {
+        gauges.push((
+            "personio_sync_tenants",
+            "Tenants by state.",
+            vec![("state", tenant_state)],
+            count as f64,
+        ));
+    }
+    for view in state.board.views() {
+        gauges.push((
+            "personio_sync_inbox_depth",
+            "Webhook events stored and not yet applied, by tenant.",
+            vec![("tenant_id", view.id.clone())],
+            view.pending_events as f64,
+        ));
+    }
+    crate::metrics::render(&gauges)
 }

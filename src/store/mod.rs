@@ -2,7 +2,13 @@
 //! tenant registry, and one tree per tenant for its mapping, applied records, teams,
 //! sync report and history.
 
+mod flusher;
+pub mod inbox;
+
 use std::path::Path;
+use std::sync::Arc;
+
+use flusher::GroupFlusher;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -17,6 +23,9 @@ pub enum StoreError {
     /// sled failed (I/O, corruption).
     #[error("storage failed: {0}")]
     Sled(#[from] sled::Error),
+    /// Making writes durable failed.
+    #[error("storage flush failed")]
+    FlushFailed,
     /// A stored value could not be decoded.
     #[error("stored value under {key} is unreadable: {message}")]
     Decode {
@@ -61,6 +70,7 @@ pub struct TeamRecord {
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
+    flusher: Arc<GroupFlusher>,
 }
 
 const TENANT_PREFIX: &str = "tenant\0";
@@ -82,7 +92,8 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let meta = db.open_tree("meta")?;
-        Ok(Self { db, meta })
+        let flusher = Arc::new(GroupFlusher::new(db.clone()));
+        Ok(Self { db, meta, flusher })
     }
 
     /// Every stored tenant spec.
@@ -138,13 +149,14 @@ impl Store {
     pub fn tenant(&self, id: &str) -> Result<TenantStore, StoreError> {
         Ok(TenantStore {
             tree: self.db.open_tree(tenant_tree_name(id))?,
+            db: self.db.clone(),
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Concurrent callers share flushes (group
+    /// commit): one fsync covers every write made before it started.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.flusher.flush().await
     }
 }
 
@@ -156,6 +168,7 @@ fn tenant_tree_name(id: &str) -> String {
 #[derive(Clone)]
 pub struct TenantStore {
     tree: sled::Tree,
+    db: sled::Db,
 }
 
 const EMPLOYEE_PREFIX: &str = "emp\0";

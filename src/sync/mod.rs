@@ -3,7 +3,9 @@
 
 pub mod apply;
 pub mod gather;
+pub mod live;
 pub mod plan;
+pub mod subscription;
 
 use std::collections::HashMap;
 
@@ -165,6 +167,7 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         records: &records,
         team_records: &team_records,
         settings: context.settings,
+        known_employees: &HashMap::new(),
     }))
 }
 

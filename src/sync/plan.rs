@@ -68,6 +68,9 @@ pub struct PlanInput<'a> {
     pub team_records: &'a HashMap<String, TeamRecord>,
     /// The tenant's settings.
     pub settings: &'a Settings,
+    /// Active synced employees known from earlier syncs, by Personio id: possible
+    /// managers when only some employees are planned (live updates).
+    pub known_employees: &'a HashMap<String, Employee>,
 }
 
 /// One field's change, for the dry-run answer.
@@ -280,11 +283,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .iter()
         .filter(|employee| in_scope(employee, scope))
         .collect();
-    let manager_candidates: HashMap<String, &Employee> = synced
+    let mut manager_candidates: HashMap<String, &Employee> = input
+        .known_employees
         .iter()
-        .filter(|employee| !employee.is_inactive())
-        .map(|employee| (employee.id.clone(), *employee))
+        .filter(|(_, employee)| !employee.is_inactive() && in_scope(employee, scope))
+        .map(|(id, employee)| (id.clone(), employee))
         .collect();
+    for employee in synced.iter().filter(|employee| !employee.is_inactive()) {
+        manager_candidates.insert(employee.id.clone(), employee);
+    }
     let context = MappingContext {
         manager_candidates: &manager_candidates,
     };

@@ -3,3 +3,4 @@
 
 mod full_sync;
 mod helpers;
+mod webhooks;

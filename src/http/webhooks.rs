@@ -1,0 +1,217 @@
+//! The webhook front door (contract §4): `POST /webhooks/personio/{key}`. Verifies the
+//! per-tenant token in constant time, validates the delivery, stores it in the tenant's
+//! inbox and makes it durable before answering 200, then wakes the tenant. Neither the
+//! supervisor nor the tenant is on this path, so the answer takes milliseconds whatever
+//! the tenant is doing.
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::actors::tenant::TenantMsg;
+use crate::metrics;
+use crate::store::inbox::InboxEvent;
+
+use super::AppState;
+
+/// Largest accepted delivery.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn answer(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
+/// Handles one delivery.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let response = receive_inner(&state, &key, &headers, body).await;
+    metrics::webhook_received(response.status().as_u16());
+    response
+}
+
+async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: Body) -> Response {
+    let Some(route) = state.board.webhook_route(key) else {
+        return answer(StatusCode::NOT_FOUND, "not_found", "unknown webhook URL");
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(presented.ct_eq(route.token.expose().as_bytes())) {
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong Authorization token",
+        );
+    }
+    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("a delivery may not exceed {MAX_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    let event = match parse_delivery(&bytes) {
+        Ok(event) => event,
+        Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),
+    };
+    let stored = async {
+        let tenant = state.store.tenant(&route.tenant_id)?;
+        tenant.push_event(&event)?;
+        state.store.flush().await
+    }
+    .await;
+    if let Err(error) = stored {
+        tracing::error!(tenant_id = %route.tenant_id, error = %error, "webhook not stored");
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the event could not be stored; retry later",
+        );
+    }
+    state
+        .board
+        .update(&route.tenant_id, |view| view.pending_events += 1);
+    if let Some(actor) = route.actor {
+        let _ = actor.cast(TenantMsg::InboxWake);
+    }
+    tracing::debug!(tenant_id = %route.tenant_id, event = %event.event_name, person_id = ?event.person_id, "webhook stored");
+    (StatusCode::OK, Json(json!({"status": "stored"}))).into_response()
+}
+
+/// Validates a delivery body and extracts what the inbox keeps.
+pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|error| format!("the body is not JSON: {error}"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| "the body must be a JSON object".to_string())?;
+    let text_field = |name: &str| -> Result<String, String> {
+        match object.get(name) {
+            None | Some(Value::Null) => Err(format!("`{name}` is missing")),
+            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+            Some(Value::String(_)) => Err(format!("`{name}` is empty")),
+            Some(_) => Err(format!("`{name}` must be a string")),
+        }
+    };
+    let company_id = match object.get("company_id") {
+        Some(Value::Number(number)) => number.to_string(),
+        _ => text_field("company_id")?,
+    };
+    let event_name = text_field("event_name")?;
+    let occurred_at = text_field("occurred_at")?;
+    chrono::DateTime::parse_from_rfc3339(&occurred_at)
+        .map_err(|_| "`occurred_at` must be an RFC 3339 date-time".to_string())?;
+    let payload = match object.get("payload") {
+        None | Some(Value::Null) => return Err("`payload` is missing".into()),
+        Some(Value::Object(payload)) => payload,
+        Some(_) => return Err("`payload` must be an object".into()),
+    };
+    if let Some(meta) = object.get("meta")
+        && !(meta.is_object() || meta.is_null())
+    {
+        return Err("`meta` must be an object".into());
+    }
+    let _ = company_id;
+    let id_text = |value: &Value| match value {
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    };
+    let person_id = ["person_id", "personId", "employee_id"]
+        .iter()
+        .find_map(|name| payload.get(*name).and_then(id_text))
+        .or_else(|| {
+            event_name
+                .starts_with("person.")
+                .then(|| payload.get("id").and_then(id_text))
+                .flatten()
+        });
+    Ok(InboxEvent {
+        received_at: chrono::Utc::now().to_rfc3339(),
+        event_name,
+        occurred_at,
+        person_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: Value) -> Vec<u8> {
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn person_ids_are_read_from_every_known_key() {
+        let base = |event: &str, payload: Value| {
+            body(
+                json!({"company_id": "1", "event_name": event, "occurred_at": "2025-03-01T10:15:30Z", "payload": payload, "meta": {}}),
+            )
+        };
+        let read =
+            |event: &str, payload: Value| parse_delivery(&base(event, payload)).unwrap().person_id;
+        assert_eq!(
+            read("person.updated", json!({"id": "4711"})).as_deref(),
+            Some("4711")
+        );
+        assert_eq!(
+            read("person.updated", json!({"id": 4711})).as_deref(),
+            Some("4711")
+        );
+        assert_eq!(
+            read(
+                "employment.updated",
+                json!({"id": "uuid", "person_id": "12"})
+            )
+            .as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            read("employment.updated", json!({"personId": 13})).as_deref(),
+            Some("13")
+        );
+        assert_eq!(
+            read("employment.updated", json!({"employee_id": "14"})).as_deref(),
+            Some("14")
+        );
+        assert_eq!(read("employment.updated", json!({"id": "uuid"})), None);
+    }
+
+    #[test]
+    fn malformed_deliveries_name_the_problem() {
+        assert!(
+            parse_delivery(b"not json")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(parse_delivery(b"[]").unwrap_err().contains("object"));
+        let missing = parse_delivery(&body(
+            json!({"company_id": "1", "occurred_at": "2025-03-01T10:15:30Z", "payload": {}}),
+        ))
+        .unwrap_err();
+        assert!(missing.contains("event_name"), "{missing}");
+        let wrong = parse_delivery(&body(json!({"company_id": "1", "event_name": 3, "occurred_at": "2025-03-01T10:15:30Z", "payload": {}}))).unwrap_err();
+        assert!(wrong.contains("event_name"), "{wrong}");
+        let date = parse_delivery(&body(json!({"company_id": "1", "event_name": "x", "occurred_at": "yesterday", "payload": {}}))).unwrap_err();
+        assert!(date.contains("occurred_at"), "{date}");
+        let payload = parse_delivery(&body(json!({"company_id": "1", "event_name": "x", "occurred_at": "2025-03-01T10:15:30Z", "payload": "4711"}))).unwrap_err();
+        assert!(payload.contains("payload"), "{payload}");
+    }
+}

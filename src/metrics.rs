@@ -1,0 +1,146 @@
+//! Process-wide counters, rendered in the Prometheus text format on `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex};
+
+/// A counter family: label values → count.
+type Family = BTreeMap<Vec<(&'static str, String)>, f64>;
+
+struct Registry {
+    counters: BTreeMap<&'static str, (&'static str, Family)>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
+    Mutex::new(Registry {
+        counters: BTreeMap::new(),
+    })
+});
+
+fn add(name: &'static str, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
+    let mut registry = REGISTRY.lock().expect("metrics poisoned");
+    let (_, family) = registry
+        .counters
+        .entry(name)
+        .or_insert_with(|| (help, Family::new()));
+    *family.entry(labels).or_insert(0.0) += value;
+}
+
+/// A webhook delivery was answered with `status`.
+pub fn webhook_received(status: u16) {
+    let outcome = match status {
+        200 => "stored",
+        401 => "unauthorized",
+        404 => "unknown_key",
+        400 => "bad_request",
+        413 => "too_large",
+        503 => "storage_unavailable",
+        _ => "other",
+    };
+    add(
+        "personio_sync_webhooks_received_total",
+        "Webhook deliveries received, by outcome.",
+        vec![("outcome", outcome.to_string())],
+        1.0,
+    );
+}
+
+/// `count` inbox events were applied for `tenant_id`.
+pub fn events_applied(tenant_id: &str, count: u64) {
+    add(
+        "personio_sync_events_applied_total",
+        "Webhook events applied, by tenant.",
+        vec![("tenant_id", tenant_id.to_string())],
+        count as f64,
+    );
+}
+
+/// A full sync of `tenant_id` took `seconds`.
+pub fn sync_finished(tenant_id: &str, seconds: f64) {
+    let labels = vec![("tenant_id", tenant_id.to_string())];
+    add(
+        "personio_sync_full_sync_seconds_sum",
+        "Total seconds spent in full syncs, by tenant.",
+        labels.clone(),
+        seconds,
+    );
+    add(
+        "personio_sync_full_sync_seconds_count",
+        "Full syncs finished, by tenant.",
+        labels,
+        1.0,
+    );
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every counter plus the gauges given (name, help, labels, value).
+pub fn render(gauges: &[(&str, &str, Vec<(&str, String)>, f64)]) -> String {
+    let registry = REGISTRY.lock().expect("metrics poisoned");
+    let mut out = String::new();
+    for (name, (help, family)) in &registry.counters {
+        let kind = if name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_total")
+        {
+            "counter"
+        } else {
+            "gauge"
+        };
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in family {
+            out.push_str(&format!("{name}{} {value}\n", label_text(labels)));
+        }
+    }
+    let mut last_name = "";
+    for (name, help, labels, value) in gauges {
+        if *name != last_name {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            last_name = name;
+        }
+        out.push_str(&format!("{name}{} {value}\n", label_text(labels)));
+    }
+    out
+}
+
+fn label_text(labels: &[(&str, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_text_format() {
+        webhook_received(200);
+        webhook_received(200);
+        let text = render(&[(
+            "personio_sync_tenants",
+            "Tenants by state.",
+            vec![("state", "live".into())],
+            3.0,
+        )]);
+        assert!(
+            text.contains("# TYPE personio_sync_webhooks_received_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("personio_sync_webhooks_received_total{outcome=\"stored\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("personio_sync_tenants{state=\"live\"} 3"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Live updates: one person at a time, as webhooks name them. The current Personio
+//! record is fetched, planned with the same planner as a full sync (so both paths agree
+//! on every rule) and applied with the same apply step.
+
+use std::collections::HashMap;
+
+use crate::domain::Employee;
+use crate::learnamp::{LearnAmpClient, UserFilter, UserStatus};
+
+use super::apply::{self, Applied, ApplyContext};
+use super::gather::la_user;
+use super::plan::{self, LaStatus, LaTeam, LaUser, PlanInput};
+use super::{SyncContext, SyncError};
+
+/// Where the person's current record comes from.
+pub enum Source {
+    /// Fetch it from Personio (the person was named by a webhook).
+    Fetch,
+    /// Re-plan the stored snapshot (a report of a person who changed: their manager
+    /// field may change though their own record did not).
+    Snapshot(Employee),
+}
+
+/// Brings one person's Learn Amp user in line with Personio's current record.
+/// `known` holds the active synced employees (possible managers).
+pub async fn apply_person(
+    context: &SyncContext<'_>,
+    personio_id: &str,
+    source: Source,
+    known: &HashMap<String, Employee>,
+) -> Result<Applied, SyncError> {
+    let employee = match source {
+        Source::Fetch => context
+            .personio
+            .get_employee(personio_id)
+            .await
+            .map_err(SyncError::Personio)?,
+        Source::Snapshot(employee) => Some(employee),
+    };
+    let record = context.store.employee(personio_id)?;
+    let mut users: Vec<LaUser> = Vec::new();
+    match &record {
+        Some(record) => users.push(LaUser {
+            id: record.learnamp_id,
+            email: record
+                .applied
+                .get(crate::domain::fields::EMAIL)
+                .cloned()
+                .unwrap_or_default(),
+            external_id: Some(personio_id.to_string()),
+            status: if record.deactivated {
+                LaStatus::Deactivated
+            } else if record.invited {
+                LaStatus::InvitePending
+            } else {
+                LaStatus::NotInvited
+            },
+            fields: record.applied.clone(),
+        }),
+        None => {
+            let Some(employee) = &employee else {
+                return Ok(Applied::default());
+            };
+            let by_external = UserFilter {
+                external_id: Some(personio_id.to_string()),
+                ..UserFilter::default()
+            };
+            if let Some(user) = lookup(context.learnamp, by_external).await? {
+                users.push(user);
+            } else if let Some(email) = employee.email.clone().filter(|email| !email.is_empty()) {
+                let by_email = UserFilter {
+                    email: Some(email),
+                    ..UserFilter::default()
+                };
+                if let Some(user) = lookup(context.learnamp, by_email).await? {
+                    users.push(user);
+                }
+            }
+        }
+    }
+    let team_records: HashMap<_, _> = context.store.teams()?.into_iter().collect();
+    let teams: Vec<LaTeam> = team_records
+        .iter()
+        .map(|(unit_id, team)| LaTeam {
+            id: team.learnamp_id,
+            name: team.name.clone(),
+            external_id: Some(unit_id.clone()),
+        })
+        .collect();
+    let records: HashMap<String, _> = record
+        .into_iter()
+        .map(|record| (personio_id.to_string(), record))
+        .collect();
+    let employees: Vec<Employee> = employee.into_iter().collect();
+    let plan = plan::plan(&PlanInput {
+        employees: &employees,
+        users: &users,
+        teams: &teams,
+        records: &records,
+        team_records: &team_records,
+        settings: context.settings,
+        known_employees: known,
+    });
+    if let Some(clash) = plan.clashes.first() {
+        return Err(SyncError::Clash {
+            personio_id: clash.personio_id.clone(),
+            learnamp_id: clash.learnamp_id,
+            linked_to: clash.linked_to.clone(),
+        });
+    }
+    let apply_context = ApplyContext {
+        tenant_id: context.tenant_id,
+        personio: context.personio,
+        learnamp: context.learnamp,
+        store: context.store,
+        concurrency: 1,
+    };
+    apply::apply(plan, &apply_context).await
+}
+
+/// Finds one user by `filter` and learns its machine status (deactivated, invited or
+/// not) through the status filters, never through display labels.
+async fn lookup(
+    learnamp: &LearnAmpClient,
+    filter: UserFilter,
+) -> Result<Option<LaUser>, SyncError> {
+    let groups: [(&[UserStatus], LaStatus); 3] = [
+        (&[UserStatus::Deactivated], LaStatus::Deactivated),
+        (
+            &[UserStatus::InvitePending, UserStatus::Confirmed],
+            LaStatus::InvitePending,
+        ),
+        (
+            &[UserStatus::NotInvited, UserStatus::InviteScheduled],
+            LaStatus::NotInvited,
+        ),
+    ];
+    for (statuses, status) in groups {
+        let query = UserFilter {
+            statuses: statuses.to_vec(),
+            ..filter.clone()
+        };
+        let found = learnamp
+            .list_users(&query)
+            .await
+            .map_err(SyncError::LearnAmp)?;
+        if let Some(user) = found.first() {
+            return Ok(Some(la_user(user, status, &HashMap::new())));
+        }
+    }
+    Ok(None)
+}
