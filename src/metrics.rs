@@ -78,8 +78,20 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Renders every counter plus the gauges given (name, help, labels, value).
-pub fn render(gauges: &[(&str, &str, Vec<(&str, String)>, f64)]) -> String {
+/// A gauge sample computed at render time.
+pub struct Gauge {
+    /// Metric name.
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Label pairs.
+    pub labels: Vec<(&'static str, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Renders every counter plus the gauges given (samples of one name adjacent).
+pub fn render(gauges: &[Gauge]) -> String {
     let registry = REGISTRY.lock().expect("metrics poisoned");
     let mut out = String::new();
     for (name, (help, family)) in &registry.counters {
@@ -95,12 +107,20 @@ pub fn render(gauges: &[(&str, &str, Vec<(&str, String)>, f64)]) -> String {
         }
     }
     let mut last_name = "";
-    for (name, help, labels, value) in gauges {
-        if *name != last_name {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    for gauge in gauges {
+        let name = gauge.name;
+        if name != last_name {
+            out.push_str(&format!(
+                "# HELP {name} {}\n# TYPE {name} gauge\n",
+                gauge.help
+            ));
             last_name = name;
         }
-        out.push_str(&format!("{name}{} {value}\n", label_text(labels)));
+        out.push_str(&format!(
+            "{name}{} {}\n",
+            label_text(&gauge.labels),
+            gauge.value
+        ));
     }
     out
 }
@@ -124,12 +144,12 @@ mod tests {
     fn counters_render_in_text_format() {
         webhook_received(200);
         webhook_received(200);
-        let text = render(&[(
-            "personio_sync_tenants",
-            "Tenants by state.",
-            vec![("state", "live".into())],
-            3.0,
-        )]);
+        let text = render(&[Gauge {
+            name: "personio_sync_tenants",
+            help: "Tenants by state.",
+            labels: vec![("state", "live".into())],
+            value: 3.0,
+        }]);
         assert!(
             text.contains("# TYPE personio_sync_webhooks_received_total counter"),
             "{text}"

@@ -412,7 +412,7 @@ async fn apply_people(
             .map(|person| async move {
                 let source = match known.get(&person) {
                     Some(employee) if from_snapshot => {
-                        sync::live::Source::Snapshot(employee.clone())
+                        sync::live::Source::Snapshot(Box::new(employee.clone()))
                     }
                     _ => sync::live::Source::Fetch,
                 };

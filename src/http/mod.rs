@@ -44,22 +44,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn render_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
-    let mut gauges: Vec<(&str, &str, Vec<(&str, String)>, f64)> = Vec::new();
+    let mut gauges = Vec::new();
     for (tenant_state, count) in state.board.count_by_state() {
-        gauges.push((
-            "personio_sync_tenants",
-            "Tenants by state.",
-            vec![("state", tenant_state)],
-            count as f64,
-        ));
+        gauges.push(crate::metrics::Gauge {
+            name: "personio_sync_tenants",
+            help: "Tenants by state.",
+            labels: vec![("state", tenant_state)],
+            value: count as f64,
+        });
     }
     for view in state.board.views() {
-        gauges.push((
-            "personio_sync_inbox_depth",
-            "Webhook events stored and not yet applied, by tenant.",
-            vec![("tenant_id", view.id.clone())],
-            view.pending_events as f64,
-        ));
+        gauges.push(crate::metrics::Gauge {
+            name: "personio_sync_inbox_depth",
+            help: "Webhook events stored and not yet applied, by tenant.",
+            labels: vec![("tenant_id", view.id.clone())],
+            value: view.pending_events as f64,
+        });
     }
     crate::metrics::render(&gauges)
 }

@@ -18,7 +18,7 @@ pub enum Source {
     Fetch,
     /// Re-plan the stored snapshot (a report of a person who changed: their manager
     /// field may change though their own record did not).
-    Snapshot(Employee),
+    Snapshot(Box<Employee>),
 }
 
 /// Brings one person's Learn Amp user in line with Personio's current record.
@@ -35,7 +35,7 @@ pub async fn apply_person(
             .get_employee(personio_id)
             .await
             .map_err(SyncError::Personio)?,
-        Source::Snapshot(employee) => Some(employee),
+        Source::Snapshot(employee) => Some(*employee),
     };
     let record = context.store.employee(personio_id)?;
     let mut users: Vec<LaUser> = Vec::new();
