@@ -116,12 +116,53 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     println!("  Grace Hopper joins (id {new_id})");
     personio.upsert_employee(hire);
 
-    let previous = view["last_sync"]["finished_at"]
-        .as_str()
-        .map(str::to_string);
-    admin.post("/admin/tenants/demo/sync", &json!({})).await?;
-    let view = admin.wait_for_sync(previous).await?;
-    print_report("Reconciliation", &view);
+    println!("Personio sends webhooks; waiting for Learn Amp to reflect the changes ...");
+    let changed = Instant::now();
+    let promoted_id = active[0].employee.id.clone();
+    let leaver_id = active[1].employee.id.clone();
+    let hire_id = new_id.to_string();
+    let deadline = changed + Duration::from_secs(60);
+    loop {
+        let promoted_done = learnamp
+            .user_by_external_id(&promoted_id)
+            .and_then(|user| user.job_title)
+            .as_deref()
+            == Some("Head of Demonstrations");
+        let leaver_done = learnamp
+            .user_by_external_id(&leaver_id)
+            .is_some_and(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated);
+        let hire_done = learnamp.user_by_external_id(&hire_id).is_some();
+        if promoted_done && leaver_done && hire_done {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the webhook changes did not reach Learn Amp within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reached_after = changed.elapsed();
+    let view = loop {
+        let view = admin.view().await?;
+        if view["pending_events"] == 0 || Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "All three changes reached Learn Amp {} ms after the Personio edit ({} webhook events applied).",
+        reached_after.as_millis(),
+        view["live"]["events_applied"],
+    );
+    let plan = admin
+        .post("/admin/tenants/demo/sync?dry_run=true", &json!({}))
+        .await?;
+    println!(
+        "A dry run now plans {} creates, {} updates, {} deactivations, {} invitations: nothing left to do.",
+        plan["creates"].as_array().map_or(0, Vec::len),
+        plan["updates"].as_array().map_or(0, Vec::len),
+        plan["deactivations"].as_array().map_or(0, Vec::len),
+        plan["invitations"].as_array().map_or(0, Vec::len)
+    );
 
     println!("\nThe service keeps running. Try:");
     println!("  curl -H 'Authorization: Bearer {admin_token}' {base}/admin/tenants");
