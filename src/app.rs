@@ -111,6 +111,7 @@ impl Application {
             concurrency: config.sync.concurrency,
             reconcile_interval: Duration::from_secs(config.sync.reconcile_interval_secs),
             public_url,
+            clock: crate::clock::system(),
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
             .await

@@ -41,6 +41,41 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Write every tenant's spec, records and history as JSON, from the data dir of a
+    /// stopped service.
+    Export {
+        /// Configuration file (as for `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output file (default: stdout); created readable by its owner only.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Include the client secrets and the webhook key and token.
+        #[arg(long)]
+        with_secrets: bool,
+    },
+    /// Restore an export into an empty data dir (service stopped).
+    Import {
+        /// Configuration file (as for `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The export document.
+        #[arg(long)]
+        input: PathBuf,
+        /// Accept an export made without secrets: client secrets are left empty (PATCH
+        /// them afterwards) and new webhook secrets are generated.
+        #[arg(long)]
+        allow_missing_secrets: bool,
+    },
+    /// Operate tenants through the admin API of a running service.
+    Tenants {
+        /// Where the service is and which token to use.
+        #[command(flatten)]
+        target: AdminTarget,
+        /// What to do.
+        #[command(subcommand)]
+        action: TenantsAction,
+    },
     /// Run one simulator as a standalone server.
     Simulate {
         /// Which API.
@@ -61,6 +96,13 @@ pub enum Command {
         #[arg(long, default_value = "sim-secret")]
         client_secret: String,
     },
+    /// Load tool: starts the service and both simulators on loopback and measures
+    /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
+    Bench {
+        /// What to measure and how.
+        #[command(flatten)]
+        args: crate::loadtest::BenchArgs,
+    },
 }
 
 /// A simulated system.
@@ -77,6 +119,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::Demo { employees, listen } => crate::demo::run(employees, listen).await,
+        Command::Export {
+            config,
+            output,
+            with_secrets,
+        } => export_command(config, output, with_secrets).await,
+        Command::Import {
+            config,
+            input,
+            allow_missing_secrets,
+        } => import_command(config, input, allow_missing_secrets).await,
+        Command::Tenants { target, action } => tenants_command(target, action).await,
         Command::Simulate {
             system,
             listen,
@@ -85,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client_id,
             client_secret,
         } => simulate(system, listen, employees, seed, client_id, client_secret).await,
+        Command::Bench { args } => crate::loadtest::run(args).await,
     }
 }
 
@@ -108,8 +162,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             config.storage.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.storage.data_dir, config.storage.cache_mb)
-        .context("cannot open the database in storage.data_dir")?;
+    let store = open_store(&config)?;
     let app = Application::build(&config, store, Secret::new(token), Options::default()).await?;
     tracing::info!(addr = %app.local_addr(), "personio-sync serving");
     app.run(shutdown_signal()).await?;
@@ -154,4 +207,305 @@ async fn simulate(
         }
     }
     Ok(())
+}
+
+/// The admin API a `tenants` command talks to.
+#[derive(Debug, clap::Args)]
+pub struct AdminTarget {
+    /// Base URL of the service (default: from `server.listen` of the config).
+    #[arg(long, global = true, env = "PERSONIO_SYNC_URL")]
+    pub url: Option<String>,
+    /// Configuration file, for `server.listen` and `admin.token_env`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `personio-sync tenants …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantsAction {
+    /// Every tenant's view.
+    List,
+    /// One tenant's view.
+    Show {
+        /// The tenant id.
+        id: String,
+    },
+    /// Start a full reconciliation.
+    Sync {
+        /// The tenant id.
+        id: String,
+        /// Show the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Lift the mass-deactivation guard once.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Restart a failed or running tenant.
+    Restart {
+        /// The tenant id.
+        id: String,
+    },
+}
+
+/// Loads the configuration as `serve` does (`./config.toml` by default).
+fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let given = config_path.is_some();
+    let path = config_path.unwrap_or_else(|| PathBuf::from("./config.toml"));
+    Ok(Config::load(&path, given)?)
+}
+
+/// Opens the database of `storage.data_dir` with the secret key from
+/// `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else `<data_dir>/secret.key`.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let source = crate::store::crypto::KeySource::from_env(&config.storage.key_file)?;
+    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source)
+        .context("cannot open the database in storage.data_dir")
+}
+
+async fn export_command(
+    config_path: Option<PathBuf>,
+    output: Option<PathBuf>,
+    with_secrets: bool,
+) -> anyhow::Result<()> {
+    let config = load_config(config_path)?;
+    telemetry::init(config.log_format);
+    if !config.storage.data_dir.is_dir() {
+        anyhow::bail!(
+            "storage.data_dir {} does not exist",
+            config.storage.data_dir.display()
+        );
+    }
+    let store = open_store(&config)?;
+    let document = crate::export::export(&store, with_secrets)?;
+    match output {
+        Some(path) => {
+            let file = crate::export::create_output_file(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            crate::export::write_document(file, &document)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "exported {} tenants to {}",
+                document.tenants.len(),
+                path.display()
+            );
+        }
+        None => crate::export::write_document(std::io::stdout().lock(), &document)
+            .context("cannot write the export to stdout")?,
+    }
+    Ok(())
+}
+
+async fn import_command(
+    config_path: Option<PathBuf>,
+    input: PathBuf,
+    allow_missing_secrets: bool,
+) -> anyhow::Result<()> {
+    let config = load_config(config_path)?;
+    telemetry::init(config.log_format);
+    let dir = &config.storage.data_dir;
+    crate::export::ensure_empty_data_dir(dir)?;
+    let file =
+        std::fs::File::open(&input).with_context(|| format!("cannot open {}", input.display()))?;
+    let document = crate::export::read_document(file)?;
+    let options = crate::export::ImportOptions {
+        allow_missing_secrets,
+    };
+    crate::export::validate_document(&document, options)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+    let store = open_store(&config)?;
+    let summary = crate::export::import(&store, &document, options).await?;
+    println!(
+        "imported {} tenants ({} records) into {}",
+        summary.tenants,
+        summary.records,
+        dir.display()
+    );
+    for id in &summary.need_credentials {
+        println!(
+            "tenant {id} has no client secrets: PATCH /admin/tenants/{id} with both, then restart it"
+        );
+    }
+    Ok(())
+}
+
+/// `http://…` for a listen address (an unspecified address means loopback).
+fn url_from_listen(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(mut addr) => {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}")
+        }
+        Err(_) => format!("http://{listen}"),
+    }
+}
+
+async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::Result<()> {
+    let config = load_config(target.config)?;
+    let base = target
+        .url
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| url_from_listen(&config.server.listen));
+    let base = base.trim_end_matches('/');
+    let token = std::env::var(&config.admin.token_env)
+        .ok()
+        .filter(|token| !token.is_empty())
+        .with_context(|| {
+            format!(
+                "the admin token variable {} is not set",
+                config.admin.token_env
+            )
+        })?;
+    let (method, path) = admin_request(&action);
+    let response = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the service at {base}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("cannot read the answer of {base}"))?;
+    let body: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    if !status.is_success() {
+        anyhow::bail!("{}", describe_failure(status, body.as_ref(), &text));
+    }
+    match body {
+        Some(body) => println!("{}", serde_json::to_string_pretty(&body)?),
+        None => println!("{status}"),
+    }
+    Ok(())
+}
+
+/// The method and path of a `tenants` action.
+fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
+    match action {
+        TenantsAction::List => (reqwest::Method::GET, "/admin/tenants".into()),
+        TenantsAction::Show { id } => (reqwest::Method::GET, format!("/admin/tenants/{id}")),
+        TenantsAction::Sync {
+            id,
+            dry_run,
+            confirm,
+        } => {
+            let mut flags = Vec::new();
+            if *dry_run {
+                flags.push("dry_run=true");
+            }
+            if *confirm {
+                flags.push("confirm=true");
+            }
+            let query = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", flags.join("&"))
+            };
+            (
+                reqwest::Method::POST,
+                format!("/admin/tenants/{id}/sync{query}"),
+            )
+        }
+        TenantsAction::Restart { id } => (
+            reqwest::Method::POST,
+            format!("/admin/tenants/{id}/restart"),
+        ),
+    }
+}
+
+/// One line for a non-2xx answer: the status and the `{error, message}` body.
+fn describe_failure(
+    status: reqwest::StatusCode,
+    body: Option<&serde_json::Value>,
+    text: &str,
+) -> String {
+    let field = |name: &str| {
+        body.and_then(|body| body.get(name))
+            .and_then(serde_json::Value::as_str)
+    };
+    match (field("error"), field("message")) {
+        (Some(error), Some(message)) => format!("HTTP {status}: {error}: {message}"),
+        _ if text.trim().is_empty() => format!("HTTP {status}"),
+        _ => format!("HTTP {status}: {}", text.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tenants_client_tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_become_urls() {
+        assert_eq!(url_from_listen("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url_from_listen("0.0.0.0:9000"), "http://127.0.0.1:9000");
+        assert_eq!(url_from_listen("[::]:9000"), "http://[::1]:9000");
+    }
+
+    #[test]
+    fn actions_map_to_admin_routes() {
+        let sync = TenantsAction::Sync {
+            id: "acme".into(),
+            dry_run: true,
+            confirm: true,
+        };
+        assert_eq!(
+            admin_request(&sync),
+            (
+                reqwest::Method::POST,
+                "/admin/tenants/acme/sync?dry_run=true&confirm=true".to_string()
+            )
+        );
+        let show = TenantsAction::Show { id: "acme".into() };
+        assert_eq!(admin_request(&show).1, "/admin/tenants/acme");
+    }
+
+    #[test]
+    fn failures_show_the_error_body() {
+        let body = serde_json::json!({"error": "not_found", "message": "no tenant with id `x`"});
+        let line = describe_failure(reqwest::StatusCode::NOT_FOUND, Some(&body), "");
+        assert_eq!(line, "HTTP 404 Not Found: not_found: no tenant with id `x`");
+        let line = describe_failure(reqwest::StatusCode::BAD_GATEWAY, None, "oops\n");
+        assert_eq!(line, "HTTP 502 Bad Gateway: oops");
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "personio-sync",
+            "tenants",
+            "sync",
+            "acme",
+            "--dry-run",
+            "--url",
+            "http://x:1",
+        ])
+        .unwrap();
+        let Command::Tenants { target, action } = cli.command else {
+            panic!("tenants expected");
+        };
+        assert_eq!(target.url.as_deref(), Some("http://x:1"));
+        assert!(matches!(
+            action,
+            TenantsAction::Sync {
+                dry_run: true,
+                confirm: false,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["personio-sync", "export", "--with-secrets"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Export {
+                with_secrets: true,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["personio-sync", "import"]).is_err());
+    }
 }

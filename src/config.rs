@@ -57,6 +57,9 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// sled page cache, in MiB (sled's own default of 1 GiB is too much for a side service).
     pub cache_mb: u64,
+    /// File holding the secret key (64 hex digits) that encrypts tenant secrets at rest;
+    /// empty = none (`PERSONIO_SYNC_SECRET_KEY`, else `<data_dir>/secret.key`).
+    pub key_file: PathBuf,
 }
 
 impl Default for StorageConfig {
@@ -64,6 +67,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from("./data"),
             cache_mb: 128,
+            key_file: PathBuf::new(),
         }
     }
 }
@@ -144,6 +148,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "public_url", Kind::Str),
     ("storage", "data_dir", Kind::Str),
     ("storage", "cache_mb", Kind::Int),
+    ("storage", "key_file", Kind::Str),
     ("admin", "token_env", Kind::Str),
     ("sync", "reconcile_interval_secs", Kind::Int),
     ("sync", "concurrency", Kind::Int),
@@ -283,6 +288,19 @@ mod tests {
         assert_eq!(config.server.listen, "127.0.0.1:8080");
         assert_eq!(config.sync.reconcile_interval_secs, 86_400);
         assert_eq!(config.admin.token_env, "PERSONIO_SYNC_ADMIN_TOKEN");
+        assert_eq!(config.storage.key_file, PathBuf::new());
+    }
+
+    #[test]
+    fn key_file_comes_from_the_file_or_the_environment() {
+        let config =
+            Config::from_toml_with_env("[storage]\nkey_file = \"/etc/ps/key\"\n", no_env).unwrap();
+        assert_eq!(config.storage.key_file, PathBuf::from("/etc/ps/key"));
+        let env = |name: &str| {
+            (name == "PERSONIO_SYNC_STORAGE_KEY_FILE").then(|| "/run/secrets/key".to_string())
+        };
+        let config = Config::from_toml_with_env("", env).unwrap();
+        assert_eq!(config.storage.key_file, PathBuf::from("/run/secrets/key"));
     }
 
     #[test]

@@ -29,11 +29,14 @@
 pub mod actors;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod learnamp;
+pub mod loadtest;
 pub mod metrics;
 pub mod pacer;
 pub mod personio;

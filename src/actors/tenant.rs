@@ -9,6 +9,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use std::collections::HashMap;
 
+use crate::clock::SharedClock;
 use crate::domain::Employee;
 use crate::domain::tenant::TenantSpec;
 use crate::learnamp::{LearnAmpClient, LearnAmpConfig};
@@ -17,6 +18,7 @@ use crate::retry::RetryPolicy;
 use crate::store::{Store, StoreError, TenantStore};
 use crate::sync::{self, SyncContext, SyncError};
 
+use super::scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
 use super::status::{StatusBoard, TenantState};
 
 /// `X-Personio-App-ID` sent on every Personio call.
@@ -39,6 +41,8 @@ pub struct TenantDeps {
     pub reconcile_interval: Duration,
     /// Base of webhook URLs.
     pub public_url: String,
+    /// Where "now" comes from.
+    pub clock: SharedClock,
 }
 
 impl TenantDeps {
@@ -70,6 +74,37 @@ pub enum TenantMsg {
     /// itself after a failed drain: apply every stored event, oldest first, coalesced
     /// per person; each leaves the inbox once its effect is stored. No reply.
     InboxWake,
+    /// Sent by the scheduler child when invitations or deactivations are due for these
+    /// people: re-plans each (which invites or deactivates them once), clears their past
+    /// items and re-arms the scheduler. No reply.
+    Due(Vec<String>),
+    /// Sent by the admin API: invite one person now, whatever the policy. Replies with
+    /// the outcome, or an error sentence (unknown person, deactivated).
+    InviteNow(String, RpcReplyPort<Result<InviteOutcome, InviteError>>),
+}
+
+/// What a manual invitation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteOutcome {
+    /// The invitation was sent.
+    Sent,
+    /// The person had been invited before (or has confirmed): nothing sent.
+    AlreadyInvited,
+}
+
+/// Why a manual invitation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteError {
+    /// The person has no Learn Amp user.
+    #[error("Personio person {0} has no Learn Amp user")]
+    UnknownPerson(String),
+    /// Deactivated users are never invited.
+    #[error("Personio person {0} is deactivated in Learn Amp; deactivated users are never invited")]
+    Deactivated(String),
+    /// The call failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The actor (stateless; everything lives in [`TenantActorState`]).
@@ -88,6 +123,8 @@ pub struct TenantActorState {
     known: HashMap<String, Employee>,
     /// A retry of the inbox drain is already scheduled.
     drain_retry_scheduled: bool,
+    /// The invitation scheduler child.
+    scheduler: Option<ActorRef<SchedulerMsg>>,
 }
 
 impl TenantActorState {
@@ -106,6 +143,7 @@ impl TenantActorState {
             store: &self.store,
             settings: &self.spec.settings,
             concurrency: self.deps.concurrency,
+            now: self.deps.clock.now(),
         }
     }
 
@@ -183,6 +221,7 @@ impl Actor for TenantActor {
             reconcile_timer: None,
             known: HashMap::new(),
             drain_retry_scheduled: false,
+            scheduler: None,
         };
         let mut state = state;
         state.set_state(TenantState::Starting, None);
@@ -195,6 +234,7 @@ impl Actor for TenantActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        spawn_scheduler(&myself, state).await?;
         myself.cast(TenantMsg::Start)?;
         let interval = state.deps.reconcile_interval;
         state.reconcile_timer =
@@ -209,6 +249,39 @@ impl Actor for TenantActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.reconcile_timer.take() {
             timer.abort();
+        }
+        Ok(())
+    }
+
+    /// A failed child is restarted by the tenant itself; its state lives in sled, so
+    /// nothing is lost.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: ractor::SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            ractor::SupervisionEvent::ActorFailed(cell, error) => {
+                let is_scheduler = state
+                    .scheduler
+                    .as_ref()
+                    .is_some_and(|scheduler| scheduler.get_id() == cell.get_id());
+                if is_scheduler {
+                    warn!(tenant_id = %state.spec.id, error = %error, "scheduler failed; restarting it");
+                    spawn_scheduler(&myself, state).await?;
+                }
+            }
+            ractor::SupervisionEvent::ActorTerminated(cell, _, _) => {
+                let is_scheduler = state
+                    .scheduler
+                    .as_ref()
+                    .is_some_and(|scheduler| scheduler.get_id() == cell.get_id());
+                if is_scheduler {
+                    state.scheduler = None;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -231,7 +304,16 @@ impl Actor for TenantActor {
                 match result {
                     Ok(initial_done) => {
                         ensure_subscription(state).instrument(span.clone()).await;
-                        if initial_done {
+                        let settings_now =
+                            serde_json::to_value(&state.spec.settings).unwrap_or_default();
+                        let settings_changed = state
+                            .store
+                            .settings_applied()?
+                            .is_some_and(|applied| applied != settings_now);
+                        if initial_done && settings_changed {
+                            info!("settings changed: running a full reconciliation");
+                            full_sync(&myself, state, false).instrument(span).await?;
+                        } else if initial_done {
                             state.set_state(TenantState::Live, None);
                             drain_inbox(&myself, state).instrument(span).await?;
                         } else {
@@ -243,6 +325,15 @@ impl Actor for TenantActor {
             }
             TenantMsg::FullSync { confirm } => {
                 full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::Due(people) => {
+                if state.store.initial_sync_done()? {
+                    handle_due(&myself, state, people).instrument(span).await?;
+                }
+            }
+            TenantMsg::InviteNow(personio_id, reply) => {
+                let outcome = invite_now(state, &personio_id).instrument(span).await;
+                let _ = reply.send(outcome);
             }
             TenantMsg::InboxWake => {
                 state.drain_retry_scheduled = false;
@@ -299,6 +390,7 @@ async fn full_sync(
             } else {
                 state.set_state(TenantState::Live, None);
             }
+            rearm(state);
             drain_inbox(myself, state).await
         }
         Err(error) => handle_sync_error(myself, state, error, true),
@@ -393,7 +485,109 @@ async fn drain_inbox(
             state.set_state(TenantState::Live, None);
         }
         state.publish_counts()?;
+        rearm(state);
     }
+}
+
+/// Tells the scheduler child the due-queue may have changed.
+fn rearm(state: &TenantActorState) {
+    if let Some(scheduler) = &state.scheduler {
+        let _ = scheduler.cast(SchedulerMsg::Rearm);
+    }
+}
+
+/// Spawns (or respawns) the scheduler child, linked to the tenant.
+async fn spawn_scheduler(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+) -> Result<(), ActorProcessingErr> {
+    let args = SchedulerArgs {
+        store: state.store.clone(),
+        tenant: myself.clone(),
+        clock: state.deps.clock.clone(),
+    };
+    let (scheduler, _) =
+        Actor::spawn_linked(None, InviteScheduler, args, myself.get_cell()).await?;
+    state.scheduler = Some(scheduler);
+    Ok(())
+}
+
+/// Re-plans people whose scheduled work is due; then clears their past items (the
+/// re-plan wrote any new future ones) and re-arms the scheduler.
+async fn handle_due(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+    people: Vec<String>,
+) -> Result<(), ActorProcessingErr> {
+    let now = state.deps.clock.now();
+    match apply_people(state, &people, false).await {
+        Ok(()) => {
+            for item in state.store.due_until(now)? {
+                if people.contains(&item.personio_id) {
+                    state.store.set_due(item.kind, &item.personio_id, None)?;
+                }
+            }
+            state.publish_counts()?;
+            rearm(state);
+            Ok(())
+        }
+        Err(error) if error.is_fatal() => handle_sync_error(myself, state, error, false),
+        Err(error) => {
+            warn!(error = %error, "scheduled work failed; retrying");
+            state.consecutive_failures += 1;
+            let delay = backoff(state.consecutive_failures);
+            if let Some(scheduler) = &state.scheduler {
+                scheduler.send_after(delay, || SchedulerMsg::Rearm);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Invites one person at once (the admin route), never twice, never a deactivated user.
+async fn invite_now(
+    state: &TenantActorState,
+    personio_id: &str,
+) -> Result<InviteOutcome, InviteError> {
+    let failed = |error: &dyn std::fmt::Display| InviteError::Failed(error.to_string());
+    let Some(mut record) = state.store.employee(personio_id).map_err(|e| failed(&e))? else {
+        return Err(InviteError::UnknownPerson(personio_id.to_string()));
+    };
+    if record.deactivated {
+        return Err(InviteError::Deactivated(personio_id.to_string()));
+    }
+    if record.invited {
+        return Ok(InviteOutcome::AlreadyInvited);
+    }
+    record.invite_started = true;
+    state
+        .store
+        .put_employee(personio_id, &record)
+        .map_err(|e| failed(&e))?;
+    let outcome = state
+        .learnamp
+        .send_invitation(record.learnamp_id)
+        .await
+        .map_err(|e| failed(&e))?;
+    let result = match outcome {
+        crate::learnamp::InvitationOutcome::Sent => InviteOutcome::Sent,
+        crate::learnamp::InvitationOutcome::AlreadyConfirmed => InviteOutcome::AlreadyInvited,
+        crate::learnamp::InvitationOutcome::Deactivated => {
+            return Err(InviteError::Deactivated(personio_id.to_string()));
+        }
+    };
+    record.invited = true;
+    record.invite_due = None;
+    state
+        .store
+        .put_employee(personio_id, &record)
+        .map_err(|e| failed(&e))?;
+    state
+        .store
+        .set_due(crate::store::schedule::DueKind::Invite, personio_id, None)
+        .map_err(|e| failed(&e))?;
+    rearm(state);
+    Ok(result)
 }
 
 /// Applies the current Personio record of each person, a few at a time. The first

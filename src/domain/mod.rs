@@ -5,6 +5,7 @@ pub mod employee;
 pub mod fields;
 pub mod mapping;
 pub mod report;
+pub mod schedule;
 pub mod secret;
 pub mod tenant;
 

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::actors::status::TenantView;
 use crate::actors::supervisor::SupervisorMsg;
-use crate::actors::tenant::TenantMsg;
+use crate::actors::tenant::{InviteError, TenantMsg};
 use crate::domain::tenant::{TenantSpec, WebhookSecrets, merge_patch, parse_spec};
 
 use super::AppState;
@@ -37,6 +37,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/tenants/{id}/sync", post(sync_tenant))
         .route("/admin/tenants/{id}/restart", post(restart_tenant))
+        .route(
+            "/admin/tenants/{id}/employees/{personio_id}/invite",
+            post(invite_employee),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_admin_token))
 }
 
@@ -273,6 +277,42 @@ async fn restart_tenant(
         Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
         _ => Err(ApiError::Unavailable(
             "the supervisor did not answer".into(),
+        )),
+    }
+}
+
+async fn invite_employee(
+    State(state): State<AppState>,
+    Path((id, personio_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    view_of(&state, &id)?;
+    let actor = state.board.actor(&id).ok_or_else(|| {
+        ApiError::WrongState(format!(
+            "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
+        ))
+    })?;
+    let answer = actor
+        .call(
+            |reply| TenantMsg::InviteNow(personio_id.clone(), reply),
+            Some(DRY_RUN_TIMEOUT),
+        )
+        .await;
+    match answer {
+        Ok(CallResult::Success(Ok(outcome))) => Ok(Json(serde_json::json!({
+            "personio_id": personio_id,
+            "outcome": outcome,
+        }))),
+        Ok(CallResult::Success(Err(InviteError::UnknownPerson(person)))) => {
+            Err(ApiError::NotFound(format!(
+                "Personio person {person} has no Learn Amp user in tenant `{id}`"
+            )))
+        }
+        Ok(CallResult::Success(Err(error @ InviteError::Deactivated(_)))) => {
+            Err(ApiError::WrongState(error.to_string()))
+        }
+        Ok(CallResult::Success(Err(error))) => Err(ApiError::Upstream(error.to_string())),
+        _ => Err(ApiError::Unavailable(
+            "the tenant did not answer in time".into(),
         )),
     }
 }

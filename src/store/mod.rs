@@ -2,12 +2,16 @@
 //! tenant registry, and one tree per tenant for its mapping, applied records, teams,
 //! sync report and history.
 
+pub mod crypto;
 mod flusher;
 pub mod inbox;
+mod raw;
+pub mod schedule;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -26,6 +30,9 @@ pub enum StoreError {
     /// Making writes durable failed.
     #[error("storage flush failed")]
     FlushFailed,
+    /// The secret key is missing, malformed or wrong, or a sealed secret does not open.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
     /// A stored value could not be decoded.
     #[error("stored value under {key} is unreadable: {message}")]
     Decode {
@@ -38,6 +45,7 @@ pub enum StoreError {
 
 /// What the service knows about one Personio employee it has linked to Learn Amp.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EmployeeRecord {
     /// The Learn Amp user id (the mapping that exists only here).
     pub learnamp_id: u64,
@@ -54,6 +62,10 @@ pub struct EmployeeRecord {
     pub invite_started: bool,
     /// sha256 of the last avatar uploaded (`Some("")` = none uploaded, Personio has none).
     pub avatar_sha256: Option<String>,
+    /// When the invitation is scheduled (RFC 3339), mirrored in the due-queue.
+    pub invite_due: Option<String>,
+    /// When the deactivation is scheduled (RFC 3339), mirrored in the due-queue.
+    pub deactivate_due: Option<String>,
 }
 
 /// A Learn Amp team the service manages for a Personio unit.
@@ -71,29 +83,100 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     flusher: Arc<GroupFlusher>,
+    secrets: Arc<SecretBox>,
 }
 
 const TENANT_PREFIX: &str = "tenant\0";
+/// `meta` key of a value sealed under the store's key, to detect a wrong key at open.
+const KEY_CHECK_KEY: &str = "secret_key_check";
 
 impl Store {
-    /// Opens (or creates) the database under `dir` with a page cache of `cache_mb` MiB.
+    /// Opens (or creates) the database under `dir` with a page cache of `cache_mb` MiB;
+    /// secrets are encrypted under `<dir>/secret.key` (created for a new database).
     pub fn open(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_mb, KeySource::DataDir)
+    }
+
+    /// Like [`Store::open`], with secrets encrypted under `key`.
+    pub fn open_with_key(dir: &Path, cache_mb: u64, key: SecretKey) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_mb, KeySource::Given(key))
+    }
+
+    /// Opens the database under `dir` with the key from `source`. A key that does not
+    /// match the stored secrets is [`CryptoError::WrongKey`]; secrets stored in clear by
+    /// an older version are encrypted on the way.
+    pub fn open_with(dir: &Path, cache_mb: u64, source: KeySource) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .open()?;
-        Self::from_db(db)
+        let fresh = !db.open_tree("meta")?.contains_key(KEY_CHECK_KEY)?;
+        let key = source.into_key(dir, fresh)?;
+        Self::from_db(db, &key)
     }
 
-    /// A throw-away store (tests, demo).
+    /// A throw-away store with a random in-memory key (tests, demo).
     pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(
+            sled::Config::new().temporary(true).open()?,
+            &SecretKey::generate(),
+        )
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, key: &SecretKey) -> Result<Self, StoreError> {
         let meta = db.open_tree("meta")?;
         let flusher = Arc::new(GroupFlusher::new(db.clone()));
-        Ok(Self { db, meta, flusher })
+        let secrets = Arc::new(SecretBox::new(key));
+        match meta.get(KEY_CHECK_KEY)? {
+            Some(check) => secrets.verify_key_check(&check)?,
+            None => {
+                meta.insert(KEY_CHECK_KEY, secrets.key_check()?.into_bytes())?;
+            }
+        }
+        let store = Self {
+            db,
+            meta,
+            flusher,
+            secrets,
+        };
+        store.seal_clear_secrets()?;
+        Ok(store)
+    }
+
+    /// Encrypts secrets an older version stored in clear, and makes that durable.
+    fn seal_clear_secrets(&self) -> Result<(), StoreError> {
+        let mut sealed_any = false;
+        for entry in self.meta.scan_prefix(TENANT_PREFIX) {
+            let (key, value) = entry?;
+            let mut json: serde_json::Value = decode(&key, &value)?;
+            if self.secrets.open_spec(&mut json)? {
+                self.secrets.seal_spec(&mut json)?;
+                self.meta.insert(key, encode(&json))?;
+                sealed_any = true;
+            }
+        }
+        if sealed_any {
+            tracing::info!("secrets stored in clear by an older version are now encrypted");
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A spec as stored: JSON with every secret sealed.
+    fn seal_spec(&self, spec: &TenantSpec) -> Result<Vec<u8>, StoreError> {
+        let mut json = serde_json::to_value(spec).expect("tenant specs serialise to JSON");
+        self.secrets.seal_spec(&mut json)?;
+        Ok(encode(&json))
+    }
+
+    /// A stored spec, secrets opened.
+    fn open_spec(&self, key: &[u8], value: &[u8]) -> Result<TenantSpec, StoreError> {
+        let mut json: serde_json::Value = decode(key, value)?;
+        self.secrets.open_spec(&mut json)?;
+        serde_json::from_value(json).map_err(|error| StoreError::Decode {
+            key: String::from_utf8_lossy(key).replace('\0', "/"),
+            message: error.to_string(),
+        })
     }
 
     /// Every stored tenant spec.
@@ -102,7 +185,7 @@ impl Store {
             .scan_prefix(TENANT_PREFIX)
             .map(|entry| {
                 let (key, value) = entry?;
-                decode(&key, &value)
+                self.open_spec(&key, &value)
             })
             .collect()
     }
@@ -112,14 +195,14 @@ impl Store {
         let key = format!("{TENANT_PREFIX}{id}");
         self.meta
             .get(&key)?
-            .map(|value| decode(key.as_bytes(), &value))
+            .map(|value| self.open_spec(key.as_bytes(), &value))
             .transpose()
     }
 
-    /// Stores a tenant spec and makes it durable.
+    /// Stores a tenant spec (secrets encrypted) and makes it durable.
     pub async fn put_tenant_spec(&self, spec: &TenantSpec) -> Result<(), StoreError> {
         self.meta
-            .insert(format!("{TENANT_PREFIX}{}", spec.id), encode(spec))?;
+            .insert(format!("{TENANT_PREFIX}{}", spec.id), self.seal_spec(spec)?)?;
         self.flush().await
     }
 
@@ -128,7 +211,7 @@ impl Store {
         let key = format!("{TENANT_PREFIX}{}", spec.id);
         let inserted = self
             .meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(encode(spec)))?
+            .compare_and_swap(key, None as Option<&[u8]>, Some(self.seal_spec(spec)?))?
             .is_ok();
         if inserted {
             self.flush().await?;
@@ -175,6 +258,7 @@ const EMPLOYEE_PREFIX: &str = "emp\0";
 const TEAM_PREFIX: &str = "team\0";
 const LAST_SYNC_KEY: &str = "state\0last_sync";
 const INITIAL_DONE_KEY: &str = "state\0initial_sync_done";
+const SETTINGS_APPLIED_KEY: &str = "state\0settings_applied";
 const HISTORY_PREFIX: &str = "hist\0";
 
 impl TenantStore {
@@ -231,6 +315,16 @@ impl TenantStore {
     pub fn mark_initial_sync_done(&self) -> Result<(), StoreError> {
         self.tree.insert(INITIAL_DONE_KEY, b"1".as_slice())?;
         Ok(())
+    }
+
+    /// The settings (as JSON) of the last successful full sync.
+    pub fn settings_applied(&self) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get(SETTINGS_APPLIED_KEY)
+    }
+
+    /// Records the settings of a successful full sync.
+    pub fn put_settings_applied(&self, settings: &serde_json::Value) -> Result<(), StoreError> {
+        self.put(SETTINGS_APPLIED_KEY, settings)
     }
 
     /// Appends a line to the tenant's history (clashes, failures, operator actions);

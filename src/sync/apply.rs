@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use crate::domain::fields::{self, CUSTOM_FIELD_PREFIX};
 use crate::learnamp::{InvitationOutcome, LearnAmpClient, LearnAmpError, TeamFields, UserFilter};
 use crate::personio::PersonioClient;
+use crate::store::schedule::DueKind;
 use crate::store::{TeamRecord, TenantStore};
 
 use super::SyncError;
@@ -278,6 +279,14 @@ async fn apply_step_inner(
         record.deactivated = true;
         store.put_employee(&step.personio_id, &record)?;
         applied.deactivated += 1;
+    }
+
+    if step.schedule_changed() {
+        store.set_due(DueKind::Invite, &step.personio_id, step.invite_due)?;
+        store.set_due(DueKind::Deactivate, &step.personio_id, step.deactivate_due)?;
+        record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
+        record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
+        store.put_employee(&step.personio_id, &record)?;
     }
     Ok(applied)
 }

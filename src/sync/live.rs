@@ -100,6 +100,7 @@ pub async fn apply_person(
         team_records: &team_records,
         settings: context.settings,
         known_employees: known,
+        now: context.now,
     });
     if let Some(clash) = plan.clashes.first() {
         return Err(SyncError::Clash {

@@ -106,6 +106,8 @@ pub struct SyncContext<'a> {
     pub settings: &'a Settings,
     /// Employees applied at once.
     pub concurrency: usize,
+    /// The time the sync is judged at (invitation days, termination dates).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The Personio attributes this tenant needs: the contract's list plus the custom
@@ -168,6 +170,7 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         team_records: &team_records,
         settings: context.settings,
         known_employees: &HashMap::new(),
+        now: context.now,
     }))
 }
 
@@ -226,6 +229,8 @@ pub async fn run_full_sync(
     context.store.put_last_sync(&report)?;
     if applied.failed == 0 {
         context.store.mark_initial_sync_done()?;
+        let settings = serde_json::to_value(context.settings).unwrap_or_default();
+        context.store.put_settings_applied(&settings)?;
     }
     Ok(report)
 }

@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::Employee;
 use crate::domain::fields::{self, UserFields, changed_fields};
 use crate::domain::mapping::{MappingContext, desired_fields, in_scope};
-use crate::domain::tenant::{InvitePolicy, OutOfScope, Settings, TeamsMode};
+use crate::domain::schedule::{InviteTiming, deactivation_due, invite_due};
+use crate::domain::tenant::{OutOfScope, Settings, TeamsMode};
 use crate::store::{EmployeeRecord, TeamRecord};
 
 /// A Learn Amp user's machine status (from the status filters, never display labels).
@@ -71,6 +73,8 @@ pub struct PlanInput<'a> {
     /// Active synced employees known from earlier syncs, by Personio id: possible
     /// managers when only some employees are planned (live updates).
     pub known_employees: &'a HashMap<String, Employee>,
+    /// The time the plan is judged at.
+    pub now: DateTime<Utc>,
 }
 
 /// One field's change, for the dry-run answer.
@@ -120,6 +124,15 @@ pub struct InvitationEntry {
     pub personio_id: String,
     /// Learn Amp id (`None`: the user is created in the same sync).
     pub learnamp_id: Option<u64>,
+}
+
+/// Something planned for later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduledEntry {
+    /// Personio id.
+    pub personio_id: String,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// A team to create.
@@ -187,9 +200,21 @@ pub struct EmployeeStep {
     pub level: u32,
     /// The record as it stands (default for a new person).
     pub record: EmployeeRecord,
+    /// When the invitation is due, if later than now.
+    pub invite_due: Option<DateTime<Utc>>,
+    /// When the termination date deactivates the person, if later than now.
+    pub deactivate_due: Option<DateTime<Utc>>,
 }
 
 impl EmployeeStep {
+    /// Whether the stored schedule of this person differs from the planned one.
+    pub fn schedule_changed(&self) -> bool {
+        let stored = |value: &Option<String>| value.clone();
+        let planned = |value: &Option<DateTime<Utc>>| value.map(|at| at.to_rfc3339());
+        stored(&self.record.invite_due) != planned(&self.invite_due)
+            || stored(&self.record.deactivate_due) != planned(&self.deactivate_due)
+    }
+
     /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
     pub fn writes(&self) -> bool {
         self.learnamp_id.is_none()
@@ -227,6 +252,10 @@ pub struct Plan {
     pub invitations: Vec<InvitationEntry>,
     /// Team changes.
     pub teams: TeamPlan,
+    /// Invitations planned for a later day (new or moved).
+    pub scheduled_invitations: Vec<ScheduledEntry>,
+    /// Deactivations planned for a termination date (new or moved).
+    pub scheduled_deactivations: Vec<ScheduledEntry>,
     /// Users not adopted because they are linked to someone else.
     pub clashes: Vec<Clash>,
     /// Supervisors who are not synced users (their reports get no manager).
@@ -296,6 +325,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         manager_candidates: &manager_candidates,
     };
     let levels = supervisor_levels(&manager_candidates);
+    let timing = Timing {
+        now: input.now,
+        tz: settings.tz(),
+    };
 
     let mut plan = Plan {
         active_synced: input
@@ -331,7 +364,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
         let desired = desired_fields(employee, settings, &context);
         let level = levels.get(employee.id.as_str()).copied().unwrap_or(0);
-        match plan_employee(employee, record, linked, desired, level, settings) {
+        match plan_employee(employee, record, linked, desired, level, settings, &timing) {
             Some(step) => push_step(&mut plan, step),
             None => plan.unchanged += 1,
         }
@@ -376,6 +409,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 check_avatar: false,
                 level: 0,
                 record,
+                invite_due: None,
+                deactivate_due: None,
             },
         );
     }
@@ -437,6 +472,12 @@ fn adoption_candidate<'a>(
     }
 }
 
+/// The clock and rules a plan is judged by.
+struct Timing {
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+}
+
 fn plan_employee(
     employee: &Employee,
     record: Option<&EmployeeRecord>,
@@ -444,8 +485,10 @@ fn plan_employee(
     desired: UserFields,
     level: u32,
     settings: &Settings,
+    timing: &Timing,
 ) -> Option<EmployeeStep> {
-    let inactive = employee.is_inactive();
+    let leave_due = deactivation_due(settings.deactivation, employee, timing.tz);
+    let leaving = employee.is_inactive() || leave_due.is_some_and(|due| due <= timing.now);
     let mut step = EmployeeStep {
         personio_id: employee.id.clone(),
         employee: Some(employee.clone()),
@@ -460,15 +503,17 @@ fn plan_employee(
         check_avatar: false,
         level,
         record: record.cloned().unwrap_or_default(),
+        invite_due: None,
+        deactivate_due: leave_due.filter(|due| *due > timing.now),
     };
     let Some(user) = linked else {
-        // An inactive person who never had a Learn Amp user is not created.
-        if inactive {
+        // A person who has left and never had a Learn Amp user is not created.
+        if leaving {
             return None;
         }
         step.send = desired;
         step.check_avatar = employee.has_profile_picture;
-        step.invite = settings.invite_policy == InvitePolicy::Immediately;
+        plan_invitation(&mut step, None, settings, timing);
         return Some(step);
     };
     let same_user = record.is_some_and(|record| record.learnamp_id == user.id);
@@ -498,22 +543,55 @@ fn plan_employee(
     }
     let la_deactivated = user.status == LaStatus::Deactivated;
     step.record.deactivated = la_deactivated;
-    if inactive {
+    if leaving {
+        step.deactivate_due = None;
         if !la_deactivated {
-            step.deactivate = Some("inactive in Personio".into());
+            let reason = if employee.is_inactive() {
+                "inactive in Personio"
+            } else {
+                "termination date reached"
+            };
+            step.deactivate = Some(reason.into());
         }
         return Some(step);
     }
     step.reactivate = la_deactivated;
-    let invited_in_learnamp = matches!(user.status, LaStatus::InvitePending | LaStatus::Confirmed);
-    if settings.invite_policy == InvitePolicy::Immediately && !step.record.invited {
+    plan_invitation(&mut step, Some(user), settings, timing);
+    Some(step)
+}
+
+/// Decides whether the person is invited now, later (scheduled) or not at all. Nobody
+/// is invited twice: an invitation recorded, or visible in Learn Amp, ends it.
+fn plan_invitation(
+    step: &mut EmployeeStep,
+    user: Option<&LaUser>,
+    settings: &Settings,
+    timing: &Timing,
+) {
+    if step.record.invited {
+        return;
+    }
+    let invited_in_learnamp = user
+        .is_some_and(|user| matches!(user.status, LaStatus::InvitePending | LaStatus::Confirmed));
+    let Some(employee) = step.employee.as_ref() else {
+        return;
+    };
+    let due_now = match invite_due(settings.invite_policy, employee, timing.tz) {
+        InviteTiming::Never => false,
+        InviteTiming::Now => true,
+        InviteTiming::At(at) if at <= timing.now => true,
+        InviteTiming::At(at) => {
+            step.invite_due = Some(at);
+            false
+        }
+    };
+    if due_now {
         if invited_in_learnamp {
             step.mark_invited = true;
         } else {
             step.invite = true;
         }
     }
-    Some(step)
 }
 
 fn push_step(plan: &mut Plan, step: EmployeeStep) {
@@ -521,9 +599,25 @@ fn push_step(plan: &mut Plan, step: EmployeeStep) {
         step.employee.is_some() && step.record.employee.as_ref() != step.employee.as_ref();
     if !step.writes() {
         plan.unchanged += 1;
-        if !snapshot_changed && !step.mark_invited {
+        if !snapshot_changed && !step.mark_invited && !step.schedule_changed() {
             return;
         }
+    }
+    if let Some(at) = step.invite_due
+        && step.schedule_changed()
+    {
+        plan.scheduled_invitations.push(ScheduledEntry {
+            personio_id: step.personio_id.clone(),
+            at: at.to_rfc3339(),
+        });
+    }
+    if let Some(at) = step.deactivate_due
+        && step.schedule_changed()
+    {
+        plan.scheduled_deactivations.push(ScheduledEntry {
+            personio_id: step.personio_id.clone(),
+            at: at.to_rfc3339(),
+        });
     }
     match step.learnamp_id {
         None => plan.creates.push(CreateEntry {

@@ -359,3 +359,139 @@ pub fn assert_learnamp_matches_personio(app: &TestApp) {
             .join("\n")
     );
 }
+
+/// Every difference between Learn Amp and the mapping of Personio's current state: the
+/// checks of [`assert_learnamp_matches_personio`], returned instead of panicking, so a
+/// test can poll until they are gone.
+pub fn learnamp_mismatches(app: &TestApp) -> Vec<String> {
+    let people: HashMap<String, SimEmployee> = app
+        .personio
+        .employees()
+        .into_iter()
+        .map(|person| (person.employee.id.clone(), person))
+        .collect();
+    let users = app.learnamp.users();
+    let mut problems = Vec::new();
+    let mut emails = HashSet::new();
+    let mut externals = HashSet::new();
+    for user in &users {
+        if !emails.insert(user.email.to_lowercase()) {
+            problems.push(format!("duplicate email {}", user.email));
+        }
+        if let Some(external) = &user.integration_external_id
+            && !externals.insert(external.clone())
+        {
+            problems.push(format!("duplicate external id {external}"));
+        }
+    }
+    let la_ids: HashMap<String, u64> = users
+        .iter()
+        .filter_map(|user| {
+            user.integration_external_id
+                .clone()
+                .map(|ext| (ext, user.id))
+        })
+        .collect();
+    let teams = app.learnamp.teams();
+    let team_ids: HashMap<String, u64> = teams
+        .iter()
+        .filter_map(|team| {
+            team.integration_external_id
+                .clone()
+                .map(|ext| (ext, team.id))
+        })
+        .collect();
+    let mut departments: HashMap<String, String> = HashMap::new();
+    for person in people.values() {
+        let employee = &person.employee;
+        let user = users
+            .iter()
+            .find(|user| user.integration_external_id.as_deref() == Some(employee.id.as_str()));
+        if employee.is_inactive() {
+            if let Some(user) = user
+                && user.status != SimUserStatus::Deactivated
+            {
+                problems.push(format!(
+                    "inactive person {} is not deactivated",
+                    employee.id
+                ));
+            }
+            continue;
+        }
+        if let Some(department) = &employee.department {
+            departments.insert(department.id.clone(), department.name.clone());
+        }
+        match user {
+            None => problems.push(format!("person {} has no Learn Amp user", employee.id)),
+            Some(user) => {
+                if user.status == SimUserStatus::Deactivated {
+                    problems.push(format!("active person {} is deactivated", employee.id));
+                }
+                problems.extend(check_user(person, user, &la_ids, &people, &team_ids));
+            }
+        }
+    }
+    for (id, name) in &departments {
+        match teams
+            .iter()
+            .find(|team| team.integration_external_id.as_deref() == Some(id))
+        {
+            None => problems.push(format!("department {id} has no team")),
+            Some(team) if &team.name != name => {
+                problems.push(format!("team {id} named {} != {name}", team.name))
+            }
+            Some(_) => {}
+        }
+    }
+    let managed_teams = teams
+        .iter()
+        .filter(|team| team.integration_external_id.is_some())
+        .count();
+    if managed_teams != departments.len() {
+        problems.push(format!(
+            "{managed_teams} teams with external ids for {} departments",
+            departments.len()
+        ));
+    }
+    problems
+}
+
+/// Sets the status (`"ENABLED"` or `"DISABLED"`) of every webhook subscription of the
+/// Personio simulator through its v2 API, as an operator could in Personio. A disabled
+/// subscription receives no automatic delivery, so a test's own deliveries are the
+/// only ones (a tenant re-enables its subscription when it starts).
+pub async fn set_subscriptions_status(personio: &PersonioSim, status: &str) {
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/v2/auth/token", personio.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+        ])
+        .send()
+        .await
+        .expect("v2 token call")
+        .json()
+        .await
+        .expect("v2 token body");
+    let token = token["access_token"].as_str().expect("access_token");
+    for hook in personio.webhooks() {
+        let response = http
+            .patch(format!("{}/v2/webhooks/{}", personio.base_url, hook.id))
+            .bearer_auth(token)
+            .header("x-personio-app-id", "PERSONIO_SYNC_TESTS")
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .expect("webhook patch");
+        assert_eq!(response.status().as_u16(), 200, "PATCH webhook {}", hook.id);
+    }
+    assert!(
+        personio
+            .webhooks()
+            .iter()
+            .all(|hook| format!("{:?}", hook.status).eq_ignore_ascii_case(status)),
+        "subscriptions not {status}"
+    );
+}

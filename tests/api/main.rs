@@ -1,6 +1,10 @@
 //! Integration tests: the real service on port 0 against the Personio and Learn Amp
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
+mod crash;
+mod front_door_fuzz;
 mod full_sync;
 mod helpers;
+mod random_mutations;
+mod secrets;
 mod webhooks;

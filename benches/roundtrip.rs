@@ -1,0 +1,105 @@
+//! In-process round trip through the real service: the Personio simulator changes a
+//! position and delivers the webhook (HTTP) → front door → durable inbox → tenant actor
+//! → Learn Amp simulator shows the change. Simulators at 0 ms latency.
+//!
+//! Note: each event costs one Personio employee read, which the client paces under
+//! Personio's 2,000/min limit (30/s), so sustained iterations settle near 33 ms.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use personio_sync::loadtest::harness::{Harness, HarnessConfig};
+use personio_sync::retry::RetryPolicy;
+use personio_sync::sim::learnamp::LearnAmpSimConfig;
+use personio_sync::sim::personio::PersonioSimConfig;
+
+/// Changes one position and waits until Learn Amp shows it.
+async fn round_trip(harness: &Harness, id: &str, serial: u64) -> Duration {
+    let mut person = harness.personio.employee(id).expect("employee");
+    let title = format!("Round trip {serial}");
+    person.employee.position = Some(title.clone());
+    let started = Instant::now();
+    harness.personio.upsert_employee(person);
+    loop {
+        let shown = harness
+            .learnamp
+            .user_by_external_id(id)
+            .and_then(|user| user.job_title)
+            .is_some_and(|job_title| job_title == title);
+        if shown {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no round trip");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn roundtrip(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (harness, people) = runtime.block_on(async {
+        let harness = Harness::start(HarnessConfig {
+            personio: PersonioSimConfig {
+                employees: 30,
+                seed: 9,
+                ..PersonioSimConfig::default()
+            },
+            learnamp: LearnAmpSimConfig::default(),
+            concurrency: 8,
+            retry: RetryPolicy::fast(),
+        })
+        .await
+        .expect("harness");
+        harness
+            .create_tenant("roundtrip", serde_json::json!({}))
+            .await
+            .expect("tenant");
+        harness
+            .wait_live_after_sync("roundtrip", Duration::from_secs(60))
+            .await
+            .expect("initial sync");
+        let people: Vec<String> = harness
+            .personio
+            .employees()
+            .into_iter()
+            .map(|person| person.employee.id)
+            .filter(|id| harness.learnamp.user_by_external_id(id).is_some())
+            .collect();
+        (harness, people)
+    });
+    let mut serial = 0u64;
+    c.bench_function("roundtrip/webhook_to_learnamp", |b| {
+        b.to_async(&runtime).iter_custom(|iterations| {
+            let harness = &harness;
+            let people = &people;
+            let first = serial;
+            serial += iterations;
+            async move {
+                let mut total = Duration::ZERO;
+                for index in 0..iterations {
+                    let id = &people[(first + index) as usize % people.len()];
+                    total += round_trip(harness, id, first + index).await;
+                }
+                total
+            }
+        })
+    });
+    drop(harness);
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = roundtrip
+}
+criterion_main!(benches);

@@ -1,0 +1,121 @@
+//! The store on disk: one employee record written and read, and webhook events made
+//! durable one at a time versus 64 at once (group commit shares the flushes).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use personio_sync::domain::fields::{self, UserFields};
+use personio_sync::store::inbox::InboxEvent;
+use personio_sync::store::{EmployeeRecord, Store};
+
+fn record() -> EmployeeRecord {
+    let applied: UserFields = [
+        (fields::EXTERNAL_ID, "4711"),
+        (fields::FIRST_NAME, "Ada"),
+        (fields::LAST_NAME, "Lovelace"),
+        (fields::EMAIL, "ada@example.com"),
+        (fields::JOB_TITLE, "Engineer"),
+        (fields::LOCATION, "Berlin"),
+        (fields::HIRE_DATE, "2021-04-01"),
+        (fields::PRIMARY_TEAM, "12"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value.to_string()))
+    .collect();
+    EmployeeRecord {
+        learnamp_id: 93,
+        applied,
+        invited: true,
+        avatar_sha256: Some(String::new()),
+        ..EmployeeRecord::default()
+    }
+}
+
+fn event(person: usize) -> InboxEvent {
+    InboxEvent {
+        received_at: "2025-03-01T10:15:31Z".into(),
+        event_name: "employment.updated".into(),
+        occurred_at: "2025-03-01T10:15:30Z".into(),
+        person_id: Some(person.to_string()),
+    }
+}
+
+fn records(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), 16).expect("store");
+    let tenant = store.tenant("bench").expect("tenant");
+    let record = record();
+    for id in 0..1_000 {
+        tenant
+            .put_employee(&id.to_string(), &record)
+            .expect("put employee");
+    }
+    let mut next = 0u32;
+    c.bench_function("store/put_employee", |b| {
+        b.iter(|| {
+            next = (next + 1) % 1_000;
+            tenant
+                .put_employee(&next.to_string(), black_box(&record))
+                .expect("put employee")
+        })
+    });
+    c.bench_function("store/get_employee", |b| {
+        b.iter(|| {
+            next = (next + 1) % 1_000;
+            tenant.employee(&next.to_string()).expect("get employee")
+        })
+    });
+}
+
+fn durable_events(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), 16).expect("store");
+    let tenant = store.tenant("bench").expect("tenant");
+    let mut group = c.benchmark_group("store/push_event+flush");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("single", |b| {
+        b.to_async(&runtime).iter(|| async {
+            tenant.push_event(&event(1)).expect("push");
+            store.flush().await.expect("flush");
+        })
+    });
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("64 concurrent", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for person in 0..64 {
+                let store = store.clone();
+                let tenant = tenant.clone();
+                tasks.spawn(async move {
+                    tenant.push_event(&event(person)).expect("push");
+                    store.flush().await.expect("flush");
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    });
+    group.finish();
+    let pending = tenant.pending_events(usize::MAX).expect("pending");
+    let sequences: Vec<u64> = pending.iter().map(|(sequence, _)| *sequence).collect();
+    tenant.remove_events(&sequences).expect("clean up");
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = records, durable_events
+}
+criterion_main!(benches);

@@ -1,0 +1,628 @@
+//! `personio-sync export` and `import`: every tenant's spec (secrets only on request),
+//! and every record of its tree (mappings, teams, sync state, due-queue, inbox,
+//! history: whatever kinds exist, exported generically), as one JSON document; and the
+//! restore of such a document into an empty data dir, byte-exact.
+//!
+//! ## Document
+//!
+//! ```json
+//! {"format": "personio-sync-export", "version": 1, "exported_at": "…",
+//!  "with_secrets": false, "id_generator": 42, "meta": [],
+//!  "tenants": [{"id": "acme", "spec": {…, "personio": {"client_secret": null, …}},
+//!               "records": [{"key": "emp/4711", "value": {"learnamp_id": 93, …}},
+//!                           {"key": "hist/#000000000000002a", "key_hex": "…", "value": {…}},
+//!                           {"key": "state/history_seq", "value_hex": "000000000000002a"}]}]}
+//! ```
+//!
+//! A record's `key` shows the key with `\0` as `/`. When that is not reversible (a
+//! binary tail, a `/` in the key) the part after the first `\0` is shown as `#hex` and
+//! `key_hex` holds the exact bytes. A value that is JSON is embedded verbatim as
+//! `value`; anything else is `value_hex`. `spec` is `null` for a tenant deleted without
+//! purge (its data was kept). Without `--with-secrets` every secret is `null`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::domain::tenant::{TenantSpec, WebhookSecrets, is_valid_tenant_id};
+use crate::store::crypto::{DATA_DIR_KEY_FILE, decode_hex, encode_hex, strip_spec_secrets};
+use crate::store::{Store, StoreError};
+
+/// The `format` of an export document.
+pub const FORMAT: &str = "personio-sync-export";
+/// The `version` this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// An export or import failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The import target holds data.
+    #[error(
+        "the data dir {dir} is not empty: import restores into an empty data dir only (move the existing data away, or choose another storage.data_dir)"
+    )]
+    NotEmpty {
+        /// The data dir.
+        dir: String,
+    },
+    /// The target database already holds tenants.
+    #[error("the database already holds tenants: import restores into an empty data dir only")]
+    HoldsTenants,
+    /// The document is not an export of this format and version.
+    #[error("not a personio-sync export document: {0}")]
+    Format(String),
+    /// A tenant of the document is unusable.
+    #[error("tenant `{id}` in the export: {message}")]
+    Tenant {
+        /// The tenant id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A whole export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportDocument {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// RFC 3339.
+    pub exported_at: String,
+    /// Whether the specs carry their secrets.
+    pub with_secrets: bool,
+    /// sled's next generated id (inbox sequence numbers come from it).
+    pub id_generator: u64,
+    /// `meta` entries other than tenant specs.
+    #[serde(default)]
+    pub meta: Vec<Record>,
+    /// Every tenant, by id.
+    pub tenants: Vec<TenantExport>,
+}
+
+/// One tenant.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantExport {
+    /// The tenant id.
+    pub id: String,
+    /// The spec as JSON (secrets `null` unless exported with secrets); `null` for data
+    /// kept after the tenant was deleted.
+    pub spec: Option<Value>,
+    /// Every key of the tenant's tree, in key order.
+    pub records: Vec<Record>,
+}
+
+/// One stored key and value.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// The key, `\0` shown as `/`.
+    pub key: String,
+    /// The exact key bytes, when `key` is not reversible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
+    /// The value, when it is JSON (verbatim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Box<RawValue>>,
+    /// The value bytes, when they are not JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+}
+
+impl Record {
+    /// The record of a raw key and value.
+    pub fn from_raw(key: &[u8], value: &[u8]) -> Self {
+        let (key, key_hex) = show_key(key);
+        let raw = std::str::from_utf8(value)
+            .ok()
+            .filter(|text| *text != "null")
+            .and_then(|text| RawValue::from_string(text.to_string()).ok())
+            .filter(|raw| raw.get().as_bytes() == value);
+        let value_hex = raw.is_none().then(|| encode_hex(value));
+        Self {
+            key,
+            key_hex,
+            value: raw,
+            value_hex,
+        }
+    }
+
+    /// The exact key and value bytes.
+    pub fn to_raw(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let key = match &self.key_hex {
+            Some(hex) => {
+                decode_hex(hex).ok_or_else(|| format!("key_hex of {} is not hex", self.key))?
+            }
+            None => self.key.replace('/', "\0").into_bytes(),
+        };
+        let value = match (&self.value, &self.value_hex) {
+            (Some(raw), None) => raw.get().as_bytes().to_vec(),
+            (None, Some(hex)) => {
+                decode_hex(hex).ok_or_else(|| format!("value_hex of {} is not hex", self.key))?
+            }
+            _ => {
+                return Err(format!(
+                    "record {} needs exactly one of value and value_hex",
+                    self.key
+                ));
+            }
+        };
+        Ok((key, value))
+    }
+}
+
+/// `(shown, exact hex if `shown` is not reversible)`. A key is shown as is (with `\0`
+/// as `/`) when it is text of non-empty `\0`-separated printable parts without `/`.
+fn show_key(key: &[u8]) -> (String, Option<String>) {
+    let clean = std::str::from_utf8(key).ok().filter(|text| {
+        !text.contains('/')
+            && !text.chars().any(|c| c.is_control() && c != '\0')
+            && !text.split('\0').any(str::is_empty)
+    });
+    if let Some(text) = clean {
+        return (text.replace('\0', "/"), None);
+    }
+    let split = key.iter().position(|byte| *byte == 0);
+    let shown = match split {
+        Some(at) => format!(
+            "{}/#{}",
+            String::from_utf8_lossy(&key[..at]).replace('/', "%2F"),
+            encode_hex(&key[at + 1..])
+        ),
+        None => format!("#{}", encode_hex(key)),
+    };
+    (shown, Some(encode_hex(key)))
+}
+
+/// Everything in `store` as a document; secrets only `with_secrets`.
+pub fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument, ExportError> {
+    let specs = store.tenant_specs()?;
+    let mut ids: BTreeSet<String> = store.tenant_tree_ids().into_iter().collect();
+    ids.extend(specs.iter().map(|spec| spec.id.clone()));
+    let mut tenants = Vec::with_capacity(ids.len());
+    for id in ids {
+        let spec = specs
+            .iter()
+            .find(|spec| spec.id == id)
+            .map(|spec| spec_json(spec, with_secrets));
+        let records = store
+            .tenant(&id)?
+            .raw_entries()?
+            .iter()
+            .map(|(key, value)| Record::from_raw(key, value))
+            .collect();
+        tenants.push(TenantExport { id, spec, records });
+    }
+    let meta = store
+        .other_meta_entries()?
+        .iter()
+        .map(|(key, value)| Record::from_raw(key, value))
+        .collect();
+    Ok(ExportDocument {
+        format: FORMAT.into(),
+        version: VERSION,
+        exported_at: chrono::Utc::now().to_rfc3339(),
+        with_secrets,
+        id_generator: store.next_generated_id()?,
+        meta,
+        tenants,
+    })
+}
+
+fn spec_json(spec: &TenantSpec, with_secrets: bool) -> Value {
+    let mut json = serde_json::to_value(spec).expect("tenant specs serialise to JSON");
+    if !with_secrets {
+        strip_spec_secrets(&mut json);
+    }
+    json
+}
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Accept specs without secrets: client secrets become empty (the tenant fails
+    /// until an operator PATCHes them) and fresh webhook secrets are generated.
+    pub allow_missing_secrets: bool,
+}
+
+/// What an import restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Tenants whose spec was restored.
+    pub tenants: usize,
+    /// Records written into tenant trees.
+    pub records: usize,
+    /// Tenants restored without credentials (they need a PATCH of both client secrets).
+    pub need_credentials: Vec<String>,
+}
+
+/// One tenant checked and decoded, ready to write.
+struct Prepared {
+    id: String,
+    spec: Option<TenantSpec>,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Checks the whole document and decodes it, writing nothing.
+fn prepare(
+    document: &ExportDocument,
+    options: ImportOptions,
+) -> Result<(Vec<Prepared>, Vec<String>), ExportError> {
+    if document.format != FORMAT || document.version != VERSION {
+        return Err(ExportError::Format(format!(
+            "expected format `{FORMAT}` version {VERSION}, found `{}` version {}",
+            document.format, document.version
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let mut prepared = Vec::with_capacity(document.tenants.len());
+    let mut need_credentials = Vec::new();
+    for tenant in &document.tenants {
+        let fail = |message: String| ExportError::Tenant {
+            id: tenant.id.clone(),
+            message,
+        };
+        if !is_valid_tenant_id(&tenant.id) || !seen.insert(tenant.id.clone()) {
+            return Err(fail("the id is invalid or repeated".into()));
+        }
+        let spec = match &tenant.spec {
+            None => None,
+            Some(json) => {
+                let (spec, missing) = decode_spec(json, &tenant.id, options).map_err(fail)?;
+                if missing {
+                    need_credentials.push(tenant.id.clone());
+                }
+                Some(spec)
+            }
+        };
+        let records = tenant
+            .records
+            .iter()
+            .map(Record::to_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        prepared.push(Prepared {
+            id: tenant.id.clone(),
+            spec,
+            records,
+        });
+    }
+    Ok((prepared, need_credentials))
+}
+
+/// The spec of a document, and whether its secrets were missing.
+fn decode_spec(
+    json: &Value,
+    id: &str,
+    options: ImportOptions,
+) -> Result<(TenantSpec, bool), String> {
+    let mut json = json.clone();
+    let mut missing = false;
+    for api in ["personio", "learnamp"] {
+        if let Some(slot) = json
+            .get_mut(api)
+            .and_then(|api| api.get_mut("client_secret"))
+            && slot.is_null()
+        {
+            missing = true;
+            *slot = Value::String(String::new());
+        }
+    }
+    let webhook_missing = json.get("webhook").is_some_and(|webhook| {
+        webhook.get("key").is_none_or(Value::is_null)
+            || webhook.get("token").is_none_or(Value::is_null)
+    });
+    if webhook_missing {
+        missing = true;
+        json["webhook"] = serde_json::to_value(WebhookSecrets::generate())
+            .expect("webhook secrets serialise to JSON");
+    }
+    if missing && !options.allow_missing_secrets {
+        return Err(
+            "the export holds no secrets (made without --with-secrets): export again with --with-secrets, or import with --allow-missing-secrets and PATCH the credentials afterwards".into(),
+        );
+    }
+    let spec: TenantSpec = serde_path_to_error::deserialize(json)
+        .map_err(|error| format!("spec field {}: {}", error.path(), error.inner()))?;
+    if spec.id != id {
+        return Err(format!("the spec's id is `{}`", spec.id));
+    }
+    if !missing {
+        spec.validate().map_err(|error| error.to_string())?;
+    }
+    Ok((spec, missing))
+}
+
+/// Checks a whole document (format, ids, specs, records) without writing anything.
+pub fn validate_document(
+    document: &ExportDocument,
+    options: ImportOptions,
+) -> Result<(), ExportError> {
+    prepare(document, options).map(|_| ())
+}
+
+/// Restores `document` into `store`, which must hold no tenant. The whole document is
+/// checked before anything is written.
+pub async fn import(
+    store: &Store,
+    document: &ExportDocument,
+    options: ImportOptions,
+) -> Result<ImportSummary, ExportError> {
+    let (prepared, need_credentials) = prepare(document, options)?;
+    if !store.holds_no_tenants()? {
+        return Err(ExportError::HoldsTenants);
+    }
+    let mut summary = ImportSummary {
+        need_credentials,
+        ..ImportSummary::default()
+    };
+    for record in &document.meta {
+        let (key, value) = record.to_raw().map_err(ExportError::Format)?;
+        store.put_other_meta(&key, &value)?;
+    }
+    for tenant in prepared {
+        let tree = store.tenant(&tenant.id)?;
+        for (key, value) in &tenant.records {
+            tree.put_raw(key, value)?;
+        }
+        summary.records += tenant.records.len();
+        if let Some(spec) = &tenant.spec {
+            store.put_tenant_spec(spec).await?;
+            summary.tenants += 1;
+        }
+    }
+    store.advance_generated_ids(document.id_generator)?;
+    store.flush().await?;
+    Ok(summary)
+}
+
+/// Whether `dir` may receive an import: missing, or holding nothing but a key file.
+pub fn ensure_empty_data_dir(dir: &Path) -> Result<(), ExportError> {
+    let not_empty = || ExportError::NotEmpty {
+        dir: dir.display().to_string(),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => return Err(not_empty()),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|_| not_empty())?;
+        if entry.file_name() != DATA_DIR_KEY_FILE {
+            return Err(not_empty());
+        }
+    }
+    Ok(())
+}
+
+/// Reads a document.
+pub fn read_document(reader: impl std::io::Read) -> Result<ExportDocument, ExportError> {
+    serde_json::from_reader(std::io::BufReader::new(reader))
+        .map_err(|error| ExportError::Format(error.to_string()))
+}
+
+/// Writes a document, pretty, with a final newline.
+pub fn write_document(
+    mut writer: impl std::io::Write,
+    document: &ExportDocument,
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut writer, document)?;
+    writeln!(writer)?;
+    writer.flush()
+}
+
+/// Creates (or truncates) `path` for an export, readable by its owner only on Unix
+/// (an export may hold secrets).
+pub fn create_output_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tenant::parse_spec;
+    use crate::store::EmployeeRecord;
+    use crate::store::crypto::SecretKey;
+    use crate::store::inbox::InboxEvent;
+    use serde_json::json;
+
+    fn spec(id: &str) -> TenantSpec {
+        let mut spec = parse_spec(json!({
+            "id": id,
+            "personio": {"base_url": "http://p", "client_id": "a", "client_secret": "p-secret-1"},
+            "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "l-secret-2"},
+            "settings": {"invite_policy": {"mode": "immediately"}}
+        }))
+        .unwrap();
+        spec.webhook = Some(WebhookSecrets::generate());
+        spec
+    }
+
+    /// A store with two tenants, one deleted without purge, and every record kind.
+    async fn filled(dir: &Path) -> Store {
+        let store = Store::open_with_key(dir, 8, SecretKey::generate()).unwrap();
+        for id in ["acme", "beta"] {
+            store.put_tenant_spec(&spec(id)).await.unwrap();
+            let tenant = store.tenant(id).unwrap();
+            let record = EmployeeRecord {
+                learnamp_id: 93,
+                invited: true,
+                ..EmployeeRecord::default()
+            };
+            tenant.put_employee("4711", &record).unwrap();
+            tenant.mark_initial_sync_done().unwrap();
+            tenant.append_history("created 4711").unwrap();
+            tenant
+                .push_event(&InboxEvent {
+                    received_at: "now".into(),
+                    event_name: "person.updated".into(),
+                    occurred_at: "now".into(),
+                    person_id: Some("4711".into()),
+                })
+                .unwrap();
+            tenant.put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01").unwrap();
+            tenant.put_raw(b"state\0nothing", b"null").unwrap();
+        }
+        store.remove_tenant("beta", false).await.unwrap();
+        store.flush().await.unwrap();
+        store
+    }
+
+    fn all_raw(store: &Store) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+        let mut ids = store.tenant_tree_ids();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let entries = store.tenant(&id).unwrap().raw_entries().unwrap();
+                (id, entries)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn export_then_import_restores_everything_byte_exact() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = filled(source_dir.path()).await;
+        let document = export(&source, true).unwrap();
+        let mut text = Vec::new();
+        write_document(&mut text, &document).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\"key\": \"emp/4711\""), "{text}");
+        assert!(text.contains("p-secret-1"));
+
+        let target_dir = tempfile::tempdir().unwrap();
+        let target_path = target_dir.path().join("data");
+        ensure_empty_data_dir(&target_path).unwrap();
+        let target = Store::open_with_key(&target_path, 8, SecretKey::generate()).unwrap();
+        let document = read_document(text.as_bytes()).unwrap();
+        let summary = import(&target, &document, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.tenants, 1);
+        assert!(summary.need_credentials.is_empty());
+        assert_eq!(all_raw(&target), all_raw(&source));
+        assert_eq!(
+            target.tenant_specs().unwrap(),
+            source.tenant_specs().unwrap()
+        );
+        let event_ids: Vec<u64> = target
+            .tenant("acme")
+            .unwrap()
+            .pending_events(10)
+            .unwrap()
+            .into_iter()
+            .map(|(sequence, _)| sequence)
+            .collect();
+        let next = target
+            .tenant("acme")
+            .unwrap()
+            .push_event(&InboxEvent {
+                received_at: "later".into(),
+                event_name: "person.created".into(),
+                occurred_at: "later".into(),
+                person_id: None,
+            })
+            .unwrap();
+        assert!(
+            event_ids.iter().all(|old| *old < next),
+            "{event_ids:?} {next}"
+        );
+
+        let error = import(&target, &document, ImportOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ExportError::HoldsTenants), "{error}");
+        assert!(ensure_empty_data_dir(&target_path).is_err());
+    }
+
+    #[tokio::test]
+    async fn secrets_stay_out_unless_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = filled(dir.path()).await;
+        let document = export(&store, false).unwrap();
+        let mut text = Vec::new();
+        write_document(&mut text, &document).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let original = store.tenant_spec("acme").unwrap().unwrap();
+        let webhook = original.webhook.clone().unwrap();
+        for secret in [
+            "p-secret-1",
+            "l-secret-2",
+            webhook.key.expose(),
+            webhook.token.expose(),
+        ] {
+            assert!(!text.contains(secret), "{secret} exported");
+        }
+        assert!(text.contains("\"client_secret\": null"));
+
+        let target = Store::temporary().unwrap();
+        let error = import(&target, &document, ImportOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--with-secrets"), "{error}");
+        assert!(target.holds_no_tenants().unwrap(), "nothing written");
+        let options = ImportOptions {
+            allow_missing_secrets: true,
+        };
+        let summary = import(&target, &document, options).await.unwrap();
+        assert_eq!(summary.need_credentials, vec!["acme".to_string()]);
+        let restored = target.tenant_spec("acme").unwrap().unwrap();
+        assert_eq!(restored.settings, original.settings);
+        assert_eq!(restored.personio.client_secret.expose(), "");
+        assert_ne!(restored.webhook, original.webhook);
+    }
+
+    #[test]
+    fn keys_show_readably_and_come_back_exactly() {
+        for key in [
+            b"emp\x004711".to_vec(),
+            b"hist\0\0\0\0\0\0\0\0\x2a".to_vec(),
+            b"a/b\0c".to_vec(),
+            b"\xff".to_vec(),
+        ] {
+            let record = Record::from_raw(&key, b"{\"a\":1}");
+            assert_eq!(
+                record.to_raw().unwrap(),
+                (key.clone(), b"{\"a\":1}".to_vec())
+            );
+        }
+        let record = Record::from_raw(b"emp\x004711", b"1");
+        assert_eq!(record.key, "emp/4711");
+        assert!(record.key_hex.is_none() && record.value.is_some());
+        let record = Record::from_raw(b"hist\0\0\0\0\0\0\0\0\x2a", b" {}");
+        assert_eq!(record.key, "hist/#000000000000002a");
+        assert_eq!(record.value_hex.as_deref(), Some("207b7d"));
+    }
+
+    #[test]
+    fn foreign_documents_are_refused() {
+        let error = read_document(&b"{\"format\": \"x\"}"[..]).unwrap_err();
+        assert!(matches!(error, ExportError::Format(_)));
+        let document = ExportDocument {
+            format: "other".into(),
+            version: VERSION,
+            exported_at: String::new(),
+            with_secrets: true,
+            id_generator: 0,
+            meta: Vec::new(),
+            tenants: Vec::new(),
+        };
+        assert!(prepare(&document, ImportOptions::default()).is_err());
+    }
+}

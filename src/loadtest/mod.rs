@@ -1,0 +1,306 @@
+//! `personio-sync bench`: the load tool shipped with the service. It starts the service
+//! and both simulators on loopback and measures, in one bounded run:
+//!
+//! - [`ingest`]: webhook ingest (events/s, p50/p99, durably stored) beside a bare axum
+//!   endpoint in the same process, and the ratio;
+//! - [`e2e`]: webhook → change visible in the Learn Amp simulator, p50/p99, at a
+//!   simulated API latency;
+//! - [`full_sync`]: full syncs of N employees beside the lower bound the rate limits,
+//!   latency and concurrency imply, and the ratio;
+//! - [`tenants`]: resident memory and start-up time of the real binary with idle tenants.
+//!
+//! Every figure comes with a baseline measured in the same run, because the machine is
+//! shared and noisy. `--json PATH` writes everything as JSON.
+
+pub mod e2e;
+pub mod full_sync;
+pub mod harness;
+pub mod ingest;
+pub mod rawhttp;
+pub mod stats;
+pub mod tenants;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+/// Which measurements to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Webhook ingest against a bare endpoint.
+    Ingest,
+    /// Webhook → Learn Amp latency.
+    E2e,
+    /// Full syncs against their lower bound.
+    FullSync,
+    /// Memory and start-up with idle tenants.
+    Tenants,
+    /// Everything.
+    All,
+}
+
+/// Options of `personio-sync bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// Company sizes of the full-sync runs (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    pub employees: Vec<usize>,
+    /// Simulated latency of every API call, milliseconds (end-to-end and full sync).
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Learn Amp writes in flight during a full sync (`sync.concurrency`).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Learn Amp rate limit in requests per second during a full sync (none if absent).
+    #[arg(long)]
+    pub rate_limit: Option<f64>,
+    /// Idle tenant counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub tenants: Vec<usize>,
+    /// Measured seconds per ingest round and target.
+    #[arg(long, default_value_t = 5)]
+    pub duration_secs: u64,
+    /// Ingest rounds (each: bare endpoint, then the service).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Concurrent ingest connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// End-to-end events (one after another).
+    #[arg(long, default_value_t = 200)]
+    pub events: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The machine the figures came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `MemTotal` from `/proc/meminfo`, MiB.
+    pub memory_mib: u64,
+    /// `personio-sync` version.
+    pub version: String,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+}
+
+impl Machine {
+    /// Reads the machine's description.
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| "unknown".into(), |(_, model)| model.trim().to_string());
+        let memory_kib: u64 = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            memory_mib: memory_kib / 1024,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// The machine.
+    pub machine: Machine,
+    /// Ingest, if run.
+    pub ingest: Option<ingest::IngestFigures>,
+    /// End to end, if run.
+    pub e2e: Option<e2e::E2eFigures>,
+    /// Full syncs, if run.
+    pub full_sync: Vec<full_sync::FullSyncFigures>,
+    /// Idle tenants, if run.
+    pub tenants: Option<tenants::TenantsFigures>,
+}
+
+fn wants(args: &BenchArgs, scenario: Scenario) -> bool {
+    args.scenario == Scenario::All || args.scenario == scenario
+}
+
+/// Runs the selected scenarios, prints a table after each, and writes the JSON.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut report = BenchReport {
+        machine: Machine::detect(),
+        ingest: None,
+        e2e: None,
+        full_sync: Vec::new(),
+        tenants: None,
+    };
+    println!("{}", render_machine(&report.machine));
+    if wants(&args, Scenario::Ingest) {
+        eprintln!("bench: ingest ({} connections)…", args.connections);
+        let figures = ingest::run(ingest::IngestConfig {
+            connections: args.connections,
+            duration: Duration::from_secs(args.duration_secs.max(1)),
+            rounds: args.rounds,
+        })
+        .await?;
+        println!("{}", render_ingest(&figures));
+        report.ingest = Some(figures);
+    }
+    if wants(&args, Scenario::E2e) {
+        eprintln!("bench: end to end ({} events)…", args.events);
+        let figures = e2e::run(e2e::E2eConfig {
+            events: args.events,
+            latency: Duration::from_millis(args.latency_ms),
+        })
+        .await?;
+        println!("{}", render_e2e(&figures));
+        report.e2e = Some(figures);
+    }
+    if wants(&args, Scenario::FullSync) {
+        for &employees in &args.employees {
+            eprintln!("bench: full sync of {employees} employees…");
+            let figures = full_sync::run(full_sync::FullSyncConfig {
+                employees,
+                latency: Duration::from_millis(args.latency_ms),
+                concurrency: args.concurrency,
+                learnamp_rate: args.rate_limit,
+            })
+            .await?;
+            println!("{}", render_full_sync(&figures));
+            report.full_sync.push(figures);
+        }
+    }
+    if wants(&args, Scenario::Tenants) {
+        eprintln!("bench: idle tenants {:?}…", args.tenants);
+        let figures = tenants::run(&args.tenants).await?;
+        println!("{}", render_tenants(&figures));
+        report.tenants = Some(figures);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        eprintln!("bench: figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The machine, as a heading.
+pub fn render_machine(machine: &Machine) -> String {
+    format!(
+        "personio-sync {} bench on {} CPUs ({}), {} MiB, {}",
+        machine.version, machine.cpus, machine.cpu_model, machine.memory_mib, machine.started_at
+    )
+}
+
+/// The ingest table.
+pub fn render_ingest(figures: &ingest::IngestFigures) -> String {
+    let mut out = format!(
+        "\nwebhook ingest, {} connections (target: service ≥ 0.5 × bare)\nround  bare req/s  p50 ms  p99 ms | service ev/s  p50 ms  p99 ms  errors | ratio\n",
+        figures.connections
+    );
+    for (index, round) in figures.rounds.iter().enumerate() {
+        out.push_str(&format!(
+            "{:>5}  {:>10.0}  {:>6.2}  {:>6.2} | {:>12.0}  {:>6.2}  {:>6.2}  {:>6} | {:.2}\n",
+            index + 1,
+            round.bare.per_second,
+            round.bare.latency.p50_ms,
+            round.bare.latency.p99_ms,
+            round.service.per_second,
+            round.service.latency.p50_ms,
+            round.service.latency.p99_ms,
+            round.service.errors,
+            round.ratio
+        ));
+    }
+    out.push_str(&format!(
+        "median ratio {:.2}; {} events stored; drained {:.1} s after the load ({} left)\n",
+        figures.ratio, figures.events_stored, figures.drain_seconds, figures.left_pending
+    ));
+    out
+}
+
+/// The end-to-end table.
+pub fn render_e2e(figures: &e2e::E2eFigures) -> String {
+    format!(
+        "\nend to end at {} ms API latency (target: p99 < 250 ms)\nevents {}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  timeouts {}  (floor of 2 API calls: {:.0} ms)\n",
+        figures.latency_ms,
+        figures.latency.count,
+        figures.latency.p50_ms,
+        figures.latency.p99_ms,
+        figures.latency.max_ms,
+        figures.timeouts,
+        figures.floor_ms
+    )
+}
+
+/// One full-sync table.
+pub fn render_full_sync(figures: &full_sync::FullSyncFigures) -> String {
+    let limits = &figures.limits;
+    let calls = &figures.calls;
+    let bound = &figures.bound;
+    format!(
+        "\nfull sync of {} employees: latency {} ms, concurrency {}, Learn Amp rate {} (target: ≤ 1.25 × bound)\n\
+         calls: {} list pages, {} pictures, {} Personio v1 in all; {} Learn Amp writes of {} calls; 429s: Personio {}, Learn Amp {}\n\
+         bound: list {:.1} s, Personio v1 {:.1} s, Learn Amp {:.1} s → {:.1} s (list-then-apply: {:.1} s)\n\
+         measured {:.1} s → ratio {:.2} (vs list-then-apply {:.2}); created {}, failed {}\n",
+        figures.employees,
+        limits.latency_ms,
+        limits.concurrency,
+        limits
+            .learnamp_rate
+            .map_or_else(|| "unlimited".to_string(), |rate| format!("{rate}/s")),
+        calls.list_pages,
+        calls.pictures,
+        calls.personio_v1,
+        calls.learnamp_writes,
+        calls.learnamp_calls,
+        figures.personio_429,
+        figures.learnamp_429,
+        bound.list_s,
+        bound.personio_v1_s,
+        bound.learnamp_s,
+        bound.bound_s,
+        bound.phased_s,
+        figures.seconds,
+        figures.ratio,
+        figures.phased_ratio,
+        figures.created,
+        figures.failed
+    )
+}
+
+/// The idle-tenant table.
+pub fn render_tenants(figures: &tenants::TenantsFigures) -> String {
+    let mut out = String::from(
+        "\nidle tenants (targets: ≤ 100 KiB RSS per tenant; 10,000 live in < 10 s)\ntenants  healthz s  all live s  RSS MiB  peak MiB  KiB/tenant\n",
+    );
+    let row = |start: &tenants::StartFigures, per_tenant: Option<f64>| {
+        format!(
+            "{:>7}  {:>9.2}  {:>10.2}  {:>7.1}  {:>8.1}  {:>10}\n",
+            start.tenants,
+            start.healthz_seconds,
+            start.all_live_seconds,
+            start.rss_kib as f64 / 1024.0,
+            start.peak_rss_kib as f64 / 1024.0,
+            per_tenant.map_or_else(|| "-".to_string(), |value| format!("{value:.1}"))
+        )
+    };
+    out.push_str(&row(&figures.baseline, None));
+    for run in &figures.runs {
+        out.push_str(&row(&run.start, Some(run.kib_per_tenant)));
+    }
+    out
+}
