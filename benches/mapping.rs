@@ -130,20 +130,24 @@ fn planner(c: &mut Criterion) {
     for count in [1usize, 1_000] {
         let company = steady(count);
         let known = HashMap::new();
-        group.bench_with_input(BenchmarkId::from_parameter(count), &company, |b, company| {
-            b.iter(|| {
-                plan(black_box(&PlanInput {
-                    employees: &company.employees,
-                    users: &company.users,
-                    teams: &company.teams,
-                    records: &company.records,
-                    team_records: &company.team_records,
-                    settings: &company.settings,
-                    known_employees: &known,
-                    now: Utc::now(),
-                }))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(count),
+            &company,
+            |b, company| {
+                b.iter(|| {
+                    plan(black_box(&PlanInput {
+                        employees: &company.employees,
+                        users: &company.users,
+                        teams: &company.teams,
+                        records: &company.records,
+                        team_records: &company.team_records,
+                        settings: &company.settings,
+                        known_employees: &known,
+                        now: Utc::now(),
+                    }))
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -81,8 +81,7 @@ impl Harness {
             retry: config.retry,
             request_timeout: Duration::from_secs(30),
         };
-        let app =
-            Application::build(&service, store, Secret::new(token.clone()), options).await?;
+        let app = Application::build(&service, store, Secret::new(token.clone()), options).await?;
         let addr = app.local_addr();
         let state = app.state().clone();
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -136,8 +136,8 @@ fn after_burst(calls: u64, rate: RateFigure) -> f64 {
 /// Computes the lower bound the limits imply for the calls a sync needed.
 pub fn lower_bound(limits: &SyncLimits, calls: &CallCounts) -> LowerBound {
     let latency_s = limits.latency_ms / 1000.0;
-    let list_s = after_burst(calls.list_pages, limits.list_rate)
-        .max(calls.list_pages as f64 * latency_s);
+    let list_s =
+        after_burst(calls.list_pages, limits.list_rate).max(calls.list_pages as f64 * latency_s);
     let personio_v1_s = after_burst(calls.personio_v1, limits.v1_rate).max(list_s);
     let pictures_s = after_burst(calls.pictures, limits.v1_rate);
     let by_latency = calls.learnamp_writes as f64 * latency_s / limits.concurrency.max(1) as f64;

@@ -7,4 +7,5 @@ mod full_sync;
 mod helpers;
 mod random_mutations;
 mod secrets;
+mod settings;
 mod webhooks;

@@ -414,7 +414,11 @@ async fn secrets_appear_in_no_log_view_error_body_or_stored_file() {
             view["state"] == "failed" || view["state"] == "degraded"
         })
         .await;
-    eprintln!("DEBUG after wrong: {:?} {}", t0.elapsed(), admin.view("leak").await);
+    eprintln!(
+        "DEBUG after wrong: {:?} {}",
+        t0.elapsed(),
+        admin.view("leak").await
+    );
     let right = json!({"learnamp": {"client_secret": LEARNAMP_SECRET}});
     let (status, answer) = admin.json("PATCH", "/admin/tenants/leak", &right).await;
     assert_eq!(status, 200, "{answer}");

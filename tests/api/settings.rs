@@ -1,0 +1,337 @@
+//! Issue 4: dry run, mass-deactivation guard, manual and timed invitations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::webhooks::live_tenant;
+use personio_sync::domain::EmployeeStatus;
+use personio_sync::sim::learnamp::SimUserStatus;
+
+/// Deletes every webhook subscription in the Personio simulator (so Personio changes
+/// reach the service only through a full sync).
+async fn unsubscribe(app: &TestApp) {
+    let token: Value = app
+        .http
+        .post(format!("{}/v2/auth/token", app.personio.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    for hook in app.personio.webhooks() {
+        let status = app
+            .http
+            .delete(format!("{}/v2/webhooks/{}", app.personio.base_url, hook.id))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+    assert!(app.personio.webhooks().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
+    let app = spawn_app(200, 31).await;
+    live_tenant(
+        &app,
+        "plan",
+        json!({"invite_policy": {"mode": "immediately"}}),
+    )
+    .await;
+    unsubscribe(&app).await;
+    let mut people = app.personio.employees();
+    people.sort_by_key(|p| p.employee.id.parse::<u64>().unwrap());
+    let active: Vec<_> = people
+        .iter()
+        .filter(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .cloned()
+        .collect();
+    for person in active.iter().take(5) {
+        let mut changed = person.clone();
+        changed.employee.position = Some(format!(
+            "{} II",
+            changed.employee.position.clone().unwrap_or_default()
+        ));
+        app.personio.upsert_employee(changed);
+    }
+    for index in 0..3 {
+        let mut hire = active[10 + index].clone();
+        hire.employee.id = format!("{}", 90000 + index);
+        hire.employee.email = Some(format!("dry.run.{index}@example.test"));
+        app.personio.upsert_employee(hire);
+    }
+    for person in active.iter().skip(20).take(2) {
+        let mut leaver = person.clone();
+        leaver.employee.status = Some(EmployeeStatus::Inactive);
+        app.personio.upsert_employee(leaver);
+    }
+    assert!(app.personio.delete_employee(&active[30].employee.id));
+
+    app.learnamp.log.clear();
+    let before_users = app.learnamp.users();
+    let (status, plan) = app
+        .admin("POST", "/admin/tenants/plan/sync?dry_run=true", None)
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        app.learnamp.log.writes().is_empty(),
+        "a dry run wrote: {:?}",
+        app.learnamp.log.writes()
+    );
+    assert_eq!(app.learnamp.users(), before_users);
+    assert_eq!(plan["creates"].as_array().unwrap().len(), 3, "{plan}");
+    assert_eq!(plan["deactivations"].as_array().unwrap().len(), 3, "{plan}");
+    assert_eq!(plan["invitations"].as_array().unwrap().len(), 3, "{plan}");
+    let first_update = &plan["updates"][0];
+    assert!(
+        first_update["changes"]
+            .as_object()
+            .is_some_and(|c| !c.is_empty()),
+        "{plan}"
+    );
+
+    let previous = app.view("plan").await["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    app.admin("POST", "/admin/tenants/plan/sync", None).await;
+    app.wait_for_sync("plan", previous.as_deref()).await;
+
+    let writes = app.learnamp.log.writes();
+    let mut counted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut creates = 0;
+    let mut invitations = 0;
+    for call in &writes {
+        let parts: Vec<&str> = call.path.trim_start_matches("/v1/").split('/').collect();
+        match (call.method.as_str(), parts.as_slice()) {
+            ("POST", ["users"]) => creates += 1,
+            ("PUT", ["users", id]) => {
+                counted.entry("updates").or_default().insert(id.to_string());
+            }
+            ("PUT", ["users", id, "deactivate"]) => {
+                counted
+                    .entry("deactivations")
+                    .or_default()
+                    .insert(id.to_string());
+            }
+            ("POST", ["users", _, "invitation"]) => invitations += 1,
+            ("PUT" | "DELETE", ["users", _, "avatar"]) => {}
+            other => panic!("unexpected write {other:?}"),
+        }
+    }
+    let plan_ids = |key: &str| -> BTreeSet<String> {
+        plan[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|entry| entry["learnamp_id"].as_u64())
+            .map(|id| id.to_string())
+            .collect()
+    };
+    assert_eq!(creates, plan["creates"].as_array().unwrap().len());
+    assert_eq!(invitations, plan["invitations"].as_array().unwrap().len());
+    assert_eq!(
+        counted.remove("updates").unwrap_or_default(),
+        plan_ids("updates")
+    );
+    assert_eq!(
+        counted.remove("deactivations").unwrap_or_default(),
+        plan_ids("deactivations")
+    );
+    crate::helpers::assert_learnamp_matches_personio(&app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_change_that_would_deactivate_30_percent_trips_the_guard_until_confirmed() {
+    let app = spawn_app(200, 41).await;
+    live_tenant(&app, "guard", json!({})).await;
+    let people = app.personio.employees();
+    let active: Vec<_> = people
+        .iter()
+        .filter(|p| !p.employee.is_inactive())
+        .collect();
+    let mut by_department: HashMap<String, usize> = HashMap::new();
+    for person in &active {
+        *by_department
+            .entry(person.employee.department.clone().unwrap().id)
+            .or_default() += 1;
+    }
+    let mut departments: Vec<(String, usize)> = by_department.into_iter().collect();
+    departments.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    // Keep the largest departments until about 70% of the active people are in scope.
+    let mut kept = Vec::new();
+    let mut covered = 0;
+    for (department, count) in &departments {
+        if (covered as f64) >= active.len() as f64 * 0.70 {
+            break;
+        }
+        kept.push(department.clone());
+        covered += count;
+    }
+    let out_of_scope = active.len() - covered;
+    let ratio = out_of_scope as f64 / active.len() as f64;
+    assert!(ratio > 0.2 && ratio < 0.4, "test setup: {ratio}");
+
+    let (status, body) = app
+        .admin(
+            "PATCH",
+            "/admin/tenants/guard",
+            Some(&json!({"settings": {"scope": {"departments": kept}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let view = app
+        .wait_for("guard", Duration::from_secs(60), |view| {
+            view["state"] == "degraded"
+                && view["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("confirm"))
+        })
+        .await;
+    assert!(
+        view["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&out_of_scope.to_string()),
+        "{view}"
+    );
+    let deactivated = |app: &TestApp| {
+        app.learnamp
+            .users()
+            .iter()
+            .filter(|u| u.status == SimUserStatus::Deactivated)
+            .count()
+    };
+    assert_eq!(deactivated(&app), 0, "the guard wrote nothing");
+
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    let (status, _) = app
+        .admin("POST", "/admin/tenants/guard/sync?confirm=true", None)
+        .await;
+    assert_eq!(status, 202);
+    let view = app.wait_for_sync("guard", previous.as_deref()).await;
+    assert_eq!(view["state"], "live", "{view}");
+    assert_eq!(
+        view["last_sync"]["deactivated"], out_of_scope as u64,
+        "{view}"
+    );
+    assert_eq!(deactivated(&app), out_of_scope);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_invitations_go_out_once_and_never_to_deactivated_users() {
+    let app = spawn_app(40, 51).await;
+    live_tenant(&app, "manual", json!({})).await;
+    assert!(app.learnamp.invitations().is_empty());
+    let people = app.personio.employees();
+    let person = people
+        .iter()
+        .find(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .unwrap();
+    let path = format!(
+        "/admin/tenants/manual/employees/{}/invite",
+        person.employee.id
+    );
+    let (status, body) = app.admin("POST", &path, None).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("sent")),
+        "{body}"
+    );
+    let (status, body) = app.admin("POST", &path, None).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("already_invited")),
+        "{body}"
+    );
+    assert_eq!(app.learnamp.invitations().len(), 1);
+    let (status, body) = app
+        .admin(
+            "POST",
+            "/admin/tenants/manual/employees/424242/invite",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    let mut leaver = people
+        .iter()
+        .filter(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .nth(1)
+        .unwrap()
+        .clone();
+    leaver.employee.status = Some(EmployeeStatus::Inactive);
+    let leaver_id = leaver.employee.id.clone();
+    app.personio.upsert_employee(leaver);
+    crate::webhooks::wait_learnamp(&app, "leaver deactivated", |app| {
+        app.learnamp
+            .user_by_external_id(&leaver_id)
+            .is_some_and(|u| u.status == SimUserStatus::Deactivated)
+    })
+    .await;
+    let (status, body) = app
+        .admin(
+            "POST",
+            &format!("/admin/tenants/manual/employees/{leaver_id}/invite"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(app.learnamp.invitations().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_hire_date_invites_people_already_hired_and_schedules_future_hires() {
+    let app = spawn_app(150, 61).await;
+    let view = live_tenant(
+        &app,
+        "hire",
+        json!({"invite_policy": {"mode": "on_hire_date"}, "timezone": "Europe/Berlin"}),
+    )
+    .await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let people = app.personio.employees();
+    let expected_now = people
+        .iter()
+        .filter(|p| !p.employee.is_inactive())
+        .filter(|p| p.employee.hire_date.is_none_or(|hire| hire <= today))
+        .count();
+    let future = people
+        .iter()
+        .filter(|p| !p.employee.is_inactive() && p.employee.hire_date.is_some_and(|h| h > today))
+        .count();
+    assert!(future > 0, "the generator makes future hires");
+    assert_eq!(app.learnamp.invitations().len(), expected_now);
+    assert_eq!(view["last_sync"]["invited"], expected_now as u64);
+    // A second sync neither invites again nor early.
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    app.admin("POST", "/admin/tenants/hire/sync", None).await;
+    let view = app.wait_for_sync("hire", previous.as_deref()).await;
+    assert_eq!(view["last_sync"]["invited"], 0);
+    assert_eq!(app.learnamp.invitations().len(), expected_now);
+    let (_, plan) = app
+        .admin("POST", "/admin/tenants/hire/sync?dry_run=true", None)
+        .await;
+    assert!(
+        plan["scheduled_invitations"].as_array().unwrap().is_empty(),
+        "already scheduled: {plan}"
+    );
+}
