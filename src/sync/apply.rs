@@ -98,10 +98,17 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
         context.store.put_team(unit_id, record)?;
     }
     for create in &plan.teams.creates {
+        let parent_team_id = match &create.parent_external_id {
+            Some(parent) => context
+                .store
+                .team(parent)?
+                .map(|team| Some(team.learnamp_id)),
+            None => None,
+        };
         let fields = TeamFields {
             name: Some(create.name.clone()),
             integration_external_id: Some(create.external_id.clone()),
-            parent_team_id: None,
+            parent_team_id,
         };
         let team = match context.learnamp.create_team(&fields).await {
             Ok(team) => Ok(team),
@@ -149,6 +156,25 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
                 check_fatal_learnamp(&error)?;
                 warn!(tenant_id = context.tenant_id, team = %rename.external_id, error = %error, "team rename failed");
             }
+        }
+    }
+    for team_move in &plan.teams.moves {
+        let Some(parent) = context.store.team(&team_move.parent_external_id)? else {
+            failed += 1;
+            continue;
+        };
+        let fields = TeamFields {
+            parent_team_id: Some(Some(parent.learnamp_id)),
+            ..TeamFields::default()
+        };
+        if let Err(error) = context
+            .learnamp
+            .update_team(team_move.learnamp_id, &fields)
+            .await
+        {
+            failed += 1;
+            check_fatal_learnamp(&error)?;
+            warn!(tenant_id = context.tenant_id, team = %team_move.external_id, error = %error, "team move failed");
         }
     }
     Ok(failed)

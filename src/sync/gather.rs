@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::domain::Employee;
 use crate::domain::fields::{self, UserFields};
 use crate::learnamp::{LearnAmpClient, Team, User, UserFilter, UserStatus};
-use crate::personio::PersonioClient;
+use crate::personio::{OrgUnit, PersonioClient};
 
 use super::SyncError;
 use super::plan::{LaStatus, LaTeam, LaUser};
@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub users: Vec<LaUser>,
     /// Every Learn Amp team.
     pub teams: Vec<LaTeam>,
+    /// Personio departments and their ancestors, by id (only with `team_hierarchy`).
+    pub org_units: HashMap<String, OrgUnit>,
 }
 
 /// The statuses listed one by one, so each user's machine status is known without
@@ -31,10 +33,11 @@ const STATUSES: [(UserStatus, LaStatus); 5] = [
     (UserStatus::Deactivated, LaStatus::Deactivated),
 ];
 
-/// Reads both sides concurrently.
+/// Reads both sides concurrently (and, with `hierarchy`, the department tree).
 pub async fn gather(
     personio: &PersonioClient,
     learnamp: &LearnAmpClient,
+    hierarchy: bool,
 ) -> Result<Snapshot, SyncError> {
     let employees = async { personio.list_employees().await.map_err(SyncError::Personio) };
     let teams = async { learnamp.list_teams().await.map_err(SyncError::LearnAmp) };
@@ -71,11 +74,51 @@ pub async fn gather(
             }
         }
     }
+    let org_units = if hierarchy {
+        let departments = employees.iter().filter_map(|employee| {
+            employee
+                .department
+                .as_ref()
+                .map(|department| department.id.clone())
+        });
+        department_tree(personio, departments).await?
+    } else {
+        HashMap::new()
+    };
     Ok(Snapshot {
         employees,
         users,
         teams: teams.iter().map(la_team).collect(),
+        org_units,
     })
+}
+
+/// The given departments and all their ancestors, from Personio's v2 org units.
+pub async fn department_tree(
+    personio: &PersonioClient,
+    departments: impl Iterator<Item = String>,
+) -> Result<HashMap<String, OrgUnit>, SyncError> {
+    let mut units: HashMap<String, OrgUnit> = HashMap::new();
+    let mut pending: Vec<String> = departments.collect();
+    pending.sort();
+    pending.dedup();
+    while let Some(id) = pending.pop() {
+        if units.contains_key(&id) {
+            continue;
+        }
+        let unit = personio
+            .get_org_unit(&id, "department")
+            .await
+            .map_err(SyncError::Personio)?;
+        let Some(unit) = unit else { continue };
+        if let Some(parent) = &unit.parent_id
+            && !units.contains_key(parent)
+        {
+            pending.push(parent.clone());
+        }
+        units.insert(id, unit);
+    }
+    Ok(units)
 }
 
 /// The planner's view of a Learn Amp user.
@@ -118,5 +161,6 @@ fn la_team(team: &Team) -> LaTeam {
         id: team.id,
         name: team.name.clone(),
         external_id: team.integration_external_id.clone(),
+        parent_id: team.parent_team_id,
     }
 }

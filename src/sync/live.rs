@@ -85,6 +85,7 @@ pub async fn apply_person(
             id: team.learnamp_id,
             name: team.name.clone(),
             external_id: Some(unit_id.clone()),
+            parent_id: None,
         })
         .collect();
     let records: HashMap<String, _> = record
@@ -92,6 +93,19 @@ pub async fn apply_person(
         .map(|record| (personio_id.to_string(), record))
         .collect();
     let employees: Vec<Employee> = employee.into_iter().collect();
+    // With a hierarchy, a department new to the service needs its ancestors; known
+    // departments keep the parents the last full sync gave them.
+    let new_departments: Vec<String> = employees
+        .iter()
+        .filter_map(|employee| employee.department.as_ref())
+        .filter(|department| !team_records.contains_key(&department.id))
+        .map(|department| department.id.clone())
+        .collect();
+    let org_units = if context.settings.team_hierarchy && !new_departments.is_empty() {
+        super::gather::department_tree(context.personio, new_departments.into_iter()).await?
+    } else {
+        HashMap::new()
+    };
     let plan = plan::plan(&PlanInput {
         employees: &employees,
         users: &users,
@@ -101,6 +115,7 @@ pub async fn apply_person(
         settings: context.settings,
         known_employees: known,
         now: context.now,
+        org_units: &org_units,
     });
     if let Some(clash) = plan.clashes.first() {
         return Err(SyncError::Clash {

@@ -159,7 +159,12 @@ pub async fn check_attributes(
 /// Reads both sides and plans, writing nothing.
 pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError> {
     check_attributes(context.personio, context.settings).await?;
-    let snapshot = gather::gather(context.personio, context.learnamp).await?;
+    let snapshot = gather::gather(
+        context.personio,
+        context.learnamp,
+        context.settings.team_hierarchy,
+    )
+    .await?;
     let records: HashMap<_, _> = context.store.employees()?.into_iter().collect();
     let team_records: HashMap<_, _> = context.store.teams()?.into_iter().collect();
     Ok(plan::plan(&plan::PlanInput {
@@ -171,6 +176,7 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         settings: context.settings,
         known_employees: &HashMap::new(),
         now: context.now,
+        org_units: &snapshot.org_units,
     }))
 }
 

@@ -12,6 +12,7 @@ use crate::domain::fields::{self, UserFields, changed_fields};
 use crate::domain::mapping::{MappingContext, desired_fields, in_scope};
 use crate::domain::schedule::{InviteTiming, deactivation_due, invite_due};
 use crate::domain::tenant::{OutOfScope, Settings, TeamsMode};
+use crate::personio::OrgUnit;
 use crate::store::{EmployeeRecord, TeamRecord};
 
 /// A Learn Amp user's machine status (from the status filters, never display labels).
@@ -54,6 +55,8 @@ pub struct LaTeam {
     pub name: String,
     /// `integrationExternalId`, if set.
     pub external_id: Option<String>,
+    /// Parent team id, if any.
+    pub parent_id: Option<u64>,
 }
 
 /// Everything the planner reads.
@@ -75,6 +78,8 @@ pub struct PlanInput<'a> {
     pub known_employees: &'a HashMap<String, Employee>,
     /// The time the plan is judged at.
     pub now: DateTime<Utc>,
+    /// Departments and their ancestors (only read with `team_hierarchy`).
+    pub org_units: &'a HashMap<String, OrgUnit>,
 }
 
 /// One field's change, for the dry-run answer.
@@ -142,6 +147,20 @@ pub struct TeamCreate {
     pub external_id: String,
     /// Name.
     pub name: String,
+    /// The parent unit's id, with `team_hierarchy` (created first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_external_id: Option<String>,
+}
+
+/// A team to move under another parent (`team_hierarchy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamMove {
+    /// Learn Amp id.
+    pub learnamp_id: u64,
+    /// Personio unit id.
+    pub external_id: String,
+    /// The new parent unit's id.
+    pub parent_external_id: String,
 }
 
 /// A team to rename.
@@ -164,6 +183,8 @@ pub struct TeamPlan {
     pub creates: Vec<TeamCreate>,
     /// Teams to rename.
     pub renames: Vec<TeamRename>,
+    /// Teams to move under their department's parent.
+    pub moves: Vec<TeamMove>,
     /// Existing Learn Amp teams to take over (found by external id), not shown in the
     /// dry run because they change nothing in Learn Amp.
     #[serde(skip)]
@@ -275,6 +296,7 @@ impl Plan {
         self.steps.iter().all(|step| !step.writes())
             && self.teams.creates.is_empty()
             && self.teams.renames.is_empty()
+            && self.teams.moves.is_empty()
     }
 
     /// Share of active synced users this plan deactivates.
@@ -694,39 +716,79 @@ fn supervisor_levels(candidates: &HashMap<String, &Employee>) -> HashMap<String,
 
 fn plan_teams(synced: &[&Employee], input: &PlanInput<'_>) -> TeamPlan {
     let mut team_plan = TeamPlan::default();
-    if input.settings.teams == TeamsMode::None {
+    let settings = input.settings;
+    if settings.teams == TeamsMode::None {
         return team_plan;
     }
-    let mut units: BTreeMap<String, String> = BTreeMap::new();
+    let hierarchy = settings.team_hierarchy;
+    // unit id → (name, parent unit id, depth)
+    let mut units: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     for employee in synced.iter().filter(|employee| !employee.is_inactive()) {
         if let Some(department) = &employee.department {
-            units.insert(department.id.clone(), department.name.clone());
+            units.insert(department.id.clone(), (department.name.clone(), None));
         }
-        if input.settings.teams == TeamsMode::DepartmentAndTeam
+        if settings.teams == TeamsMode::DepartmentAndTeam
             && let Some(team) = &employee.team
         {
-            units.insert(team.id.clone(), team.name.clone());
+            units.insert(team.id.clone(), (team.name.clone(), None));
         }
     }
+    if hierarchy {
+        let departments: Vec<String> = units.keys().cloned().collect();
+        for department in departments {
+            let mut current = department;
+            let mut seen = HashSet::new();
+            while let Some(unit) = input.org_units.get(&current) {
+                if !seen.insert(current.clone()) {
+                    break;
+                }
+                let entry = units
+                    .entry(current.clone())
+                    .or_insert_with(|| (unit.name.clone(), None));
+                entry.1 = unit.parent_id.clone();
+                match &unit.parent_id {
+                    Some(parent) => current = parent.clone(),
+                    None => break,
+                }
+            }
+        }
+    }
+    let depth = |unit_id: &str| -> usize {
+        let mut depth = 0;
+        let mut current = unit_id.to_string();
+        while let Some((_, Some(parent))) = units.get(&current) {
+            depth += 1;
+            if depth > units.len() {
+                break;
+            }
+            current = parent.clone();
+        }
+        depth
+    };
     let by_id: HashMap<u64, &LaTeam> = input.teams.iter().map(|team| (team.id, team)).collect();
     let by_external: HashMap<&str, &LaTeam> = input
         .teams
         .iter()
         .filter_map(|team| team.external_id.as_deref().map(|ext| (ext, team)))
         .collect();
-    for (unit_id, name) in units {
-        let existing = input
+    let existing_team = |unit_id: &str| {
+        input
             .team_records
-            .get(&unit_id)
+            .get(unit_id)
             .and_then(|record| by_id.get(&record.learnamp_id).copied())
-            .or_else(|| by_external.get(unit_id.as_str()).copied());
-        match existing {
+            .or_else(|| by_external.get(unit_id).copied())
+    };
+    let mut ordered: Vec<(&String, &(String, Option<String>))> = units.iter().collect();
+    ordered.sort_by_key(|(unit_id, _)| (depth(unit_id), unit_id.len(), (*unit_id).clone()));
+    for (unit_id, (name, parent)) in ordered {
+        match existing_team(unit_id) {
             None => team_plan.creates.push(TeamCreate {
-                external_id: unit_id,
-                name,
+                external_id: unit_id.clone(),
+                name: name.clone(),
+                parent_external_id: parent.clone().filter(|_| hierarchy),
             }),
             Some(team) => {
-                if team.name != name {
+                if &team.name != name {
                     team_plan.renames.push(TeamRename {
                         learnamp_id: team.id,
                         external_id: unit_id.clone(),
@@ -734,12 +796,22 @@ fn plan_teams(synced: &[&Employee], input: &PlanInput<'_>) -> TeamPlan {
                         to: name.clone(),
                     });
                 }
+                if hierarchy && let Some(parent) = parent {
+                    let parent_now = existing_team(parent).map(|parent_team| parent_team.id);
+                    if parent_now.is_none() || parent_now != team.parent_id {
+                        team_plan.moves.push(TeamMove {
+                            learnamp_id: team.id,
+                            external_id: unit_id.clone(),
+                            parent_external_id: parent.clone(),
+                        });
+                    }
+                }
                 let record = TeamRecord {
                     learnamp_id: team.id,
-                    name,
+                    name: name.clone(),
                 };
-                if input.team_records.get(&unit_id) != Some(&record) {
-                    team_plan.adopt.push((unit_id, record));
+                if input.team_records.get(unit_id) != Some(&record) {
+                    team_plan.adopt.push((unit_id.clone(), record));
                 }
             }
         }

@@ -8,4 +8,5 @@ mod helpers;
 mod random_mutations;
 mod secrets;
 mod settings;
+mod teams;
 mod webhooks;
