@@ -259,8 +259,12 @@ fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
 /// `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else `<data_dir>/secret.key`.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     let source = crate::store::crypto::KeySource::from_env(&config.storage.key_file)?;
-    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source)
-        .context("cannot open the database in storage.data_dir")
+    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source).with_context(|| {
+        format!(
+            "cannot open the database in storage.data_dir {} (is another personio-sync using it?)",
+            config.storage.data_dir.display()
+        )
+    })
 }
 
 async fn export_command(

@@ -483,7 +483,10 @@ mod tests {
         store
     }
 
-    fn all_raw(store: &Store) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    /// Every tenant tree: id and raw entries.
+    type Trees = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+    fn all_raw(store: &Store) -> Trees {
         let mut ids = store.tenant_tree_ids();
         ids.sort();
         ids.into_iter()

@@ -4,4 +4,5 @@
 pub mod scheduler;
 pub mod status;
 pub mod supervisor;
+pub mod team_mapper;
 pub mod tenant;

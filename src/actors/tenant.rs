@@ -20,6 +20,7 @@ use crate::sync::{self, SyncContext, SyncError};
 
 use super::scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
 use super::status::{StatusBoard, TenantState};
+use super::team_mapper::{TeamMapper, TeamMapperMsg, TeamMapperState};
 
 /// `X-Personio-App-ID` sent on every Personio call.
 pub const PERSONIO_APP_ID: &str = "PERSONIO_SYNC";
@@ -125,6 +126,8 @@ pub struct TenantActorState {
     drain_retry_scheduled: bool,
     /// The invitation scheduler child.
     scheduler: Option<ActorRef<SchedulerMsg>>,
+    /// The team mapper child.
+    team_mapper: Option<ActorRef<TeamMapperMsg>>,
 }
 
 impl TenantActorState {
@@ -144,6 +147,7 @@ impl TenantActorState {
             settings: &self.spec.settings,
             concurrency: self.deps.concurrency,
             now: self.deps.clock.now(),
+            team_mapper: self.team_mapper.as_ref(),
         }
     }
 
@@ -222,6 +226,7 @@ impl Actor for TenantActor {
             known: HashMap::new(),
             drain_retry_scheduled: false,
             scheduler: None,
+            team_mapper: None,
         };
         let mut state = state;
         state.set_state(TenantState::Starting, None);
@@ -235,6 +240,7 @@ impl Actor for TenantActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         spawn_scheduler(&myself, state).await?;
+        spawn_team_mapper(&myself, state).await?;
         myself.cast(TenantMsg::Start)?;
         let interval = state.deps.reconcile_interval;
         state.reconcile_timer =
@@ -263,22 +269,38 @@ impl Actor for TenantActor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             ractor::SupervisionEvent::ActorFailed(cell, error) => {
-                let is_scheduler = state
+                let id = cell.get_id();
+                if state
                     .scheduler
                     .as_ref()
-                    .is_some_and(|scheduler| scheduler.get_id() == cell.get_id());
-                if is_scheduler {
+                    .is_some_and(|child| child.get_id() == id)
+                {
                     warn!(tenant_id = %state.spec.id, error = %error, "scheduler failed; restarting it");
                     spawn_scheduler(&myself, state).await?;
+                    rearm(state);
+                } else if state
+                    .team_mapper
+                    .as_ref()
+                    .is_some_and(|child| child.get_id() == id)
+                {
+                    warn!(tenant_id = %state.spec.id, error = %error, "team mapper failed; restarting it");
+                    spawn_team_mapper(&myself, state).await?;
                 }
             }
             ractor::SupervisionEvent::ActorTerminated(cell, _, _) => {
-                let is_scheduler = state
+                let id = cell.get_id();
+                if state
                     .scheduler
                     .as_ref()
-                    .is_some_and(|scheduler| scheduler.get_id() == cell.get_id());
-                if is_scheduler {
+                    .is_some_and(|child| child.get_id() == id)
+                {
                     state.scheduler = None;
+                } else if state
+                    .team_mapper
+                    .as_ref()
+                    .is_some_and(|child| child.get_id() == id)
+                {
+                    state.team_mapper = None;
                 }
             }
             _ => {}
@@ -509,6 +531,21 @@ async fn spawn_scheduler(
     let (scheduler, _) =
         Actor::spawn_linked(None, InviteScheduler, args, myself.get_cell()).await?;
     state.scheduler = Some(scheduler);
+    Ok(())
+}
+
+/// Spawns (or respawns) the team mapper child, linked to the tenant.
+async fn spawn_team_mapper(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+) -> Result<(), ActorProcessingErr> {
+    let args = TeamMapperState {
+        tenant_id: state.spec.id.clone(),
+        learnamp: state.learnamp.clone(),
+        store: state.store.clone(),
+    };
+    let (mapper, _) = Actor::spawn_linked(None, TeamMapper, args, myself.get_cell()).await?;
+    state.team_mapper = Some(mapper);
     Ok(())
 }
 

@@ -13,7 +13,9 @@ use crate::store::schedule::DueKind;
 use crate::store::{TeamRecord, TenantStore};
 
 use super::SyncError;
-use super::plan::{EmployeeStep, Plan};
+use super::plan::{EmployeeStep, Plan, TeamPlan};
+use crate::actors::team_mapper::TeamMapperMsg;
+use ractor::ActorRef;
 
 /// Width requested for profile pictures.
 pub const AVATAR_WIDTH: u32 = 256;
@@ -30,7 +32,13 @@ pub struct ApplyContext<'a> {
     pub store: &'a TenantStore,
     /// Employees applied at once.
     pub concurrency: usize,
+    /// The tenant's team mapper child, which owns team writes; `None` applies team
+    /// changes directly (tests, tools).
+    pub team_mapper: Option<&'a ActorRef<TeamMapperMsg>>,
 }
+
+/// How long a team mapper may take for one plan.
+const TEAM_MAPPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Counts of what was done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,7 +72,32 @@ impl Applied {
 /// a failure only an operator can fix (credentials, unknown custom field) stops it.
 pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
     let mut totals = Applied::default();
-    totals.failed += apply_teams(&plan, context).await?;
+    if !plan.teams.is_empty() {
+        totals.failed += match context.team_mapper {
+            Some(mapper) => {
+                let teams = plan.teams.clone();
+                match mapper
+                    .call(
+                        |reply| TeamMapperMsg::Ensure(teams, reply),
+                        Some(TEAM_MAPPER_TIMEOUT),
+                    )
+                    .await
+                {
+                    Ok(ractor::rpc::CallResult::Success(result)) => result?,
+                    _ => return Err(SyncError::Actor("the team mapper did not answer".into())),
+                }
+            }
+            None => {
+                apply_teams(
+                    &plan.teams,
+                    context.tenant_id,
+                    context.learnamp,
+                    context.store,
+                )
+                .await?
+            }
+        };
+    }
     let mut steps = plan.steps;
     steps.sort_by_key(|step| step.level);
     let mut level_start = 0;
@@ -92,12 +125,24 @@ pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, Sy
     Ok(totals)
 }
 
-async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, SyncError> {
+/// Creates, renames and moves teams, storing each unit → team link right after the
+/// call that made it. Per-team failures are counted; refused credentials stop it.
+pub async fn apply_teams(
+    teams: &TeamPlan,
+    tenant_id: &str,
+    learnamp: &LearnAmpClient,
+    store: &TenantStore,
+) -> Result<u64, SyncError> {
+    let context = TeamContext {
+        tenant_id,
+        learnamp,
+        store,
+    };
     let mut failed = 0;
-    for (unit_id, record) in &plan.teams.adopt {
+    for (unit_id, record) in &teams.adopt {
         context.store.put_team(unit_id, record)?;
     }
-    for create in &plan.teams.creates {
+    for create in &teams.creates {
         let parent_team_id = match &create.parent_external_id {
             Some(parent) => context
                 .store
@@ -134,7 +179,7 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
             }
         }
     }
-    for rename in &plan.teams.renames {
+    for rename in &teams.renames {
         let fields = TeamFields {
             name: Some(rename.to.clone()),
             ..TeamFields::default()
@@ -158,7 +203,7 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
             }
         }
     }
-    for team_move in &plan.teams.moves {
+    for team_move in &teams.moves {
         let Some(parent) = context.store.team(&team_move.parent_external_id)? else {
             failed += 1;
             continue;
@@ -178,6 +223,12 @@ async fn apply_teams(plan: &Plan, context: &ApplyContext<'_>) -> Result<u64, Syn
         }
     }
     Ok(failed)
+}
+
+struct TeamContext<'a> {
+    tenant_id: &'a str,
+    learnamp: &'a LearnAmpClient,
+    store: &'a TenantStore,
 }
 
 fn check_fatal_learnamp(error: &LearnAmpError) -> Result<(), SyncError> {

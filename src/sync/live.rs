@@ -130,6 +130,7 @@ pub async fn apply_person(
         learnamp: context.learnamp,
         store: context.store,
         concurrency: 1,
+        team_mapper: context.team_mapper,
     };
     apply::apply(plan, &apply_context).await
 }

@@ -57,6 +57,9 @@ pub enum SyncError {
         /// Allowed share, in percent.
         limit: f64,
     },
+    /// A child actor did not answer (it is restarted; the work is retried).
+    #[error("internal: {0}")]
+    Actor(String),
     /// A Learn Amp user with this email is linked to another Personio person.
     #[error(
         "Learn Amp user {learnamp_id} is linked to Personio person {linked_to}; not adopted for person {personio_id}"
@@ -78,7 +81,7 @@ impl SyncError {
             Self::Personio(error) => error.is_credentials(),
             Self::LearnAmp(error) => error.is_credentials(),
             Self::Store(_) | Self::MissingAttributes(_) | Self::UnknownCustomField(_) => true,
-            Self::TooManyDeactivations { .. } | Self::Clash { .. } => false,
+            Self::TooManyDeactivations { .. } | Self::Clash { .. } | Self::Actor(_) => false,
         }
     }
 
@@ -87,6 +90,7 @@ impl SyncError {
         match self {
             Self::Personio(error) => error.is_transient(),
             Self::LearnAmp(error) => error.is_transient(),
+            Self::Actor(_) => true,
             _ => false,
         }
     }
@@ -108,6 +112,8 @@ pub struct SyncContext<'a> {
     pub concurrency: usize,
     /// The time the sync is judged at (invitation days, termination dates).
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The tenant's team mapper child.
+    pub team_mapper: Option<&'a ractor::ActorRef<crate::actors::team_mapper::TeamMapperMsg>>,
 }
 
 /// The Personio attributes this tenant needs: the contract's list plus the custom
@@ -218,6 +224,7 @@ pub async fn run_full_sync(
         learnamp: context.learnamp,
         store: context.store,
         concurrency: context.concurrency,
+        team_mapper: context.team_mapper,
     };
     let applied = apply::apply(plan, &apply_context).await?;
     let report = SyncReport {

@@ -191,6 +191,16 @@ pub struct TeamPlan {
     pub adopt: Vec<(String, TeamRecord)>,
 }
 
+impl TeamPlan {
+    /// Whether the plan changes no team (adoptions are store-only but still count).
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty()
+            && self.renames.is_empty()
+            && self.moves.is_empty()
+            && self.adopt.is_empty()
+    }
+}
+
 /// What to do for one employee, in order: reactivate, create or update, avatar,
 /// invite, deactivate; then store the record.
 #[derive(Debug, Clone, PartialEq, Eq)]

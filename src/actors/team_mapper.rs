@@ -1,0 +1,62 @@
+//! The team mapper, a child of each tenant actor: owns the Personio unit → Learn Amp team
+//! mapping (teams found by `integrationExternalId`) and every team write — creates,
+//! renames, moves under a parent — storing each link right after the call that made it.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::learnamp::LearnAmpClient;
+use crate::store::TenantStore;
+use crate::sync::SyncError;
+use crate::sync::apply::apply_teams;
+use crate::sync::plan::TeamPlan;
+
+/// Messages of the team mapper.
+pub enum TeamMapperMsg {
+    /// Sent by the tenant's sync (full or live) before any user is written: carry out
+    /// the team part of a plan. Replies with the number of teams that failed, or a
+    /// blocking error (refused credentials, storage).
+    Ensure(TeamPlan, RpcReplyPort<Result<u64, SyncError>>),
+}
+
+/// The team mapper actor.
+pub struct TeamMapper;
+
+/// Its state (and arguments).
+pub struct TeamMapperState {
+    /// The tenant id, for logs.
+    pub tenant_id: String,
+    /// Learn Amp.
+    pub learnamp: LearnAmpClient,
+    /// The tenant's store (unit → team links).
+    pub store: TenantStore,
+}
+
+impl Actor for TeamMapper {
+    type Msg = TeamMapperMsg;
+    type State = TeamMapperState;
+    type Arguments = TeamMapperState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            TeamMapperMsg::Ensure(teams, reply) => {
+                let result =
+                    apply_teams(&teams, &state.tenant_id, &state.learnamp, &state.store).await;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+}
