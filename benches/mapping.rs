@@ -78,6 +78,7 @@ fn steady(count: usize) -> Steady {
             id: 10_000 + index as u64,
             name: unit.name.clone(),
             external_id: Some(unit.id.clone()),
+            parent_id: None,
         })
         .collect();
     let team_records = departments
@@ -130,6 +131,7 @@ fn planner(c: &mut Criterion) {
     for count in [1usize, 1_000] {
         let company = steady(count);
         let known = HashMap::new();
+        let org_units = HashMap::new();
         group.bench_with_input(
             BenchmarkId::from_parameter(count),
             &company,
@@ -144,6 +146,7 @@ fn planner(c: &mut Criterion) {
                         settings: &company.settings,
                         known_employees: &known,
                         now: Utc::now(),
+                        org_units: &org_units,
                     }))
                 })
             },

@@ -36,7 +36,11 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     config.server.listen = listen;
     config.storage.data_dir = data_dir.path().to_path_buf();
     config.validate_listen()?;
-    let store = Store::open(data_dir.path(), 64)?;
+    let store = Store::open_with_key(
+        data_dir.path(),
+        64,
+        crate::store::crypto::SecretKey::generate(),
+    )?;
     let admin_token = random_hex(16);
     let options = Options {
         retry: RetryPolicy::fast(),

@@ -319,6 +319,12 @@ impl Actor for TenantActor {
             TenantMsg::Start => {
                 let result = async {
                     sync::check_attributes(&state.personio, &state.spec.settings).await?;
+                    // Proves the Learn Amp credentials (a 404 for user 0 is the answer).
+                    state
+                        .learnamp
+                        .get_user(0)
+                        .await
+                        .map_err(SyncError::LearnAmp)?;
                     Ok::<bool, SyncError>(state.store.initial_sync_done()?)
                 }
                 .instrument(span.clone())
@@ -447,15 +453,18 @@ async fn drain_inbox(
         if outcome.is_ok() {
             // Reports of the people who changed may need a new manager field.
             state.publish_counts()?;
+            // Re-plan from the stored snapshot the people just applied and their reports:
+            // a manager written concurrently in this batch, or a changed manager, reaches
+            // them now (no Personio call; nothing is written when nothing differs).
             let reports: Vec<String> = state
                 .known
                 .values()
                 .filter(|employee| {
-                    employee
-                        .supervisor_id
-                        .as_ref()
-                        .is_some_and(|supervisor| people.contains(supervisor))
-                        && !people.contains(&employee.id)
+                    people.contains(&employee.id)
+                        || employee
+                            .supervisor_id
+                            .as_ref()
+                            .is_some_and(|supervisor| people.contains(supervisor))
                 })
                 .map(|employee| employee.id.clone())
                 .collect();

@@ -342,11 +342,6 @@ pub fn strip_spec_secrets(spec: &mut Value) {
     }
 }
 
-/// The JSON paths of a tenant spec's secrets, dotted (`personio.client_secret`, …).
-pub fn secret_fields() -> impl Iterator<Item = String> {
-    SECRET_PATHS.iter().map(|path| path.join("."))
-}
-
 fn spec_id(spec: &Value) -> String {
     spec.get("id")
         .and_then(Value::as_str)

@@ -278,26 +278,29 @@ async fn apply_step_inner(
         applied.reactivated += 1;
     }
 
-    let learnamp_id = match step.learnamp_id {
-        None => {
-            let id = create_or_adopt(&step, context).await?;
-            record.learnamp_id = id;
-            record.applied = step.desired.clone();
-            store.put_employee(&step.personio_id, &record)?;
-            applied.created += 1;
-            id
+    let (learnamp_id, applied_fields, wrote) = match write_user(&step, context).await {
+        Err(error) if rejects_manager(&error) => {
+            // The manager is not an active Learn Amp user yet (written concurrently, or
+            // being reactivated): write the rest now; the manager follows once the
+            // supervisor exists (the stored fields lack it, so it is planned again).
+            warn!(tenant_id = context.tenant_id, personio_id = %step.personio_id, "manager not accepted yet; writing without it");
+            let mut fallback = step.clone();
+            fallback.send.remove(fields::MANAGER_EMAIL);
+            fallback.desired.remove(fields::MANAGER_EMAIL);
+            let (id, wrote) = write_user(&fallback, context).await?;
+            (id, fallback.desired, wrote)
         }
-        Some(id) => {
-            if !step.send.is_empty() {
-                update(learnamp, id, &step).await?;
-                applied.updated += 1;
-            }
-            record.learnamp_id = id;
-            record.applied = step.desired.clone();
-            store.put_employee(&step.personio_id, &record)?;
-            id
-        }
+        Err(error) => return Err(error),
+        Ok((id, wrote)) => (id, step.desired.clone(), wrote),
     };
+    match (step.learnamp_id, wrote) {
+        (None, _) => applied.created += 1,
+        (Some(_), true) => applied.updated += 1,
+        (Some(_), false) => {}
+    }
+    record.learnamp_id = learnamp_id;
+    record.applied = applied_fields;
+    store.put_employee(&step.personio_id, &record)?;
 
     if step.check_avatar
         && let Some(employee) = &step.employee
@@ -366,6 +369,37 @@ async fn apply_step_inner(
         store.put_employee(&step.personio_id, &record)?;
     }
     Ok(applied)
+}
+
+/// Creates or updates the user as the step says; returns its id and whether a write
+/// was made.
+async fn write_user(
+    step: &EmployeeStep,
+    context: &ApplyContext<'_>,
+) -> Result<(u64, bool), SyncError> {
+    match step.learnamp_id {
+        None => Ok((create_or_adopt(step, context).await?, true)),
+        Some(id) if !step.send.is_empty() => {
+            update(context.learnamp, id, step).await?;
+            Ok((id, true))
+        }
+        Some(id) => Ok((id, false)),
+    }
+}
+
+/// Learn Amp refused `managerEmail` (it must match an active user).
+fn rejects_manager(error: &SyncError) -> bool {
+    match error {
+        SyncError::LearnAmp(LearnAmpError::Validation {
+            message,
+            fields: field_errors,
+            ..
+        }) => {
+            message.contains(fields::MANAGER_EMAIL)
+                || field_errors.contains_key(fields::MANAGER_EMAIL)
+        }
+        _ => false,
+    }
 }
 
 async fn update(learnamp: &LearnAmpClient, id: u64, step: &EmployeeStep) -> Result<(), SyncError> {
