@@ -47,6 +47,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Per-request timeout of the API clients.
     pub request_timeout: Duration,
+    /// First restart delay of a crashed tenant (1 s in production).
+    pub restart_base: Duration,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
         Self {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
+            restart_base: Duration::from_secs(1),
         }
     }
 }
@@ -112,6 +115,7 @@ impl Application {
             reconcile_interval: Duration::from_secs(config.sync.reconcile_interval_secs),
             public_url,
             clock: crate::clock::system(),
+            restart_base: options.restart_base,
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
             .await

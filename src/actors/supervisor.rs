@@ -280,7 +280,7 @@ fn record_failure(
     }
     entry.restarts += 1;
     let restarts = entry.restarts;
-    let delay = restart_delay(entry.failures.len() as u32);
+    let delay = restart_delay(state.deps.restart_base, entry.failures.len() as u32);
     state.deps.board.update(id, |view| {
         view.restarts = restarts;
         view.state = TenantState::Degraded;
@@ -292,10 +292,29 @@ fn record_failure(
     myself.send_after(delay, move || SupervisorMsg::Respawn(id));
 }
 
-/// 1 s doubling to 5 min, with ±25% jitter.
-pub fn restart_delay(failures: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(9))
+/// `base` (1 s in production) doubling with each failure, at most 5 min, ±25% jitter.
+pub fn restart_delay(base: Duration, failures: u32) -> Duration {
+    let doubled = base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
         .min(Duration::from_secs(300));
     let jitter = rand::rng().random_range(0.75..1.25);
-    base.mul_f64(jitter)
+    doubled.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delays_double_with_jitter_and_stop_at_five_minutes() {
+        let base = Duration::from_secs(1);
+        for (failures, nominal) in [(1u32, 1u64), (2, 2), (3, 4), (6, 32), (12, 300), (40, 300)] {
+            let delay = restart_delay(base, failures);
+            let nominal = Duration::from_secs(nominal);
+            assert!(
+                delay >= nominal.mul_f64(0.75) && delay <= nominal.mul_f64(1.25),
+                "{failures}: {delay:?}"
+            );
+        }
+    }
 }

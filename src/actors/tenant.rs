@@ -44,6 +44,8 @@ pub struct TenantDeps {
     pub public_url: String,
     /// Where "now" comes from.
     pub clock: SharedClock,
+    /// First restart delay of a crashed tenant (doubles per failure).
+    pub restart_base: Duration,
 }
 
 impl TenantDeps {
@@ -79,6 +81,9 @@ pub enum TenantMsg {
     /// people: re-plans each (which invites or deactivates them once), clears their past
     /// items and re-arms the scheduler. No reply.
     Due(Vec<String>),
+    /// Sent by fault drills and tests: the tenant panics, as a bug would make it, so
+    /// that supervision can be seen at work. No reply.
+    Crash(String),
     /// Sent by the admin API: invite one person now, whatever the policy. Replies with
     /// the outcome, or an error sentence (unknown person, deactivated).
     InviteNow(String, RpcReplyPort<Result<InviteOutcome, InviteError>>),
@@ -353,6 +358,9 @@ impl Actor for TenantActor {
             }
             TenantMsg::FullSync { confirm } => {
                 full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::Crash(reason) => {
+                panic!("injected fault: {reason}");
             }
             TenantMsg::Due(people) => {
                 if state.store.initial_sync_done()? {

@@ -80,6 +80,7 @@ impl Harness {
         let options = Options {
             retry: config.retry,
             request_timeout: Duration::from_secs(30),
+            ..Options::default()
         };
         let app = Application::build(&service, store, Secret::new(token.clone()), options).await?;
         let addr = app.local_addr();

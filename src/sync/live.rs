@@ -132,7 +132,26 @@ pub async fn apply_person(
         concurrency: 1,
         team_mapper: context.team_mapper,
     };
-    apply::apply(plan, &apply_context).await
+    // Unlike a full sync, every failure is returned: the webhook event stays in the
+    // inbox until its effect is stored.
+    let mut teams_only = plan.clone();
+    teams_only.steps.clear();
+    let mut applied = apply::apply(teams_only, &apply_context).await?;
+    if applied.failed > 0 {
+        return Err(SyncError::Actor(format!(
+            "{} team changes failed; retrying",
+            applied.failed
+        )));
+    }
+    for step in plan.steps {
+        let step_applied = apply::apply_step(step, &apply_context).await?;
+        applied.created += step_applied.created;
+        applied.updated += step_applied.updated;
+        applied.deactivated += step_applied.deactivated;
+        applied.reactivated += step_applied.reactivated;
+        applied.invited += step_applied.invited;
+    }
+    Ok(applied)
 }
 
 /// Finds one user by `filter` and learns its machine status (deactivated, invited or

@@ -1,1 +1,698 @@
+//! Issue acceptance: "SIGKILL of the real binary right after it answered 200, then a
+//! restart: the change is applied", and contract §6 "SIGTERM: exit 0 within 10 s; after
+//! a restart each tenant resumes where it was".
+//!
+//! These tests run the real `personio-sync serve` binary as a child process against the
+//! two simulators running in this process. The simulator's own webhook deliveries are
+//! switched off (subscription disabled, no delivery retries), so the only delivery of a
+//! change is the one the test sends: if the service lost it, nothing would bring the
+//! change back (a restarted tenant does not run a full sync).
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::helpers::{TOKEN, set_subscriptions_status};
+use personio_sync::domain::EmployeeStatus;
+use personio_sync::sim::generator::{SimEmployee, employment_id_for};
+use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser};
+use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+
+/// The tenant every test creates.
+const TENANT: &str = "crash";
+
+/// The service binary as a child process; killed (SIGKILL) and reaped on drop, so a
+/// failing test leaves no process behind.
+struct Service {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Service {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running child").id()
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().expect("try_wait"))
+    }
+
+    /// SIGKILL and reap.
+    fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running child");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait after SIGKILL")
+    }
+
+    /// The service's stderr so far (for failure messages).
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The simulators, a data directory and the service binary on a fixed port.
+struct Rig {
+    personio: PersonioSim,
+    learnamp: LearnAmpSim,
+    dir: tempfile::TempDir,
+    port: u16,
+    base: String,
+    http: reqwest::Client,
+    service: Service,
+    starts: usize,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16) -> PathBuf {
+    let path = dir.join("config.toml");
+    let data = dir.join("data");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
+    );
+    std::fs::write(&path, config).expect("config written");
+    path
+}
+
+fn spawn_service(dir: &Path, start: usize) -> Service {
+    let log = dir.join(format!("service-{start}.log"));
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_personio-sync"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("PERSONIO_SYNC_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("service binary starts");
+    Service {
+        child: Some(child),
+        log,
+    }
+}
+
+impl Rig {
+    /// Starts the simulators (`employees` generated from `seed`) and the binary, and
+    /// waits until it answers `/healthz`.
+    async fn start(employees: usize, seed: u64) -> Rig {
+        let personio = PersonioSim::start(PersonioSimConfig {
+            employees,
+            seed,
+            ..PersonioSimConfig::default()
+        })
+        .await
+        .expect("personio sim");
+        // A lost delivery must stay lost: no retries by the simulator.
+        personio.set_retry_delays(Vec::new());
+        let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+            .await
+            .expect("learn amp sim");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        write_config(dir.path(), port);
+        let service = spawn_service(dir.path(), 1);
+        let mut rig = Rig {
+            personio,
+            learnamp,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            port,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+            service,
+            starts: 1,
+        };
+        rig.wait_healthy().await;
+        rig
+    }
+
+    /// Starts the binary again on the same data directory and port.
+    async fn restart(&mut self) {
+        assert!(self.service.child.is_none(), "the service is still running");
+        self.starts += 1;
+        self.service = spawn_service(self.dir.path(), self.starts);
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.service.exited() {
+                panic!(
+                    "the service exited with {status} on port {}:\n{}",
+                    self.port,
+                    self.service.log_tail()
+                );
+            }
+            let answer = self.http.get(format!("{}/healthz", self.base)).send().await;
+            if answer.is_ok_and(|response| response.status().as_u16() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no /healthz within 30 s:\n{}",
+                self.service.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn view(&self) -> Value {
+        let (status, view) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/tenants/{TENANT}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+
+    /// Polls until `done` holds for the tenant view and the simulators.
+    async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Rig, &Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.view().await;
+            if done(self, &view) {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {view}\n{}",
+                self.service.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates the tenant, waits for its initial sync, and disables the simulator's
+    /// automatic deliveries. Returns the webhook URL and token.
+    async fn live_tenant(&self) -> (String, String) {
+        self.create_tenant(json!({})).await;
+        self.wait_for_initial_sync().await
+    }
+
+    /// `POST /admin/tenants` with `settings`.
+    async fn create_tenant(&self, settings: Value) {
+        let spec = json!({
+            "id": TENANT,
+            "personio": {"base_url": self.personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "learnamp": {"base_url": self.learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "settings": settings
+        });
+        let (status, body) = self
+            .admin(reqwest::Method::POST, "/admin/tenants", Some(spec))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Waits for the initial sync and disables the simulator's automatic deliveries.
+    /// Returns the webhook URL and token.
+    async fn wait_for_initial_sync(&self) -> (String, String) {
+        let view = self
+            .wait_until("the initial sync", Duration::from_secs(40), |_, view| {
+                view["state"] == "live" && view["last_sync"]["finished_at"].is_string()
+            })
+            .await;
+        self.disable_deliveries().await;
+        let url = view["webhook_url"]
+            .as_str()
+            .expect("webhook_url")
+            .to_string();
+        let token = self.personio.webhooks()[0].token.clone().expect("token");
+        (url, token.expose().to_string())
+    }
+
+    /// Disables the subscription (a started tenant repairs it, so this is repeated after
+    /// every restart) so that only the test's deliveries reach the service.
+    async fn disable_deliveries(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.personio.webhooks().len() != 1
+            || format!("{:?}", self.personio.webhooks()[0].status) != "Enabled"
+        {
+            assert!(Instant::now() < deadline, "no enabled subscription");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        set_subscriptions_status(&self.personio, "DISABLED").await;
+    }
+
+    /// Posts one delivery; returns the status.
+    async fn deliver(&self, url: &str, token: &str, event_name: &str, person_id: &str) -> u16 {
+        let payload = if event_name.starts_with("person.") {
+            json!({"id": person_id})
+        } else {
+            json!({"id": employment_id_for(person_id), "person_id": person_id})
+        };
+        let body = json!({
+            "company_id": self.personio.company().company_id,
+            "event_name": event_name,
+            "occurred_at": chrono::Utc::now().to_rfc3339(),
+            "payload": payload,
+            "meta": {},
+        });
+        let response = self
+            .http
+            .post(url)
+            .header("authorization", token)
+            .json(&body)
+            .send()
+            .await
+            .expect("delivery answered");
+        response.status().as_u16()
+    }
+
+    /// Whether the service no longer answers at all.
+    async fn view_is_unreachable(&self) -> bool {
+        self.http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .is_err()
+    }
+
+    fn users(&self) -> Vec<SimUser> {
+        self.learnamp.users()
+    }
+
+    fn job_title(&self, person_id: &str) -> Option<String> {
+        self.learnamp
+            .user_by_external_id(person_id)
+            .and_then(|user| user.job_title)
+    }
+
+    fn active_people(&self) -> Vec<SimEmployee> {
+        self.personio
+            .employees()
+            .into_iter()
+            .filter(|person| person.employee.status == Some(EmployeeStatus::Active))
+            .collect()
+    }
+}
+
+/// Asserts that no two Learn Amp users share an external id or an email.
+fn assert_no_duplicates(users: &[SimUser]) {
+    let mut externals = HashSet::new();
+    let mut emails = HashSet::new();
+    for user in users {
+        if let Some(external) = &user.integration_external_id {
+            assert!(
+                externals.insert(external.clone()),
+                "two users for person {external}"
+            );
+        }
+        assert!(
+            emails.insert(user.email.to_lowercase()),
+            "two users with {}",
+            user.email
+        );
+    }
+}
+
+/// Changes the position of `person` in Personio (no delivery: the subscription is off).
+fn promote(rig: &Rig, person: &SimEmployee, title: &str) {
+    let mut changed = rig.personio.employee(&person.employee.id).expect("person");
+    changed.employee.position = Some(title.to_string());
+    rig.personio.upsert_employee(changed);
+}
+
+/// A new active employee copied from `template`.
+fn hire(rig: &Rig, template: &SimEmployee, id: &str) {
+    let mut person = template.clone();
+    person.created_at = String::new();
+    person.employee.id = id.to_string();
+    person.employee.email = Some(format!("crash.{id}@example.test"));
+    person.employee.first_name = Some(format!("Crash{id}"));
+    person.employee.termination_date = None;
+    person.employee.supervisor_id = Some(template.employee.id.clone());
+    rig.personio.upsert_employee(person);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_acknowledged_right_before_sigkill_is_applied_after_a_restart() {
+    let started = Instant::now();
+    let mut rig = Rig::start(15, 41).await;
+    let (url, token) = rig.live_tenant().await;
+    let person = rig.active_people()[2].clone();
+    let id = person.employee.id.clone();
+    let before = rig.job_title(&id);
+    let users_before = rig.users().len();
+    let last_sync = rig.view().await["last_sync"].clone();
+
+    // Learn Amp is down: the event cannot be applied before the kill.
+    rig.learnamp.knobs.set_outage(true);
+    promote(&rig, &person, "Survivor of SIGKILL");
+    assert_eq!(
+        rig.deliver(&url, &token, "employment.updated", &id).await,
+        200
+    );
+    let status = rig.service.kill();
+    assert!(!status.success(), "killed: {status}");
+    assert_eq!(rig.job_title(&id), before, "applied before the kill?");
+    rig.learnamp.knobs.set_outage(false);
+
+    rig.restart().await;
+    let view = rig
+        .wait_until(
+            "the change after the restart",
+            Duration::from_secs(30),
+            |rig, view| {
+                view["pending_events"] == 0
+                    && rig.job_title(&id).as_deref() == Some("Survivor of SIGKILL")
+            },
+        )
+        .await;
+    assert_eq!(view["state"], "live", "{view}");
+    assert_eq!(view["live"]["events_applied"], 1, "{view}");
+    assert_eq!(
+        view["last_sync"], last_sync,
+        "no full sync after the restart: the change came from the stored event"
+    );
+    let users = rig.users();
+    assert_eq!(users.len(), users_before);
+    assert_no_duplicates(&users);
+    // The restarted tenant repaired its subscription: exactly one, enabled.
+    let hooks = rig.personio.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(format!("{:?}", hooks[0].status), "Enabled");
+    println!("SIGKILL during an outage: done in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_applying_loses_nothing_and_duplicates_nobody() {
+    let started = Instant::now();
+    let mut rig = Rig::start(25, 42).await;
+    let (url, token) = rig.live_tenant().await;
+    let template = rig.active_people()[0].clone();
+    let mut expected_users = rig.users().len();
+    let last_sync = rig.view().await["last_sync"].clone();
+    for round in 0..3 {
+        let people = rig.active_people();
+        let promoted: Vec<SimEmployee> = people[3 + 2 * round..5 + 2 * round].to_vec();
+        let hires: Vec<String> = (0..3)
+            .map(|n| format!("{}", 90_000 + 10 * round + n))
+            .collect();
+        for person in &promoted {
+            promote(&rig, person, &format!("Round {round} lead"));
+        }
+        for id in &hires {
+            hire(&rig, &template, id);
+        }
+        let mut events: Vec<(&str, String)> = hires
+            .iter()
+            .flat_map(|id| {
+                [
+                    ("person.created", id.clone()),
+                    ("employment.created", id.clone()),
+                ]
+            })
+            .collect();
+        events.extend(
+            promoted
+                .iter()
+                .map(|person| ("employment.updated", person.employee.id.clone())),
+        );
+        // Concurrent deliveries, with Learn Amp slowed down so the tenant is still
+        // applying them when the kill comes: in round 0 the moment the last one is
+        // acknowledged, in round n once n hires exist in Learn Amp (their records may
+        // not be stored yet).
+        rig.learnamp.knobs.set_latency(Duration::from_millis(20));
+        let statuses: Vec<u16> = futures::stream::iter(events.iter())
+            .map(|(event, id)| rig.deliver(&url, &token, event, id))
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while hires
+            .iter()
+            .filter(|id| rig.learnamp.user_by_external_id(id).is_some())
+            .count()
+            < round
+        {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: hires not applied"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        rig.service.kill();
+        rig.learnamp.knobs.set_latency(Duration::ZERO);
+        let applied_at_kill = hires
+            .iter()
+            .filter(|id| rig.learnamp.user_by_external_id(id).is_some())
+            .count();
+
+        rig.restart().await;
+        expected_users += hires.len();
+        let title = format!("Round {round} lead");
+        let view = rig
+            .wait_until(
+                &format!("round {round} applied"),
+                Duration::from_secs(30),
+                |rig, view| {
+                    view["pending_events"] == 0
+                        && hires
+                            .iter()
+                            .all(|id| rig.learnamp.user_by_external_id(id).is_some())
+                        && promoted.iter().all(|person| {
+                            rig.job_title(&person.employee.id).as_deref() == Some(title.as_str())
+                        })
+                },
+            )
+            .await;
+        assert_eq!(view["state"], "live", "{view}");
+        assert_eq!(
+            view["last_sync"], last_sync,
+            "no full sync after the restart"
+        );
+        let users = rig.users();
+        assert_no_duplicates(&users);
+        assert_eq!(
+            users.len(),
+            expected_users,
+            "round {round}: one user per hire"
+        );
+        println!(
+            "round {round}: {applied_at_kill} of {} hires in Learn Amp at the kill; all applied after the restart",
+            hires.len()
+        );
+        rig.disable_deliveries().await;
+    }
+    println!("three SIGKILL rounds: done in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_within_ten_seconds_and_the_tenant_resumes() {
+    let started = Instant::now();
+    let mut rig = Rig::start(15, 43).await;
+    let (url, token) = rig.live_tenant().await;
+    let person = rig.active_people()[1].clone();
+    let id = person.employee.id.clone();
+    let last_sync = rig.view().await["last_sync"].clone();
+
+    // The tenant is busy retrying a Learn Amp outage when the signal comes.
+    rig.learnamp.knobs.set_outage(true);
+    rig.learnamp.log.clear();
+    promote(&rig, &person, "Survivor of SIGTERM");
+    assert_eq!(
+        rig.deliver(&url, &token, "employment.updated", &id).await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rig.learnamp.log.all().iter().any(|call| call.injected) {
+        assert!(
+            Instant::now() < deadline,
+            "the tenant never tried Learn Amp"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(rig.service.pid().to_string())
+        .status()
+        .expect("kill -TERM");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = rig.service.exited() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            rig.service.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    rig.service.child = None;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    println!("SIGTERM: exit 0 after {took:?}");
+
+    // After the restart the tenant resumes: the stored event is applied, and a new
+    // delivery works.
+    rig.learnamp.knobs.set_outage(false);
+    rig.restart().await;
+    rig.wait_until(
+        "the stored change after the restart",
+        Duration::from_secs(30),
+        |rig, view| {
+            view["state"] == "live"
+                && view["pending_events"] == 0
+                && rig.job_title(&id).as_deref() == Some("Survivor of SIGTERM")
+        },
+    )
+    .await;
+    assert_eq!(
+        rig.view().await["last_sync"],
+        last_sync,
+        "the tenant resumed where it was (no new full sync)"
+    );
+    rig.disable_deliveries().await;
+    let next = rig.active_people()[4].clone();
+    promote(&rig, &next, "After the restart");
+    assert_eq!(
+        rig.deliver(&url, &token, "employment.updated", &next.employee.id)
+            .await,
+        200
+    );
+    rig.wait_until(
+        "a new change after the restart",
+        Duration::from_secs(20),
+        |rig, view| {
+            view["pending_events"] == 0
+                && rig.job_title(&next.employee.id).as_deref() == Some("After the restart")
+        },
+    )
+    .await;
+    assert_no_duplicates(&rig.users());
+    println!("SIGTERM and resume: done in {:?}", started.elapsed());
+}
+
+/// Invitations per Learn Amp user id, for users invited more than once.
+fn repeated_invitations(rig: &Rig) -> Vec<(u64, usize)> {
+    let mut counts: std::collections::BTreeMap<u64, usize> = Default::default();
+    for invitation in rig.learnamp.invitations() {
+        *counts.entry(invitation.user_id).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, count)| *count > 1).collect()
+}
+
+/// Contract §6: "A tenant killed in the middle of its initial sync finishes it after a
+/// restart with no operator action, without duplicates or second invitations"; and a
+/// kill right after the initial sync changes nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_and_right_after_the_initial_sync_duplicates_and_reinvites_nobody() {
+    let started = Instant::now();
+    let mut rig = Rig::start(40, 44).await;
+    // Slow Learn Amp down so that the kill lands in the middle of the initial sync.
+    rig.learnamp.knobs.set_latency(Duration::from_millis(15));
+    rig.create_tenant(json!({"invite_policy": {"mode": "immediately"}}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.users().len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the initial sync did not start:\n{}",
+            rig.service.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    rig.service.kill();
+    let at_kill = rig.users().len();
+    rig.learnamp.knobs.set_latency(Duration::ZERO);
+    assert!(
+        rig.view_is_unreachable().await,
+        "the killed service still answers"
+    );
+
+    rig.restart().await;
+    rig.wait_for_initial_sync().await;
+    let working = rig
+        .personio
+        .employees()
+        .iter()
+        .filter(|p| !p.employee.is_inactive())
+        .count();
+    let users = rig.users();
+    assert_no_duplicates(&users);
+    assert_eq!(users.len(), working, "one user per working employee");
+    assert_eq!(repeated_invitations(&rig), Vec::new(), "second invitations");
+    assert_eq!(rig.learnamp.invitations().len(), working);
+    println!("killed with {at_kill} of {working} users created; finished after the restart");
+
+    // Right after a completed initial sync.
+    rig.service.kill();
+    rig.restart().await;
+    rig.wait_until(
+        "live after the restart",
+        Duration::from_secs(30),
+        |_, view| view["state"] == "live" && view["last_sync"]["finished_at"].is_string(),
+    )
+    .await;
+    let users = rig.users();
+    assert_no_duplicates(&users);
+    assert_eq!(users.len(), working);
+    assert_eq!(repeated_invitations(&rig), Vec::new(), "second invitations");
+    println!(
+        "two SIGKILLs around the initial sync: done in {:?}",
+        started.elapsed()
+    );
+}

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub personio: PersonioSim,
     /// The Learn Amp simulator.
     pub learnamp: LearnAmpSim,
+    /// The service's shared state (status board, supervisor), for fault injection.
+    pub state: personio_sync::http::AppState,
     _data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -69,11 +71,13 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
     let options = Options {
         retry: RetryPolicy::fast(),
         request_timeout: Duration::from_secs(10),
+        restart_base: Duration::from_millis(50),
     };
     let app = Application::build(&config, store, Secret::new(TOKEN), options)
         .await
         .expect("service starts");
     let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
         let _ = stopped.await;
@@ -83,6 +87,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
         http: reqwest::Client::new(),
         personio,
         learnamp,
+        state,
         _data_dir: data_dir,
         shutdown: Some(shutdown),
     }

@@ -8,5 +8,6 @@ mod helpers;
 mod random_mutations;
 mod secrets;
 mod settings;
+mod supervision;
 mod teams;
 mod webhooks;

@@ -1,0 +1,178 @@
+//! Issue 5: a crashing tenant is restarted with backoff, fails after its budget, comes
+//! back on an operator restart, and never disturbs the others; Learn Amp outages show
+//! as `degraded` and heal by themselves without losing events.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::webhooks::{live_tenant, wait_learnamp};
+use personio_sync::actors::tenant::TenantMsg;
+use personio_sync::domain::EmployeeStatus;
+use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+
+/// Injects a panic into the tenant's running actor and waits until the supervisor has
+/// dealt with it (respawned, or marked it failed).
+async fn crash(app: &TestApp, id: &str) -> String {
+    let actor = app.state.board.actor(id).expect("tenant running");
+    let old = actor.get_id();
+    actor.cast(TenantMsg::Crash("drill".into())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = app.view(id).await;
+        let respawned = app
+            .state
+            .board
+            .actor(id)
+            .is_some_and(|actor| actor.get_id() != old);
+        if view["state"] == "failed" {
+            return "failed".into();
+        }
+        if respawned && view["state"] == "live" {
+            return "restarted".into();
+        }
+        assert!(Instant::now() < deadline, "not handled: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_tenant_is_restarted_then_failed_then_revived_while_others_keep_working() {
+    let app = spawn_app(40, 81).await;
+    live_tenant(&app, "faulty", json!({})).await;
+    // Each calm tenant has a Learn Amp of its own, so its work is observable apart.
+    let mut calm_learnamps = Vec::new();
+    for index in 0..3 {
+        let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+            .await
+            .unwrap();
+        let mut spec = app.spec(&format!("calm-{index}"), json!({}));
+        spec["learnamp"]["base_url"] = json!(learnamp.base_url);
+        let (status, body) = app.create_tenant(&spec).await;
+        assert_eq!(status, 201, "{body}");
+        app.wait_for_sync(&format!("calm-{index}"), None).await;
+        calm_learnamps.push(learnamp);
+    }
+    let mut people = app.personio.employees();
+    people.sort_by_key(|p| p.employee.id.parse::<u64>().unwrap());
+    let active: Vec<_> = people
+        .into_iter()
+        .filter(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .collect();
+
+    let mut outcomes = Vec::new();
+    for round in 0..20 {
+        let outcome = crash(&app, "faulty").await;
+        if outcome == "failed" {
+            let view = app.view("faulty").await;
+            assert!(
+                view["last_error"].as_str().unwrap().contains("restart"),
+                "{view}"
+            );
+            let (status, _) = app
+                .admin("POST", "/admin/tenants/faulty/restart", None)
+                .await;
+            assert_eq!(status, 202);
+            app.wait_for("faulty", Duration::from_secs(20), |view| {
+                view["state"] == "live"
+            })
+            .await;
+        }
+        outcomes.push(outcome);
+        // The other tenants keep applying webhooks throughout.
+        let mut person = active[round % active.len()].clone();
+        let title = format!("Round {round}");
+        person.employee.position = Some(title.clone());
+        let person_id = person.employee.id.clone();
+        app.personio.upsert_employee(person);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !calm_learnamps.iter().all(|learnamp| {
+            learnamp
+                .user_by_external_id(&person_id)
+                .and_then(|u| u.job_title)
+                .as_deref()
+                == Some(title.as_str())
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "calm tenants did not apply round {round}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Six failures in the window spend the budget: restarted five times, then failed.
+    assert_eq!(
+        &outcomes[..6],
+        [
+            "restarted",
+            "restarted",
+            "restarted",
+            "restarted",
+            "restarted",
+            "failed"
+        ],
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "failed").count(),
+        3,
+        "{outcomes:?}"
+    );
+    for index in 0..3 {
+        let view = app.view(&format!("calm-{index}")).await;
+        assert_eq!(view["state"], "live", "{view}");
+        assert_eq!(view["restarts"], 0, "{view}");
+    }
+    // The revived tenant works.
+    let view = app
+        .wait_for("faulty", Duration::from_secs(20), |view| {
+            view["state"] == "live"
+        })
+        .await;
+    assert_eq!(view["pending_events"], 0, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learnamp_outage_shows_degraded_then_heals_without_losing_events() {
+    let app = spawn_app(30, 91).await;
+    live_tenant(&app, "outage", json!({})).await;
+    app.learnamp.knobs.set_outage(true);
+    let mut people = app.personio.employees();
+    people.sort_by_key(|p| p.employee.id.parse::<u64>().unwrap());
+    let mut person = people
+        .into_iter()
+        .find(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .unwrap();
+    person.employee.position = Some("Written after the outage".into());
+    let person_id = person.employee.id.clone();
+    app.personio.upsert_employee(person);
+    let view = app
+        .wait_for("outage", Duration::from_secs(30), |view| {
+            view["state"] == "degraded"
+        })
+        .await;
+    assert!(
+        view["last_error"].as_str().unwrap().contains("Learn Amp"),
+        "{view}"
+    );
+    assert!(
+        view["pending_events"].as_u64().unwrap() >= 1,
+        "events stay stored: {view}"
+    );
+    app.learnamp.knobs.set_outage(false);
+    wait_learnamp(&app, "change applied after the outage", |app| {
+        app.learnamp
+            .user_by_external_id(&person_id)
+            .and_then(|u| u.job_title)
+            .as_deref()
+            == Some("Written after the outage")
+    })
+    .await;
+    let view = app
+        .wait_for("outage", Duration::from_secs(30), |view| {
+            view["state"] == "live" && view["pending_events"] == 0
+        })
+        .await;
+    assert_eq!(view["last_error"], serde_json::Value::Null, "{view}");
+}
