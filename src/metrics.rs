@@ -44,6 +44,50 @@ pub fn webhook_received(status: u16) {
     );
 }
 
+/// An outbound API call answered `status` (`"error"` for a transport failure).
+pub fn api_call(system: &'static str, endpoint: &str, status: &str) {
+    add(
+        "personio_sync_api_calls_total",
+        "Outbound API calls, by system, endpoint and status.",
+        vec![
+            ("system", system.to_string()),
+            ("endpoint", endpoint.to_string()),
+            ("status", status.to_string()),
+        ],
+        1.0,
+    );
+}
+
+/// An outbound API call is retried after a transient failure.
+pub fn api_retry(system: &'static str, endpoint: &str) {
+    add(
+        "personio_sync_api_retries_total",
+        "Retries of outbound API calls, by system and endpoint.",
+        vec![("system", system.to_string()), ("endpoint", endpoint.to_string())],
+        1.0,
+    );
+}
+
+/// A request path with its ids replaced by `{id}`, so label values stay few.
+pub fn endpoint_template(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let mut previous = "";
+    path.split('/')
+        .map(|segment| {
+            let templated = if segment.chars().any(|c| c.is_ascii_digit())
+                || previous.starts_with("by_")
+            {
+                "{id}"
+            } else {
+                segment
+            };
+            previous = segment;
+            templated
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// `count` inbox events were applied for `tenant_id`.
 pub fn events_applied(tenant_id: &str, count: u64) {
     add(
@@ -139,6 +183,16 @@ fn label_text(labels: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_hide_ids() {
+        assert_eq!(endpoint_template("/v1/users/123/deactivate"), "/v1/users/{id}/deactivate");
+        assert_eq!(
+            endpoint_template("/v1/users/by_integration_external_id/HR%2F1?x=1"),
+            "/v1/users/by_integration_external_id/{id}"
+        );
+        assert_eq!(endpoint_template("/v1/company/employees"), "/v1/company/employees");
+    }
 
     #[test]
     fn counters_render_in_text_format() {

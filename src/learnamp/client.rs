@@ -379,6 +379,12 @@ impl LearnAmpClient {
         loop {
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = self.build(request, bearer).send().await;
+            let endpoint = crate::metrics::endpoint_template(&request.path);
+            let status = match &outcome {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            crate::metrics::api_call("learnamp", &endpoint, &status);
             let server_delay = match &outcome {
                 Ok(response) if is_retryable_status(response.status()) => {
                     Some(capped_retry_after(response.headers()))
@@ -401,6 +407,7 @@ impl LearnAmpClient {
                         cause = %cause,
                         "transient Learn Amp failure; retrying"
                     );
+                    crate::metrics::api_retry("learnamp", &endpoint);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

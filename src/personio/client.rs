@@ -481,7 +481,15 @@ impl PersonioClient {
             if call.min_429_wait {
                 self.inner.list_pacer.acquire().await;
             }
-            let raw = match self.send(self.request(call, &token)).await {
+            let raw = self.send(self.request(call, &token)).await;
+            crate::metrics::api_call(
+                "personio",
+                call.label,
+                &raw.as_ref()
+                    .map(|raw| raw.status.as_u16().to_string())
+                    .unwrap_or_else(|_| "error".into()),
+            );
+            let raw = match raw {
                 Ok(raw) => raw,
                 Err(PersonioError::Transport(reason)) => {
                     tracing::warn!(endpoint = call.label, attempt, %reason, "Personio request failed");
@@ -543,6 +551,7 @@ impl PersonioClient {
             return false;
         }
         let wait = wait.unwrap_or_else(|| self.inner.retry.delay(*attempt, None));
+        crate::metrics::api_retry("personio", "any");
         tokio::time::sleep(wait).await;
         *attempt += 1;
         true
