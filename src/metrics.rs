@@ -63,7 +63,10 @@ pub fn api_retry(system: &'static str, endpoint: &str) {
     add(
         "personio_sync_api_retries_total",
         "Retries of outbound API calls, by system and endpoint.",
-        vec![("system", system.to_string()), ("endpoint", endpoint.to_string())],
+        vec![
+            ("system", system.to_string()),
+            ("endpoint", endpoint.to_string()),
+        ],
         1.0,
     );
 }
@@ -74,13 +77,12 @@ pub fn endpoint_template(path: &str) -> String {
     let mut previous = "";
     path.split('/')
         .map(|segment| {
-            let templated = if segment.chars().any(|c| c.is_ascii_digit())
-                || previous.starts_with("by_")
-            {
-                "{id}"
-            } else {
-                segment
-            };
+            let templated =
+                if segment.chars().any(|c| c.is_ascii_digit()) || previous.starts_with("by_") {
+                    "{id}"
+                } else {
+                    segment
+                };
             previous = segment;
             templated
         })
@@ -186,12 +188,18 @@ mod tests {
 
     #[test]
     fn endpoints_hide_ids() {
-        assert_eq!(endpoint_template("/v1/users/123/deactivate"), "/v1/users/{id}/deactivate");
+        assert_eq!(
+            endpoint_template("/v1/users/123/deactivate"),
+            "/v1/users/{id}/deactivate"
+        );
         assert_eq!(
             endpoint_template("/v1/users/by_integration_external_id/HR%2F1?x=1"),
             "/v1/users/by_integration_external_id/{id}"
         );
-        assert_eq!(endpoint_template("/v1/company/employees"), "/v1/company/employees");
+        assert_eq!(
+            endpoint_template("/v1/company/employees"),
+            "/v1/company/employees"
+        );
     }
 
     #[test]

@@ -335,3 +335,60 @@ async fn on_hire_date_invites_people_already_hired_and_schedules_future_hires() 
         "already scheduled: {plan}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_fields_are_written_and_an_unknown_one_fails_the_tenant_naming_it() {
+    let app = spawn_app(30, 101).await;
+    live_tenant(
+        &app,
+        "custom",
+        json!({"custom_fields": {"dynamic_305": "Cost code"}}),
+    )
+    .await;
+    for person in app
+        .personio
+        .employees()
+        .iter()
+        .filter(|p| !p.employee.is_inactive())
+    {
+        let user = app
+            .learnamp
+            .user_by_external_id(&person.employee.id)
+            .unwrap();
+        let expected = person
+            .employee
+            .extra
+            .get("dynamic_305")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        assert_eq!(
+            user.custom_fields
+                .get("Cost code")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            expected
+        );
+    }
+
+    let other = spawn_app(10, 102).await;
+    let (status, body) = other
+        .create_tenant(&other.spec(
+            "unknown",
+            json!({"custom_fields": {"dynamic_305": "No Such Field"}}),
+        ))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let view = other
+        .wait_for("unknown", Duration::from_secs(30), |view| {
+            view["state"] == "failed"
+        })
+        .await;
+    assert!(
+        view["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("No Such Field"),
+        "{view}"
+    );
+    assert!(other.learnamp.users().is_empty(), "no user written");
+}
