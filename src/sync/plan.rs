@@ -828,3 +828,230 @@ fn plan_teams(synced: &[&Employee], input: &PlanInput<'_>) -> TeamPlan {
     }
     team_plan
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::tenant::{Deactivation, InvitePolicy};
+    use crate::domain::{EmployeeStatus, OrgRef};
+
+    fn person(id: &str, email: &str) -> Employee {
+        let mut employee = Employee::with_id(id);
+        employee.first_name = Some("First".into());
+        employee.last_name = Some("Last".into());
+        employee.email = Some(email.into());
+        employee.status = Some(EmployeeStatus::Active);
+        employee.department = Some(OrgRef {
+            id: "10".into(),
+            name: "Ops".into(),
+        });
+        employee.hire_date = NaiveDate::from_ymd_opt(2026, 6, 1);
+        employee
+    }
+
+    fn run(
+        employees: &[Employee],
+        users: &[LaUser],
+        records: &HashMap<String, EmployeeRecord>,
+        settings: &Settings,
+        now: &str,
+    ) -> Plan {
+        let teams = [LaTeam {
+            id: 5,
+            name: "Ops".into(),
+            external_id: Some("10".into()),
+            parent_id: None,
+        }];
+        plan(&PlanInput {
+            employees,
+            users,
+            teams: &teams,
+            records,
+            team_records: &HashMap::new(),
+            settings,
+            known_employees: &HashMap::new(),
+            now: now.parse().unwrap(),
+            org_units: &HashMap::new(),
+        })
+    }
+
+    /// The records a successful apply of `plan` would leave behind.
+    fn applied(plan: &Plan) -> HashMap<String, EmployeeRecord> {
+        plan.steps
+            .iter()
+            .map(|step| {
+                let mut record = step.record.clone();
+                record.learnamp_id = step.learnamp_id.unwrap_or(100);
+                record.applied = step.desired.clone();
+                record.employee = step.employee.clone();
+                record.invited |= step.invite || step.mark_invited;
+                record.deactivated =
+                    (record.deactivated || step.deactivate.is_some()) && !step.reactivate;
+                record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
+                record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
+                (step.personio_id.clone(), record)
+            })
+            .collect()
+    }
+
+    fn la_user(id: u64, records: &HashMap<String, EmployeeRecord>, personio_id: &str) -> LaUser {
+        let record = &records[personio_id];
+        LaUser {
+            id,
+            email: record.applied[fields::EMAIL].clone(),
+            external_id: Some(personio_id.into()),
+            status: if record.deactivated {
+                LaStatus::Deactivated
+            } else {
+                LaStatus::NotInvited
+            },
+            fields: record.applied.clone(),
+        }
+    }
+
+    #[test]
+    fn a_second_plan_after_applying_the_first_is_empty() {
+        let employees = [person("1", "a@x.io")];
+        let settings = Settings::default();
+        let first = run(
+            &employees,
+            &[],
+            &HashMap::new(),
+            &settings,
+            "2026-07-01T00:00:00Z",
+        );
+        assert_eq!(first.creates.len(), 1);
+        let records = applied(&first);
+        let users = [la_user(100, &records, "1")];
+        let second = run(
+            &employees,
+            &users,
+            &records,
+            &settings,
+            "2026-07-01T00:00:00Z",
+        );
+        assert!(second.is_empty(), "{second:?}");
+        assert!(second.steps.is_empty());
+        assert_eq!(second.unchanged, 1);
+    }
+
+    #[test]
+    fn timed_invitations_are_scheduled_then_sent_once_the_day_comes() {
+        let employees = [person("1", "a@x.io")];
+        let settings = Settings {
+            invite_policy: InvitePolicy::OnHireDate,
+            timezone: "Europe/Berlin".into(),
+            ..Settings::default()
+        };
+        let early = run(
+            &employees,
+            &[],
+            &HashMap::new(),
+            &settings,
+            "2026-05-20T00:00:00Z",
+        );
+        assert!(early.invitations.is_empty());
+        assert_eq!(
+            early.scheduled_invitations[0].at,
+            "2026-05-31T22:00:00+00:00"
+        );
+        let records = applied(&early);
+        let users = [la_user(100, &records, "1")];
+        let unchanged = run(
+            &employees,
+            &users,
+            &records,
+            &settings,
+            "2026-05-25T00:00:00Z",
+        );
+        assert!(
+            unchanged.steps.is_empty(),
+            "nothing to re-plan before the day"
+        );
+        let due = run(
+            &employees,
+            &users,
+            &records,
+            &settings,
+            "2026-05-31T22:00:00Z",
+        );
+        assert_eq!(due.invitations.len(), 1);
+        let records = applied(&due);
+        let users = [la_user(100, &records, "1")];
+        let after = run(
+            &employees,
+            &users,
+            &records,
+            &settings,
+            "2026-06-02T00:00:00Z",
+        );
+        assert!(after.invitations.is_empty(), "invited once");
+    }
+
+    #[test]
+    fn termination_date_deactivates_at_the_end_of_the_day_and_a_withdrawal_cancels() {
+        let mut leaver = person("1", "a@x.io");
+        leaver.termination_date = NaiveDate::from_ymd_opt(2026, 8, 31);
+        let settings = Settings {
+            deactivation: Deactivation::OnTerminationDate,
+            ..Settings::default()
+        };
+        let first = run(
+            std::slice::from_ref(&leaver),
+            &[],
+            &HashMap::new(),
+            &settings,
+            "2026-08-01T00:00:00Z",
+        );
+        assert_eq!(
+            first.scheduled_deactivations[0].at,
+            "2026-09-01T00:00:00+00:00"
+        );
+        let records = applied(&first);
+        let users = [la_user(100, &records, "1")];
+        let due = run(
+            std::slice::from_ref(&leaver),
+            &users,
+            &records,
+            &settings,
+            "2026-09-01T00:00:00Z",
+        );
+        assert_eq!(due.deactivations.len(), 1);
+        assert_eq!(due.deactivations[0].reason, "termination date reached");
+
+        let mut withdrawn = leaver.clone();
+        withdrawn.termination_date = None;
+        let cancel = run(
+            std::slice::from_ref(&withdrawn),
+            &users,
+            &records,
+            &settings,
+            "2026-08-02T00:00:00Z",
+        );
+        let step = &cancel.steps[0];
+        assert!(step.deactivate_due.is_none() && step.schedule_changed());
+    }
+
+    #[test]
+    fn a_user_linked_to_someone_else_is_a_clash_not_an_adoption() {
+        let employees = [person("2", "shared@x.io")];
+        let other = LaUser {
+            id: 9,
+            email: "Shared@X.io".into(),
+            external_id: Some("1".into()),
+            status: LaStatus::Confirmed,
+            fields: UserFields::new(),
+        };
+        let plan = run(
+            &employees,
+            &[other],
+            &HashMap::new(),
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        );
+        assert_eq!(plan.clashes.len(), 1);
+        assert!(plan.creates.is_empty() && plan.updates.is_empty());
+    }
+}
