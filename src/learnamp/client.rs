@@ -298,6 +298,15 @@ impl LearnAmpClient {
         self.send_json(&request).await
     }
 
+    /// Deletes a team (its users are kept); an already deleted team is fine.
+    pub async fn delete_team(&self, id: u64) -> Result<(), LearnAmpError> {
+        let request = ApiRequest::new(Method::DELETE, format!("/v1/teams/{id}"));
+        match self.send_no_content(&request).await {
+            Err(LearnAmpError::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
     // ----- request plumbing -------------------------------------------------------------
 
     /// GET of one object; 404 → `None`.

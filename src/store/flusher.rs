@@ -47,13 +47,17 @@ impl GroupFlusher {
             }
             // Whoever holds the leader lock flushes for everyone who asked before it
             // began; the others wait for its result or take over afterwards.
-            if let Ok(_leader) = self.leader.try_lock() {
+            if let Ok(leader) = self.leader.try_lock() {
                 let covered = self.tickets.load(Ordering::SeqCst);
                 let result = self.db.flush_async().await;
                 let failed = result.is_err();
                 if let Err(error) = result {
                     tracing::error!(error = %error, "storage flush failed");
                 }
+                // Release leadership before announcing: a caller woken by the
+                // announcement whose write this flush did not cover must be able to
+                // lead the next flush at once, or it would wait for one that never comes.
+                drop(leader);
                 self.progress.send_modify(|state| {
                     if covered > state.done {
                         *state = Progress {

@@ -296,6 +296,18 @@ impl TenantStore {
         self.put(&format!("{TEAM_PREFIX}{unit_id}"), record)
     }
 
+    /// Makes this tenant's writes durable (the whole database is flushed).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Forgets the team managed for a Personio unit id.
+    pub fn remove_team(&self, unit_id: &str) -> Result<(), StoreError> {
+        self.tree.remove(format!("{TEAM_PREFIX}{unit_id}"))?;
+        Ok(())
+    }
+
     /// The last full sync report.
     pub fn last_sync(&self) -> Result<Option<SyncReport>, StoreError> {
         self.get(LAST_SYNC_KEY)

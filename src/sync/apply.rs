@@ -222,6 +222,16 @@ pub async fn apply_teams(
             warn!(tenant_id = context.tenant_id, team = %team_move.external_id, error = %error, "team move failed");
         }
     }
+    for remove in &teams.removes {
+        match context.learnamp.delete_team(remove.learnamp_id).await {
+            Ok(()) => context.store.remove_team(&remove.external_id)?,
+            Err(error) => {
+                failed += 1;
+                check_fatal_learnamp(&error)?;
+                warn!(tenant_id = context.tenant_id, team = %remove.external_id, error = %error, "team removal failed");
+            }
+        }
+    }
     Ok(failed)
 }
 

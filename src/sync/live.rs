@@ -116,6 +116,7 @@ pub async fn apply_person(
         known_employees: known,
         now: context.now,
         org_units: &org_units,
+        complete: false,
     });
     if let Some(clash) = plan.clashes.first() {
         return Err(SyncError::Clash {

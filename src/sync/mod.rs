@@ -183,6 +183,7 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         known_employees: &HashMap::new(),
         now: context.now,
         org_units: &snapshot.org_units,
+        complete: true,
     }))
 }
 
@@ -245,5 +246,7 @@ pub async fn run_full_sync(
         let settings = serde_json::to_value(context.settings).unwrap_or_default();
         context.store.put_settings_applied(&settings)?;
     }
+    // What only sled knows (links, invitations, the report) survives a crash from here.
+    context.store.flush().await?;
     Ok(report)
 }

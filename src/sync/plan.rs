@@ -80,6 +80,9 @@ pub struct PlanInput<'a> {
     pub now: DateTime<Utc>,
     /// Departments and their ancestors (only read with `team_hierarchy`).
     pub org_units: &'a HashMap<String, OrgUnit>,
+    /// `employees` is every Personio employee (a full sync), so a unit missing from
+    /// it really has no member; live updates plan one person and never remove teams.
+    pub complete: bool,
 }
 
 /// One field's change, for the dry-run answer.
@@ -152,6 +155,17 @@ pub struct TeamCreate {
     pub parent_external_id: Option<String>,
 }
 
+/// A managed team to delete because its unit has no synced member any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamRemove {
+    /// Learn Amp id.
+    pub learnamp_id: u64,
+    /// Personio unit id.
+    pub external_id: String,
+    /// Name.
+    pub name: String,
+}
+
 /// A team to move under another parent (`team_hierarchy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TeamMove {
@@ -185,6 +199,8 @@ pub struct TeamPlan {
     pub renames: Vec<TeamRename>,
     /// Teams to move under their department's parent.
     pub moves: Vec<TeamMove>,
+    /// Teams the service created that no longer have members (`remove_empty_teams`).
+    pub removes: Vec<TeamRemove>,
     /// Existing Learn Amp teams to take over (found by external id), not shown in the
     /// dry run because they change nothing in Learn Amp.
     #[serde(skip)]
@@ -197,6 +213,7 @@ impl TeamPlan {
         self.creates.is_empty()
             && self.renames.is_empty()
             && self.moves.is_empty()
+            && self.removes.is_empty()
             && self.adopt.is_empty()
     }
 }
@@ -307,6 +324,7 @@ impl Plan {
             && self.teams.creates.is_empty()
             && self.teams.renames.is_empty()
             && self.teams.moves.is_empty()
+            && self.teams.removes.is_empty()
     }
 
     /// Share of active synced users this plan deactivates.
@@ -826,6 +844,20 @@ fn plan_teams(synced: &[&Employee], input: &PlanInput<'_>) -> TeamPlan {
             }
         }
     }
+    if settings.remove_empty_teams && input.complete {
+        for (unit_id, record) in input.team_records {
+            if !units.contains_key(unit_id) && by_id.contains_key(&record.learnamp_id) {
+                team_plan.removes.push(TeamRemove {
+                    learnamp_id: record.learnamp_id,
+                    external_id: unit_id.clone(),
+                    name: record.name.clone(),
+                });
+            }
+        }
+        team_plan
+            .removes
+            .sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    }
     team_plan
 }
 
@@ -874,6 +906,7 @@ mod tests {
             known_employees: &HashMap::new(),
             now: now.parse().unwrap(),
             org_units: &HashMap::new(),
+            complete: true,
         })
     }
 

@@ -52,6 +52,9 @@ enum Auth {
     Wrong(String),
 }
 
+/// The answer to one request: status and JSON body, or why there was none.
+type Answer = Result<(u16, Value), String>;
+
 /// One request and what it is.
 #[derive(Debug, Clone)]
 struct Case {
@@ -488,7 +491,7 @@ async fn open_door(app: &TestApp, tenant: &str) -> Door {
 }
 
 /// Sends `case`; the status and the body, or why there was no answer.
-async fn send(app: &TestApp, door: &Door, case: &Case) -> Result<(u16, Value), String> {
+async fn send(app: &TestApp, door: &Door, case: &Case) -> Answer {
     let url = match &case.key {
         Key::Right => door.url.clone(),
         Key::Unknown(key) => format!("{}/{key}", door.base),
@@ -779,12 +782,11 @@ async fn a_thousand_random_requests_get_the_contract_status_and_change_nothing()
     let cases: Vec<Case> = (0..CASES).map(|_| fuzzer.case()).collect();
     let door = &door;
     let app_ref = &app;
-    let results: Vec<(usize, Result<(u16, Value), String>)> =
-        futures::stream::iter(cases.iter().enumerate())
-            .map(|(index, case)| async move { (index, send(app_ref, door, case).await) })
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
+    let results: Vec<(usize, Answer)> = futures::stream::iter(cases.iter().enumerate())
+        .map(|(index, case)| async move { (index, send(app_ref, door, case).await) })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
     let mut failures = Vec::new();
     let mut by_status: std::collections::BTreeMap<u16, usize> = Default::default();
     let mut by_label: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -795,7 +797,7 @@ async fn a_thousand_random_requests_get_the_contract_status_and_change_nothing()
         *by_label.entry(case.label).or_default() += 1;
         match result {
             Ok((status, body)) if status == expected => {
-                if status != 200 && !body["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                if status != 200 && body["message"].as_str().is_none_or(str::is_empty) {
                     failures.push(format!("case {index} ({}): {status} without a reason: {body}", case.label));
                 }
             }

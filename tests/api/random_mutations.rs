@@ -417,7 +417,6 @@ async fn send(app: &TestApp, url: &str, token: &str, company_id: &str, batch: Ve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: people drained in one inbox batch with their manager get a stale or missing manager, or no user (400 managerEmail); src/actors/tenant.rs drain_inbox; see people_in_one_batch_with_their_manager_get_the_right_manager"]
 async fn shuffled_duplicated_webhooks_for_500_random_mutations_converge() {
     let seed = seed();
     println!("random mutations: seed {seed} (replay with MUTATION_SEED={seed})");
@@ -583,7 +582,6 @@ fn new_hire(template: &SimEmployee, id: &str, supervisor: Option<&str>) -> SimEm
 /// batch together with their (new or leaving) manager. Learn Amp is down while the
 /// events arrive, so the tenant's next drain applies them as one batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: drain_inbox plans a batch against the manager cache taken before it (src/actors/tenant.rs); see the report"]
 async fn people_in_one_batch_with_their_manager_get_the_right_manager() {
     let app = spawn_app(12, 8).await;
     let view = live_tenant(&app, "batch", json!({})).await;

@@ -138,3 +138,71 @@ async fn a_three_level_department_tree_and_a_five_deep_supervisor_chain_arrive_i
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_teams_stay_unless_remove_empty_teams_is_set() {
+    let app = spawn_app(60, 73).await;
+    live_tenant(&app, "empty", json!({})).await;
+    let people = app.personio.employees();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for person in people.iter().filter(|p| !p.employee.is_inactive()) {
+        *counts
+            .entry(person.employee.department.clone().unwrap().id)
+            .or_default() += 1;
+    }
+    let (smallest, _) = counts
+        .iter()
+        .min_by_key(|(id, count)| (**count, (*id).clone()))
+        .unwrap();
+    let (target, _) = counts
+        .iter()
+        .filter(|(id, _)| *id != smallest)
+        .max_by_key(|(_, count)| **count)
+        .unwrap();
+    let target_ref = people
+        .iter()
+        .find_map(|p| p.employee.department.clone().filter(|d| &d.id == target))
+        .unwrap();
+    for person in people.iter().filter(|p| {
+        p.employee
+            .department
+            .as_ref()
+            .is_some_and(|d| &d.id == smallest)
+    }) {
+        let mut moved = person.clone();
+        moved.employee.department = Some(target_ref.clone());
+        app.personio.upsert_employee(moved);
+    }
+    let smallest = smallest.clone();
+    let team_exists = |app: &crate::helpers::TestApp| {
+        app.learnamp
+            .teams()
+            .iter()
+            .any(|t| t.integration_external_id.as_deref() == Some(smallest.as_str()))
+    };
+    app.wait_for("empty", std::time::Duration::from_secs(20), |view| {
+        view["pending_events"] == 0
+    })
+    .await;
+    let previous = app.view("empty").await["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    app.admin("POST", "/admin/tenants/empty/sync", None).await;
+    app.wait_for_sync("empty", previous.as_deref()).await;
+    assert!(team_exists(&app), "an empty team stays by default");
+
+    let (status, body) = app
+        .admin(
+            "PATCH",
+            "/admin/tenants/empty",
+            Some(&json!({"settings": {"remove_empty_teams": true}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_learnamp(&app, "empty team removed", |app| !team_exists(app)).await;
+    assert_eq!(
+        app.learnamp.users().len(),
+        people.iter().filter(|p| !p.employee.is_inactive()).count(),
+        "users are kept"
+    );
+}
