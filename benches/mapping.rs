@@ -147,6 +147,7 @@ fn planner(c: &mut Criterion) {
                         known_employees: &known,
                         now: Utc::now(),
                         org_units: &org_units,
+                        complete: true,
                     }))
                 })
             },
