@@ -77,12 +77,12 @@ pub fn endpoint_template(path: &str) -> String {
     let mut previous = "";
     path.split('/')
         .map(|segment| {
-            let templated =
-                if segment.chars().any(|c| c.is_ascii_digit()) || previous.starts_with("by_") {
-                    "{id}"
-                } else {
-                    segment
-                };
+            let numeric = !segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit());
+            let templated = if numeric || previous.starts_with("by_") {
+                "{id}"
+            } else {
+                segment
+            };
             previous = segment;
             templated
         })

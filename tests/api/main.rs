@@ -2,6 +2,7 @@
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
 mod crash;
+mod crash_storm;
 mod front_door_fuzz;
 mod full_sync;
 mod helpers;

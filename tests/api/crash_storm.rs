@@ -1,0 +1,917 @@
+//! Issue acceptance ("Supervision, operations and crash safety"): "A crash test SIGKILLs
+//! the real binary at 20 random moments during a full sync of 2,000 employees and a
+//! webhook storm, restarting it each time: the final Learn Amp state equals the expected
+//! one, with 0 duplicate users and 0 duplicate invitations."
+//!
+//! The real `personio-sync serve` binary runs as a child process against the two
+//! simulators in this process (Learn Amp slowed down a little, so the initial sync of
+//! 2,000 people is killed in its middle several times). While it is killed and
+//! restarted, a storm task keeps changing Personio (positions, names, offices, hires,
+//! terminations, rehires): the simulator delivers its own webhooks, retrying while the
+//! binary is down, and the storm also posts some deliveries itself, retrying until 200.
+//! After the 20th restart the test lets everything settle, asks for one more full
+//! reconciliation (to cover events whose retries ran out while the binary was down),
+//! and checks Learn Amp against Personio field by field, plus the invitations.
+//!
+//! The seed is printed; `CRASH_STORM_SEED=<n>` replays the random choices (the timing
+//! of the kills relative to the service's work cannot be replayed exactly).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate, Utc};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::helpers::{TOKEN, check_user};
+use personio_sync::domain::EmployeeStatus;
+use personio_sync::sim::generator::{SimEmployee, employment_id_for};
+use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
+use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig, WebhookStatus};
+
+/// The tenant of the test.
+const TENANT: &str = "storm";
+/// Employees generated before the first kill.
+const EMPLOYEES: usize = 2000;
+/// SIGKILLs (each followed by a restart).
+const KILLS: usize = 20;
+/// A fixed secrets key, so every start can read the secrets stored by the first.
+const SECRET_KEY: &str = "5eed0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+/// Learn Amp latency per call while the binary is being killed.
+const LEARNAMP_LATENCY: Duration = Duration::from_millis(2);
+/// Id of the first hire of the storm.
+const FIRST_HIRE_ID: u64 = 900_001;
+/// How long one of the storm's own deliveries is retried before it counts as lost.
+const OWN_POST_DEADLINE: Duration = Duration::from_secs(90);
+
+const FIRST_NAMES: &[&str] = &["Rosa", "Ivo", "Maren", "Tariq", "Yuki", "Ola", "Björn"];
+const POSITIONS: &[&str] = &[
+    "Staff Engineer",
+    "Head of People",
+    "Sales Lead",
+    "Data Analyst",
+    "Office Manager",
+    "QA Engineer",
+    "Controller",
+];
+
+fn seed() -> u64 {
+    std::env::var("CRASH_STORM_SEED")
+        .ok()
+        .and_then(|seed| seed.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(0x5EED)
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// The service binary
+// ---------------------------------------------------------------------------------------
+
+/// The service binary as a child process; SIGKILLed and reaped on drop, so a failing
+/// test leaves no process behind.
+struct Service {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Service {
+    fn spawn(dir: &Path, start: usize) -> Service {
+        let log = dir.join(format!("service-{start}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_personio-sync"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .env("PERSONIO_SYNC_ADMIN_TOKEN", TOKEN)
+            .env("PERSONIO_SYNC_SECRET_KEY", SECRET_KEY)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("service binary starts");
+        Service {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().expect("try_wait"))
+    }
+
+    /// SIGKILL and reap.
+    fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running child");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait after SIGKILL")
+    }
+
+    /// The last 40 lines of this start's stderr (for failure messages).
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16) {
+    let data = dir.join("data");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
+    );
+    std::fs::write(dir.join("config.toml"), config).expect("config written");
+}
+
+/// The binary on a fixed port and data directory, and an admin client.
+struct Rig {
+    dir: tempfile::TempDir,
+    base: String,
+    http: reqwest::Client,
+    service: Service,
+    starts: usize,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        write_config(dir.path(), port);
+        let service = Service::spawn(dir.path(), 1);
+        let mut rig = Rig {
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+            service,
+            starts: 1,
+        };
+        rig.wait_healthy().await;
+        rig
+    }
+
+    /// SIGKILL, then a new process on the same port and data directory, healthy.
+    async fn kill_and_restart(&mut self) -> ExitStatus {
+        let status = self.service.kill();
+        self.starts += 1;
+        self.service = Service::spawn(self.dir.path(), self.starts);
+        self.wait_healthy().await;
+        status
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.service.exited() {
+                panic!(
+                    "start {}: the service exited with {status}:\n{}",
+                    self.starts,
+                    self.service.log_tail()
+                );
+            }
+            let answer = self.http.get(format!("{}/healthz", self.base)).send().await;
+            if answer.is_ok_and(|response| response.status().as_u16() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "start {}: no /healthz within 30 s:\n{}",
+                self.starts,
+                self.service.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn view(&self) -> Value {
+        let (status, view) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/tenants/{TENANT}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "tenant view: {view}");
+        view
+    }
+
+    /// Polls the tenant view until `done` holds, failing after `timeout`.
+    async fn wait_view(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.view().await;
+            if done(&view) {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out ({timeout:?}) waiting for {what}: {view}\n{}",
+                self.service.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every line of every start's stderr containing `needle`.
+    fn log_lines(&self, needle: &str) -> Vec<String> {
+        (1..=self.starts)
+            .flat_map(|start| {
+                let path = self.dir.path().join(format!("service-{start}.log"));
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                text.lines()
+                    .filter(|line| line.contains(needle))
+                    .map(|line| format!("[start {start}] {line}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The storm
+// ---------------------------------------------------------------------------------------
+
+/// Where and how the storm posts its own deliveries.
+#[derive(Clone)]
+struct Front {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    company_id: String,
+}
+
+/// What became of one of the storm's own deliveries.
+#[derive(Debug)]
+struct OwnPost {
+    event_name: &'static str,
+    person_id: String,
+    attempts: u32,
+    /// `None`: answered 200; otherwise why it never was.
+    failure: Option<String>,
+}
+
+/// Posts one delivery until it is answered 200 (connection errors and 5xx are retried,
+/// as Personio would), any other status or the deadline ends it.
+async fn post_until_accepted(front: Front, event_name: &'static str, person_id: String) -> OwnPost {
+    let payload = if event_name.starts_with("person.") {
+        json!({"id": person_id})
+    } else {
+        json!({"id": employment_id_for(&person_id), "person_id": person_id})
+    };
+    let body = json!({
+        "company_id": front.company_id,
+        "event_name": event_name,
+        "occurred_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "payload": payload,
+        "meta": {},
+    });
+    let deadline = Instant::now() + OWN_POST_DEADLINE;
+    let mut attempts = 0;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        attempts += 1;
+        let answer = front
+            .http
+            .post(&front.url)
+            .header("authorization", &front.token)
+            .json(&body)
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status().as_u16() == 200 => {
+                return OwnPost {
+                    event_name,
+                    person_id,
+                    attempts,
+                    failure: None,
+                };
+            }
+            Ok(response) if response.status().is_server_error() => {
+                last = format!("answered {}", response.status());
+            }
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                return OwnPost {
+                    event_name,
+                    person_id,
+                    attempts,
+                    failure: Some(format!("answered {status}: {text}")),
+                };
+            }
+            Err(error) => last = format!("no answer: {}", error.without_url()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    OwnPost {
+        event_name,
+        person_id,
+        attempts,
+        failure: Some(format!("no 200 within {OWN_POST_DEADLINE:?}; last: {last}")),
+    }
+}
+
+/// Random changes to the Personio simulator; it emits the webhooks itself.
+struct Storm {
+    personio: Arc<PersonioSim>,
+    front: Front,
+    rng: StdRng,
+    seed: u64,
+    today: NaiveDate,
+    next_hire: u64,
+    counts: BTreeMap<&'static str, usize>,
+    posts: tokio::task::JoinSet<OwnPost>,
+}
+
+/// What the storm did.
+struct StormReport {
+    counts: BTreeMap<&'static str, usize>,
+    posts: Vec<OwnPost>,
+}
+
+impl Storm {
+    fn new(personio: Arc<PersonioSim>, front: Front, seed: u64) -> Storm {
+        Storm {
+            personio,
+            front,
+            rng: StdRng::seed_from_u64(seed ^ 0x5707_3a11),
+            seed,
+            today: Utc::now().date_naive(),
+            next_hire: FIRST_HIRE_ID,
+            counts: BTreeMap::new(),
+            posts: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Mutates until `stop`, then waits for its own deliveries.
+    async fn run(mut self, stop: Arc<AtomicBool>) -> StormReport {
+        while !stop.load(Ordering::Relaxed) {
+            if let Some((kind, events)) = self.mutate() {
+                *self.counts.entry(kind).or_default() += 1;
+                // About a third of the changes are also delivered by the storm itself
+                // (a duplicate of the simulator's own delivery, sent concurrently).
+                if self.rng.random_bool(0.35) {
+                    for (event_name, id) in events {
+                        let front = self.front.clone();
+                        self.posts.spawn(post_until_accepted(front, event_name, id));
+                    }
+                }
+            }
+            let pause = self.rng.random_range(40..160);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        let posts = self.posts.join_all().await;
+        StormReport {
+            counts: self.counts,
+            posts,
+        }
+    }
+
+    /// One random change; returns its kind and the deliveries that announce it, or
+    /// `None` when the drawn change is not possible now.
+    fn mutate(&mut self) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+        let people = self.personio.employees();
+        let ticket = self.rng.random_range(0..100);
+        let working: Vec<&SimEmployee> = people
+            .iter()
+            .filter(|person| !person.employee.is_inactive())
+            .collect();
+        let (kind, person, events) = match ticket {
+            0..45 => {
+                let mut person = (*working.choose(&mut self.rng)?).clone();
+                person.employee.position = POSITIONS.choose(&mut self.rng).map(|s| s.to_string());
+                ("position", person, vec!["employment.updated"])
+            }
+            45..55 => {
+                let mut person = (*people.choose(&mut self.rng)?).clone();
+                person.employee.first_name =
+                    FIRST_NAMES.choose(&mut self.rng).map(|s| s.to_string());
+                ("name", person, vec!["person.updated"])
+            }
+            55..62 => {
+                let offices = self.personio.company().offices;
+                let mut person = (*working.choose(&mut self.rng)?).clone();
+                person.employee.office = offices.choose(&mut self.rng).cloned();
+                ("office", person, vec!["employment.updated"])
+            }
+            62..76 => {
+                let template = (*working.choose(&mut self.rng)?).clone();
+                let person = self.hire(template);
+                ("hire", person, vec!["person.created", "employment.created"])
+            }
+            76..90 => {
+                let mut person = (*working.choose(&mut self.rng)?).clone();
+                if !department_keeps_someone(&people, &person) {
+                    return None;
+                }
+                let days = self.rng.random_range(0..10);
+                person.employee.status = Some(EmployeeStatus::Inactive);
+                person.employee.termination_date = Some(self.today - Days::new(days));
+                person.employee.last_working_day = person.employee.termination_date;
+                ("termination", person, vec!["employment.updated"])
+            }
+            _ => {
+                let inactive: Vec<&SimEmployee> = people
+                    .iter()
+                    .filter(|person| person.employee.is_inactive())
+                    .collect();
+                let mut person = (*inactive.choose(&mut self.rng)?).clone();
+                person.employee.status = Some(EmployeeStatus::Active);
+                person.employee.termination_date = None;
+                person.employee.last_working_day = None;
+                person.employee.hire_date = Some(self.today);
+                ("rehire", person, vec!["employment.updated"])
+            }
+        };
+        let id = person.employee.id.clone();
+        self.personio.upsert_employee(person);
+        Some((
+            kind,
+            events
+                .into_iter()
+                .map(|event| (event, id.clone()))
+                .collect(),
+        ))
+    }
+
+    /// A new active employee copied from `template`, with a unique id and email.
+    fn hire(&mut self, mut person: SimEmployee) -> SimEmployee {
+        let number = self.next_hire;
+        self.next_hire += 1;
+        let supervisor = person.employee.id.clone();
+        let employee = &mut person.employee;
+        employee.id = number.to_string();
+        employee.email = Some(format!("storm{}.{number}@storm.example.test", self.seed));
+        employee.first_name = Some(format!("Storm{number}"));
+        employee.position = POSITIONS.choose(&mut self.rng).map(|s| s.to_string());
+        employee.status = Some(EmployeeStatus::Active);
+        employee.hire_date = Some(self.today - Days::new(self.rng.random_range(0..30)));
+        employee.termination_date = None;
+        employee.last_working_day = None;
+        employee.supervisor_id = Some(supervisor);
+        person.created_at = String::new();
+        person
+    }
+}
+
+/// Whether `person`'s department keeps another working member (Learn Amp keeps the
+/// teams of emptied departments, and the matcher expects one team per staffed one).
+fn department_keeps_someone(people: &[SimEmployee], person: &SimEmployee) -> bool {
+    let Some(department) = &person.employee.department else {
+        return true;
+    };
+    people.iter().any(|other| {
+        other.employee.id != person.employee.id
+            && !other.employee.is_inactive()
+            && other
+                .employee
+                .department
+                .as_ref()
+                .is_some_and(|d| d.id == department.id)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------
+
+/// Every difference between Learn Amp and the mapping of Personio's current state
+/// (mirrors `helpers::learnamp_mismatches`, which needs a `TestApp`): one user per
+/// non-inactive employee with every mapped field, inactive ones absent or deactivated,
+/// one team per staffed department, no duplicate email or external id, no user that
+/// belongs to nobody.
+fn mismatches(personio: &PersonioSim, learnamp: &LearnAmpSim) -> Vec<String> {
+    let people: HashMap<String, SimEmployee> = personio
+        .employees()
+        .into_iter()
+        .map(|person| (person.employee.id.clone(), person))
+        .collect();
+    let users = learnamp.users();
+    let mut problems = Vec::new();
+    let mut emails = HashSet::new();
+    let mut by_external: HashMap<String, &SimUser> = HashMap::new();
+    for user in &users {
+        if !emails.insert(user.email.to_lowercase()) {
+            problems.push(format!("duplicate email {} (user {})", user.email, user.id));
+        }
+        match &user.integration_external_id {
+            None => problems.push(format!(
+                "user {} ({}) has no external id",
+                user.id, user.email
+            )),
+            Some(external) if !people.contains_key(external) => problems.push(format!(
+                "user {} is linked to unknown person {external}",
+                user.id
+            )),
+            Some(external) => {
+                if let Some(other) = by_external.insert(external.clone(), user) {
+                    problems.push(format!(
+                        "duplicate external id {external}: users {} and {}",
+                        other.id, user.id
+                    ));
+                }
+            }
+        }
+    }
+    let la_ids: HashMap<String, u64> = by_external
+        .iter()
+        .map(|(external, user)| (external.clone(), user.id))
+        .collect();
+    let teams = learnamp.teams();
+    let team_ids: HashMap<String, u64> = teams
+        .iter()
+        .filter_map(|team| {
+            team.integration_external_id
+                .clone()
+                .map(|ext| (ext, team.id))
+        })
+        .collect();
+    let mut departments: HashMap<String, String> = HashMap::new();
+    for person in people.values() {
+        let employee = &person.employee;
+        let user = by_external.get(&employee.id);
+        if employee.is_inactive() {
+            if let Some(user) = user
+                && user.status != SimUserStatus::Deactivated
+            {
+                problems.push(format!(
+                    "inactive person {} is not deactivated",
+                    employee.id
+                ));
+            }
+            continue;
+        }
+        if let Some(department) = &employee.department {
+            departments.insert(department.id.clone(), department.name.clone());
+        }
+        match user {
+            None => problems.push(format!("person {} has no Learn Amp user", employee.id)),
+            Some(user) => {
+                if user.status == SimUserStatus::Deactivated {
+                    problems.push(format!("active person {} is deactivated", employee.id));
+                }
+                problems.extend(check_user(person, user, &la_ids, &people, &team_ids));
+            }
+        }
+    }
+    for (id, name) in &departments {
+        match teams
+            .iter()
+            .find(|team| team.integration_external_id.as_deref() == Some(id))
+        {
+            None => problems.push(format!("department {id} has no team")),
+            Some(team) if &team.name != name => {
+                problems.push(format!("team {id} named {} != {name}", team.name))
+            }
+            Some(_) => {}
+        }
+    }
+    let managed_teams = teams
+        .iter()
+        .filter(|team| team.integration_external_id.is_some())
+        .count();
+    if managed_teams != departments.len() {
+        problems.push(format!(
+            "{managed_teams} teams with external ids for {} departments",
+            departments.len()
+        ));
+    }
+    problems
+}
+
+/// Invitation problems: a user invited twice, a user that is not deactivated but was
+/// not invited exactly once (`immediately` policy).
+fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for invitation in learnamp.invitations() {
+        *counts.entry(invitation.user_id).or_default() += 1;
+    }
+    let mut problems = Vec::new();
+    for user in learnamp.users() {
+        let count = counts.remove(&user.id).unwrap_or(0);
+        let who = format!(
+            "user {} (person {}, {:?})",
+            user.id,
+            user.integration_external_id.as_deref().unwrap_or("-"),
+            user.status
+        );
+        if count > 1 {
+            problems.push(format!("{who} invited {count} times"));
+        } else if count == 0 && user.status != SimUserStatus::Deactivated {
+            problems.push(format!("{who} never invited"));
+        }
+    }
+    for (user_id, count) in counts {
+        problems.push(format!("{count} invitations for unknown user {user_id}"));
+    }
+    problems
+}
+
+fn summary(problems: &[String]) -> String {
+    format!(
+        "{} problems, first 30:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// Waits until the simulator has made no delivery attempt for `quiet` (its retries
+/// have run out or succeeded), failing after `timeout`.
+async fn settle_deliveries(personio: &PersonioSim, quiet: Duration, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut seen = personio.deliveries().len();
+    let mut since = Instant::now();
+    while since.elapsed() < quiet {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator's deliveries did not settle within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = personio.deliveries().len();
+        if now != seen {
+            seen = now;
+            since = Instant::now();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_duplicate() {
+    let started = Instant::now();
+    let seed = seed();
+    println!("crash storm seed {seed} (CRASH_STORM_SEED={seed} replays the random choices)");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let personio = Arc::new(
+        PersonioSim::start(PersonioSimConfig {
+            employees: EMPLOYEES,
+            seed,
+            ..PersonioSimConfig::default()
+        })
+        .await
+        .expect("personio sim"),
+    );
+    // Personio retries for about 13 s: long enough for most kills, not for all (the
+    // final reconciliation covers what is lost).
+    personio.set_retry_delays(
+        [100, 200, 400, 800, 1600, 3200, 3200, 3200]
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect(),
+    );
+    let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+        .await
+        .expect("learn amp sim");
+    learnamp.knobs.set_latency(LEARNAMP_LATENCY);
+    let mut rig = Rig::start().await;
+
+    let spec = json!({
+        "id": TENANT,
+        "personio": {"base_url": personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "settings": {"invite_policy": {"mode": "immediately"}}
+    });
+    let (status, body) = rig
+        .admin(reqwest::Method::POST, "/admin/tenants", Some(spec))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // The tenant registers its subscription before the initial sync.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !personio
+        .webhooks()
+        .first()
+        .is_some_and(|hook| hook.status == WebhookStatus::Enabled)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no enabled subscription within 30 s:\n{}",
+            rig.service.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let view = rig.view().await;
+    let front = Front {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("client"),
+        url: view["webhook_url"]
+            .as_str()
+            .expect("webhook_url")
+            .to_string(),
+        token: personio.webhooks()[0]
+            .token
+            .as_ref()
+            .expect("token")
+            .expose()
+            .to_string(),
+        company_id: personio.company().company_id,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let storm = tokio::spawn(Storm::new(personio.clone(), front, seed).run(stop.clone()));
+
+    let mut during_initial_sync = 0;
+    for kill in 1..=KILLS {
+        let pause = rng.random_range(50..1500);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let (_, view) = rig
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/tenants/{TENANT}"),
+                None,
+            )
+            .await;
+        let initial = !view["last_sync"]["finished_at"].is_string();
+        during_initial_sync += usize::from(initial);
+        let users = learnamp.users().len();
+        let invitations = learnamp.invitations().len();
+        let status = rig.kill_and_restart().await;
+        assert!(!status.success(), "kill {kill}: {status}");
+        println!(
+            "kill {kill:2} after {pause:4} ms: state {}, initial sync {}, {users} users, {invitations} invitations, pending {}",
+            view["state"],
+            if initial { "running" } else { "done" },
+            view["pending_events"]
+        );
+    }
+    let killing_took = started.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    let report = storm.await.expect("storm task");
+    println!(
+        "storm: {:?}; {} own deliveries ({} attempts)",
+        report.counts,
+        report.posts.len(),
+        report.posts.iter().map(|post| post.attempts).sum::<u32>()
+    );
+    let lost: Vec<&OwnPost> = report
+        .posts
+        .iter()
+        .filter(|post| post.failure.is_some())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "own deliveries never answered 200: {lost:?}\n{}",
+        rig.service.log_tail()
+    );
+    settle_deliveries(&personio, Duration::from_secs(4), Duration::from_secs(60)).await;
+
+    // The initial sync completes and the inbox drains with no operator action.
+    let view = rig
+        .wait_view(
+            "the initial sync and an empty inbox",
+            Duration::from_secs(120),
+            |view| {
+                view["state"] == "live"
+                    && view["pending_events"] == 0
+                    && view["last_sync"]["finished_at"].is_string()
+            },
+        )
+        .await;
+    let before_reconciliation = mismatches(&personio, &learnamp);
+    println!(
+        "converged by itself after {:?}: {} differences left for the reconciliation (first 5: {:?})",
+        started.elapsed(),
+        before_reconciliation.len(),
+        &before_reconciliation[..before_reconciliation.len().min(5)]
+    );
+
+    // One more full reconciliation, for events whose delivery retries ran out.
+    let previous = view["last_sync"]["finished_at"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = rig
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/tenants/{TENANT}/sync"),
+                None,
+            )
+            .await;
+        if status == 202 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "POST /sync answered {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let view = rig
+        .wait_view("the reconciliation", Duration::from_secs(120), |view| {
+            view["last_sync"]["finished_at"].is_string()
+                && view["last_sync"]["finished_at"] != previous
+                && view["state"] == "live"
+                && view["pending_events"] == 0
+        })
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut problems = mismatches(&personio, &learnamp);
+    while !problems.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        problems = mismatches(&personio, &learnamp);
+    }
+    let panics = rig.log_lines("panicked");
+    assert!(
+        problems.is_empty(),
+        "Learn Amp differs from Personio after {KILLS} SIGKILLs (seed {seed}): {}\nview: {view}\npanics: {panics:?}\n{}",
+        summary(&problems),
+        rig.service.log_tail()
+    );
+    let invitation_problems = invitation_problems(&learnamp);
+    assert!(
+        invitation_problems.is_empty(),
+        "invitations after {KILLS} SIGKILLs (seed {seed}): {}\n{}",
+        summary(&invitation_problems),
+        rig.service.log_tail()
+    );
+    let users = learnamp.users();
+    let working = personio
+        .employees()
+        .iter()
+        .filter(|person| !person.employee.is_inactive())
+        .count();
+    let deactivated = users
+        .iter()
+        .filter(|user| user.status == SimUserStatus::Deactivated)
+        .count();
+    assert_eq!(
+        users.len() - deactivated,
+        working,
+        "one live user per working person"
+    );
+    println!(
+        "{KILLS} SIGKILLs ({during_initial_sync} during the initial sync) in {killing_took:?}; \
+         {} users ({deactivated} deactivated), {} invitations, {} panics logged; done in {:?}",
+        users.len(),
+        learnamp.invitations().len(),
+        panics.len(),
+        started.elapsed()
+    );
+}
