@@ -68,6 +68,9 @@ fn records(c: &mut Criterion) {
     });
 }
 
+/// How long a batch of 64 durable events may take before the bench calls it stuck.
+const STUCK: Duration = Duration::from_secs(10);
+
 fn durable_events(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -97,7 +100,12 @@ fn durable_events(c: &mut Criterion) {
                     store.flush().await.expect("flush");
                 });
             }
-            while tasks.join_next().await.is_some() {}
+            let all = async { while tasks.join_next().await.is_some() {} };
+            // A flush that never completes is a finding, not a reason to hang `cargo
+            // bench`: sled 0.34's `flush_async` can lose its wake-up (BENCHMARKS.md).
+            if tokio::time::timeout(STUCK, all).await.is_err() {
+                panic!("a group flush did not complete within {STUCK:?}: see BENCHMARKS.md, 'flush_async hang'");
+            }
         })
     });
     group.finish();

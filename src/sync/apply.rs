@@ -271,10 +271,10 @@ async fn apply_step_inner(
     let learnamp = context.learnamp;
     let store = context.store;
     let mut applied = Applied::default();
+    // The new Personio snapshot is stored only once the avatar step is done: if we
+    // crash (or the picture fails) before, the next plan still sees a changed record
+    // and checks the avatar again.
     let mut record = step.record.clone();
-    if let Some(employee) = &step.employee {
-        record.employee = Some(employee.clone());
-    }
 
     if step.reactivate
         && let Some(id) = step.learnamp_id
@@ -336,6 +336,13 @@ async fn apply_step_inner(
                 .map_err(SyncError::LearnAmp)?;
         }
         record.avatar_sha256 = Some(hash);
+        store.put_employee(&step.personio_id, &record)?;
+    }
+
+    if let Some(employee) = &step.employee
+        && record.employee.as_ref() != Some(employee)
+    {
+        record.employee = Some(employee.clone());
         store.put_employee(&step.personio_id, &record)?;
     }
 

@@ -580,7 +580,10 @@ fn plan_employee(
             .avatar_sha256
             .as_deref()
             .is_some_and(|hash| !hash.is_empty());
-        step.check_avatar = snapshot_changed && (employee.has_profile_picture || had_avatar);
+        // A picture never uploaded (an upload cut short) is checked until it is.
+        let never_uploaded = employee.has_profile_picture && step.record.avatar_sha256.is_none();
+        step.check_avatar =
+            (snapshot_changed && (employee.has_profile_picture || had_avatar)) || never_uploaded;
     } else {
         // Adoption: write the link even if every other field already matches.
         step.send

@@ -9,6 +9,8 @@
 //! restarted, a storm task keeps changing Personio (positions, names, offices, hires,
 //! terminations, rehires): the simulator delivers its own webhooks, retrying while the
 //! binary is down, and the storm also posts some deliveries itself, retrying until 200.
+//! The first 16 kills land at random moments of the initial sync; the last 4 wait for
+//! it to finish and land while the webhooks stored meanwhile are being applied.
 //! After the 20th restart the test lets everything settle, asks for one more full
 //! reconciliation (to cover events whose retries ran out while the binary was down),
 //! and checks Learn Amp against Personio field by field, plus the invitations.
@@ -41,6 +43,9 @@ const TENANT: &str = "storm";
 const EMPLOYEES: usize = 2000;
 /// SIGKILLs (each followed by a restart).
 const KILLS: usize = 20;
+/// The last kills wait for the initial sync to finish first, so that they land while
+/// the backlog of stored webhooks and the storm are being applied.
+const KILLS_AFTER_INITIAL_SYNC: usize = 4;
 /// A fixed secrets key, so every start can read the secrets stored by the first.
 const SECRET_KEY: &str = "5eed0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
 /// Learn Amp latency per call while the binary is being killed.
@@ -296,7 +301,6 @@ struct Front {
 }
 
 /// What became of one of the storm's own deliveries.
-#[derive(Debug)]
 struct OwnPost {
     event_name: &'static str,
     person_id: String,
@@ -662,6 +666,66 @@ fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
     problems
 }
 
+/// For the first people named in `problems`: every Personio and Learn Amp call about
+/// them, each with its position in the call log and the start of the binary that made
+/// it (start `n` ran between kill `n - 1` and kill `n`; `kills_at` holds the call-log
+/// lengths at each kill).
+fn call_evidence(
+    problems: &[String],
+    personio: &PersonioSim,
+    learnamp: &LearnAmpSim,
+    kills_at: &[(usize, usize)],
+) -> String {
+    let people: Vec<String> = problems
+        .iter()
+        .filter_map(|problem| problem.strip_prefix("person "))
+        .filter_map(|rest| rest.split(' ').next())
+        .take(5)
+        .map(str::to_string)
+        .collect();
+    let start_of = |index: usize, pick: fn(&(usize, usize)) -> usize| {
+        1 + kills_at.iter().filter(|kill| pick(kill) <= index).count()
+    };
+    let personio_calls = personio.log.all();
+    let learnamp_calls = learnamp.log.all();
+    let mut lines = vec![format!(
+        "call-log positions at the kills (learnamp, personio): {kills_at:?}"
+    )];
+    for id in people {
+        let user_id = learnamp.user_by_external_id(&id).map(|user| user.id);
+        lines.push(format!("person {id} (Learn Amp user {user_id:?}):"));
+        let personio_needle = format!("/employees/{id}");
+        for (index, call) in personio_calls.iter().enumerate() {
+            if call.path.contains(&personio_needle) {
+                lines.push(format!(
+                    "  personio #{index} (start {}): {} {} -> {}",
+                    start_of(index, |kill| kill.1),
+                    call.method,
+                    call.path,
+                    call.status
+                ));
+            }
+        }
+        let Some(user_id) = user_id else { continue };
+        let learnamp_needle = format!("/users/{user_id}");
+        for (index, call) in learnamp_calls.iter().enumerate() {
+            let about_user = call.path.ends_with(&learnamp_needle)
+                || call.path.contains(&format!("{learnamp_needle}/"))
+                || call.path.contains(&format!("{learnamp_needle}."));
+            if about_user {
+                lines.push(format!(
+                    "  learnamp #{index} (start {}): {} {} -> {}",
+                    start_of(index, |kill| kill.0),
+                    call.method,
+                    call.path,
+                    call.status
+                ));
+            }
+        }
+    }
+    lines.join("\n")
+}
+
 fn summary(problems: &[String]) -> String {
     format!(
         "{} problems, first 30:\n{}",
@@ -693,6 +757,31 @@ async fn settle_deliveries(personio: &PersonioSim, quiet: Duration, timeout: Dur
             since = Instant::now();
         }
     }
+}
+
+/// Users plus invitations in Learn Amp: the progress of the writes.
+fn learnamp_progress(learnamp: &LearnAmpSim) -> usize {
+    learnamp.users().len() + learnamp.invitations().len()
+}
+
+/// Waits for the next random kill moment after a (re)start: a random pause of 50 to
+/// 1,500 ms, or (half of the time) the moment Learn Amp has received a random number (1
+/// to 200) of new users and invitations, so that kills also land among the writes of
+/// the initial sync, which each start reaches only after gathering; bounded by 5 s
+/// (once the initial sync is done there is little left to wait for). Describes it.
+async fn wait_for_kill_moment(rng: &mut StdRng, learnamp: &LearnAmpSim) -> String {
+    let since = Instant::now();
+    if rng.random_bool(0.5) {
+        let pause = rng.random_range(50..1500);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        return format!("after {pause:4} ms");
+    }
+    let writes = rng.random_range(1..=200);
+    let target = learnamp_progress(learnamp) + writes;
+    while learnamp_progress(learnamp) < target && since.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    format!("after {writes:3} writes or 5 s ({:?})", since.elapsed())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -777,9 +866,24 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
     let storm = tokio::spawn(Storm::new(personio.clone(), front, seed).run(stop.clone()));
 
     let mut during_initial_sync = 0;
+    // Call-log positions of every kill (Learn Amp, Personio), for failure evidence.
+    let mut kills_at: Vec<(usize, usize)> = Vec::new();
     for kill in 1..=KILLS {
-        let pause = rng.random_range(50..1500);
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if kill == KILLS - KILLS_AFTER_INITIAL_SYNC + 1 {
+            let view = rig
+                .wait_view(
+                    "the initial sync (storm still on)",
+                    Duration::from_secs(150),
+                    |view| view["last_sync"]["finished_at"].is_string(),
+                )
+                .await;
+            println!(
+                "initial sync done after {:?}; {} events pending",
+                started.elapsed(),
+                view["pending_events"]
+            );
+        }
+        let moment = wait_for_kill_moment(&mut rng, &learnamp).await;
         let (_, view) = rig
             .admin(
                 reqwest::Method::GET,
@@ -791,10 +895,11 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         during_initial_sync += usize::from(initial);
         let users = learnamp.users().len();
         let invitations = learnamp.invitations().len();
+        kills_at.push((learnamp.log.len(), personio.log.len()));
         let status = rig.kill_and_restart().await;
         assert!(!status.success(), "kill {kill}: {status}");
         println!(
-            "kill {kill:2} after {pause:4} ms: state {}, initial sync {}, {users} users, {invitations} invitations, pending {}",
+            "kill {kill:2} {moment}: state {}, initial sync {}, {users} users, {invitations} invitations, pending {}",
             view["state"],
             if initial { "running" } else { "done" },
             view["pending_events"]
@@ -810,10 +915,17 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         report.posts.len(),
         report.posts.iter().map(|post| post.attempts).sum::<u32>()
     );
-    let lost: Vec<&OwnPost> = report
+    let lost: Vec<String> = report
         .posts
         .iter()
-        .filter(|post| post.failure.is_some())
+        .filter_map(|post| {
+            post.failure.as_ref().map(|failure| {
+                format!(
+                    "{} for person {} after {} attempts: {failure}",
+                    post.event_name, post.person_id, post.attempts
+                )
+            })
+        })
         .collect();
     assert!(
         lost.is_empty(),
@@ -878,16 +990,12 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         problems = mismatches(&personio, &learnamp);
     }
     let panics = rig.log_lines("panicked");
-    assert!(
-        problems.is_empty(),
-        "Learn Amp differs from Personio after {KILLS} SIGKILLs (seed {seed}): {}\nview: {view}\npanics: {panics:?}\n{}",
-        summary(&problems),
-        rig.service.log_tail()
-    );
     let invitation_problems = invitation_problems(&learnamp);
     assert!(
-        invitation_problems.is_empty(),
-        "invitations after {KILLS} SIGKILLs (seed {seed}): {}\n{}",
+        problems.is_empty() && invitation_problems.is_empty(),
+        "after {KILLS} SIGKILLs (seed {seed}):\nLearn Amp differs from Personio: {}\n{}\ninvitations: {}\nview: {view}\npanics: {panics:?}\n{}",
+        summary(&problems),
+        call_evidence(&problems, &personio, &learnamp, &kills_at),
         summary(&invitation_problems),
         rig.service.log_tail()
     );
