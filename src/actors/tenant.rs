@@ -613,6 +613,30 @@ async fn invite_now(
     if record.invited {
         return Ok(InviteOutcome::AlreadyInvited);
     }
+    if record.invite_started {
+        // A crash cut an earlier invitation short: ask Learn Amp before sending again.
+        let filter = crate::learnamp::UserFilter {
+            external_id: Some(personio_id.to_string()),
+            statuses: vec![
+                crate::learnamp::UserStatus::InvitePending,
+                crate::learnamp::UserStatus::Confirmed,
+            ],
+            ..crate::learnamp::UserFilter::default()
+        };
+        let invited = state
+            .learnamp
+            .list_users(&filter)
+            .await
+            .map_err(|e| failed(&e))?;
+        if !invited.is_empty() {
+            record.invited = true;
+            state
+                .store
+                .put_employee(personio_id, &record)
+                .map_err(|e| failed(&e))?;
+            return Ok(InviteOutcome::AlreadyInvited);
+        }
+    }
     record.invite_started = true;
     state
         .store

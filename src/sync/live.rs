@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::domain::Employee;
+use crate::domain::fields::UserFields;
 use crate::learnamp::{LearnAmpClient, UserFilter, UserStatus};
 
 use super::apply::{self, Applied, ApplyContext};
@@ -40,6 +41,25 @@ pub async fn apply_person(
     let record = context.store.employee(personio_id)?;
     let mut users: Vec<LaUser> = Vec::new();
     match &record {
+        // An invitation was started but its outcome never recorded (a crash between
+        // the call and the write): Learn Amp's own status decides, never a resend.
+        Some(record) if record.invite_started && !record.invited && !record.deactivated => {
+            let by_external = UserFilter {
+                external_id: Some(personio_id.to_string()),
+                ..UserFilter::default()
+            };
+            let mut user = lookup(context.learnamp, by_external)
+                .await?
+                .unwrap_or(LaUser {
+                    id: record.learnamp_id,
+                    email: String::new(),
+                    external_id: Some(personio_id.to_string()),
+                    status: LaStatus::NotInvited,
+                    fields: UserFields::new(),
+                });
+            user.fields = record.applied.clone();
+            users.push(user);
+        }
         Some(record) => users.push(LaUser {
             id: record.learnamp_id,
             email: record
