@@ -156,6 +156,24 @@ impl TenantActorState {
         }
     }
 
+    /// Reloads the known-employee cache for a few people (after live updates), without
+    /// the full scan of [`Self::publish_counts`].
+    fn refresh_known(&mut self, people: &[String]) -> Result<(), StoreError> {
+        for person in people {
+            match self.store.employee(person)? {
+                Some(record) if !record.deactivated && record.employee.is_some() => {
+                    if let Some(employee) = record.employee {
+                        self.known.insert(person.clone(), employee);
+                    }
+                }
+                _ => {
+                    self.known.remove(person);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reloads counts and the known-employee cache from the store into the view.
     fn publish_counts(&mut self) -> Result<(), StoreError> {
         let records = self.store.employees()?;
@@ -458,9 +476,13 @@ async fn drain_inbox(
             }
         }
         let mut outcome = apply_people(state, &people, false).await;
-        if outcome.is_ok() {
+        if let Ok(created) = outcome {
             // Reports of the people who changed may need a new manager field.
-            state.publish_counts()?;
+            state.refresh_known(&people)?;
+            state
+                .deps
+                .board
+                .update(&state.spec.id, |view| view.employees += created);
             // Re-plan from the stored snapshot the people just applied and their reports:
             // a manager written concurrently in this batch, or a changed manager, reaches
             // them now (no Personio call; nothing is written when nothing differs).
@@ -480,7 +502,7 @@ async fn drain_inbox(
                 outcome = apply_people(state, &reports, true).await;
             }
         }
-        let outcome = match outcome {
+        let outcome = match outcome.map(|_| ()) {
             Ok(()) if needs_full_sync => {
                 info!("an event named no person: running a full reconciliation");
                 sync::run_full_sync(&state.context(), false)
@@ -515,15 +537,19 @@ async fn drain_inbox(
         state.store.remove_events(&sequences)?;
         crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
         let now = chrono::Utc::now().to_rfc3339();
+        let done = sequences.len() as u64;
         state.deps.board.update(&state.spec.id, |view| {
-            view.live.events_applied += sequences.len() as u64;
+            view.live.events_applied += done;
             view.live.last_event_at = Some(now);
+            view.pending_events = view.pending_events.saturating_sub(done);
         });
+        if needs_full_sync {
+            state.publish_counts()?;
+        }
         if state.consecutive_failures > 0 {
             state.consecutive_failures = 0;
             state.set_state(TenantState::Live, None);
         }
-        state.publish_counts()?;
         rearm(state);
     }
 }
@@ -575,7 +601,7 @@ async fn handle_due(
 ) -> Result<(), ActorProcessingErr> {
     let now = state.deps.clock.now();
     match apply_people(state, &people, false).await {
-        Ok(()) => {
+        Ok(_) => {
             for item in state.store.due_until(now)? {
                 if people.contains(&item.personio_id) {
                     state.store.set_due(item.kind, &item.personio_id, None)?;
@@ -674,7 +700,7 @@ async fn apply_people(
     state: &TenantActorState,
     people: &[String],
     from_snapshot: bool,
-) -> Result<(), SyncError> {
+) -> Result<u64, SyncError> {
     use futures::StreamExt;
     let context = state.context();
     let known = &state.known;
@@ -695,7 +721,11 @@ async fn apply_people(
             .collect()
             .await;
     let mut first_blocking: Option<SyncError> = None;
+    let mut created = 0;
     for (person, result) in results {
+        if let Ok(applied) = &result {
+            created += applied.created;
+        }
         if let Err(error) = result {
             if error.is_transient() || error.is_fatal() {
                 first_blocking.get_or_insert(error);
@@ -709,7 +739,7 @@ async fn apply_people(
     }
     match first_blocking {
         Some(error) => Err(error),
-        None => Ok(()),
+        None => Ok(created),
     }
 }
 
