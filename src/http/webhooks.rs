@@ -5,7 +5,7 @@
 //! the tenant is doing.
 
 use axum::Json;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,14 +56,19 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "missing or wrong Authorization token",
         );
     }
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return answer(
+    let bytes = match read_limited(body).await {
+        Some(bytes) => bytes,
+        None => {
+            let mut response = answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!("a delivery may not exceed {MAX_BODY_BYTES} bytes"),
             );
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
     let event = match parse_delivery(&bytes) {
@@ -92,6 +97,29 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
     }
     tracing::debug!(tenant_id = %route.tenant_id, event = %event.event_name, person_id = ?event.person_id, "webhook stored");
     (StatusCode::OK, Json(json!({"status": "stored"}))).into_response()
+}
+
+/// Up to this much of an oversize body is read (and dropped) before the 413, so the
+/// sender, still writing, can read the answer instead of seeing a broken pipe.
+const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// The body if it fits in [`MAX_BODY_BYTES`]; `None` (after draining a bounded amount)
+/// if it does not or cannot be read.
+async fn read_limited(body: Body) -> Option<axum::body::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen += chunk.len();
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT_BYTES {
+            return None;
+        }
+    }
+    (seen <= MAX_BODY_BYTES).then(|| axum::body::Bytes::from(kept))
 }
 
 /// Validates a delivery body and extracts what the inbox keeps.

@@ -49,7 +49,14 @@ impl GroupFlusher {
             // began; the others wait for its result or take over afterwards.
             if let Ok(leader) = self.leader.try_lock() {
                 let covered = self.tickets.load(Ordering::SeqCst);
-                let result = self.db.flush_async().await;
+                // sled 0.34's `flush_async` can lose its wake-up under concurrency
+                // (spacejam/sled#1241, #1308; seen here as a hung benchmark); the
+                // blocking flush on the blocking pool does not.
+                let db = self.db.clone();
+                let result = match tokio::task::spawn_blocking(move || db.flush()).await {
+                    Ok(result) => result.map(|_| ()),
+                    Err(join_error) => Err(sled::Error::ReportableBug(join_error.to_string())),
+                };
                 let failed = result.is_err();
                 if let Err(error) = result {
                     tracing::error!(error = %error, "storage flush failed");

@@ -296,9 +296,13 @@ impl TenantStore {
         self.put(&format!("{TEAM_PREFIX}{unit_id}"), record)
     }
 
-    /// Makes this tenant's writes durable (the whole database is flushed).
+    /// Makes this tenant's writes durable (the whole database is flushed, on the
+    /// blocking pool: see `flusher.rs` for why not `flush_async`).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|error| StoreError::Sled(sled::Error::ReportableBug(error.to_string())))??;
         Ok(())
     }
 

@@ -496,10 +496,13 @@ async fn send(app: &TestApp, door: &Door, case: &Case) -> Answer {
         Key::Right => door.url.clone(),
         Key::Unknown(key) => format!("{}/{key}", door.base),
     };
+    // One connection per delivery, as Personio sends them: a connection the server
+    // closes after refusing an oversize body is never reused by a later case.
     let mut request = app
         .http
         .post(url)
         .header("content-type", "application/json")
+        .header("connection", "close")
         .body(case.body.clone());
     match &case.auth {
         Auth::Right => request = request.header("authorization", door.token.clone()),
