@@ -668,6 +668,7 @@ async fn invite_now(
         .store
         .put_employee(personio_id, &record)
         .map_err(|e| failed(&e))?;
+    state.store.flush().await.map_err(|e| failed(&e))?;
     let outcome = state
         .learnamp
         .send_invitation(record.learnamp_id)

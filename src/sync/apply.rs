@@ -353,6 +353,10 @@ async fn apply_step_inner(
     if step.invite && !record.invited && !record.deactivated {
         record.invite_started = true;
         store.put_employee(&step.personio_id, &record)?;
+        // The intent must survive a crash before the invitation can go out: sled keeps
+        // recent writes in memory, and without this a restart could trust an older
+        // record and invite again.
+        store.flush().await?;
         match learnamp
             .send_invitation(learnamp_id)
             .await
