@@ -18,7 +18,7 @@
 //! The seed is printed; `CRASH_STORM_SEED=<n>` replays the random choices (the timing
 //! of the kills relative to the service's work cannot be replayed exactly).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -31,10 +31,10 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, check_user};
+use crate::helpers::TOKEN;
 use personio_sync::domain::EmployeeStatus;
 use personio_sync::sim::generator::{SimEmployee, employment_id_for};
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
+use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
 use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig, WebhookStatus};
 
 /// The tenant of the test.
@@ -534,110 +534,6 @@ fn department_keeps_someone(people: &[SimEmployee], person: &SimEmployee) -> boo
 // Checks
 // ---------------------------------------------------------------------------------------
 
-/// Every difference between Learn Amp and the mapping of Personio's current state
-/// (mirrors `helpers::learnamp_mismatches`, which needs a `TestApp`): one user per
-/// non-inactive employee with every mapped field, inactive ones absent or deactivated,
-/// one team per staffed department, no duplicate email or external id, no user that
-/// belongs to nobody.
-fn mismatches(personio: &PersonioSim, learnamp: &LearnAmpSim) -> Vec<String> {
-    let people: HashMap<String, SimEmployee> = personio
-        .employees()
-        .into_iter()
-        .map(|person| (person.employee.id.clone(), person))
-        .collect();
-    let users = learnamp.users();
-    let mut problems = Vec::new();
-    let mut emails = HashSet::new();
-    let mut by_external: HashMap<String, &SimUser> = HashMap::new();
-    for user in &users {
-        if !emails.insert(user.email.to_lowercase()) {
-            problems.push(format!("duplicate email {} (user {})", user.email, user.id));
-        }
-        match &user.integration_external_id {
-            None => problems.push(format!(
-                "user {} ({}) has no external id",
-                user.id, user.email
-            )),
-            Some(external) if !people.contains_key(external) => problems.push(format!(
-                "user {} is linked to unknown person {external}",
-                user.id
-            )),
-            Some(external) => {
-                if let Some(other) = by_external.insert(external.clone(), user) {
-                    problems.push(format!(
-                        "duplicate external id {external}: users {} and {}",
-                        other.id, user.id
-                    ));
-                }
-            }
-        }
-    }
-    let la_ids: HashMap<String, u64> = by_external
-        .iter()
-        .map(|(external, user)| (external.clone(), user.id))
-        .collect();
-    let teams = learnamp.teams();
-    let team_ids: HashMap<String, u64> = teams
-        .iter()
-        .filter_map(|team| {
-            team.integration_external_id
-                .clone()
-                .map(|ext| (ext, team.id))
-        })
-        .collect();
-    let mut departments: HashMap<String, String> = HashMap::new();
-    for person in people.values() {
-        let employee = &person.employee;
-        let user = by_external.get(&employee.id);
-        if employee.is_inactive() {
-            if let Some(user) = user
-                && user.status != SimUserStatus::Deactivated
-            {
-                problems.push(format!(
-                    "inactive person {} is not deactivated",
-                    employee.id
-                ));
-            }
-            continue;
-        }
-        if let Some(department) = &employee.department {
-            departments.insert(department.id.clone(), department.name.clone());
-        }
-        match user {
-            None => problems.push(format!("person {} has no Learn Amp user", employee.id)),
-            Some(user) => {
-                if user.status == SimUserStatus::Deactivated {
-                    problems.push(format!("active person {} is deactivated", employee.id));
-                }
-                problems.extend(check_user(person, user, &la_ids, &people, &team_ids));
-            }
-        }
-    }
-    for (id, name) in &departments {
-        match teams
-            .iter()
-            .find(|team| team.integration_external_id.as_deref() == Some(id))
-        {
-            None => problems.push(format!("department {id} has no team")),
-            Some(team) if &team.name != name => {
-                problems.push(format!("team {id} named {} != {name}", team.name))
-            }
-            Some(_) => {}
-        }
-    }
-    let managed_teams = teams
-        .iter()
-        .filter(|team| team.integration_external_id.is_some())
-        .count();
-    if managed_teams != departments.len() {
-        problems.push(format!(
-            "{managed_teams} teams with external ids for {} departments",
-            departments.len()
-        ));
-    }
-    problems
-}
-
 /// Invitation problems: a user invited twice, a user that is not deactivated but was
 /// not invited exactly once (`immediately` policy).
 fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
@@ -946,7 +842,7 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
             },
         )
         .await;
-    let before_reconciliation = mismatches(&personio, &learnamp);
+    let before_reconciliation = crate::helpers::simulator_mismatches(&personio, &learnamp);
     println!(
         "converged by itself after {:?}: {} differences left for the reconciliation (first 5: {:?})",
         started.elapsed(),
@@ -984,10 +880,10 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         .await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut problems = mismatches(&personio, &learnamp);
+    let mut problems = crate::helpers::simulator_mismatches(&personio, &learnamp);
     while !problems.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        problems = mismatches(&personio, &learnamp);
+        problems = crate::helpers::simulator_mismatches(&personio, &learnamp);
     }
     let panics = rig.log_lines("panicked");
     let invitation_problems = invitation_problems(&learnamp);

@@ -281,13 +281,18 @@ pub fn assert_learnamp_matches_personio(app: &TestApp) {
 /// checks of [`assert_learnamp_matches_personio`], returned instead of panicking, so a
 /// test can poll until they are gone.
 pub fn learnamp_mismatches(app: &TestApp) -> Vec<String> {
-    let people: HashMap<String, SimEmployee> = app
-        .personio
+    simulator_mismatches(&app.personio, &app.learnamp)
+}
+
+/// The checks of [`learnamp_mismatches`] on two simulators (tests that run the real
+/// binary have no `TestApp`).
+pub fn simulator_mismatches(personio: &PersonioSim, learnamp: &LearnAmpSim) -> Vec<String> {
+    let people: HashMap<String, SimEmployee> = personio
         .employees()
         .into_iter()
         .map(|person| (person.employee.id.clone(), person))
         .collect();
-    let users = app.learnamp.users();
+    let users = learnamp.users();
     let mut problems = Vec::new();
     let mut emails = HashSet::new();
     let mut externals = HashSet::new();
@@ -309,7 +314,7 @@ pub fn learnamp_mismatches(app: &TestApp) -> Vec<String> {
                 .map(|ext| (ext, user.id))
         })
         .collect();
-    let teams = app.learnamp.teams();
+    let teams = learnamp.teams();
     let team_ids: HashMap<String, u64> = teams
         .iter()
         .filter_map(|team| {
