@@ -14,6 +14,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorMsg};
 use crate::actors::tenant::TenantDeps;
 use crate::config::Config;
 use crate::domain::Secret;
+use crate::domain::tenant::TenantSpec;
 use crate::http::{self, AppState};
 use crate::retry::RetryPolicy;
 use crate::store::{Store, StoreError};
@@ -66,12 +67,14 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     local_addr: SocketAddr,
+    /// Tenants found in storage, started by `run` while it serves.
+    stored: Vec<TenantSpec>,
 }
 
 impl Application {
     /// Opens nothing itself: takes the store, binds `config.server.listen` (port 0
     /// allowed; then `public_url` follows the bound port), starts the supervisor and
-    /// every tenant found in storage.
+    /// registers every tenant found in storage (their actors start in [`Self::run`]).
     pub async fn build(
         config: &Config,
         store: Store,
@@ -127,16 +130,18 @@ impl Application {
             admin_token,
             deps,
         };
-        for spec in store.tenant_specs()? {
-            let id = spec.id.clone();
-            if let Err(error) = http::admin::start_tenant(&state, spec).await {
-                tracing::error!(tenant_id = %id, error = %error, "stored tenant could not start");
-            }
+        // Stored tenants are known (views, webhook routes) before the first request is
+        // served, so deliveries for them are stored from the first moment; their actors
+        // start once the service is serving (see `run`) and drain what arrived meanwhile.
+        let stored = store.tenant_specs()?;
+        for spec in &stored {
+            state.deps.announce(spec);
         }
         Ok(Self {
             listener,
             state,
             local_addr,
+            stored,
         })
     }
 
@@ -156,14 +161,36 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops the actors and flushes storage.
+    /// The tenants found in storage are started in the background while it serves, so
+    /// `/healthz`, the admin API and the webhook front door answer from the start.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = http::router(self.state.clone());
+        let starter = {
+            let state = self.state.clone();
+            let stored = self.stored;
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let count = stored.len();
+                for spec in stored {
+                    let id = spec.id.clone();
+                    if let Err(error) = http::admin::start_tenant(&state, spec).await {
+                        tracing::error!(tenant_id = %id, error = %error, "stored tenant could not start");
+                    }
+                }
+                tracing::info!(
+                    tenants = count,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "stored tenants started"
+                );
+            })
+        };
         let result = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
+        starter.abort();
         self.state.supervisor.stop(Some("shutdown".into()));
         if let Err(error) = self.state.store.flush().await {
             tracing::error!(error = %error, "final flush failed");

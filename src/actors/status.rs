@@ -84,6 +84,9 @@ impl TenantView {
 struct Entry {
     view: TenantView,
     actor: Option<ActorRef<TenantMsg>>,
+    /// An `InboxWake` was cast and the actor has not taken it yet: the front door
+    /// does not cast another (one wake drains everything stored before it is taken).
+    wake_pending: bool,
 }
 
 /// Every tenant's view and actor reference, and the webhook routing table.
@@ -100,8 +103,6 @@ pub struct WebhookRoute {
     pub tenant_id: String,
     /// The token Personio must send verbatim.
     pub token: Secret,
-    /// The running actor to wake, if any.
-    pub actor: Option<ActorRef<TenantMsg>>,
 }
 
 impl StatusBoard {
@@ -109,7 +110,14 @@ impl StatusBoard {
     pub fn insert(&self, view: TenantView) {
         let mut entries = self.entries.lock().expect("status board poisoned");
         let actor = entries.remove(&view.id).and_then(|entry| entry.actor);
-        entries.insert(view.id.clone(), Entry { view, actor });
+        entries.insert(
+            view.id.clone(),
+            Entry {
+                view,
+                actor,
+                wake_pending: false,
+            },
+        );
     }
 
     /// Removes a tenant.
@@ -145,6 +153,43 @@ impl StatusBoard {
         let mut entries = self.entries.lock().expect("status board poisoned");
         if let Some(entry) = entries.get_mut(id) {
             entry.actor = actor;
+            entry.wake_pending = false;
+        }
+    }
+
+    /// Called by the webhook front door once an event of tenant `id` is durably
+    /// stored: counts it as pending and wakes the running actor, unless a wake is
+    /// already on its way (then that one drains this event too). Coalescing keeps a
+    /// flood of deliveries from filling the actor's mailbox with redundant wakes.
+    pub fn event_stored(&self, id: &str) {
+        let wake = {
+            let mut entries = self.entries.lock().expect("status board poisoned");
+            let Some(entry) = entries.get_mut(id) else {
+                return;
+            };
+            entry.view.pending_events += 1;
+            match &entry.actor {
+                Some(actor) if !entry.wake_pending => {
+                    entry.wake_pending = true;
+                    Some(actor.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(actor) = wake
+            && actor.cast(TenantMsg::InboxWake).is_err()
+        {
+            // The actor is stopping; its successor drains the inbox when it starts.
+            self.wake_taken(id);
+        }
+    }
+
+    /// Called by the tenant actor when it takes an `InboxWake`, before it reads the
+    /// inbox: events stored from now on wake it again.
+    pub fn wake_taken(&self, id: &str) {
+        let mut entries = self.entries.lock().expect("status board poisoned");
+        if let Some(entry) = entries.get_mut(id) {
+            entry.wake_pending = false;
         }
     }
 
@@ -173,12 +218,7 @@ impl StatusBoard {
             let routes = self.webhook_routes.lock().expect("status board poisoned");
             routes.get(key).cloned()?
         };
-        let actor = self.actor(&tenant_id);
-        Some(WebhookRoute {
-            tenant_id,
-            token,
-            actor,
-        })
+        Some(WebhookRoute { tenant_id, token })
     }
 
     /// Number of tenants per state.

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::domain::tenant::TenantSpec;
 
-use super::status::{TenantState, TenantView};
+use super::status::TenantState;
 use super::tenant::{TenantActor, TenantDeps};
 
 /// Failures allowed within [`FAILURE_WINDOW`] before a tenant is `failed`.
@@ -215,23 +215,7 @@ async fn spawn_tenant(
         return Err(format!("tenant {id} is not known"));
     };
     let spec = entry.spec.clone();
-    let webhook_url = spec
-        .webhook
-        .as_ref()
-        .map(|secrets| state.deps.webhook_url(secrets.key.expose()))
-        .unwrap_or_default();
-    if let Some(secrets) = &spec.webhook {
-        state
-            .deps
-            .board
-            .register_webhook(id, &secrets.key, &secrets.token);
-    }
-    if state.deps.board.view(id).is_none() {
-        state
-            .deps
-            .board
-            .insert(TenantView::starting(id, webhook_url));
-    }
+    state.deps.announce(&spec);
     let spawned = Actor::spawn_linked(
         None,
         TenantActor,

@@ -56,6 +56,25 @@ impl TenantDeps {
             self.public_url.trim_end_matches('/')
         )
     }
+
+    /// Makes a tenant known before its actor runs: routes its webhook URL to it and
+    /// shows a `starting` view if it has none yet. Called by the supervisor before a
+    /// spawn and by the application for every stored tenant before it serves.
+    pub fn announce(&self, spec: &TenantSpec) {
+        if let Some(secrets) = &spec.webhook {
+            self.board
+                .register_webhook(&spec.id, &secrets.key, &secrets.token);
+        }
+        if self.board.view(&spec.id).is_none() {
+            let webhook_url = spec
+                .webhook
+                .as_ref()
+                .map(|secrets| self.webhook_url(secrets.key.expose()))
+                .unwrap_or_default();
+            self.board
+                .insert(super::status::TenantView::starting(&spec.id, webhook_url));
+        }
+    }
 }
 
 /// Messages of the tenant actor.
@@ -390,6 +409,7 @@ impl Actor for TenantActor {
                 let _ = reply.send(outcome);
             }
             TenantMsg::InboxWake => {
+                state.deps.board.wake_taken(&state.spec.id);
                 state.drain_retry_scheduled = false;
                 if state.store.initial_sync_done()? {
                     drain_inbox(&myself, state).instrument(span).await?;

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::actors::tenant::TenantMsg;
 use crate::metrics;
 use crate::store::inbox::InboxEvent;
 
@@ -89,12 +88,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "the event could not be stored; retry later",
         );
     }
-    state
-        .board
-        .update(&route.tenant_id, |view| view.pending_events += 1);
-    if let Some(actor) = route.actor {
-        let _ = actor.cast(TenantMsg::InboxWake);
-    }
+    state.board.event_stored(&route.tenant_id);
     tracing::debug!(tenant_id = %route.tenant_id, event = %event.event_name, person_id = ?event.person_id, "webhook stored");
     (StatusCode::OK, Json(json!({"status": "stored"}))).into_response()
 }
