@@ -119,6 +119,9 @@ impl Application {
             public_url,
             clock: crate::clock::system(),
             restart_base: options.restart_base,
+            start_gate: Arc::new(tokio::sync::Semaphore::new(
+                crate::actors::tenant::START_GATE,
+            )),
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
             .await

@@ -46,7 +46,19 @@ pub struct TenantDeps {
     pub clock: SharedClock,
     /// First restart delay of a crashed tenant (doubles per failure).
     pub restart_base: Duration,
+    /// Bounds how many tenants run their start-up checks at once (see [`START_GATE`]).
+    pub start_gate: Arc<tokio::sync::Semaphore>,
 }
+
+/// Tenants running their start-up checks (authentication, attribute check) at once.
+/// When thousands of stored tenants start together, an unbounded burst would open one
+/// connection per tenant and meet Personio's per-IP limits; a few dozen at a time keep
+/// connections reused and finish sooner.
+pub const START_GATE: usize = 32;
+
+/// A tenant waits at most this long for a start-up slot, then checks anyway: a slot held
+/// by a tenant whose API hangs must not delay the others by more than this.
+const START_GATE_WAIT: Duration = Duration::from_secs(2);
 
 impl TenantDeps {
     /// The webhook URL of a tenant with webhook key `key`.
@@ -359,6 +371,11 @@ impl Actor for TenantActor {
         let span = info_span!("tenant", tenant_id = %state.spec.id);
         match message {
             TenantMsg::Start => {
+                let gate = state.deps.start_gate.clone();
+                let slot = tokio::time::timeout(START_GATE_WAIT, gate.acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
                 let result = async {
                     sync::check_attributes(&state.personio, &state.spec.settings).await?;
                     // Proves the Learn Amp credentials (a 404 for user 0 is the answer).
@@ -371,9 +388,12 @@ impl Actor for TenantActor {
                 }
                 .instrument(span.clone())
                 .await;
+                if result.is_ok() {
+                    ensure_subscription(state).instrument(span.clone()).await;
+                }
+                drop(slot);
                 match result {
                     Ok(initial_done) => {
-                        ensure_subscription(state).instrument(span.clone()).await;
                         let settings_now =
                             serde_json::to_value(&state.spec.settings).unwrap_or_default();
                         let settings_changed = state
