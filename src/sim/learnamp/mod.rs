@@ -190,13 +190,13 @@ impl LearnAmpSim {
     /// Every user, deactivated ones included, by id.
     pub fn users(&self) -> Vec<SimUser> {
         let inner = self.shared.lock();
-        inner.users.values().map(|u| inner.sim_user(u)).collect()
+        inner.users().values().map(|u| inner.sim_user(u)).collect()
     }
 
     /// One user by id.
     pub fn user(&self, id: u64) -> Option<SimUser> {
         let inner = self.shared.lock();
-        inner.users.get(&id).map(|u| inner.sim_user(u))
+        inner.user(id).map(|u| inner.sim_user(u))
     }
 
     /// One user by exact `integrationExternalId`.
@@ -204,14 +204,14 @@ impl LearnAmpSim {
         let inner = self.shared.lock();
         inner
             .user_id_by_ext(ext)
-            .and_then(|id| inner.users.get(&id))
+            .and_then(|id| inner.user(id))
             .map(|u| inner.sim_user(u))
     }
 
     /// Every team, by id.
     pub fn teams(&self) -> Vec<SimTeam> {
         let inner = self.shared.lock();
-        inner.teams.values().map(SimTeam::from).collect()
+        inner.teams().values().map(SimTeam::from).collect()
     }
 
     /// Inserts a pre-existing, confirmed user (role viewer, language en); returns its id.

@@ -92,7 +92,7 @@ fn existing_ids(
 
 /// A team id by exact name (the first by id).
 fn team_by_name(inner: &Inner, name: &str) -> Option<u64> {
-    inner.teams.values().find(|t| t.name == name).map(|t| t.id)
+    inner.team_id_by_name(name)
 }
 
 /// The create-only parameters: names, manager email, secondary managers, sub-teams.
@@ -106,7 +106,7 @@ fn create_only(inner: &Inner, form: &Form, changes: &mut TeamChanges, errors: &m
     changes.secondary_managers = existing_ids(
         form,
         "secondaryManagerIds",
-        |id| inner.users.contains_key(&id),
+        |id| inner.contains_user(id),
         "must match existing users IDs",
         errors,
     );
@@ -121,7 +121,7 @@ fn create_only(inner: &Inner, form: &Form, changes: &mut TeamChanges, errors: &m
         None => existing_ids(
             form,
             "subTeamIds",
-            |id| inner.teams.contains_key(&id),
+            |id| inner.contains_team(id),
             "must match existing teams IDs",
             errors,
         ),
@@ -154,14 +154,14 @@ fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, 
     changes.manager = existing_id(
         form,
         "managerId",
-        |id| inner.users.contains_key(&id),
+        |id| inner.contains_user(id),
         "must match existing users IDs",
         &mut errors,
     );
     changes.parent = existing_id(
         form,
         "parentTeamId",
-        |id| inner.teams.contains_key(&id),
+        |id| inner.contains_team(id),
         "must match existing teams IDs",
         &mut errors,
     );
@@ -214,10 +214,7 @@ fn check_unique(inner: &Inner, changes: &TeamChanges, mode: Mode) -> Result<(), 
         Mode::Update(id) => Some(id),
     };
     if let Some(Some(ext)) = &changes.integration_external_id
-        && inner
-            .teams
-            .values()
-            .any(|t| Some(t.id) != own && t.integration_external_id.as_deref() == Some(ext))
+        && inner.team_ids_by_ext(ext).any(|id| Some(id) != own)
     {
         let mut errors = FieldErrors::default();
         errors.add("integrationExternalId", "has already been taken");
@@ -233,17 +230,16 @@ fn check_unique(inner: &Inner, changes: &TeamChanges, mode: Mode) -> Result<(), 
 fn apply_changes(inner: &mut Inner, id: u64, changes: TeamChanges) {
     if let Some(subs) = &changes.sub_teams {
         for sub in subs {
-            if *sub != id
-                && !inner.would_cycle(*sub, id)
-                && let Some(team) = inner.teams.get_mut(sub)
-            {
-                team.parent_team_id = Some(id);
+            if *sub != id && !inner.would_cycle(*sub, id) {
+                inner.update_team(*sub, |team| team.parent_team_id = Some(id));
             }
         }
     }
-    let Some(team) = inner.teams.get_mut(&id) else {
-        return;
-    };
+    inner.update_team(id, |team| write_fields(team, changes));
+}
+
+/// Writes the plain fields of validated changes to a team (sub-teams are written apart).
+fn write_fields(team: &mut TeamRec, changes: TeamChanges) {
     if let Some(name) = changes.name {
         team.name = name;
     }
@@ -270,7 +266,7 @@ fn render(shared: &AppState, inner: &Inner, id: u64, full: bool, status: StatusC
         inner,
         base: &shared.base_url,
     };
-    match inner.teams.get(&id) {
+    match inner.team(id) {
         Some(team) if full => (status, axum::Json(view.team_full(team))).into_response(),
         Some(team) => (status, axum::Json(view.team_simple(team))).into_response(),
         None => ApiError::not_found().into_response(),
@@ -281,8 +277,7 @@ fn render(shared: &AppState, inner: &Inner, id: u64, full: bool, status: StatusC
 fn team_by_id(inner: &Inner, raw: &str) -> Result<u64, ApiError> {
     let id = id_segment(raw)?;
     inner
-        .teams
-        .contains_key(&id)
+        .contains_team(id)
         .then_some(id)
         .ok_or_else(ApiError::not_found)
 }
@@ -311,7 +306,7 @@ pub(super) async fn list(
     let tags = query.list("filters[tags]");
     let inner = shared.lock();
     let ids: Vec<u64> = inner
-        .teams
+        .teams()
         .values()
         .filter(|t| team_matches(t, name, tags.as_deref()))
         .map(|t| t.id)
@@ -323,7 +318,7 @@ pub(super) async fn list(
     };
     let teams: Vec<Value> = ids
         .iter()
-        .filter_map(|id| inner.teams.get(id))
+        .filter_map(|id| inner.team(*id))
         .map(|t| view.team_simple(t))
         .collect();
     Ok((headers, axum::Json(json!({ "teams": teams }))).into_response())
@@ -358,18 +353,15 @@ pub(super) async fn create(
     let mut inner = shared.lock();
     let changes = parse_changes(&inner, &form, Mode::Create)?;
     let id = inner.take_team_id();
-    inner.teams.insert(
+    inner.insert_team(TeamRec {
         id,
-        TeamRec {
-            id,
-            name: String::new(),
-            integration_external_id: None,
-            parent_team_id: None,
-            manager_id: None,
-            secondary_manager_ids: Vec::new(),
-            tags: Vec::new(),
-        },
-    );
+        name: String::new(),
+        integration_external_id: None,
+        parent_team_id: None,
+        manager_id: None,
+        secondary_manager_ids: Vec::new(),
+        tags: Vec::new(),
+    });
     apply_changes(&mut inner, id, changes);
     tracing::debug!(team_id = id, "learnamp sim: team created");
     Ok(render(&shared, &inner, id, true, StatusCode::CREATED))
@@ -449,10 +441,10 @@ fn members_of(
     };
     let users: Vec<Value> = ids
         .iter()
-        .filter_map(|u| inner.users.get(u))
+        .filter_map(|u| inner.user(*u))
         .map(|u| view.user_full(u))
         .collect();
-    let team = inner.teams.get(&id).ok_or_else(ApiError::not_found)?;
+    let team = inner.team(id).ok_or_else(ApiError::not_found)?;
     Ok((headers, axum::Json(view.team_with_users(team, users))).into_response())
 }
 
@@ -551,7 +543,7 @@ fn add_member_to(
     body: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let request = parse_member(body)?;
-    if !inner.users.contains_key(&request.user_id) {
+    if !inner.contains_user(request.user_id) {
         return Err(ApiError::not_found());
     }
     let id = inner.add_membership(team_id, request.user_id, request.primary);
@@ -593,7 +585,7 @@ fn remove_member_from(
     raw_user: &str,
 ) -> Result<StatusCode, ApiError> {
     let user_id = id_segment(raw_user)?;
-    match inner.memberships.remove(&(team_id, user_id)) {
+    match inner.remove_membership(team_id, user_id) {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::not_found()),
     }

@@ -168,7 +168,7 @@ fn primary_team(inner: &Inner, form: &Form, errors: &mut FieldErrors) -> Option<
     id_param(
         form.optional("primaryTeamId"),
         "primaryTeamId",
-        |id| inner.teams.contains_key(&id),
+        |id| inner.contains_team(id),
         "must match existing teams IDs",
         errors,
     )
@@ -190,7 +190,7 @@ fn secondary_teams(inner: &Inner, form: &Form, errors: &mut FieldErrors) -> Opti
     let mut ids = Vec::new();
     for value in raw {
         match value.parse::<u64>() {
-            Ok(id) if inner.teams.contains_key(&id) => ids.push(id),
+            Ok(id) if inner.contains_team(id) => ids.push(id),
             Ok(_) => {
                 errors.add("secondaryTeamIds", "must match existing teams IDs");
                 return None;
@@ -246,7 +246,7 @@ fn parse_changes(
         manager: id_param(
             form.optional("managerId"),
             "managerId",
-            |id| inner.users.contains_key(&id),
+            |id| inner.contains_user(id),
             "must match an existing user ID within your company",
             &mut errors,
         ),
@@ -321,20 +321,13 @@ fn check_unique(inner: &Inner, changes: &UserChanges, mode: Mode) -> Result<(), 
         if !valid_email(email) {
             errors.add("email", "is invalid");
             messages.push("Email is invalid");
-        } else if inner
-            .users
-            .values()
-            .any(|u| Some(u.id) != own_id && u.email.eq_ignore_ascii_case(email))
-        {
+        } else if inner.user_ids_by_email(email).any(|id| Some(id) != own_id) {
             errors.add("email", "has already been taken");
             messages.push("Email has already been taken");
         }
     }
     if let Some(Some(ext)) = &changes.integration_external_id
-        && inner
-            .users
-            .values()
-            .any(|u| Some(u.id) != own_id && u.integration_external_id.as_deref() == Some(ext))
+        && inner.user_ids_by_ext(ext).any(|id| Some(id) != own_id)
     {
         errors.add("integrationExternalId", "has already been taken");
         messages.push("Integration external id has already been taken");
@@ -360,20 +353,22 @@ fn valid_email(email: &str) -> bool {
 }
 
 /// Writes validated changes to user `id`.
-fn apply_changes(inner: &mut Inner, id: u64, changes: UserChanges, now: DateTime<Utc>) {
+fn apply_changes(inner: &mut Inner, id: u64, mut changes: UserChanges, now: DateTime<Utc>) {
     if let Some(team) = changes.primary_team {
         inner.set_primary_team(id, team);
     }
-    if let Some(mut teams) = changes.secondary_teams {
+    if let Some(mut teams) = changes.secondary_teams.take() {
         let primary = inner.primary_team_of(id);
         teams.retain(|t| Some(*t) != primary);
         teams.sort_unstable();
         teams.dedup();
         inner.set_secondary_teams(id, &teams);
     }
-    let Some(user) = inner.users.get_mut(&id) else {
-        return;
-    };
+    inner.update_user(id, |user| write_fields(user, changes, now));
+}
+
+/// Writes the plain fields of validated changes to a user (teams are written apart).
+fn write_fields(user: &mut UserRec, changes: UserChanges, now: DateTime<Utc>) {
     set(&mut user.email, changes.email);
     set(&mut user.first_name, changes.first_name);
     set(&mut user.last_name, changes.last_name);
@@ -421,7 +416,7 @@ fn full_user(shared: &AppState, inner: &Inner, id: u64, status: StatusCode) -> R
         inner,
         base: &shared.base_url,
     };
-    match inner.users.get(&id) {
+    match inner.user(id) {
         Some(user) => (status, axum::Json(view.user_full(user))).into_response(),
         None => ApiError::not_found().into_response(),
     }
@@ -447,7 +442,7 @@ pub(super) async fn list(
     };
     let users: Vec<Value> = ids
         .iter()
-        .filter_map(|id| inner.users.get(id))
+        .filter_map(|id| inner.user(*id))
         .map(|u| {
             if expanded {
                 view.user_full(u)
@@ -560,18 +555,17 @@ fn filter_users(inner: &Inner, query: &Form) -> Result<Vec<u64>, ApiError> {
     let created = Range::parse(query, "created_at")?;
     let updated = Range::parse(query, "updated_at")?;
     let deactivated = Range::parse(query, "deactivated_at")?;
-    let email = query.get("filters[email]");
+    let email = query.get("filters[email]").map(str::trim);
     let ext = query.get("filters[integration_external_id]");
     let first = query.get("filters[first_name]").map(str::to_lowercase);
     let last = query.get("filters[last_name]").map(str::to_lowercase);
-    let mut ids = Vec::new();
-    for user in inner.users.values() {
+    let keep = |user: &UserRec| {
         let status_ok = match &statuses {
             Some(list) => list.contains(&user.status),
             None => deactivated.is_some() || user.status != SimUserStatus::Deactivated,
         };
-        let keep = status_ok
-            && email.is_none_or(|e| user.email.eq_ignore_ascii_case(e.trim()))
+        status_ok
+            && email.is_none_or(|e| user.email.eq_ignore_ascii_case(e))
             && ext.is_none_or(|e| user.integration_external_id.as_deref() == Some(e))
             && first
                 .as_ref()
@@ -581,18 +575,51 @@ fn filter_users(inner: &Inner, query: &Form) -> Result<Vec<u64>, ApiError> {
                 .is_none_or(|l| user.last_name.to_lowercase().contains(l))
             && role.as_ref().is_none_or(|r| user.role == *r)
             && (!no_team || !inner.has_team(user.id))
-            && teams.as_ref().is_none_or(|ts| {
-                ts.iter()
-                    .any(|t| inner.memberships.contains_key(&(*t, user.id)))
-            })
+            && teams
+                .as_ref()
+                .is_none_or(|ts| ts.iter().any(|t| inner.is_member(*t, user.id)))
             && passes(created, Some(user.created_at))
             && passes(updated, Some(user.updated_at))
-            && passes(deactivated, user.deactivated_at);
-        if keep {
-            ids.push(user.id);
-        }
+            && passes(deactivated, user.deactivated_at)
+    };
+    let check = |ids: &mut dyn Iterator<Item = u64>| -> Vec<u64> {
+        ids.filter(|id| inner.user(*id).is_some_and(keep)).collect()
+    };
+    // Candidates come from an index when one covers a filter; `keep` still decides, so
+    // the answer is the scan's, in the same ascending id order.
+    if let Some(email) = email {
+        return Ok(check(&mut inner.user_ids_by_email(email)));
     }
-    Ok(ids)
+    if let Some(ext) = ext {
+        return Ok(check(&mut inner.user_ids_by_ext(ext)));
+    }
+    let by_status = match (&statuses, deactivated) {
+        (Some(list), _) => Some(list.clone()),
+        (None, None) => Some(
+            SimUserStatus::ALL
+                .into_iter()
+                .filter(|s| *s != SimUserStatus::Deactivated)
+                .collect(),
+        ),
+        (None, Some(_)) => None,
+    };
+    let Some(by_status) = by_status else {
+        return Ok(check(&mut inner.users().keys().copied()));
+    };
+    let ids = inner.user_ids_with_statuses(&by_status);
+    let status_only = first.is_none()
+        && last.is_none()
+        && role.is_none()
+        && !no_team
+        && teams.is_none()
+        && created.is_none()
+        && updated.is_none()
+        && deactivated.is_none();
+    if status_only {
+        Ok(ids)
+    } else {
+        Ok(check(&mut ids.into_iter()))
+    }
 }
 
 /// `GET /v1/users/{id}`.
@@ -632,8 +659,7 @@ pub(super) async fn create(
     let now = Utc::now();
     let id = inner.take_user_id();
     let skip = changes.skip_invitation;
-    let user = UserRec::new(id, "", "", "", now);
-    inner.users.insert(id, user);
+    inner.insert_user(UserRec::new(id, "", "", "", now));
     apply_changes(&mut inner, id, changes, now);
     if !skip {
         inner.invite(id, now);
@@ -649,7 +675,7 @@ fn update_user(
     id: u64,
     form: &Form,
 ) -> Result<Response, ApiError> {
-    if !inner.users.contains_key(&id) {
+    if !inner.contains_user(id) {
         return Err(ApiError::not_found());
     }
     let changes = parse_changes(inner, &shared.config.custom_fields, form, Mode::Update(id))?;
@@ -687,14 +713,17 @@ pub(super) async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = id_segment(&id)?;
-    let mut inner = shared.lock();
-    let user = inner.users.get_mut(&id).ok_or_else(ApiError::not_found)?;
-    if user.status != SimUserStatus::Deactivated {
-        let now = Utc::now();
-        user.status_before_deactivation = user.status;
-        user.set_status(SimUserStatus::Deactivated, now);
-        user.deactivated_at = Some(now);
-    }
+    shared
+        .lock()
+        .update_user(id, |user| {
+            if user.status != SimUserStatus::Deactivated {
+                let now = Utc::now();
+                user.status_before_deactivation = user.status;
+                user.set_status(SimUserStatus::Deactivated, now);
+                user.deactivated_at = Some(now);
+            }
+        })
+        .ok_or_else(ApiError::not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -704,11 +733,14 @@ pub(super) async fn reactivate(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = id_segment(&id)?;
-    let mut inner = shared.lock();
-    let user = inner.users.get_mut(&id).ok_or_else(ApiError::not_found)?;
-    if user.status == SimUserStatus::Deactivated {
-        reactivate_user(user, Utc::now());
-    }
+    shared
+        .lock()
+        .update_user(id, |user| {
+            if user.status == SimUserStatus::Deactivated {
+                reactivate_user(user, Utc::now());
+            }
+        })
+        .ok_or_else(ApiError::not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -732,7 +764,7 @@ pub(super) async fn invite(
 ) -> Result<StatusCode, ApiError> {
     let id = id_segment(&id)?;
     let mut inner = shared.lock();
-    let status = inner.users.get(&id).ok_or_else(ApiError::not_found)?.status;
+    let status = inner.user(id).ok_or_else(ApiError::not_found)?.status;
     match status {
         SimUserStatus::Deactivated => Err(ApiError::message(
             StatusCode::CONFLICT,
@@ -774,7 +806,7 @@ pub(super) async fn put_avatar(
     request: Request,
 ) -> Result<StatusCode, ApiError> {
     let id = id_segment(&id)?;
-    if !shared.lock().users.contains_key(&id) {
+    if !shared.lock().contains_user(id) {
         return Err(ApiError::not_found());
     }
     let too_large = || {
@@ -810,10 +842,13 @@ pub(super) async fn put_avatar(
         return Err(ApiError::bad_request("Invalid image"));
     }
     let digest = sha256_hex(&bytes);
-    let mut inner = shared.lock();
-    let user = inner.users.get_mut(&id).ok_or_else(ApiError::not_found)?;
-    user.avatar_sha256 = Some(digest);
-    user.updated_at = Utc::now();
+    shared
+        .lock()
+        .update_user(id, |user| {
+            user.avatar_sha256 = Some(digest);
+            user.updated_at = Utc::now();
+        })
+        .ok_or_else(ApiError::not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -823,10 +858,13 @@ pub(super) async fn delete_avatar(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = id_segment(&id)?;
-    let mut inner = shared.lock();
-    let user = inner.users.get_mut(&id).ok_or_else(ApiError::not_found)?;
-    user.avatar_sha256 = None;
-    user.updated_at = Utc::now();
+    shared
+        .lock()
+        .update_user(id, |user| {
+            user.avatar_sha256 = None;
+            user.updated_at = Utc::now();
+        })
+        .ok_or_else(ApiError::not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -50,7 +50,7 @@ impl View<'_> {
 
     /// A manager summary by id, or `null`.
     fn manager(&self, id: Option<u64>) -> Value {
-        id.and_then(|id| self.inner.users.get(&id))
+        id.and_then(|id| self.inner.user(id))
             .map_or(Value::Null, |u| self.user_summary(u))
     }
 
@@ -60,13 +60,13 @@ impl View<'_> {
         let primary = self
             .inner
             .primary_team_of(user.id)
-            .and_then(|t| self.inner.teams.get(&t))
+            .and_then(|t| self.inner.team(t))
             .map_or(Value::Null, |t| self.team_simple(t));
         let secondary: Vec<Value> = self
             .inner
             .secondary_teams_of(user.id)
             .iter()
-            .filter_map(|t| self.inner.teams.get(t))
+            .filter_map(|t| self.inner.team(*t))
             .map(|t| self.team_simple(t))
             .collect();
         let custom: Vec<Value> = user
@@ -101,14 +101,14 @@ impl View<'_> {
         let secondary: Vec<Value> = team
             .secondary_manager_ids
             .iter()
-            .filter_map(|id| self.inner.users.get(id))
+            .filter_map(|id| self.inner.user(*id))
             .map(|u| self.user_summary(u))
             .collect();
         json!({
             "id": team.id,
             "name": team.name,
             "integrationExternalId": team.integration_external_id,
-            "teamUsersCount": self.inner.team_user_ids(team.id).len(),
+            "teamUsersCount": self.inner.team_user_count(team.id),
             "apiTeamPath": format!("/v1/teams/{}.json", team.id),
             "apiTeamUsersPath": format!("/v1/teams/{}/users.json", team.id),
             "parentTeamId": team.parent_team_id,
@@ -123,7 +123,7 @@ impl View<'_> {
             .inner
             .team_user_ids(team.id)
             .iter()
-            .filter_map(|id| self.inner.users.get(id))
+            .filter_map(|id| self.inner.user(*id))
             .map(|u| {
                 let mut v = self.user_summary(u);
                 if let Value::Object(map) = &mut v {
@@ -143,14 +143,13 @@ impl View<'_> {
         let mut value = self.team_simple(team);
         let sub_teams: Vec<Value> = self
             .inner
-            .teams
-            .values()
-            .filter(|t| t.parent_team_id == Some(team.id))
+            .sub_team_ids(team.id)
+            .filter_map(|id| self.inner.team(id))
             .map(|t| self.team_simple(t))
             .collect();
         let parent = team
             .parent_team_id
-            .and_then(|p| self.inner.teams.get(&p))
+            .and_then(|p| self.inner.team(p))
             .map_or(Value::Null, |p| self.team_simple(p));
         if let Value::Object(map) = &mut value {
             map.insert("users".into(), Value::Array(users));
