@@ -8,9 +8,10 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::webhooks::{live_tenant, wait_learnamp};
-use personio_sync::actors::tenant::TenantMsg;
+use personio_sync::actors::tenant::{START_GATE, TenantMsg};
 use personio_sync::domain::EmployeeStatus;
 use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Injects a panic into the tenant's running actor and waits until the supervisor has
 /// dealt with it (respawned, or marked it failed).
@@ -175,4 +176,44 @@ async fn a_learnamp_outage_shows_degraded_then_heals_without_losing_events() {
         })
         .await;
     assert_eq!(view["last_error"], serde_json::Value::Null, "{view}");
+}
+
+/// Start-up checks share a bounded number of slots; tenants whose Personio hangs hold
+/// every slot, yet a healthy tenant created after them starts after a short bounded
+/// wait instead of queueing behind their timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_hanging_at_start_do_not_hold_back_a_healthy_one() {
+    let app = spawn_app(30, 93).await;
+    let hanging = PersonioSim::start(PersonioSimConfig {
+        employees: 5,
+        seed: 94,
+        ..PersonioSimConfig::default()
+    })
+    .await
+    .unwrap();
+    // Longer than the whole test: every call these tenants make hangs.
+    hanging.knobs.set_latency(Duration::from_secs(9));
+    for index in 0..=START_GATE {
+        let mut spec = app.spec(&format!("hanging-{index}"), json!({}));
+        spec["personio"]["base_url"] = json!(hanging.base_url);
+        let (status, body) = app.create_tenant(&spec).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let created = Instant::now();
+    let (status, body) = app.create_tenant(&app.spec("healthy", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    app.wait_for("healthy", Duration::from_secs(8), |view| {
+        view["state"] == "live" && view["last_sync"]["finished_at"].is_string()
+    })
+    .await;
+    let took = created.elapsed();
+    // The hung tenants are all still starting: they never got an answer.
+    for index in 0..=START_GATE {
+        let view = app.view(&format!("hanging-{index}")).await;
+        assert_eq!(view["state"], "starting", "{view}");
+    }
+    assert!(
+        took < Duration::from_secs(8),
+        "healthy tenant took {took:?}"
+    );
 }
