@@ -102,12 +102,30 @@ impl Harness {
         })
     }
 
-    /// Creates a tenant against the simulators (`POST /admin/tenants`).
+    /// Creates a tenant against the harness's simulators (`POST /admin/tenants`).
     pub async fn create_tenant(&self, id: &str, settings: Value) -> anyhow::Result<()> {
+        self.create_tenant_on(
+            id,
+            &self.personio.base_url,
+            &self.learnamp.base_url,
+            settings,
+        )
+        .await
+    }
+
+    /// Creates a tenant against simulators at the given base URLs (`POST
+    /// /admin/tenants`), with the simulators' default credentials.
+    pub async fn create_tenant_on(
+        &self,
+        id: &str,
+        personio_base: &str,
+        learnamp_base: &str,
+        settings: Value,
+    ) -> anyhow::Result<()> {
         let spec = json!({
             "id": id,
-            "personio": {"base_url": self.personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-            "learnamp": {"base_url": self.learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "personio": {"base_url": personio_base, "client_id": "sim-client", "client_secret": "sim-secret"},
+            "learnamp": {"base_url": learnamp_base, "client_id": "sim-client", "client_secret": "sim-secret"},
             "settings": settings,
         });
         let response = self
@@ -121,6 +139,42 @@ impl Harness {
         if status.as_u16() != 201 {
             bail!(
                 "creating tenant {id} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Restarts a tenant as an operator would (`POST /admin/tenants/{id}/restart`, 202).
+    pub async fn restart_tenant(&self, id: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/admin/tenants/{id}/restart", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        if status.as_u16() != 202 {
+            bail!(
+                "restarting tenant {id} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes a tenant (`DELETE /admin/tenants/{id}`, with `?purge=true` if `purge`; 204).
+    pub async fn delete_tenant(&self, id: &str, purge: bool) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .delete(format!("{}/admin/tenants/{id}?purge={purge}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        if status.as_u16() != 204 {
+            bail!(
+                "deleting tenant {id} answered {status}: {}",
                 response.text().await.unwrap_or_default()
             );
         }

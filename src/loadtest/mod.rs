@@ -7,12 +7,15 @@
 //!   simulated API latency;
 //! - [`full_sync`]: full syncs of N employees beside the lower bound the rate limits,
 //!   latency and concurrency imply, and the ratio;
-//! - [`tenants`]: resident memory and start-up time of the real binary with idle tenants.
+//! - [`tenants`]: resident memory and start-up time of the real binary with idle tenants;
+//! - [`faulty`]: calm tenants' webhook latency while another tenant crashes repeatedly,
+//!   beside runs without it, and the ratio.
 //!
 //! Every figure comes with a baseline measured in the same run, because the machine is
 //! shared and noisy. `--json PATH` writes everything as JSON.
 
 pub mod e2e;
+pub mod faulty;
 pub mod full_sync;
 pub mod harness;
 pub mod ingest;
@@ -37,6 +40,8 @@ pub enum Scenario {
     FullSync,
     /// Memory and start-up with idle tenants.
     Tenants,
+    /// Calm tenants' latency while one tenant crashes repeatedly.
+    FaultyTenant,
     /// Everything.
     All,
 }
@@ -71,9 +76,15 @@ pub struct BenchArgs {
     /// Concurrent ingest connections.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-    /// End-to-end events (one after another).
+    /// End-to-end events (one after another); in faulty-tenant, events per baseline phase.
     #[arg(long, default_value_t = 200)]
     pub events: usize,
+    /// Calm tenants beside the faulty one (faulty-tenant).
+    #[arg(long, default_value_t = 10)]
+    pub calm_tenants: usize,
+    /// Panics injected into the faulty tenant (faulty-tenant).
+    #[arg(long, default_value_t = 20)]
+    pub crashes: usize,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -133,6 +144,8 @@ pub struct BenchReport {
     pub full_sync: Vec<full_sync::FullSyncFigures>,
     /// Idle tenants, if run.
     pub tenants: Option<tenants::TenantsFigures>,
+    /// One faulty tenant among calm ones, if run.
+    pub faulty_tenant: Option<faulty::FaultyFigures>,
 }
 
 fn wants(args: &BenchArgs, scenario: Scenario) -> bool {
@@ -147,6 +160,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         e2e: None,
         full_sync: Vec::new(),
         tenants: None,
+        faulty_tenant: None,
     };
     println!("{}", render_machine(&report.machine));
     if wants(&args, Scenario::Ingest) {
@@ -189,6 +203,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let figures = tenants::run(&args.tenants).await?;
         println!("{}", render_tenants(&figures));
         report.tenants = Some(figures);
+    }
+    if wants(&args, Scenario::FaultyTenant) {
+        eprintln!(
+            "bench: faulty tenant ({} crashes, {} calm tenants)…",
+            args.crashes, args.calm_tenants
+        );
+        let figures = faulty::run(faulty::FaultyConfig {
+            calm_tenants: args.calm_tenants,
+            crashes: args.crashes,
+            events: args.events,
+            latency: Duration::from_millis(args.latency_ms),
+        })
+        .await?;
+        println!("{}", render_faulty(&figures));
+        report.faulty_tenant = Some(figures);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -302,5 +331,68 @@ pub fn render_tenants(figures: &tenants::TenantsFigures) -> String {
     for run in &figures.runs {
         out.push_str(&row(&run.start, Some(run.kib_per_tenant)));
     }
+    out
+}
+
+/// The faulty-tenant table.
+pub fn render_faulty(figures: &faulty::FaultyFigures) -> String {
+    let mut out = format!(
+        "\none faulty tenant among {} calm ones at {} ms API latency (target: calm p99 ≤ 1.2 × baseline)\n\
+         phase            events  samples  seconds  p50 ms  p99 ms  max ms  timeouts  Personio 429s\n",
+        figures.calm_tenants, figures.latency_ms
+    );
+    let row = |name: &str, phase: &faulty::PhaseFigures| {
+        format!(
+            "{:<15}  {:>6}  {:>7}  {:>7.1}  {:>6.1}  {:>6.1}  {:>6.1}  {:>8}  {:>13}\n",
+            name,
+            phase.events,
+            phase.latency.count,
+            phase.seconds,
+            phase.latency.p50_ms,
+            phase.latency.p99_ms,
+            phase.latency.max_ms,
+            phase.timeouts,
+            phase.personio_429
+        )
+    };
+    out.push_str(&row("baseline before", &figures.baseline_before));
+    out.push_str(&row("faulty", &figures.faulty));
+    out.push_str(&row("baseline after", &figures.baseline_after));
+    let pooled = &figures.baseline;
+    out.push_str(&format!(
+        "{:<15}  {:>6}  {:>7}  {:>7}  {:>6.1}  {:>6.1}  {:>6.1}  {:>8}  {:>13}\n",
+        "baseline pooled",
+        figures.baseline_before.events + figures.baseline_after.events,
+        pooled.count,
+        "-",
+        pooled.p50_ms,
+        pooled.p99_ms,
+        pooled.max_ms,
+        figures.baseline_before.timeouts + figures.baseline_after.timeouts,
+        figures.baseline_before.personio_429 + figures.baseline_after.personio_429
+    ));
+    let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    let timeline = &figures.crash_timeline;
+    let taken: f64 = timeline.iter().map(|crash| crash.taken_s).sum();
+    let back: f64 = timeline.iter().map(|crash| crash.back_s).sum();
+    let slowest_take = timeline
+        .iter()
+        .map(|crash| crash.taken_s)
+        .fold(0.0, f64::max);
+    out.push_str(&format!(
+        "crash → taken by the actor: {taken:.1} s in all (slowest {slowest_take:.1} s); crash → live again: {back:.1} s in all\n"
+    ));
+    out.push_str(&format!(
+        "faulty tenant: {} crashes, {} automatic restarts, {} times failed and revived; caught up afterwards: {}\n\
+         p99 faulty / baseline: {:.2}; timeouts {}; calm tenants all live with 0 restarts: {} (restarts {})\n",
+        figures.crashes,
+        figures.restarts,
+        figures.failed_revived,
+        yes_no(figures.faulty_caught_up),
+        figures.ratio,
+        figures.timeouts,
+        yes_no(figures.calm_all_live),
+        figures.calm_restarts
+    ));
     out
 }
