@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, not_acceptable};
-use super::form::read_form;
+use super::form::{bare_media_type, header_str, read_form};
 use super::model::TokenRec;
 
 /// Documented token lifetime (`expires_in: 7200`).
@@ -67,6 +67,15 @@ fn parse_scopes(raw: Option<&str>) -> Option<Vec<String>> {
         .then_some(scopes)
 }
 
+/// 401 `invalid_client`: unknown client, wrong secret, or no credentials at all.
+fn invalid_client() -> ApiError {
+    ApiError::oauth(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
+    )
+}
+
 /// `POST /oauth/token`.
 pub(super) async fn token(State(shared): State<AppState>, request: Request) -> Response {
     match issue_token(&shared, request).await {
@@ -86,11 +95,7 @@ async fn issue_token(shared: &AppState, request: Request) -> Result<Response, Ap
     })?;
     let (Some(client_id), Some(client_secret)) = (form.get("client_id"), form.get("client_secret"))
     else {
-        return Err(ApiError::oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
-        ));
+        return Err(invalid_client());
     };
     match form.get("grant_type") {
         Some("client_credentials") => {}
@@ -113,11 +118,7 @@ async fn issue_token(shared: &AppState, request: Request) -> Result<Response, Ap
         && same(client_secret, &shared.config.client_secret))
     {
         tracing::debug!("learnamp sim: token refused (invalid client)");
-        return Err(ApiError::oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
-        ));
+        return Err(invalid_client());
     }
     let scopes = parse_scopes(form.get("scope")).ok_or_else(|| {
         ApiError::oauth(
@@ -189,11 +190,7 @@ pub(super) fn required_scope(method: &Method, pattern: &str) -> &'static str {
 
 /// The bearer token of a request, if any.
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = header_str(request.headers(), header::AUTHORIZATION)?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -246,12 +243,7 @@ pub(super) async fn require_token(
 /// Whether an `Accept` header allows JSON.
 pub(super) fn accepts_json(accept: &str) -> bool {
     accept.split(',').any(|part| {
-        let media = part
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = bare_media_type(part);
         media.is_empty()
             || media == "*/*"
             || media == "application/*"
@@ -262,15 +254,10 @@ pub(super) fn accepts_json(accept: &str) -> bool {
 
 /// 406 when the client asks for a non-JSON format.
 pub(super) async fn check_accept(request: Request, next: Next) -> Response {
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    match accept {
-        Some(accept) if !accepts_json(&accept) => not_acceptable().into_response(),
-        _ => next.run(request).await,
+    if header_str(request.headers(), header::ACCEPT).is_some_and(|accept| !accepts_json(accept)) {
+        return not_acceptable().into_response();
     }
+    next.run(request).await
 }
 
 /// The optional rate limit: 429 `{"error": "Too many requests"}`, no `Retry-After`.
@@ -304,27 +291,29 @@ mod tests {
 
     #[test]
     fn routes_map_to_their_documented_scope() {
-        assert_eq!(required_scope(&Method::GET, "/v1/users"), "users:read");
-        assert_eq!(
-            required_scope(&Method::PUT, "/v1/users/{id}/deactivate"),
-            "users:deactivate"
-        );
-        assert_eq!(
-            required_scope(&Method::POST, "/v1/users/{id}/invitation"),
-            "users:update"
-        );
-        assert_eq!(
-            required_scope(&Method::POST, "/v1/teams/{id}/users.json"),
-            "team_users:create"
-        );
-        assert_eq!(
-            required_scope(&Method::DELETE, "/v1/teams/{id}"),
-            "teams:delete"
-        );
-        assert_eq!(
-            required_scope(&Method::PUT, "/v1/users/by_integration_external_id/{ext}"),
-            "users:update"
-        );
+        let cases = [
+            (Method::GET, "/v1/users", "users:read"),
+            (Method::PUT, "/v1/users/{id}/deactivate", "users:deactivate"),
+            (Method::POST, "/v1/users/{id}/invitation", "users:update"),
+            (
+                Method::POST,
+                "/v1/teams/{id}/users.json",
+                "team_users:create",
+            ),
+            (Method::DELETE, "/v1/teams/{id}", "teams:delete"),
+            (
+                Method::PUT,
+                "/v1/users/by_integration_external_id/{ext}",
+                "users:update",
+            ),
+        ];
+        for (method, pattern, scope) in cases {
+            assert_eq!(
+                required_scope(&method, pattern),
+                scope,
+                "{method} {pattern}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,13 @@ use serde_json::{Map, Value, json};
 pub(super) struct FieldErrors(Vec<(String, Vec<String>)>);
 
 impl FieldErrors {
+    /// Errors holding one message for one field.
+    pub(super) fn one(field: &str, message: &str) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
     /// Adds one message for one field.
     pub(super) fn add(&mut self, field: &str, message: &str) {
         match self.0.iter_mut().find(|(name, _)| name == field) {
@@ -21,6 +28,15 @@ impl FieldErrors {
     /// Whether nothing was added.
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was added, else the 400 parameter error ([`ApiError::params`]).
+    pub(super) fn into_result(self) -> Result<(), ApiError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::params(self))
+        }
     }
 
     /// The Grape-style summary: `"email is missing, email is empty, firstName is missing"`.
@@ -102,6 +118,11 @@ impl ApiError {
             message: errors.summary(),
             full_errors: errors,
         }
+    }
+
+    /// 400 parameter validation of one field: `{"error": "field message", "fullErrors": …}`.
+    pub(super) fn param(field: &str, message: &str) -> Self {
+        Self::params(FieldErrors::one(field, message))
     }
 
     /// 400 with an explicit message and field errors (model validation).

@@ -3,10 +3,10 @@
 //! JSON bodies for the membership routes, path segments with an optional `.json` suffix.
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
-use super::error::{ApiError, not_acceptable};
+use super::error::{ApiError, FieldErrors, not_acceptable};
 
 /// Largest form or JSON body read (the avatar route has its own limit).
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -18,6 +18,45 @@ const NON_JSON_FORMATS: [&str; 6] = [".xml", ".csv", ".html", ".txt", ".xlsx", "
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Form {
     pairs: Vec<(String, String)>,
+}
+
+/// Whether a write creates a record or updates the record with this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// A create (`POST`).
+    Create,
+    /// An update of the record with this id.
+    Update(u64),
+}
+
+impl Mode {
+    /// The id being updated, which uniqueness checks skip; `None` on create.
+    pub(super) fn own_id(self) -> Option<u64> {
+        match self {
+            Self::Create => None,
+            Self::Update(id) => Some(id),
+        }
+    }
+
+    /// What an absent text parameter adds: `on_create` on create; nothing on update, where
+    /// absent means unchanged.
+    pub(super) fn absent(self, on_create: Absent) -> Absent {
+        match self {
+            Self::Create => on_create,
+            Self::Update(_) => Absent::Allowed,
+        }
+    }
+}
+
+/// What an absent text parameter adds to the field errors (see [`Form::text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Absent {
+    /// Nothing.
+    Allowed,
+    /// `is missing`.
+    Missing,
+    /// `is missing` and `is empty` (Grape's `allow_blank: false`).
+    MissingAndEmpty,
 }
 
 /// One `customFields[]` entry as sent.
@@ -102,6 +141,134 @@ impl Form {
         }
     }
 
+    /// A boolean flag that defaults to false; a value [`Form::boolean`] refuses adds
+    /// `is invalid` (and reads as false).
+    pub(super) fn flag(&self, key: &str, errors: &mut FieldErrors) -> bool {
+        match self.boolean(key) {
+            Ok(value) => value.unwrap_or(false),
+            Err(()) => {
+                errors.add(key, "is invalid");
+                false
+            }
+        }
+    }
+
+    /// Whether a parameter was sent plain or as a `key[]` array.
+    pub(super) fn sent(&self, key: &str) -> bool {
+        self.has(key) || self.has(&format!("{key}[]"))
+    }
+
+    /// 400 `{"error": "a, b are mutually exclusive"}` (no `fullErrors`) for the first of
+    /// `pairs` sent together.
+    pub(super) fn check_exclusive(&self, pairs: &[(&str, &str)]) -> Result<(), ApiError> {
+        match pairs.iter().find(|(a, b)| self.sent(a) && self.sent(b)) {
+            Some((a, b)) => Err(ApiError::bad_request(format!(
+                "{a}, {b} are mutually exclusive"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A text parameter that may not be blank: absent adds what `absent` says, sent empty
+    /// (after trimming) adds `is empty`; otherwise the trimmed value.
+    pub(super) fn text(
+        &self,
+        key: &str,
+        absent: Absent,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
+        match self.get(key).map(str::trim) {
+            None => {
+                if absent != Absent::Allowed {
+                    errors.add(key, "is missing");
+                }
+                if absent == Absent::MissingAndEmpty {
+                    errors.add(key, "is empty");
+                }
+                None
+            }
+            Some("") => {
+                errors.add(key, "is empty");
+                None
+            }
+            Some(value) => Some(value.to_string()),
+        }
+    }
+
+    /// An optional id that must name an existing record: `None` when absent, `Some(None)`
+    /// when sent empty (clear). A non-numeric value adds `is invalid`, an unknown one
+    /// `unknown`.
+    pub(super) fn existing_id(
+        &self,
+        key: &str,
+        exists: impl Fn(u64) -> bool,
+        unknown: &str,
+        errors: &mut FieldErrors,
+    ) -> Option<Option<u64>> {
+        let raw = self.optional(key)?;
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        match raw.parse::<u64>() {
+            Ok(id) if exists(id) => Some(Some(id)),
+            Ok(_) => {
+                errors.add(key, unknown);
+                None
+            }
+            Err(_) => {
+                errors.add(key, "is invalid");
+                None
+            }
+        }
+    }
+
+    /// An id list ([`Form::list`]) whose members must name existing records; `None` when
+    /// not sent. The first bad member adds one message: `non_numeric` when it is not a
+    /// number, `unknown` when no record has it.
+    pub(super) fn existing_ids(
+        &self,
+        key: &str,
+        exists: impl Fn(u64) -> bool,
+        unknown: &str,
+        non_numeric: &str,
+        errors: &mut FieldErrors,
+    ) -> Option<Vec<u64>> {
+        let mut ids = Vec::new();
+        for value in self.list(key)? {
+            match value.parse::<u64>() {
+                Ok(id) if exists(id) => ids.push(id),
+                Ok(_) => {
+                    errors.add(key, unknown);
+                    return None;
+                }
+                Err(_) => {
+                    errors.add(key, non_numeric);
+                    return None;
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    /// A list parameter ([`Form::list`]) whose every value must `parse`; `None` when not
+    /// sent. A value that does not parse is 400 for `key` with `message`.
+    pub(super) fn parsed_list<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        message: &str,
+    ) -> Result<Option<Vec<T>>, ApiError> {
+        let Some(values) = self.list(key) else {
+            return Ok(None);
+        };
+        values
+            .iter()
+            .map(|v| parse(v))
+            .collect::<Option<Vec<T>>>()
+            .map(Some)
+            .ok_or_else(|| ApiError::param(key, message))
+    }
+
     /// The `customFields` entries, Rails-style: `customFields[][name]`/`[value]` (a new
     /// entry starts when a key repeats) or indexed `customFields[0][name]`.
     pub(super) fn custom_fields(&self) -> Vec<CustomFieldInput> {
@@ -166,19 +333,25 @@ impl CustomFieldInput {
     }
 }
 
-/// The request's media type, lower-cased, without parameters.
-fn media_type(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+/// A header's value as text; `None` when absent or not visible ASCII.
+pub(super) fn header_str<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A media type without its parameters, trimmed and lower-cased
+/// (`"Application/JSON; charset=utf-8"` is `"application/json"`).
+pub(super) fn bare_media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The request's `Content-Type` as a [`bare_media_type`].
+pub(super) fn media_type(request: &Request) -> Option<String> {
+    header_str(request.headers(), header::CONTENT_TYPE).map(bare_media_type)
 }
 
 /// Reads a form body: URL-encoded or multipart; an empty body without a content type is an
@@ -292,36 +465,49 @@ pub(super) fn is_iso_date(value: &str) -> bool {
         && chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
 }
 
+/// Parses a URL-encoded test input (panics when it is malformed).
+#[cfg(test)]
+pub(super) fn test_form(s: &str) -> Form {
+    Form::from_urlencoded(s.as_bytes()).expect("valid form")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn form(s: &str) -> Form {
-        Form::from_urlencoded(s.as_bytes()).expect("valid form")
+    use test_form as form;
+
+    /// The `customFields` entries of a URL-encoded input as (name, value) pairs.
+    fn custom_fields(s: &str) -> Vec<(Option<String>, Option<String>)> {
+        form(s)
+            .custom_fields()
+            .into_iter()
+            .map(|c| (c.name, c.value))
+            .collect()
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
     }
 
     #[test]
     fn rails_custom_fields_start_a_new_entry_when_a_key_repeats() {
-        let f = form(
-            "customFields[][name]=Cost%20code&customFields[][value]=42&customFields[][name]=Badge&customFields[][value]=",
+        assert_eq!(
+            custom_fields(
+                "customFields[][name]=Cost%20code&customFields[][value]=42&customFields[][name]=Badge&customFields[][value]=",
+            ),
+            vec![(some("Cost code"), some("42")), (some("Badge"), some(""))]
         );
-        let fields = f.custom_fields();
-        assert_eq!(fields.len(), 2);
-        assert_eq!(fields[0].name.as_deref(), Some("Cost code"));
-        assert_eq!(fields[0].value.as_deref(), Some("42"));
-        assert_eq!(fields[1].name.as_deref(), Some("Badge"));
-        assert_eq!(fields[1].value.as_deref(), Some(""));
     }
 
     #[test]
     fn indexed_custom_fields_are_grouped_by_index() {
-        let f = form(
-            "customFields[0][name]=A&customFields[1][name]=B&customFields[1][value]=2&customFields[0][value]=1",
+        assert_eq!(
+            custom_fields(
+                "customFields[0][name]=A&customFields[1][name]=B&customFields[1][value]=2&customFields[0][value]=1",
+            ),
+            vec![(some("A"), some("1")), (some("B"), some("2"))]
         );
-        let fields = f.custom_fields();
-        assert_eq!(fields.len(), 2);
-        assert_eq!(fields[0].value.as_deref(), Some("1"));
-        assert_eq!(fields[1].value.as_deref(), Some("2"));
     }
 
     #[test]
@@ -353,6 +539,109 @@ mod tests {
         assert_eq!(form("s=0").boolean("s"), Ok(Some(false)));
         assert_eq!(form("s=yes").boolean("s"), Err(()));
         assert_eq!(form("").boolean("s"), Ok(None));
+    }
+
+    #[test]
+    fn text_reports_absent_and_empty_values() {
+        let mut errors = FieldErrors::default();
+        let f = form("b=&c=%20x%20");
+        assert_eq!(f.text("a", Absent::MissingAndEmpty, &mut errors), None);
+        assert_eq!(f.text("a", Absent::Missing, &mut errors), None);
+        assert_eq!(f.text("a", Absent::Allowed, &mut errors), None);
+        assert_eq!(f.text("b", Absent::Allowed, &mut errors), None);
+        assert_eq!(
+            f.text("c", Absent::Missing, &mut errors),
+            Some("x".to_string())
+        );
+        assert_eq!(
+            errors.summary(),
+            "a is missing, a is empty, a is missing, b is empty"
+        );
+        assert_eq!(Mode::Update(1).absent(Absent::Missing), Absent::Allowed);
+        assert_eq!(Mode::Create.absent(Absent::Missing), Absent::Missing);
+    }
+
+    #[test]
+    fn existing_ids_name_the_first_bad_member() {
+        let exists = |id: u64| id < 10;
+        let mut errors = FieldErrors::default();
+        let f = form("a[]=1&a[]=2&b[]=1&b[]=x&b[]=99&c[]=99&c[]=x&d=");
+        assert_eq!(
+            f.existing_ids("a", exists, "unknown", "nan", &mut errors),
+            Some(vec![1, 2])
+        );
+        assert_eq!(
+            f.existing_ids("b", exists, "unknown", "nan", &mut errors),
+            None
+        );
+        assert_eq!(
+            f.existing_ids("c", exists, "unknown", "nan", &mut errors),
+            None
+        );
+        assert_eq!(
+            f.existing_ids("d", exists, "unknown", "nan", &mut errors),
+            Some(vec![])
+        );
+        assert_eq!(
+            f.existing_ids("e", exists, "unknown", "nan", &mut errors),
+            None
+        );
+        assert_eq!(errors.summary(), "b nan, c unknown");
+    }
+
+    #[test]
+    fn existing_id_tells_clear_invalid_and_unknown_apart() {
+        let exists = |id: u64| id == 1;
+        let mut errors = FieldErrors::default();
+        let f = form("a=1&b=&c=x&d=2");
+        assert_eq!(
+            f.existing_id("a", exists, "unknown", &mut errors),
+            Some(Some(1))
+        );
+        assert_eq!(
+            f.existing_id("b", exists, "unknown", &mut errors),
+            Some(None)
+        );
+        assert_eq!(f.existing_id("c", exists, "unknown", &mut errors), None);
+        assert_eq!(f.existing_id("d", exists, "unknown", &mut errors), None);
+        assert_eq!(f.existing_id("e", exists, "unknown", &mut errors), None);
+        assert_eq!(errors.summary(), "c is invalid, d unknown");
+    }
+
+    #[test]
+    fn flags_exclusive_pairs_and_parsed_lists() {
+        let mut errors = FieldErrors::default();
+        assert!(form("s=1").flag("s", &mut errors));
+        assert!(!form("").flag("s", &mut errors));
+        assert!(!form("s=yes").flag("s", &mut errors));
+        assert_eq!(errors.summary(), "s is invalid");
+
+        let pairs = [("a", "b"), ("c", "d")];
+        assert!(form("a=1&d=2").check_exclusive(&pairs).is_ok());
+        let error = form("c[]=1&d=2&a=1&b=1")
+            .check_exclusive(&pairs)
+            .expect_err("exclusive");
+        assert_eq!(
+            error.body(),
+            serde_json::json!({"error": "a, b are mutually exclusive"})
+        );
+
+        let number = |v: &str| v.parse::<u64>().ok();
+        assert_eq!(
+            form("n[]=1,2").parsed_list("n", number, "is invalid").ok(),
+            Some(Some(vec![1, 2]))
+        );
+        assert_eq!(
+            form("").parsed_list("n", number, "is invalid").ok(),
+            Some(None)
+        );
+        let error = form("n[]=1&n[]=x")
+            .parsed_list("n", number, "is invalid")
+            .expect_err("invalid");
+        assert_eq!(
+            error.body(),
+            serde_json::json!({"error": "n is invalid", "fullErrors": {"n": ["is invalid"]}})
+        );
     }
 
     #[test]

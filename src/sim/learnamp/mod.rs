@@ -49,7 +49,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::sim::common::{
     CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware,
@@ -269,63 +269,59 @@ fn route2(
     }
 }
 
+/// The routes of one team, named by the path segment that ends `prefix` and read as `K`.
+fn team_routes<K: teams::TeamKey + 'static>(prefix: &str) -> [(String, MethodRouter<AppState>); 3] {
+    [
+        (
+            prefix.to_string(),
+            get(teams::show::<K>)
+                .put(teams::update::<K>)
+                .delete(teams::delete::<K>),
+        ),
+        (
+            format!("{prefix}/users"),
+            get(teams::members::<K>).post(teams::add_member::<K>),
+        ),
+        (
+            format!("{prefix}/users/{{user_id}}"),
+            delete(teams::remove_member::<K>),
+        ),
+    ]
+}
+
 /// The whole application: token route, `/v1` routes, middleware.
 fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
-    let mut v1: Router<AppState> = Router::new();
-    v1 = route2(v1, "/v1/users", get(users::list).post(users::create));
-    v1 = route2(
-        v1,
-        "/v1/users/{id}",
-        get(users::show).put(users::update).delete(users::delete),
-    );
-    v1 = route2(
-        v1,
-        "/v1/users/by_integration_external_id/{ext}",
-        get(users::show_by_ext).put(users::update_by_ext),
-    );
-    v1 = route2(v1, "/v1/users/{id}/deactivate", put(users::deactivate));
-    v1 = route2(v1, "/v1/users/{id}/reactivate", put(users::reactivate));
-    v1 = route2(v1, "/v1/users/{id}/invitation", post(users::invite));
-    v1 = route2(
-        v1,
-        "/v1/users/{id}/avatar",
-        put(users::put_avatar)
-            .delete(users::delete_avatar)
-            .layer(DefaultBodyLimit::disable()),
-    );
-    v1 = route2(v1, "/v1/teams", get(teams::list).post(teams::create));
-    v1 = route2(
-        v1,
-        "/v1/teams/{id}",
-        get(teams::show).put(teams::update).delete(teams::delete),
-    );
-    v1 = route2(
-        v1,
-        "/v1/teams/by_external_id/{ext}",
-        get(teams::show_by_ext)
-            .put(teams::update_by_ext)
-            .delete(teams::delete_by_ext),
-    );
-    v1 = route2(
-        v1,
-        "/v1/teams/{id}/users",
-        get(teams::members).post(teams::add_member),
-    );
-    v1 = route2(
-        v1,
-        "/v1/teams/by_external_id/{ext}/users",
-        get(teams::members_by_ext).post(teams::add_member_by_ext),
-    );
-    v1 = route2(
-        v1,
-        "/v1/teams/{id}/users/{user_id}",
-        axum::routing::delete(teams::remove_member),
-    );
-    v1 = route2(
-        v1,
-        "/v1/teams/by_external_id/{ext}/users/{user_id}",
-        axum::routing::delete(teams::remove_member_by_ext),
-    );
+    let routes: [(&str, MethodRouter<AppState>); 8] = [
+        ("/v1/users", get(users::list).post(users::create)),
+        (
+            "/v1/users/{id}",
+            get(users::show).put(users::update).delete(users::delete),
+        ),
+        (
+            "/v1/users/by_integration_external_id/{ext}",
+            get(users::show_by_ext).put(users::update_by_ext),
+        ),
+        ("/v1/users/{id}/deactivate", put(users::deactivate)),
+        ("/v1/users/{id}/reactivate", put(users::reactivate)),
+        ("/v1/users/{id}/invitation", post(users::invite)),
+        (
+            "/v1/users/{id}/avatar",
+            put(users::put_avatar)
+                .delete(users::delete_avatar)
+                .layer(DefaultBodyLimit::disable()),
+        ),
+        ("/v1/teams", get(teams::list).post(teams::create)),
+    ];
+    let v1 = routes
+        .map(|(path, method)| (path.to_string(), method))
+        .into_iter()
+        .chain(team_routes::<teams::ById>("/v1/teams/{id}"))
+        .chain(team_routes::<teams::ByExt>(
+            "/v1/teams/by_external_id/{ext}",
+        ))
+        .fold(Router::new(), |router, (path, method)| {
+            route2(router, &path, method)
+        });
     let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
         shared.clone(),
         auth::require_token,

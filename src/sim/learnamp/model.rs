@@ -214,6 +214,21 @@ pub(super) struct TeamRec {
     pub tags: Vec<String>,
 }
 
+impl TeamRec {
+    /// A new team with only an id and a name.
+    pub(super) fn new(id: u64, name: &str) -> Self {
+        Self {
+            id,
+            name: name.to_string(),
+            integration_external_id: None,
+            parent_team_id: None,
+            manager_id: None,
+            secondary_manager_ids: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+}
+
 impl From<&TeamRec> for SimTeam {
     fn from(team: &TeamRec) -> Self {
         SimTeam {
@@ -238,6 +253,13 @@ pub(super) struct Membership {
 pub(super) struct TokenRec {
     pub issued: Instant,
     pub scopes: Vec<String>,
+}
+
+/// Replaces `slot` when a change carries a new value (`None` leaves it unchanged).
+pub(super) fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
 }
 
 /// Index slot of a status (the order of [`SimUserStatus::ALL`]).
@@ -273,6 +295,36 @@ where
             map.remove(key);
         }
     }
+}
+
+/// Moves `id` from under `old` to under `new` in a multimap, when they differ (either
+/// may be `None`: not indexed).
+fn relink<K: Clone + std::hash::Hash + Eq>(
+    map: &mut HashMap<K, BTreeSet<u64>>,
+    old: Option<&K>,
+    new: Option<&K>,
+    id: u64,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(old) = old {
+        unlink(map, old, id);
+    }
+    if let Some(new) = new {
+        link(map, new.clone(), id);
+    }
+}
+
+/// Every key `(id, _)` of a map or set keyed by id pairs.
+fn pairs_of(id: u64) -> std::ops::RangeInclusive<(u64, u64)> {
+    (id, 0)..=(id, u64::MAX)
+}
+
+/// Adds one to an id counter and returns the new id (1, 2, …).
+fn next_id(counter: &mut u64) -> u64 {
+    *counter += 1;
+    *counter
 }
 
 /// The ids under `key` in a multimap, ascending.
@@ -345,20 +397,24 @@ struct Indexes {
 }
 
 impl Indexes {
-    fn add_user(&mut self, id: u64, email: &str, ext: Option<&str>, status: SimUserStatus) {
-        link(&mut self.user_email, email_key(email), id);
-        if let Some(ext) = ext {
-            link(&mut self.user_ext, ext.to_string(), id);
+    fn add_user(&mut self, user: &UserRec) {
+        link(&mut self.user_email, email_key(&user.email), user.id);
+        if let Some(ext) = &user.integration_external_id {
+            link(&mut self.user_ext, ext.clone(), user.id);
         }
-        self.user_status[status_slot(status)].insert(id);
+        self.user_status[status_slot(user.status)].insert(user.id);
     }
 
-    fn remove_user(&mut self, id: u64, email: &str, ext: Option<&str>, status: SimUserStatus) {
-        unlink(&mut self.user_email, email_key(email).as_str(), id);
-        if let Some(ext) = ext {
-            unlink(&mut self.user_ext, ext, id);
+    fn remove_user(&mut self, user: &UserRec) {
+        unlink(
+            &mut self.user_email,
+            email_key(&user.email).as_str(),
+            user.id,
+        );
+        if let Some(ext) = &user.integration_external_id {
+            unlink(&mut self.user_ext, ext.as_str(), user.id);
         }
-        self.user_status[status_slot(status)].remove(&id);
+        self.user_status[status_slot(user.status)].remove(&user.id);
     }
 
     /// Moves user `id` from its old keys to the current ones of `user`.
@@ -366,19 +422,14 @@ impl Indexes {
         let id = user.id;
         if before.email != user.email {
             let (old, new) = (email_key(&before.email), email_key(&user.email));
-            if old != new {
-                unlink(&mut self.user_email, old.as_str(), id);
-                link(&mut self.user_email, new, id);
-            }
+            relink(&mut self.user_email, Some(&old), Some(&new), id);
         }
-        if before.external_id != user.integration_external_id {
-            if let Some(old) = &before.external_id {
-                unlink(&mut self.user_ext, old.as_str(), id);
-            }
-            if let Some(new) = &user.integration_external_id {
-                link(&mut self.user_ext, new.clone(), id);
-            }
-        }
+        relink(
+            &mut self.user_ext,
+            before.external_id.as_ref(),
+            user.integration_external_id.as_ref(),
+            id,
+        );
         if before.status != user.status {
             self.user_status[status_slot(before.status)].remove(&id);
             self.user_status[status_slot(user.status)].insert(id);
@@ -408,26 +459,24 @@ impl Indexes {
     /// Moves team `team.id` from its old keys to its current ones.
     fn reindex_team(&mut self, before: &TeamKeys, team: &TeamRec) {
         let id = team.id;
-        if before.name != team.name {
-            unlink(&mut self.team_name, before.name.as_str(), id);
-            link(&mut self.team_name, team.name.clone(), id);
-        }
-        if before.external_id != team.integration_external_id {
-            if let Some(old) = &before.external_id {
-                unlink(&mut self.team_ext, old.as_str(), id);
-            }
-            if let Some(new) = &team.integration_external_id {
-                link(&mut self.team_ext, new.clone(), id);
-            }
-        }
-        if before.parent != team.parent_team_id {
-            if let Some(old) = before.parent {
-                unlink(&mut self.team_children, &old, id);
-            }
-            if let Some(new) = team.parent_team_id {
-                link(&mut self.team_children, new, id);
-            }
-        }
+        relink(
+            &mut self.team_name,
+            Some(&before.name),
+            Some(&team.name),
+            id,
+        );
+        relink(
+            &mut self.team_ext,
+            before.external_id.as_ref(),
+            team.integration_external_id.as_ref(),
+            id,
+        );
+        relink(
+            &mut self.team_children,
+            before.parent.as_ref(),
+            team.parent_team_id.as_ref(),
+            id,
+        );
     }
 
     fn add_membership(&mut self, team_id: u64, user_id: u64) {
@@ -469,14 +518,12 @@ pub(crate) struct Inner {
 impl Inner {
     /// The next user id (1, 2, …).
     pub(super) fn take_user_id(&mut self) -> u64 {
-        self.next_user_id += 1;
-        self.next_user_id
+        next_id(&mut self.next_user_id)
     }
 
     /// The next team id (1, 2, …).
     pub(super) fn take_team_id(&mut self) -> u64 {
-        self.next_team_id += 1;
-        self.next_team_id
+        next_id(&mut self.next_team_id)
     }
 
     /// Every user, by id.
@@ -498,20 +545,9 @@ impl Inner {
     pub(super) fn insert_user(&mut self, user: UserRec) {
         let id = user.id;
         if let Some(old) = self.users.insert(id, user) {
-            self.index.remove_user(
-                id,
-                &old.email,
-                old.integration_external_id.as_deref(),
-                old.status,
-            );
+            self.index.remove_user(&old);
         }
-        let user = &self.users[&id];
-        self.index.add_user(
-            id,
-            &user.email,
-            user.integration_external_id.as_deref(),
-            user.status,
-        );
+        self.index.add_user(&self.users[&id]);
     }
 
     /// Changes user `id` through `change` and re-indexes it; `None` when unknown.
@@ -693,7 +729,7 @@ impl Inner {
     fn memberships_of(&self, user_id: u64) -> impl Iterator<Item = (u64, &Membership)> + '_ {
         self.index
             .user_teams
-            .range((user_id, 0)..=(user_id, u64::MAX))
+            .range(pairs_of(user_id))
             .filter_map(move |(_, team)| {
                 self.memberships.get(&(*team, user_id)).map(|m| (*team, m))
             })
@@ -718,7 +754,7 @@ impl Inner {
     pub(super) fn has_team(&self, user_id: u64) -> bool {
         self.index
             .user_teams
-            .range((user_id, 0)..=(user_id, u64::MAX))
+            .range(pairs_of(user_id))
             .next()
             .is_some()
     }
@@ -731,7 +767,7 @@ impl Inner {
     /// Members of a team, by user id.
     pub(super) fn team_user_ids(&self, team_id: u64) -> Vec<u64> {
         self.memberships
-            .range((team_id, 0)..=(team_id, u64::MAX))
+            .range(pairs_of(team_id))
             .map(|((_, u), _)| *u)
             .collect()
     }
@@ -743,8 +779,7 @@ impl Inner {
 
     /// Stores a new membership with a fresh id; returns the id.
     fn put_membership(&mut self, team_id: u64, user_id: u64, primary: bool) -> u64 {
-        self.next_membership_id += 1;
-        let id = self.next_membership_id;
+        let id = next_id(&mut self.next_membership_id);
         if self
             .memberships
             .insert((team_id, user_id), Membership { id, primary })
@@ -816,12 +851,7 @@ impl Inner {
         let Some(user) = self.users.remove(&id) else {
             return false;
         };
-        self.index.remove_user(
-            id,
-            &user.email,
-            user.integration_external_id.as_deref(),
-            user.status,
-        );
+        self.index.remove_user(&user);
         self.remove_memberships_of(id, |_| true);
         // Manager references are not indexed; deletes are rare, so a sweep is fine.
         for user in self.users.values_mut() {
@@ -873,12 +903,7 @@ impl Inner {
     fn rebuilt_index(&self) -> Indexes {
         let mut index = Indexes::default();
         for user in self.users.values() {
-            index.add_user(
-                user.id,
-                &user.email,
-                user.integration_external_id.as_deref(),
-                user.status,
-            );
+            index.add_user(user);
         }
         for team in self.teams.values() {
             index.add_team(team);
@@ -906,15 +931,7 @@ mod tests {
 
     fn team(inner: &mut Inner, name: &str) -> u64 {
         let id = inner.take_team_id();
-        inner.insert_team(TeamRec {
-            id,
-            name: name.to_string(),
-            integration_external_id: None,
-            parent_team_id: None,
-            manager_id: None,
-            secondary_manager_ids: vec![],
-            tags: vec![],
-        });
+        inner.insert_team(TeamRec::new(id, name));
         id
     }
 

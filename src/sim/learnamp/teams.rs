@@ -10,17 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, FieldErrors};
-use super::form::{Form, id_segment, read_form, read_json, segment};
-use super::model::{Inner, TeamRec};
+use super::form::{Absent, Form, Mode, id_segment, read_form, read_json, segment};
+use super::model::{Inner, TeamRec, set};
 use super::paging::PageRequest;
-use super::views::View;
-
-/// Whether a request creates a team or updates team `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Create,
-    Update(u64),
-}
+use super::views::{View, json_or_not_found};
 
 /// Validated changes to one team (`None` = unchanged).
 #[derive(Debug, Default)]
@@ -42,87 +35,44 @@ const EXCLUSIVE_PAIRS: [(&str, &str); 3] = [
     ("subTeamIds", "subTeamNames"),
 ];
 
-/// Whether a parameter (plain or `[]` array) was sent.
-fn sent(form: &Form, key: &str) -> bool {
-    form.has(key) || form.has(&format!("{key}[]"))
-}
+/// `must match existing teams IDs`.
+const UNKNOWN_TEAM: &str = "must match existing teams IDs";
 
-/// Parses an optional id that must exist.
-fn existing_id(
-    form: &Form,
-    key: &str,
-    exists: impl Fn(u64) -> bool,
-    message: &str,
-    errors: &mut FieldErrors,
-) -> Option<Option<u64>> {
-    match form.optional(key)? {
-        None => Some(None),
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(id) if exists(id) => Some(Some(id)),
-            Ok(_) => {
-                errors.add(key, message);
-                None
-            }
-            Err(_) => {
-                errors.add(key, "is invalid");
-                None
-            }
-        },
-    }
-}
+/// `must match existing users IDs`.
+const UNKNOWN_USER: &str = "must match existing users IDs";
 
-/// Parses an id list whose members must exist.
-fn existing_ids(
-    form: &Form,
-    key: &str,
-    exists: impl Fn(u64) -> bool,
-    message: &str,
-    errors: &mut FieldErrors,
-) -> Option<Vec<u64>> {
-    let values = form.list(key)?;
-    let ids: Option<Vec<u64>> = values
-        .iter()
-        .map(|v| v.parse::<u64>().ok().filter(|id| exists(*id)))
-        .collect();
-    if ids.is_none() {
-        errors.add(key, message);
-    }
-    ids
-}
-
-/// A team id by exact name (the first by id).
-fn team_by_name(inner: &Inner, name: &str) -> Option<u64> {
-    inner.team_id_by_name(name)
-}
+/// `must match existing teams names`.
+const UNKNOWN_TEAM_NAME: &str = "must match existing teams names";
 
 /// The create-only parameters: names, manager email, secondary managers, sub-teams.
+/// A non-numeric member of an id list reads as unknown on teams (no `is invalid`).
 fn create_only(inner: &Inner, form: &Form, changes: &mut TeamChanges, errors: &mut FieldErrors) {
     if let Some(Some(name)) = form.optional("parentTeamName") {
-        match team_by_name(inner, &name) {
+        match inner.team_id_by_name(&name) {
             Some(id) => changes.parent = Some(Some(id)),
-            None => errors.add("parentTeamName", "must match existing teams names"),
+            None => errors.add("parentTeamName", UNKNOWN_TEAM_NAME),
         }
     }
-    changes.secondary_managers = existing_ids(
-        form,
+    changes.secondary_managers = form.existing_ids(
         "secondaryManagerIds",
         |id| inner.contains_user(id),
-        "must match existing users IDs",
+        UNKNOWN_USER,
+        UNKNOWN_USER,
         errors,
     );
     changes.sub_teams = match form.list("subTeamNames") {
         Some(names) => {
-            let ids: Option<Vec<u64>> = names.iter().map(|n| team_by_name(inner, n)).collect();
+            let ids: Option<Vec<u64>> = names.iter().map(|n| inner.team_id_by_name(n)).collect();
             if ids.is_none() {
-                errors.add("subTeamNames", "must match existing teams names");
+                errors.add("subTeamNames", UNKNOWN_TEAM_NAME);
             }
             ids
         }
-        None => existing_ids(
-            form,
+        None => form.existing_ids(
             "subTeamIds",
             |id| inner.contains_team(id),
-            "must match existing teams IDs",
+            UNKNOWN_TEAM,
+            UNKNOWN_TEAM,
             errors,
         ),
     };
@@ -131,38 +81,24 @@ fn create_only(inner: &Inner, form: &Form, changes: &mut TeamChanges, errors: &m
 /// Validates a create or update request (nothing is written).
 fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, ApiError> {
     if mode == Mode::Create {
-        for (a, b) in EXCLUSIVE_PAIRS {
-            if sent(form, a) && sent(form, b) {
-                return Err(ApiError::bad_request(format!(
-                    "{a}, {b} are mutually exclusive"
-                )));
-            }
-        }
+        form.check_exclusive(&EXCLUSIVE_PAIRS)?;
     }
     let mut errors = FieldErrors::default();
-    let mut changes = TeamChanges::default();
-    match form.get("name").map(str::trim) {
-        None if mode == Mode::Create => {
-            errors.add("name", "is missing");
-            errors.add("name", "is empty");
-        }
-        None => {}
-        Some("") => errors.add("name", "is empty"),
-        Some(name) => changes.name = Some(name.to_string()),
-    }
-    changes.integration_external_id = form.optional("integrationExternalId");
-    changes.manager = existing_id(
-        form,
+    let mut changes = TeamChanges {
+        name: form.text("name", mode.absent(Absent::MissingAndEmpty), &mut errors),
+        integration_external_id: form.optional("integrationExternalId"),
+        ..TeamChanges::default()
+    };
+    changes.manager = form.existing_id(
         "managerId",
         |id| inner.contains_user(id),
-        "must match existing users IDs",
+        UNKNOWN_USER,
         &mut errors,
     );
-    changes.parent = existing_id(
-        form,
+    changes.parent = form.existing_id(
         "parentTeamId",
         |id| inner.contains_team(id),
-        "must match existing teams IDs",
+        UNKNOWN_TEAM,
         &mut errors,
     );
     if let (Mode::Update(id), Some(Some(parent))) = (mode, changes.parent)
@@ -188,9 +124,7 @@ fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, 
         Some("Extended") => changes.extended = true,
         Some(_) => errors.add("response", "does not have a valid value"),
     }
-    if !errors.is_empty() {
-        return Err(ApiError::params(errors));
-    }
+    errors.into_result()?;
     if mode == Mode::Create
         && let Some(email) = form.optional("managerEmail").flatten()
     {
@@ -209,18 +143,14 @@ fn parse_changes(inner: &Inner, form: &Form, mode: Mode) -> Result<TeamChanges, 
 
 /// `integrationExternalId` is unique per company (no "Validation failed: " prefix on teams).
 fn check_unique(inner: &Inner, changes: &TeamChanges, mode: Mode) -> Result<(), ApiError> {
-    let own = match mode {
-        Mode::Create => None,
-        Mode::Update(id) => Some(id),
-    };
     if let Some(Some(ext)) = &changes.integration_external_id
-        && inner.team_ids_by_ext(ext).any(|id| Some(id) != own)
+        && inner
+            .team_ids_by_ext(ext)
+            .any(|id| Some(id) != mode.own_id())
     {
-        let mut errors = FieldErrors::default();
-        errors.add("integrationExternalId", "has already been taken");
         return Err(ApiError::validation(
             "Integration external id has already been taken",
-            errors,
+            FieldErrors::one("integrationExternalId", "has already been taken"),
         ));
     }
     Ok(())
@@ -240,53 +170,60 @@ fn apply_changes(inner: &mut Inner, id: u64, changes: TeamChanges) {
 
 /// Writes the plain fields of validated changes to a team (sub-teams are written apart).
 fn write_fields(team: &mut TeamRec, changes: TeamChanges) {
-    if let Some(name) = changes.name {
-        team.name = name;
-    }
-    if let Some(ext) = changes.integration_external_id {
-        team.integration_external_id = ext;
-    }
-    if let Some(manager) = changes.manager {
-        team.manager_id = manager;
-    }
-    if let Some(secondary) = changes.secondary_managers {
-        team.secondary_manager_ids = secondary;
-    }
-    if let Some(parent) = changes.parent {
-        team.parent_team_id = parent;
-    }
-    if let Some(tags) = changes.tags {
-        team.tags = tags;
-    }
+    set(&mut team.name, changes.name);
+    set(
+        &mut team.integration_external_id,
+        changes.integration_external_id,
+    );
+    set(&mut team.manager_id, changes.manager);
+    set(&mut team.secondary_manager_ids, changes.secondary_managers);
+    set(&mut team.parent_team_id, changes.parent);
+    set(&mut team.tags, changes.tags);
 }
 
 /// A team rendered in simple or full form.
 fn render(shared: &AppState, inner: &Inner, id: u64, full: bool, status: StatusCode) -> Response {
-    let view = View {
-        inner,
-        base: &shared.base_url,
-    };
-    match inner.team(id) {
-        Some(team) if full => (status, axum::Json(view.team_full(team))).into_response(),
-        Some(team) => (status, axum::Json(view.team_simple(team))).into_response(),
-        None => ApiError::not_found().into_response(),
+    let view = View::new(shared, inner);
+    let team = inner.team(id).map(|team| {
+        if full {
+            view.team_full(team)
+        } else {
+            view.team_simple(team)
+        }
+    });
+    json_or_not_found(status, team)
+}
+
+/// How a team route's path segment names the team: [`ById`] (`/v1/teams/{id}`) or
+/// [`ByExt`] (`/v1/teams/by_external_id/{extId}`). Each route has one generic handler that
+/// serves both forms; the segment is resolved under the lock, after any body was read.
+pub(super) trait TeamKey {
+    /// The team id the segment names, or 404 (406 for a non-JSON format suffix).
+    fn resolve(inner: &Inner, raw: &str) -> Result<u64, ApiError>;
+}
+
+/// The segment is the numeric team id.
+pub(super) struct ById;
+
+/// The segment is the team's `integrationExternalId` (URL-decoded by axum).
+pub(super) struct ByExt;
+
+impl TeamKey for ById {
+    fn resolve(inner: &Inner, raw: &str) -> Result<u64, ApiError> {
+        let id = id_segment(raw)?;
+        inner
+            .contains_team(id)
+            .then_some(id)
+            .ok_or_else(ApiError::not_found)
     }
 }
 
-/// The team id for an id segment, or 404.
-fn team_by_id(inner: &Inner, raw: &str) -> Result<u64, ApiError> {
-    let id = id_segment(raw)?;
-    inner
-        .contains_team(id)
-        .then_some(id)
-        .ok_or_else(ApiError::not_found)
-}
-
-/// The team id for an external-id segment, or 404.
-fn team_by_ext(inner: &Inner, raw: &str) -> Result<u64, ApiError> {
-    inner
-        .team_id_by_ext(segment(raw)?)
-        .ok_or_else(ApiError::not_found)
+impl TeamKey for ByExt {
+    fn resolve(inner: &Inner, raw: &str) -> Result<u64, ApiError> {
+        inner
+            .team_id_by_ext(segment(raw)?)
+            .ok_or_else(ApiError::not_found)
+    }
 }
 
 /// Whether a team matches `filters[name]` (case-insensitive substring) and `filters[tags]`.
@@ -312,35 +249,17 @@ pub(super) async fn list(
         .map(|t| t.id)
         .collect();
     let (ids, headers) = page.apply(&ids);
-    let view = View {
-        inner: &inner,
-        base: &shared.base_url,
-    };
-    let teams: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| inner.team(*id))
-        .map(|t| view.team_simple(t))
-        .collect();
+    let teams = View::new(&shared, &inner).teams(ids, View::team_simple);
     Ok((headers, axum::Json(json!({ "teams": teams }))).into_response())
 }
 
-/// `GET /v1/teams/{id}`: full form.
-pub(super) async fn show(
+/// `GET /v1/teams/{id}` and `GET /v1/teams/by_external_id/{extId}`: full form.
+pub(super) async fn show<K: TeamKey>(
     State(shared): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let inner = shared.lock();
-    let id = team_by_id(&inner, &raw)?;
-    Ok(render(&shared, &inner, id, true, StatusCode::OK))
-}
-
-/// `GET /v1/teams/by_external_id/{extId}`: full form.
-pub(super) async fn show_by_ext(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
-    let inner = shared.lock();
-    let id = team_by_ext(&inner, &raw)?;
+    let id = K::resolve(&inner, &raw)?;
     Ok(render(&shared, &inner, id, true, StatusCode::OK))
 }
 
@@ -353,123 +272,55 @@ pub(super) async fn create(
     let mut inner = shared.lock();
     let changes = parse_changes(&inner, &form, Mode::Create)?;
     let id = inner.take_team_id();
-    inner.insert_team(TeamRec {
-        id,
-        name: String::new(),
-        integration_external_id: None,
-        parent_team_id: None,
-        manager_id: None,
-        secondary_manager_ids: Vec::new(),
-        tags: Vec::new(),
-    });
+    inner.insert_team(TeamRec::new(id, ""));
     apply_changes(&mut inner, id, changes);
     tracing::debug!(team_id = id, "learnamp sim: team created");
     Ok(render(&shared, &inner, id, true, StatusCode::CREATED))
 }
 
-/// Shared body of both update routes.
-fn update_team(
-    shared: &AppState,
-    inner: &mut Inner,
-    id: u64,
-    form: &Form,
+/// `PUT /v1/teams/{id}` and `PUT /v1/teams/by_external_id/{extId}`: simple form, full
+/// with `response=Extended`.
+pub(super) async fn update<K: TeamKey>(
+    State(shared): State<AppState>,
+    Path(raw): Path<String>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let changes = parse_changes(inner, form, Mode::Update(id))?;
+    let form = read_form(request).await?;
+    let mut inner = shared.lock();
+    let id = K::resolve(&inner, &raw)?;
+    let changes = parse_changes(&inner, &form, Mode::Update(id))?;
     let extended = changes.extended;
-    apply_changes(inner, id, changes);
-    Ok(render(shared, inner, id, extended, StatusCode::OK))
+    apply_changes(&mut inner, id, changes);
+    Ok(render(&shared, &inner, id, extended, StatusCode::OK))
 }
 
-/// `PUT /v1/teams/{id}`.
-pub(super) async fn update(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let form = read_form(request).await?;
-    let mut inner = shared.lock();
-    let id = team_by_id(&inner, &raw)?;
-    update_team(&shared, &mut inner, id, &form)
-}
-
-/// `PUT /v1/teams/by_external_id/{extId}`.
-pub(super) async fn update_by_ext(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let form = read_form(request).await?;
-    let mut inner = shared.lock();
-    let id = team_by_ext(&inner, &raw)?;
-    update_team(&shared, &mut inner, id, &form)
-}
-
-/// `DELETE /v1/teams/{id}`: 204; users kept.
-pub(super) async fn delete(
+/// `DELETE /v1/teams/{id}` and `DELETE /v1/teams/by_external_id/{extId}`: 204; users kept.
+pub(super) async fn delete<K: TeamKey>(
     State(shared): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut inner = shared.lock();
-    let id = team_by_id(&inner, &raw)?;
+    let id = K::resolve(&inner, &raw)?;
     inner.delete_team(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /v1/teams/by_external_id/{extId}`: 204; users kept.
-pub(super) async fn delete_by_ext(
+/// `GET /v1/teams/{team_id}/users` and `GET /v1/teams/by_external_id/{extId}/users`: the
+/// team object with `users[]` in full user form, paginated over the users.
+pub(super) async fn members<K: TeamKey>(
     State(shared): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let mut inner = shared.lock();
-    let id = team_by_ext(&inner, &raw)?;
-    inner.delete_team(id);
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// The team object with `users[]` in full user form, paginated over the users.
-fn members_of(
-    shared: &AppState,
-    inner: &Inner,
-    id: u64,
-    query: &Form,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let page = PageRequest::from_query(query, shared.config.max_per_page)?;
+    let query = Form::from_query(query.as_deref())?;
+    let inner = shared.lock();
+    let id = K::resolve(&inner, &raw)?;
+    let page = PageRequest::from_query(&query, shared.config.max_per_page)?;
     let (ids, headers) = page.apply(&inner.team_user_ids(id));
-    let view = View {
-        inner,
-        base: &shared.base_url,
-    };
-    let users: Vec<Value> = ids
-        .iter()
-        .filter_map(|u| inner.user(*u))
-        .map(|u| view.user_full(u))
-        .collect();
+    let view = View::new(&shared, &inner);
+    let users = view.users(ids, View::user_full);
     let team = inner.team(id).ok_or_else(ApiError::not_found)?;
     Ok((headers, axum::Json(view.team_with_users(team, users))).into_response())
-}
-
-/// `GET /v1/teams/{team_id}/users`.
-pub(super) async fn members(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let query = Form::from_query(query.as_deref())?;
-    let inner = shared.lock();
-    let id = team_by_id(&inner, &raw)?;
-    members_of(&shared, &inner, id, &query)
-}
-
-/// `GET /v1/teams/by_external_id/{extId}/users`.
-pub(super) async fn members_by_ext(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let query = Form::from_query(query.as_deref())?;
-    let inner = shared.lock();
-    let id = team_by_ext(&inner, &raw)?;
-    members_of(&shared, &inner, id, &query)
 }
 
 /// A validated membership request.
@@ -535,89 +386,49 @@ fn parse_member(body: &Map<String, Value>) -> Result<MemberRequest, ApiError> {
     }
 }
 
-/// Adds a membership and answers 201.
-fn add_member_to(
-    shared: &AppState,
-    inner: &mut Inner,
-    team_id: u64,
-    body: &Map<String, Value>,
+/// `POST /v1/teams/{team_id}/users` and `POST /v1/teams/by_external_id/{extId}/users`
+/// (JSON body): 201 with the membership, or the full team with `Teams::Extended`.
+pub(super) async fn add_member<K: TeamKey>(
+    State(shared): State<AppState>,
+    Path(raw): Path<String>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let request = parse_member(body)?;
+    let body = read_json(request).await?;
+    let mut inner = shared.lock();
+    let team_id = K::resolve(&inner, &raw)?;
+    let request = parse_member(&body)?;
     if !inner.contains_user(request.user_id) {
         return Err(ApiError::not_found());
     }
     let id = inner.add_membership(team_id, request.user_id, request.primary);
     if request.extended {
-        return Ok(render(shared, inner, team_id, true, StatusCode::CREATED));
+        return Ok(render(&shared, &inner, team_id, true, StatusCode::CREATED));
     }
     let body = json!({"id": id, "teamId": team_id, "userId": request.user_id});
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-/// `POST /v1/teams/{team_id}/users` (JSON body).
-pub(super) async fn add_member(
+/// `DELETE /v1/teams/{team_id}/users/{user_id}` and
+/// `DELETE /v1/teams/by_external_id/{extId}/users/{user_id}`: 204, or 404 when there is no
+/// such membership.
+pub(super) async fn remove_member<K: TeamKey>(
     State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let body = read_json(request).await?;
-    let mut inner = shared.lock();
-    let team_id = team_by_id(&inner, &raw)?;
-    add_member_to(&shared, &mut inner, team_id, &body)
-}
-
-/// `POST /v1/teams/by_external_id/{extId}/users` (JSON body).
-pub(super) async fn add_member_by_ext(
-    State(shared): State<AppState>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let body = read_json(request).await?;
-    let mut inner = shared.lock();
-    let team_id = team_by_ext(&inner, &raw)?;
-    add_member_to(&shared, &mut inner, team_id, &body)
-}
-
-/// Removes a membership: 204, or 404 when there is none.
-fn remove_member_from(
-    inner: &mut Inner,
-    team_id: u64,
-    raw_user: &str,
+    Path((team, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let user_id = id_segment(raw_user)?;
+    let mut inner = shared.lock();
+    let team_id = K::resolve(&inner, &team)?;
+    let user_id = id_segment(&user)?;
     match inner.remove_membership(team_id, user_id) {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::not_found()),
     }
 }
 
-/// `DELETE /v1/teams/{team_id}/users/{user_id}`.
-pub(super) async fn remove_member(
-    State(shared): State<AppState>,
-    Path((team, user)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let mut inner = shared.lock();
-    let team_id = team_by_id(&inner, &team)?;
-    remove_member_from(&mut inner, team_id, &user)
-}
-
-/// `DELETE /v1/teams/by_external_id/{extId}/users/{user_id}`.
-pub(super) async fn remove_member_by_ext(
-    State(shared): State<AppState>,
-    Path((team, user)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let mut inner = shared.lock();
-    let team_id = team_by_ext(&inner, &team)?;
-    remove_member_from(&mut inner, team_id, &user)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn form(s: &str) -> Form {
-        Form::from_urlencoded(s.as_bytes()).expect("form")
-    }
+    use crate::sim::learnamp::form::test_form as form;
 
     #[test]
     fn create_reports_missing_name_and_unknown_parent_together() {

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+
+/// The scopes [`fetch_token`] asks for in the scoped tests.
+const SCOPED: &str = "users:read users:create";
 
 /// A started simulator, a client and a valid token.
 struct Fixture {
@@ -20,7 +23,7 @@ impl Fixture {
             .await
             .expect("sim starts");
         let http = Client::new();
-        let token = fetch_token(&http, &sim.base_url, "sim-secret", false)
+        let token = fetch_token(&http, &sim.base_url, "sim-secret", None)
             .await
             .1["access_token"]
             .as_str()
@@ -33,44 +36,54 @@ impl Fixture {
         format!("{}{}", self.sim.base_url, path)
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    /// A request to `path` with the fixture's token.
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    async fn send_form(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let response = self
-            .http
             .request(method, self.url(path))
             .bearer_auth(&self.token)
-            .form(form)
-            .send()
-            .await
-            .expect("request");
+    }
+
+    /// Sends an authorized request without a body.
+    async fn call(&self, method: Method, path: &str) -> Response {
+        send(self.request(method, path)).await
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.call(Method::GET, path).await
+    }
+
+    /// The JSON body of `GET path`.
+    async fn get_json(&self, path: &str) -> Value {
+        json_of(self.get(path).await).await
+    }
+
+    /// Sends a form; the answer must have `expected` status; returns its JSON body (`null`
+    /// when it has none).
+    async fn send_form(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+        expected: StatusCode,
+    ) -> Value {
+        let response = send(self.request(method.clone(), path).form(form)).await;
         let status = response.status();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        body
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-        self.send_form(reqwest::Method::POST, path, form).await
+    async fn post(&self, path: &str, form: &[(&str, &str)], expected: StatusCode) -> Value {
+        self.send_form(Method::POST, path, form, expected).await
     }
 
-    async fn put(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-        self.send_form(reqwest::Method::PUT, path, form).await
+    async fn put(&self, path: &str, form: &[(&str, &str)], expected: StatusCode) -> Value {
+        self.send_form(Method::PUT, path, form, expected).await
     }
 
     async fn create_user(&self, email: &str, ext: &str) -> u64 {
-        let (status, body) = self
+        let body = self
             .post(
                 "/v1/users",
                 &[
@@ -80,54 +93,55 @@ impl Fixture {
                     ("integrationExternalId", ext),
                     ("skipInvitation", "true"),
                 ],
+                StatusCode::CREATED,
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_u64().expect("id")
     }
 
     async fn empty_put(&self, path: &str) -> StatusCode {
-        self.http
-            .put(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request")
-            .status()
+        self.call(Method::PUT, path).await.status()
     }
 }
 
-/// Requests a token; `scoped` asks for `users:read users:create` only, else `public`.
-async fn fetch_token(http: &Client, base: &str, secret: &str, scoped: bool) -> (StatusCode, Value) {
+/// Sends a request (panics when it cannot be sent).
+async fn send(request: RequestBuilder) -> Response {
+    request.send().await.expect("request")
+}
+
+/// The JSON body of an answer (panics when it is not JSON).
+async fn json_of(response: Response) -> Value {
+    response.json().await.expect("json")
+}
+
+/// Requests a token with `scope` (none asked: `public`).
+async fn fetch_token(
+    http: &Client,
+    base: &str,
+    secret: &str,
+    scope: Option<&str>,
+) -> (StatusCode, Value) {
     let mut form = vec![
         ("client_id", "sim-client"),
         ("client_secret", secret),
         ("grant_type", "client_credentials"),
     ];
-    if scoped {
-        form.push(("scope", "users:read users:create"));
-    }
-    let response = http
-        .post(format!("{base}/oauth/token"))
-        .form(&form)
-        .send()
-        .await
-        .expect("token request");
-    let status = response.status();
-    (status, response.json().await.expect("json"))
+    form.extend(scope.map(|scope| ("scope", scope)));
+    let response = send(http.post(format!("{base}/oauth/token")).form(&form)).await;
+    (response.status(), json_of(response).await)
 }
 
 #[tokio::test]
 async fn token_flow_urlencoded_multipart_wrong_secret_and_expiry() {
     let f = Fixture::new().await;
-    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", true).await;
+    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", Some(SCOPED)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 7200);
-    assert_eq!(body["scope"], "users:read users:create");
+    assert_eq!(body["scope"], SCOPED);
     assert!(body["created_at"].as_u64().expect("created_at") > 1_600_000_000);
 
-    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "wrong", false).await;
+    let (status, body) = fetch_token(&f.http, &f.sim.base_url, "wrong", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid_client");
     assert!(!body.to_string().contains("wrong"));
@@ -141,68 +155,46 @@ async fn token_flow_urlencoded_multipart_wrong_secret_and_expiry() {
         })
         .collect::<String>()
         + &format!("--{boundary}--\r\n");
-    let response = f
-        .http
-        .post(f.url("/oauth/token"))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(multipart)
-        .send()
-        .await
-        .expect("multipart token");
+    let response = send(
+        f.http
+            .post(f.url("/oauth/token"))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["scope"], "public");
+    assert_eq!(json_of(response).await["scope"], "public");
 
-    let response = f
-        .http
-        .post(f.url("/oauth/token"))
-        .form(&[
-            ("client_id", "sim-client"),
-            ("client_secret", "sim-secret"),
-            ("grant_type", "client_credentials"),
-            ("scope", "users:everything"),
-        ])
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = fetch_token(
+        &f.http,
+        &f.sim.base_url,
+        "sim-secret",
+        Some("users:everything"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_scope");
 
     assert_eq!(f.get("/v1/users").await.status(), StatusCode::OK);
-    let no_token = f
-        .http
-        .get(f.url("/v1/users"))
-        .send()
-        .await
-        .expect("request");
+    let no_token = send(f.http.get(f.url("/v1/users"))).await;
     assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
-    assert!(no_token.json::<Value>().await.expect("json")["error"].is_string());
+    assert!(json_of(no_token).await["error"].is_string());
 
     f.sim.set_token_ttl(Duration::ZERO);
     let expired = f.get("/v1/users").await;
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        expired.json::<Value>().await.expect("json")["error"],
-        "The access token expired"
-    );
+    assert_eq!(json_of(expired).await["error"], "The access token expired");
 }
 
 #[tokio::test]
 async fn scopes_restrict_routes() {
     let f = Fixture::new().await;
-    let (_, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", true).await;
+    let (_, body) = fetch_token(&f.http, &f.sim.base_url, "sim-secret", Some(SCOPED)).await;
     let limited = body["access_token"].as_str().expect("token");
-    let response = f
-        .http
-        .get(f.url("/v1/teams"))
-        .bearer_auth(limited)
-        .send()
-        .await
-        .expect("request");
+    let response = send(f.http.get(f.url("/v1/teams")).bearer_auth(limited)).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -217,7 +209,7 @@ async fn create_with_and_without_skip_invitation() {
         SimUserStatus::NotInvited
     );
 
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/users",
             &[
@@ -225,9 +217,9 @@ async fn create_with_and_without_skip_invitation() {
                 ("firstName", "Grace"),
                 ("lastName", "Hopper"),
             ],
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["status"]["status"], "Invite pending");
     assert!(
         body["status"]["time"]
@@ -245,8 +237,9 @@ async fn create_with_and_without_skip_invitation() {
         SimUserStatus::InvitePending
     );
 
-    let (status, body) = f.post("/v1/users", &[("firstName", "X")]).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = f
+        .post("/v1/users", &[("firstName", "X")], StatusCode::BAD_REQUEST)
+        .await;
     assert_eq!(
         body["error"],
         "email is missing, email is empty, lastName is missing"
@@ -258,7 +251,7 @@ async fn create_with_and_without_skip_invitation() {
 async fn duplicate_email_and_external_id_are_400() {
     let f = Fixture::new().await;
     f.create_user("ada@example.com", "4711").await;
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/users",
             &[
@@ -267,15 +260,15 @@ async fn duplicate_email_and_external_id_are_400() {
                 ("lastName", "B"),
                 ("skipInvitation", "true"),
             ],
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({"error": "Validation failed: Email has already been taken",
                "fullErrors": {"email": ["has already been taken"]}})
     );
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/users",
             &[
@@ -284,9 +277,9 @@ async fn duplicate_email_and_external_id_are_400() {
                 ("lastName", "B"),
                 ("integrationExternalId", "4711"),
             ],
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({"error": "Validation failed: Integration external id has already been taken",
@@ -301,36 +294,26 @@ async fn manager_email_must_be_an_active_user() {
     let f = Fixture::new().await;
     let boss = f.sim.insert_user("Boss@Example.com", "Big", "Boss", None);
     let worker = f.create_user("worker@example.com", "2").await;
-    let (status, body) = f
-        .put(
-            &format!("/v1/users/{worker}"),
-            &[("managerEmail", "boss@example.com")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let path = format!("/v1/users/{worker}");
+    let by_email = [("managerEmail", "boss@example.com")];
+    let body = f.put(&path, &by_email, StatusCode::OK).await;
     assert_eq!(body["manager"]["id"], boss);
     assert_eq!(
         f.empty_put(&format!("/v1/users/{boss}/deactivate")).await,
         StatusCode::NO_CONTENT
     );
-    let (status, body) = f
-        .put(
-            &format!("/v1/users/{worker}"),
-            &[("managerEmail", "boss@example.com")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = f.put(&path, &by_email, StatusCode::BAD_REQUEST).await;
     assert_eq!(
         body,
         json!({"error": "managerEmail must match an existing user email within your company"})
     );
-    let (status, body) = f
+    let body = f
         .put(
-            &format!("/v1/users/{worker}"),
+            &path,
             &[("managerEmail", "x@y.z"), ("managerId", "1")],
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({"error": "managerId, managerEmail are mutually exclusive"})
@@ -349,7 +332,7 @@ async fn pagination_headers_and_deactivated_users() {
     assert_eq!(response.headers()["Total"], "5");
     assert_eq!(response.headers()["Per-Page"], "2");
     assert_eq!(response.headers()["Total-Pages"], "3");
-    let body: Value = response.json().await.expect("json");
+    let body = json_of(response).await;
     let ids: Vec<u64> = body["users"]
         .as_array()
         .expect("users")
@@ -362,22 +345,15 @@ async fn pagination_headers_and_deactivated_users() {
     let capped = f.get("/v1/users?perPage=1000").await;
     assert_eq!(capped.headers()["Per-Page"], "100");
 
-    assert_eq!(
-        f.empty_put("/v1/users/2/deactivate").await,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        f.empty_put("/v1/users/2/deactivate").await,
-        StatusCode::NO_CONTENT
-    );
+    for _ in 0..2 {
+        assert_eq!(
+            f.empty_put("/v1/users/2/deactivate").await,
+            StatusCode::NO_CONTENT
+        );
+    }
     let listed = f.get("/v1/users").await;
     assert_eq!(listed.headers()["Total"], "4");
-    let deactivated: Value = f
-        .get("/v1/users?filters[status][]=deactivated")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let deactivated = f.get_json("/v1/users?filters[status][]=deactivated").await;
     assert_eq!(deactivated["users"].as_array().expect("users").len(), 1);
     assert_eq!(deactivated["users"][0]["id"], 2);
     assert_eq!(deactivated["users"][0]["status"]["status"], "Deactivated");
@@ -409,38 +385,28 @@ async fn by_integration_external_id_uses_external_ids_even_when_numeric() {
     let f = Fixture::new().await;
     f.create_user("one@example.com", "2").await;
     f.create_user("two@example.com", "HR/1001").await;
-    let body: Value = f
-        .get("/v1/users/by_integration_external_id/2")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = f.get_json("/v1/users/by_integration_external_id/2").await;
     assert_eq!(body["id"], 1, "external id 2 is user 1, not user 2");
-    let body: Value = f
-        .get("/v1/users/by_integration_external_id/HR%2F1001.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body = f
+        .get_json("/v1/users/by_integration_external_id/HR%2F1001.json")
+        .await;
     assert_eq!(body["id"], 2);
     let missing = f.get("/v1/users/by_integration_external_id/1").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        missing.json::<Value>().await.expect("json"),
-        json!({"error": "Not found"})
-    );
+    assert_eq!(json_of(missing).await, json!({"error": "Not found"}));
 
     assert_eq!(
         f.empty_put("/v1/users/1/deactivate").await,
         StatusCode::NO_CONTENT
     );
-    let (status, body) = f
+    // Deactivated users are found too.
+    let body = f
         .put(
             "/v1/users/by_integration_external_id/2",
             &[("integrationExternalId", "3"), ("jobTitle", "Eng")],
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "deactivated users are found too");
     assert_eq!(body["integrationExternalId"], "3");
     assert_eq!(
         body["firstName"], "Ada",
@@ -461,26 +427,30 @@ async fn leave_date_round_trip() {
     let f = Fixture::new().await;
     let id = f.create_user("leaver@example.com", "7").await;
     let path = format!("/v1/users/{id}");
-    let (status, body) = f
+    let body = f
         .put(
             &path,
             &[("leaveDate", "2025-06-30"), ("hireDate", "2021-04-01")],
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["leaveDate"], "2025-06-30");
-    let shown: Value = f.get(&path).await.json().await.expect("json");
+    let shown = f.get_json(&path).await;
     assert_eq!(shown["leaveDate"], "2025-06-30");
     assert_eq!(shown["hireDate"], "2021-04-01");
-    let (status, body) = f.put(&path, &[("leaveDate", "30.06.2025")]).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = f
+        .put(
+            &path,
+            &[("leaveDate", "30.06.2025")],
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     assert_eq!(body["fullErrors"]["leaveDate"], json!(["is invalid"]));
     assert_eq!(
         f.sim.user(id).expect("user").leave_date.as_deref(),
         Some("2025-06-30")
     );
-    let (status, body) = f.put(&path, &[("leaveDate", "")]).await;
-    assert_eq!(status, StatusCode::OK);
+    let body = f.put(&path, &[("leaveDate", "")], StatusCode::OK).await;
     assert_eq!(body["leaveDate"], Value::Null);
 }
 
@@ -488,50 +458,34 @@ async fn leave_date_round_trip() {
 async fn avatar_upload_accepts_png_and_rejects_garbage() {
     let f = Fixture::new().await;
     let id = f.create_user("pic@example.com", "8").await;
+    let avatar = format!("/v1/users/{id}/avatar");
     let png: Vec<u8> = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
     let upload = |bytes: Vec<u8>, media: &'static str| {
-        f.http
-            .put(f.url(&format!("/v1/users/{id}/avatar")))
-            .bearer_auth(&f.token)
-            .header("Content-Type", media)
-            .body(bytes)
-            .send()
+        send(
+            f.request(Method::PUT, &avatar)
+                .header("Content-Type", media)
+                .body(bytes),
+        )
     };
-    let response = upload(png.clone(), "image/png").await.expect("upload");
+    let response = upload(png.clone(), "image/png").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let sha = f.sim.user(id).expect("user").avatar_sha256.expect("stored");
     assert_eq!(sha.len(), 64);
-    let shown: Value = f
-        .get(&format!("/v1/users/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown = f.get_json(&format!("/v1/users/{id}")).await;
     assert!(shown["avatar"].is_string());
 
-    let response = upload(b"not an image".to_vec(), "image/png")
-        .await
-        .expect("upload");
+    let response = upload(b"not an image".to_vec(), "image/png").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        response.json::<Value>().await.expect("json"),
-        json!({"error": "Invalid image"})
-    );
-    let response = upload(Vec::new(), "image/jpeg").await.expect("upload");
+    assert_eq!(json_of(response).await, json!({"error": "Invalid image"}));
+    let response = upload(Vec::new(), "image/jpeg").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let mut huge = vec![0xFF, 0xD8, 0xFF];
     huge.resize(5 * 1024 * 1024 + 1, 0);
-    let response = upload(huge, "image/jpeg").await.expect("upload");
+    let response = upload(huge, "image/jpeg").await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(f.sim.user(id).expect("user").avatar_sha256, Some(sha));
 
-    let response = f
-        .http
-        .delete(f.url(&format!("/v1/users/{id}/avatar")))
-        .bearer_auth(&f.token)
-        .send()
-        .await
-        .expect("delete");
+    let response = f.call(Method::DELETE, &avatar).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(f.sim.user(id).expect("user").avatar_sha256, None);
 }
@@ -540,20 +494,9 @@ async fn avatar_upload_accepts_png_and_rejects_garbage() {
 async fn invitation_route_follows_the_assumed_contract() {
     let f = Fixture::new().await;
     let id = f.create_user("later@example.com", "9").await;
-    let invite = |id: u64| {
-        f.http
-            .post(f.url(&format!("/v1/users/{id}/invitation")))
-            .bearer_auth(&f.token)
-            .send()
-    };
-    assert_eq!(
-        invite(id).await.expect("invite").status(),
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        invite(id).await.expect("resend").status(),
-        StatusCode::NO_CONTENT
-    );
+    let invite = |id: u64| send(f.request(Method::POST, &format!("/v1/users/{id}/invitation")));
+    assert_eq!(invite(id).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(invite(id).await.status(), StatusCode::NO_CONTENT, "resend");
     assert_eq!(f.sim.invitations().len(), 2);
     assert_eq!(
         f.sim.user(id).expect("user").status,
@@ -564,55 +507,52 @@ async fn invitation_route_follows_the_assumed_contract() {
         f.empty_put(&format!("/v1/users/{id}/deactivate")).await,
         StatusCode::NO_CONTENT
     );
-    let response = invite(id).await.expect("invite");
+    let response = invite(id).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(
-        response.json::<Value>().await.expect("json"),
+        json_of(response).await,
         json!({"error": "User is deactivated"})
     );
 
     let confirmed = f.sim.insert_user("c@example.com", "C", "D", None);
-    let response = invite(confirmed).await.expect("invite");
+    let response = invite(confirmed).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(
-        response.json::<Value>().await.expect("json"),
+        json_of(response).await,
         json!({"error": "User has already confirmed"})
     );
-    assert_eq!(
-        invite(999).await.expect("invite").status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(invite(999).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(f.sim.invitations().len(), 2);
 }
 
 #[tokio::test]
 async fn teams_create_duplicate_parent_and_membership() {
     let f = Fixture::new().await;
-    let (status, parent) = f
+    let parent = f
         .post(
             "/v1/teams",
             &[("name", "Engineering"), ("integrationExternalId", "100")],
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(parent["id"], 1);
     assert_eq!(parent["apiTeamPath"], "/v1/teams/1.json");
     assert_eq!(parent["users"], json!([]));
 
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/teams",
             &[("name", "Again"), ("integrationExternalId", "100")],
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({"error": "Integration external id has already been taken",
                "fullErrors": {"integrationExternalId": ["has already been taken"]}})
     );
 
-    let (status, child) = f
+    let child = f
         .post(
             "/v1/teams",
             &[
@@ -620,85 +560,66 @@ async fn teams_create_duplicate_parent_and_membership() {
                 ("integrationExternalId", "101"),
                 ("parentTeamId", "1"),
             ],
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(child["parentTeamId"], 1);
     assert_eq!(child["parentTeam"]["id"], 1);
-    let (status, body) = f
-        .post("/v1/teams", &[("name", "Orphan"), ("parentTeamId", "77")])
+    let body = f
+        .post(
+            "/v1/teams",
+            &[("name", "Orphan"), ("parentTeamId", "77")],
+            StatusCode::BAD_REQUEST,
+        )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["fullErrors"]["parentTeamId"],
         json!(["must match existing teams IDs"])
     );
 
-    let shown: Value = f
-        .get("/v1/teams/by_external_id/100")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown = f.get_json("/v1/teams/by_external_id/100").await;
     assert_eq!(shown["subTeams"][0]["id"], 2);
 
     let user = f.create_user("member@example.com", "55").await;
-    let response = f
-        .http
-        .post(f.url("/v1/teams/by_external_id/101/users"))
-        .bearer_auth(&f.token)
-        .json(&json!({"userId": user, "isPrimary": true}))
-        .send()
-        .await
-        .expect("membership");
+    let response = send(
+        f.request(Method::POST, "/v1/teams/by_external_id/101/users")
+            .json(&json!({"userId": user, "isPrimary": true})),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.expect("json");
+    let body = json_of(response).await;
     assert_eq!(body["teamId"], 2);
     assert_eq!(body["userId"], user);
     assert_eq!(f.sim.user(user).expect("user").primary_team_id, Some(2));
 
-    let (status, body) = f
+    let body = f
         .put(
             &format!("/v1/users/{user}"),
             &[("primaryTeamIntegrationExternalId", "nope")],
+            StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["error"],
         "primaryTeamIntegrationExternalId must match existing teams integration external IDs"
     );
 
-    let response = f
-        .http
-        .delete(f.url("/v1/teams/2"))
-        .bearer_auth(&f.token)
-        .send()
-        .await
-        .expect("delete");
+    let response = f.call(Method::DELETE, "/v1/teams/2").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let kept = f.sim.user(user).expect("user kept");
     assert_eq!(kept.primary_team_id, None);
-    let teams: Value = f
-        .get("/v1/teams.json?filters[name]=engin")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let teams = f.get_json("/v1/teams.json?filters[name]=engin").await;
     assert_eq!(teams["teams"].as_array().expect("teams").len(), 1);
 }
 
 #[tokio::test]
 async fn formats_faults_and_unknown_routes() {
     let f = Fixture::new().await;
-    let response = f
-        .http
-        .get(f.url("/v1/users"))
-        .bearer_auth(&f.token)
-        .header("Accept", "application/xml")
-        .send()
-        .await
-        .expect("request");
+    let response = send(
+        f.request(Method::GET, "/v1/users")
+            .header("Accept", "application/xml"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
     assert_eq!(
         f.get("/v1/users/1.xml").await.status(),
@@ -707,7 +628,7 @@ async fn formats_faults_and_unknown_routes() {
     assert_eq!(f.get("/v1/nothing").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(f.get("/v1/users/abc").await.status(), StatusCode::NOT_FOUND);
 
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/users",
             &[
@@ -717,11 +638,11 @@ async fn formats_faults_and_unknown_routes() {
                 ("customFields[][name]", "Nope"),
                 ("customFields[][value]", "1"),
             ],
+            StatusCode::NOT_FOUND,
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, json!({"error": "Not found"}));
-    let (status, body) = f
+    let body = f
         .post(
             "/v1/users",
             &[
@@ -732,20 +653,24 @@ async fn formats_faults_and_unknown_routes() {
                 ("customFields[][name]", "Cost code"),
                 ("customFields[][value]", "CC-1"),
             ],
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         body["customFields"],
         json!([{"name": "Cost code", "value": "CC-1"}])
     );
-    let (status, _) = f.put("/v1/users/1", &[("role", "hr")]).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    f.put(
+        "/v1/users/1",
+        &[("role", "hr")],
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     f.sim.knobs.set_outage(true);
     let response = f.get("/v1/users").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(response.json::<Value>().await.expect("json")["error"].is_string());
+    assert!(json_of(response).await["error"].is_string());
     f.sim.knobs.set_outage(false);
     assert!(
         f.sim
@@ -754,6 +679,43 @@ async fn formats_faults_and_unknown_routes() {
             .iter()
             .any(|c| c.injected && c.status == 503)
     );
+}
+
+#[tokio::test]
+async fn path_and_body_errors_keep_their_order() {
+    let f = Fixture::new().await;
+    f.create_user("order@example.com", "o-1").await;
+    // A JSON body on a form route is 400; the path is checked before it only for
+    // `/v1/users/{id}`.
+    let put_json = |path: &'static str| {
+        send(
+            f.request(Method::PUT, path)
+                .header("Content-Type", "application/json")
+                .body("{}"),
+        )
+    };
+    let cases = [
+        ("/v1/users/abc", StatusCode::NOT_FOUND),
+        ("/v1/users/99", StatusCode::BAD_REQUEST),
+        ("/v1/users/1.xml", StatusCode::NOT_ACCEPTABLE),
+        (
+            "/v1/users/by_integration_external_id/nope.xml",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/teams/abc", StatusCode::BAD_REQUEST),
+        ("/v1/teams/by_external_id/nope", StatusCode::BAD_REQUEST),
+    ];
+    for (path, status) in cases {
+        assert_eq!(put_json(path).await.status(), status, "{path}");
+    }
+    let missing_team = f.put("/v1/teams/abc", &[("name", "x")], StatusCode::NOT_FOUND);
+    assert_eq!(missing_team.await, json!({"error": "Not found"}));
+    f.put(
+        "/v1/teams/by_external_id/nope.xml",
+        &[("name", "x")],
+        StatusCode::NOT_ACCEPTABLE,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -769,7 +731,7 @@ async fn rate_limit_answers_429() {
     let http = Client::new();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(fetch_token(&http, &sim.base_url, "sim-secret", false).await);
+        statuses.push(fetch_token(&http, &sim.base_url, "sim-secret", None).await);
     }
     assert_eq!(statuses[2].0, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(statuses[2].1, json!({"error": "Too many requests"}));

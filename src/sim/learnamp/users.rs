@@ -7,15 +7,17 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{ApiError, FieldErrors};
-use super::form::{Form, id_segment, is_iso_date, read_form, segment};
-use super::model::{Inner, SimUserStatus, UserRec};
+use super::form::{
+    Absent, Form, Mode, header_str, id_segment, is_iso_date, media_type, read_form, segment,
+};
+use super::model::{Inner, SimUserStatus, UserRec, set};
 use super::paging::PageRequest;
-use super::views::View;
+use super::views::{View, json_or_not_found};
 
 /// Roles the API may set (§4.3); `hr` needs a package the simulated company lacks (422).
 const SETTABLE_ROLES: [&str; 6] = [
@@ -38,13 +40,6 @@ const LANGUAGES: [&str; 27] = [
 
 /// Largest avatar accepted (assumed contract C).
 const AVATAR_LIMIT: usize = 5 * 1024 * 1024;
-
-/// Whether a request creates a user or updates user `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Create,
-    Update(u64),
-}
 
 /// A validated set of changes to one user (`None` = leave unchanged).
 #[derive(Debug, Default)]
@@ -75,43 +70,6 @@ const EXCLUSIVE_PAIRS: [(&str, &str); 3] = [
     ("managerId", "managerEmail"),
 ];
 
-/// Whether a parameter (plain or `[]` array) was sent.
-fn sent(form: &Form, key: &str) -> bool {
-    form.has(key) || form.has(&format!("{key}[]"))
-}
-
-/// First mutually exclusive pair sent together.
-fn check_exclusive(form: &Form) -> Result<(), ApiError> {
-    for (a, b) in EXCLUSIVE_PAIRS {
-        if sent(form, a) && sent(form, b) {
-            return Err(ApiError::bad_request(format!(
-                "{a}, {b} are mutually exclusive"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A required text field: on create missing is an error; on both, empty is an error.
-fn required_text(form: &Form, key: &str, mode: Mode, errors: &mut FieldErrors) -> Option<String> {
-    match form.get(key).map(str::trim) {
-        None => {
-            if mode == Mode::Create {
-                errors.add(key, "is missing");
-                if key == "email" {
-                    errors.add(key, "is empty");
-                }
-            }
-            None
-        }
-        Some("") => {
-            errors.add(key, "is empty");
-            None
-        }
-        Some(value) => Some(value.to_string()),
-    }
-}
-
 /// A date field: `YYYY-MM-DD`, or empty to clear.
 fn date_field(form: &Form, key: &str, errors: &mut FieldErrors) -> Option<Option<String>> {
     match form.optional(key) {
@@ -120,31 +78,6 @@ fn date_field(form: &Form, key: &str, errors: &mut FieldErrors) -> Option<Option
             None
         }
         other => other,
-    }
-}
-
-/// A numeric id parameter that must name an existing record.
-fn id_param(
-    value: Option<Option<String>>,
-    key: &str,
-    exists: impl Fn(u64) -> bool,
-    missing_message: &str,
-    errors: &mut FieldErrors,
-) -> Option<Option<u64>> {
-    match value {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(raw)) => match raw.parse::<u64>() {
-            Ok(id) if exists(id) => Some(Some(id)),
-            Ok(_) => {
-                errors.add(key, missing_message);
-                None
-            }
-            Err(_) => {
-                errors.add(key, "is invalid");
-                None
-            }
-        },
     }
 }
 
@@ -165,8 +98,7 @@ fn primary_team(inner: &Inner, form: &Form, errors: &mut FieldErrors) -> Option<
             _ => Some(None),
         };
     }
-    id_param(
-        form.optional("primaryTeamId"),
+    form.existing_id(
         "primaryTeamId",
         |id| inner.contains_team(id),
         "must match existing teams IDs",
@@ -186,22 +118,13 @@ fn secondary_teams(inner: &Inner, form: &Form, errors: &mut FieldErrors) -> Opti
         }
         return ids;
     }
-    let raw = form.list("secondaryTeamIds")?;
-    let mut ids = Vec::new();
-    for value in raw {
-        match value.parse::<u64>() {
-            Ok(id) if inner.contains_team(id) => ids.push(id),
-            Ok(_) => {
-                errors.add("secondaryTeamIds", "must match existing teams IDs");
-                return None;
-            }
-            Err(_) => {
-                errors.add("secondaryTeamIds", "is invalid");
-                return None;
-            }
-        }
-    }
-    Some(ids)
+    form.existing_ids(
+        "secondaryTeamIds",
+        |id| inner.contains_team(id),
+        "must match existing teams IDs",
+        "is invalid",
+        errors,
+    )
 }
 
 /// A value restricted to a list (`does not have a valid value`).
@@ -227,12 +150,12 @@ fn parse_changes(
     form: &Form,
     mode: Mode,
 ) -> Result<UserChanges, ApiError> {
-    check_exclusive(form)?;
+    form.check_exclusive(&EXCLUSIVE_PAIRS)?;
     let mut errors = FieldErrors::default();
     let mut changes = UserChanges {
-        email: required_text(form, "email", mode, &mut errors),
-        first_name: required_text(form, "firstName", mode, &mut errors),
-        last_name: required_text(form, "lastName", mode, &mut errors),
+        email: form.text("email", mode.absent(Absent::MissingAndEmpty), &mut errors),
+        first_name: form.text("firstName", mode.absent(Absent::Missing), &mut errors),
+        last_name: form.text("lastName", mode.absent(Absent::Missing), &mut errors),
         job_title: form.optional("jobTitle"),
         location: form.optional("location"),
         department: form.optional("department"),
@@ -243,8 +166,7 @@ fn parse_changes(
         role: enum_param(form, "role", &SETTABLE_ROLES, &mut errors),
         primary_team: primary_team(inner, form, &mut errors),
         secondary_teams: secondary_teams(inner, form, &mut errors),
-        manager: id_param(
-            form.optional("managerId"),
+        manager: form.existing_id(
             "managerId",
             |id| inner.contains_user(id),
             "must match an existing user ID within your company",
@@ -253,14 +175,8 @@ fn parse_changes(
         ..UserChanges::default()
     };
     match mode {
-        Mode::Create => match form.boolean("skipInvitation") {
-            Ok(skip) => changes.skip_invitation = skip.unwrap_or(false),
-            Err(()) => errors.add("skipInvitation", "is invalid"),
-        },
-        Mode::Update(_) => match form.boolean("reactivate") {
-            Ok(reactivate) => changes.reactivate = reactivate.unwrap_or(false),
-            Err(()) => errors.add("reactivate", "is invalid"),
-        },
+        Mode::Create => changes.skip_invitation = form.flag("skipInvitation", &mut errors),
+        Mode::Update(_) => changes.reactivate = form.flag("reactivate", &mut errors),
     }
     let custom = form.custom_fields();
     if custom
@@ -269,9 +185,7 @@ fn parse_changes(
     {
         errors.add("customFields[name]", "is missing");
     }
-    if !errors.is_empty() {
-        return Err(ApiError::params(errors));
-    }
+    errors.into_result()?;
     if changes.role.as_deref() == Some("hr") {
         return Err(ApiError::message(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -311,10 +225,7 @@ fn parse_changes(
 
 /// Model validations: email format and uniqueness, external id uniqueness.
 fn check_unique(inner: &Inner, changes: &UserChanges, mode: Mode) -> Result<(), ApiError> {
-    let own_id = match mode {
-        Mode::Create => None,
-        Mode::Update(id) => Some(id),
-    };
+    let own_id = mode.own_id();
     let mut errors = FieldErrors::default();
     let mut messages = Vec::new();
     if let Some(email) = &changes.email {
@@ -396,13 +307,6 @@ fn write_fields(user: &mut UserRec, changes: UserChanges, now: DateTime<Utc>) {
     }
 }
 
-/// Replaces `slot` when a new value was given.
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *slot = value;
-    }
-}
-
 /// Restores the status a user had before deactivation.
 fn reactivate_user(user: &mut UserRec, now: DateTime<Utc>) {
     let previous = user.status_before_deactivation;
@@ -410,16 +314,10 @@ fn reactivate_user(user: &mut UserRec, now: DateTime<Utc>) {
     user.deactivated_at = None;
 }
 
-/// 200 with the full user.
+/// `status` with the full user, or 404.
 fn full_user(shared: &AppState, inner: &Inner, id: u64, status: StatusCode) -> Response {
-    let view = View {
-        inner,
-        base: &shared.base_url,
-    };
-    match inner.user(id) {
-        Some(user) => (status, axum::Json(view.user_full(user))).into_response(),
-        None => ApiError::not_found().into_response(),
-    }
+    let view = View::new(shared, inner);
+    json_or_not_found(status, inner.user(id).map(|user| view.user_full(user)))
 }
 
 /// `GET /v1/users`.
@@ -436,21 +334,13 @@ pub(super) async fn list(
     let inner = shared.lock();
     let ids = filter_users(&inner, &query)?;
     let (ids, headers) = page.apply(&ids);
-    let view = View {
-        inner: &inner,
-        base: &shared.base_url,
-    };
-    let users: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| inner.user(*id))
-        .map(|u| {
-            if expanded {
-                view.user_full(u)
-            } else {
-                view.user_basic(u)
-            }
-        })
-        .collect();
+    let users = View::new(&shared, &inner).users(ids, |view, u| {
+        if expanded {
+            view.user_full(u)
+        } else {
+            view.user_basic(u)
+        }
+    });
     Ok((headers, axum::Json(json!({ "users": users }))).into_response())
 }
 
@@ -462,11 +352,7 @@ fn bound(query: &Form, key: &str, end: bool) -> Result<Option<DateTime<Utc>>, Ap
     if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
         return Ok(Some(at.with_timezone(&Utc)));
     }
-    let invalid = || {
-        let mut errors = FieldErrors::default();
-        errors.add(key, "is invalid");
-        ApiError::params(errors)
-    };
+    let invalid = || ApiError::param(key, "is invalid");
     let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| invalid())?;
     let time = if end {
         date.and_hms_opt(23, 59, 59)
@@ -502,56 +388,21 @@ fn passes(range: Option<Range>, at: Option<DateTime<Utc>>) -> bool {
     range.is_none_or(|r| r.contains(at))
 }
 
-/// Parses `filters[status]`; `None` when absent or empty.
-fn status_filter(query: &Form) -> Result<Option<Vec<SimUserStatus>>, ApiError> {
-    let Some(values) = query.list("filters[status]").filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    values
-        .iter()
-        .map(|v| SimUserStatus::from_machine(v))
-        .collect::<Option<Vec<_>>>()
-        .map(Some)
-        .ok_or_else(|| {
-            let mut errors = FieldErrors::default();
-            errors.add("filters[status]", "does not have a valid value");
-            ApiError::params(errors)
-        })
-}
-
-/// Parses `filters[team_ids]`.
-fn team_filter(query: &Form) -> Result<Option<Vec<u64>>, ApiError> {
-    let Some(values) = query.list("filters[team_ids]") else {
-        return Ok(None);
-    };
-    values
-        .iter()
-        .map(|v| v.parse::<u64>().ok())
-        .collect::<Option<Vec<_>>>()
-        .map(Some)
-        .ok_or_else(|| {
-            let mut errors = FieldErrors::default();
-            errors.add("filters[team_ids]", "is invalid");
-            ApiError::params(errors)
-        })
-}
-
 /// The ids of the users matching the documented filters, ascending.
 fn filter_users(inner: &Inner, query: &Form) -> Result<Vec<u64>, ApiError> {
-    let statuses = status_filter(query)?;
-    let teams = team_filter(query)?;
+    // An empty `filters[status]` is no filter; an empty `filters[team_ids]` matches nobody.
+    let statuses = query
+        .parsed_list(
+            "filters[status]",
+            SimUserStatus::from_machine,
+            "does not have a valid value",
+        )?
+        .filter(|v| !v.is_empty());
+    let teams = query.parsed_list("filters[team_ids]", |v| v.parse::<u64>().ok(), "is invalid")?;
     let mut errors = FieldErrors::default();
     let role = enum_param(query, "filters[role]", &FILTER_ROLES, &mut errors);
-    let no_team = match query.boolean("filters[no_team]") {
-        Ok(v) => v.unwrap_or(false),
-        Err(()) => {
-            errors.add("filters[no_team]", "is invalid");
-            false
-        }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::params(errors));
-    }
+    let no_team = query.flag("filters[no_team]", &mut errors);
+    errors.into_result()?;
     let created = Range::parse(query, "created_at")?;
     let updated = Range::parse(query, "updated_at")?;
     let deactivated = Range::parse(query, "deactivated_at")?;
@@ -707,24 +558,32 @@ pub(super) async fn update_by_ext(
     update_user(&shared, &mut inner, id, &form)
 }
 
+/// Changes user `id` through `change`: 204, or 404 when there is no such user.
+fn change_user(
+    shared: &AppState,
+    id: u64,
+    change: impl FnOnce(&mut UserRec),
+) -> Result<StatusCode, ApiError> {
+    shared
+        .lock()
+        .update_user(id, change)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `PUT /v1/users/{id}/deactivate`: 204; an already deactivated user stays so (204).
 pub(super) async fn deactivate(
     State(shared): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_segment(&id)?;
-    shared
-        .lock()
-        .update_user(id, |user| {
-            if user.status != SimUserStatus::Deactivated {
-                let now = Utc::now();
-                user.status_before_deactivation = user.status;
-                user.set_status(SimUserStatus::Deactivated, now);
-                user.deactivated_at = Some(now);
-            }
-        })
-        .ok_or_else(ApiError::not_found)?;
-    Ok(StatusCode::NO_CONTENT)
+    change_user(&shared, id_segment(&id)?, |user| {
+        if user.status != SimUserStatus::Deactivated {
+            let now = Utc::now();
+            user.status_before_deactivation = user.status;
+            user.set_status(SimUserStatus::Deactivated, now);
+            user.deactivated_at = Some(now);
+        }
+    })
 }
 
 /// `PUT /v1/users/{id}/reactivate`: 204.
@@ -732,16 +591,11 @@ pub(super) async fn reactivate(
     State(shared): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_segment(&id)?;
-    shared
-        .lock()
-        .update_user(id, |user| {
-            if user.status == SimUserStatus::Deactivated {
-                reactivate_user(user, Utc::now());
-            }
-        })
-        .ok_or_else(ApiError::not_found)?;
-    Ok(StatusCode::NO_CONTENT)
+    change_user(&shared, id_segment(&id)?, |user| {
+        if user.status == SimUserStatus::Deactivated {
+            reactivate_user(user, Utc::now());
+        }
+    })
 }
 
 /// `DELETE /v1/users/{id}`: 204, data removed.
@@ -815,41 +669,23 @@ pub(super) async fn put_avatar(
             "Image too large (5 MiB at most)",
         )
     };
-    let declared_length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared_length =
+        header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared_length.is_some_and(|len| len > AVATAR_LIMIT) {
         return Err(too_large());
     }
-    let media_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let content_type = media_type(&request).unwrap_or_default();
     let bytes = axum::body::to_bytes(request.into_body(), AVATAR_LIMIT)
         .await
         .map_err(|_| too_large())?;
-    if bytes.is_empty() || !valid_image(&media_type, &bytes) {
+    if bytes.is_empty() || !valid_image(&content_type, &bytes) {
         return Err(ApiError::bad_request("Invalid image"));
     }
     let digest = sha256_hex(&bytes);
-    shared
-        .lock()
-        .update_user(id, |user| {
-            user.avatar_sha256 = Some(digest);
-            user.updated_at = Utc::now();
-        })
-        .ok_or_else(ApiError::not_found)?;
-    Ok(StatusCode::NO_CONTENT)
+    change_user(&shared, id, |user| {
+        user.avatar_sha256 = Some(digest);
+        user.updated_at = Utc::now();
+    })
 }
 
 /// `DELETE /v1/users/{id}/avatar` (assumed contract C): 204.
@@ -857,38 +693,36 @@ pub(super) async fn delete_avatar(
     State(shared): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_segment(&id)?;
-    shared
-        .lock()
-        .update_user(id, |user| {
-            user.avatar_sha256 = None;
-            user.updated_at = Utc::now();
-        })
-        .ok_or_else(ApiError::not_found)?;
-    Ok(StatusCode::NO_CONTENT)
+    change_user(&shared, id_segment(&id)?, |user| {
+        user.avatar_sha256 = None;
+        user.updated_at = Utc::now();
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn form(s: &str) -> Form {
-        Form::from_urlencoded(s.as_bytes()).expect("form")
+    use serde_json::Value;
+
+    use crate::sim::learnamp::form::test_form as form;
+
+    /// `parse_changes` of a URL-encoded body, in a company with the custom field
+    /// `Cost code`.
+    fn parse(inner: &Inner, body: &str, mode: Mode) -> Result<UserChanges, ApiError> {
+        parse_changes(inner, &["Cost code".to_string()], &form(body), mode)
     }
 
-    fn names() -> Vec<String> {
-        vec!["Cost code".to_string()]
-    }
-
-    fn error_body(result: Result<UserChanges, ApiError>) -> (StatusCode, Value) {
-        let error = result.expect_err("must fail");
+    /// The status and body of a request `parse_changes` refuses.
+    fn refused(inner: &Inner, body: &str, mode: Mode) -> (StatusCode, Value) {
+        let error = parse(inner, body, mode).expect_err("must fail");
         (error.status(), error.body())
     }
 
     #[test]
     fn create_requires_the_documented_fields() {
         let inner = Inner::default();
-        let (status, body) = error_body(parse_changes(&inner, &names(), &form(""), Mode::Create));
+        let (status, body) = refused(&inner, "", Mode::Create);
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(
             body["error"],
@@ -900,8 +734,8 @@ mod tests {
     fn update_accepts_partial_bodies() {
         let mut inner = Inner::default();
         let id = inner.insert_confirmed_user("a@x.io", "A", "B", None);
-        let changes = parse_changes(&inner, &names(), &form("jobTitle=Boss"), Mode::Update(id))
-            .expect("partial update is valid");
+        let changes =
+            parse(&inner, "jobTitle=Boss", Mode::Update(id)).expect("partial update is valid");
         assert!(changes.email.is_none());
         assert_eq!(changes.job_title, Some(Some("Boss".to_string())));
     }
@@ -909,12 +743,7 @@ mod tests {
     #[test]
     fn mutual_exclusion_has_no_full_errors() {
         let inner = Inner::default();
-        let (status, body) = error_body(parse_changes(
-            &inner,
-            &names(),
-            &form("managerId=1&managerEmail=a@x.io"),
-            Mode::Update(1),
-        ));
+        let (status, body) = refused(&inner, "managerId=1&managerEmail=a@x.io", Mode::Update(1));
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(
             body,
@@ -925,31 +754,20 @@ mod tests {
     #[test]
     fn hr_role_is_422_and_owner_is_400() {
         let inner = Inner::default();
-        let (status, _) = error_body(parse_changes(
-            &inner,
-            &names(),
-            &form("role=hr"),
-            Mode::Update(1),
-        ));
+        let (status, _) = refused(&inner, "role=hr", Mode::Update(1));
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = error_body(parse_changes(
-            &inner,
-            &names(),
-            &form("role=owner"),
-            Mode::Update(1),
-        ));
+        let (status, _) = refused(&inner, "role=owner", Mode::Update(1));
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
     fn unknown_custom_field_is_404() {
         let inner = Inner::default();
-        let (status, body) = error_body(parse_changes(
+        let (status, body) = refused(
             &inner,
-            &names(),
-            &form("customFields[][name]=Nope&customFields[][value]=1"),
+            "customFields[][name]=Nope&customFields[][value]=1",
             Mode::Update(1),
-        ));
+        );
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body, json!({"error": "Not found"}));
     }
@@ -958,12 +776,11 @@ mod tests {
     fn email_is_unique_case_insensitively() {
         let mut inner = Inner::default();
         inner.insert_confirmed_user("Ada@X.io", "A", "B", None);
-        let (_, body) = error_body(parse_changes(
+        let (_, body) = refused(
             &inner,
-            &names(),
-            &form("email=ada@x.io&firstName=A&lastName=B"),
+            "email=ada@x.io&firstName=A&lastName=B",
             Mode::Create,
-        ));
+        );
         assert_eq!(
             body,
             json!({"error": "Validation failed: Email has already been taken",

@@ -1,8 +1,30 @@
 //! JSON renderings of users and teams (camelCase), per reference §4.1 and §6.2.
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::Shared;
+use super::error::ApiError;
 use super::model::{Inner, TeamRec, UserRec};
+
+/// `status` with the JSON `value`, or 404 `{"error": "Not found"}` when there is none.
+pub(super) fn json_or_not_found(status: StatusCode, value: Option<Value>) -> Response {
+    match value {
+        Some(value) => (status, axum::Json(value)).into_response(),
+        None => ApiError::not_found().into_response(),
+    }
+}
+
+/// `value` (an object) with `fields` inserted in order.
+fn with_fields<const N: usize>(mut value: Value, fields: [(&str, Value); N]) -> Value {
+    if let Value::Object(map) = &mut value {
+        for (key, field) in fields {
+            map.insert(key.into(), field);
+        }
+    }
+    value
+}
 
 /// Renders users and teams against one state snapshot.
 pub(super) struct View<'a> {
@@ -12,7 +34,47 @@ pub(super) struct View<'a> {
     pub base: &'a str,
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    /// A view of `inner` with the simulator's base URL.
+    pub(super) fn new(shared: &'a Shared, inner: &'a Inner) -> Self {
+        Self {
+            inner,
+            base: &shared.base_url,
+        }
+    }
+
+    /// The records `find` finds for `ids`, in that order (unknown ids skipped), each
+    /// rendered by `render`.
+    fn each<R: 'a>(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+        find: impl Fn(&'a Inner, u64) -> Option<&'a R>,
+        render: impl Fn(&Self, &R) -> Value,
+    ) -> Vec<Value> {
+        ids.into_iter()
+            .filter_map(|id| find(self.inner, id))
+            .map(|record| render(self, record))
+            .collect()
+    }
+
+    /// The users among `ids`, in that order (unknown ids skipped), each rendered by `render`.
+    pub(super) fn users(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+        render: impl Fn(&Self, &UserRec) -> Value,
+    ) -> Vec<Value> {
+        self.each(ids, Inner::user, render)
+    }
+
+    /// The teams among `ids`, in that order (unknown ids skipped), each rendered by `render`.
+    pub(super) fn teams(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+        render: impl Fn(&Self, &TeamRec) -> Value,
+    ) -> Vec<Value> {
+        self.each(ids, Inner::team, render)
+    }
+
     /// `{status, time}`.
     fn status(&self, user: &UserRec) -> Value {
         json!({
@@ -56,19 +118,12 @@ impl View<'_> {
 
     /// The full form (show, create, update, expanded list).
     pub(super) fn user_full(&self, user: &UserRec) -> Value {
-        let mut value = self.user_basic(user);
         let primary = self
             .inner
             .primary_team_of(user.id)
             .and_then(|t| self.inner.team(t))
             .map_or(Value::Null, |t| self.team_simple(t));
-        let secondary: Vec<Value> = self
-            .inner
-            .secondary_teams_of(user.id)
-            .iter()
-            .filter_map(|t| self.inner.team(*t))
-            .map(|t| self.team_simple(t))
-            .collect();
+        let secondary = self.teams(self.inner.secondary_teams_of(user.id), Self::team_simple);
         let custom: Vec<Value> = user
             .custom_fields
             .iter()
@@ -82,28 +137,28 @@ impl View<'_> {
                 &sha[..sha.len().min(16)]
             )
         });
-        if let Value::Object(map) = &mut value {
-            map.insert("occupationRole".into(), json!(user.occupation_role));
-            map.insert("avatar".into(), json!(avatar));
-            map.insert("manager".into(), self.manager(user.manager_id));
-            map.insert("location".into(), json!(user.location));
-            map.insert("department".into(), json!(user.department));
-            map.insert("primaryTeam".into(), primary);
-            map.insert("secondaryTeams".into(), Value::Array(secondary));
-            map.insert("customFields".into(), Value::Array(custom));
-            map.insert("leaveDate".into(), json!(user.leave_date));
-        }
-        value
+        with_fields(
+            self.user_basic(user),
+            [
+                ("occupationRole", json!(user.occupation_role)),
+                ("avatar", json!(avatar)),
+                ("manager", self.manager(user.manager_id)),
+                ("location", json!(user.location)),
+                ("department", json!(user.department)),
+                ("primaryTeam", primary),
+                ("secondaryTeams", Value::Array(secondary)),
+                ("customFields", Value::Array(custom)),
+                ("leaveDate", json!(user.leave_date)),
+            ],
+        )
     }
 
     /// The list/simple team form (§6.2).
     pub(super) fn team_simple(&self, team: &TeamRec) -> Value {
-        let secondary: Vec<Value> = team
-            .secondary_manager_ids
-            .iter()
-            .filter_map(|id| self.inner.user(*id))
-            .map(|u| self.user_summary(u))
-            .collect();
+        let secondary = self.users(
+            team.secondary_manager_ids.iter().copied(),
+            Self::user_summary,
+        );
         json!({
             "id": team.id,
             "name": team.name,
@@ -119,44 +174,33 @@ impl View<'_> {
 
     /// The full team form: adds `users[]`, `subTeams[]`, `parentTeam`, `tags[]`.
     pub(super) fn team_full(&self, team: &TeamRec) -> Value {
-        let users: Vec<Value> = self
-            .inner
-            .team_user_ids(team.id)
-            .iter()
-            .filter_map(|id| self.inner.user(*id))
-            .map(|u| {
-                let mut v = self.user_summary(u);
-                if let Value::Object(map) = &mut v {
-                    map.insert(
-                        "removeFromTeamUrl".into(),
-                        json!(format!("/v1/teams/{}/users/{}.json", team.id, u.id)),
-                    );
-                }
-                v
-            })
-            .collect();
+        let users = self.users(self.inner.team_user_ids(team.id), |view, u| {
+            with_fields(
+                view.user_summary(u),
+                [(
+                    "removeFromTeamUrl",
+                    json!(format!("/v1/teams/{}/users/{}.json", team.id, u.id)),
+                )],
+            )
+        });
         self.team_with_users(team, users)
     }
 
     /// The full team form with the given `users` array.
     pub(super) fn team_with_users(&self, team: &TeamRec, users: Vec<Value>) -> Value {
-        let mut value = self.team_simple(team);
-        let sub_teams: Vec<Value> = self
-            .inner
-            .sub_team_ids(team.id)
-            .filter_map(|id| self.inner.team(id))
-            .map(|t| self.team_simple(t))
-            .collect();
+        let sub_teams = self.teams(self.inner.sub_team_ids(team.id), Self::team_simple);
         let parent = team
             .parent_team_id
             .and_then(|p| self.inner.team(p))
             .map_or(Value::Null, |p| self.team_simple(p));
-        if let Value::Object(map) = &mut value {
-            map.insert("users".into(), Value::Array(users));
-            map.insert("subTeams".into(), Value::Array(sub_teams));
-            map.insert("parentTeam".into(), parent);
-            map.insert("tags".into(), json!(team.tags));
-        }
-        value
+        with_fields(
+            self.team_simple(team),
+            [
+                ("users", Value::Array(users)),
+                ("subTeams", Value::Array(sub_teams)),
+                ("parentTeam", parent),
+                ("tags", json!(team.tags)),
+            ],
+        )
     }
 }
