@@ -9,112 +9,26 @@
 //! change back (a restarted tenant does not run a full sync).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, set_subscriptions_status};
+use crate::child::ServiceProcess;
+use crate::helpers::{set_subscriptions_status, tenant_spec, webhook_body, webhook_payload};
 use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::generator::{SimEmployee, employment_id_for};
+use personio_sync::sim::generator::SimEmployee;
 use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser};
 use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// The tenant every test creates.
 const TENANT: &str = "crash";
 
-/// The service binary as a child process; killed (SIGKILL) and reaped on drop, so a
-/// failing test leaves no process behind.
-struct Service {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Service {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running child").id()
-    }
-
-    /// Whether the process has exited (reaping it if so).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|child| child.try_wait().expect("try_wait"))
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running child");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait after SIGKILL")
-    }
-
-    /// The service's stderr so far (for failure messages).
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The simulators, a data directory and the service binary on a fixed port.
+/// The simulators and the service binary on a fixed port and data directory.
 struct Rig {
     personio: PersonioSim,
     learnamp: LearnAmpSim,
-    dir: tempfile::TempDir,
-    port: u16,
-    base: String,
-    http: reqwest::Client,
-    service: Service,
-    starts: usize,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn write_config(dir: &Path, port: u16) -> PathBuf {
-    let path = dir.join("config.toml");
-    let data = dir.join("data");
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
-    );
-    std::fs::write(&path, config).expect("config written");
-    path
-}
-
-fn spawn_service(dir: &Path, start: usize) -> Service {
-    let log = dir.join(format!("service-{start}.log"));
-    let stderr = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_personio-sync"))
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .env("PERSONIO_SYNC_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("service binary starts");
-    Service {
-        child: Some(child),
-        log,
-    }
+    service: ServiceProcess,
 }
 
 impl Rig {
@@ -133,87 +47,16 @@ impl Rig {
         let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
             .await
             .expect("learn amp sim");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        write_config(dir.path(), port);
-        let service = spawn_service(dir.path(), 1);
-        let mut rig = Rig {
+        let service = ServiceProcess::start(&[("RUST_LOG", "info")]).await;
+        Rig {
             personio,
             learnamp,
-            base: format!("http://127.0.0.1:{port}"),
-            dir,
-            port,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
             service,
-            starts: 1,
-        };
-        rig.wait_healthy().await;
-        rig
-    }
-
-    /// Starts the binary again on the same data directory and port.
-    async fn restart(&mut self) {
-        assert!(self.service.child.is_none(), "the service is still running");
-        self.starts += 1;
-        self.service = spawn_service(self.dir.path(), self.starts);
-        self.wait_healthy().await;
-    }
-
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.service.exited() {
-                panic!(
-                    "the service exited with {status} on port {}:\n{}",
-                    self.port,
-                    self.service.log_tail()
-                );
-            }
-            let answer = self.http.get(format!("{}/healthz", self.base)).send().await;
-            if answer.is_ok_and(|response| response.status().as_u16() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no /healthz within 30 s:\n{}",
-                self.service.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     async fn view(&self) -> Value {
-        let (status, view) = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/admin/tenants/{TENANT}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{view}");
-        view
+        self.service.view(TENANT).await
     }
 
     /// Polls until `done` holds for the tenant view and the simulators.
@@ -223,19 +66,9 @@ impl Rig {
         timeout: Duration,
         done: impl Fn(&Rig, &Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let view = self.view().await;
-            if done(self, &view) {
-                return view;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {view}\n{}",
-                self.service.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.service
+            .wait_view(TENANT, what, timeout, |view| done(self, view))
+            .await
     }
 
     /// Creates the tenant, waits for its initial sync, and disables the simulator's
@@ -247,14 +80,10 @@ impl Rig {
 
     /// `POST /admin/tenants` with `settings`.
     async fn create_tenant(&self, settings: Value) {
-        let spec = json!({
-            "id": TENANT,
-            "personio": {"base_url": self.personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-            "learnamp": {"base_url": self.learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-            "settings": settings
-        });
+        let spec = tenant_spec(TENANT, &self.personio, &self.learnamp, settings);
         let (status, body) = self
-            .admin(reqwest::Method::POST, "/admin/tenants", Some(spec))
+            .service
+            .admin(reqwest::Method::POST, "/admin/tenants", Some(&spec))
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -291,20 +120,14 @@ impl Rig {
 
     /// Posts one delivery; returns the status.
     async fn deliver(&self, url: &str, token: &str, event_name: &str, person_id: &str) -> u16 {
-        let payload = if event_name.starts_with("person.") {
-            json!({"id": person_id})
-        } else {
-            json!({"id": employment_id_for(person_id), "person_id": person_id})
-        };
-        let body = json!({
-            "company_id": self.personio.company().company_id,
-            "event_name": event_name,
-            "occurred_at": chrono::Utc::now().to_rfc3339(),
-            "payload": payload,
-            "meta": {},
-        });
+        let body = webhook_body(
+            &self.personio.company().company_id,
+            event_name,
+            webhook_payload(event_name, person_id),
+        );
         let response = self
-            .http
+            .service
+            .http()
             .post(url)
             .header("authorization", token)
             .json(&body)
@@ -312,15 +135,6 @@ impl Rig {
             .await
             .expect("delivery answered");
         response.status().as_u16()
-    }
-
-    /// Whether the service no longer answers at all.
-    async fn view_is_unreachable(&self) -> bool {
-        self.http
-            .get(format!("{}/healthz", self.base))
-            .send()
-            .await
-            .is_err()
     }
 
     fn users(&self) -> Vec<SimUser> {
@@ -403,7 +217,7 @@ async fn an_event_acknowledged_right_before_sigkill_is_applied_after_a_restart()
     assert_eq!(rig.job_title(&id), before, "applied before the kill?");
     rig.learnamp.knobs.set_outage(false);
 
-    rig.restart().await;
+    rig.service.restart().await;
     let view = rig
         .wait_until(
             "the change after the restart",
@@ -495,7 +309,7 @@ async fn sigkill_while_applying_loses_nothing_and_duplicates_nobody() {
             .filter(|id| rig.learnamp.user_by_external_id(id).is_some())
             .count();
 
-        rig.restart().await;
+        rig.service.restart().await;
         expected_users += hires.len();
         let title = format!("Round {round} lead");
         let view = rig
@@ -560,12 +374,7 @@ async fn sigterm_exits_zero_within_ten_seconds_and_the_tenant_resumes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(rig.service.pid().to_string())
-        .status()
-        .expect("kill -TERM");
-    assert!(kill.success());
+    rig.service.terminate();
     let status = loop {
         if let Some(status) = rig.service.exited() {
             break status;
@@ -578,7 +387,6 @@ async fn sigterm_exits_zero_within_ten_seconds_and_the_tenant_resumes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let took = signalled.elapsed();
-    rig.service.child = None;
     assert_eq!(
         status.code(),
         Some(0),
@@ -589,7 +397,7 @@ async fn sigterm_exits_zero_within_ten_seconds_and_the_tenant_resumes() {
     // After the restart the tenant resumes: the stored event is applied, and a new
     // delivery works.
     rig.learnamp.knobs.set_outage(false);
-    rig.restart().await;
+    rig.service.restart().await;
     rig.wait_until(
         "the stored change after the restart",
         Duration::from_secs(30),
@@ -659,11 +467,11 @@ async fn sigkill_during_and_right_after_the_initial_sync_duplicates_and_reinvite
     let at_kill = rig.users().len();
     rig.learnamp.knobs.set_latency(Duration::ZERO);
     assert!(
-        rig.view_is_unreachable().await,
+        rig.service.is_unreachable().await,
         "the killed service still answers"
     );
 
-    rig.restart().await;
+    rig.service.restart().await;
     rig.wait_for_initial_sync().await;
     let working = rig
         .personio
@@ -680,7 +488,7 @@ async fn sigkill_during_and_right_after_the_initial_sync_duplicates_and_reinvite
 
     // Right after a completed initial sync.
     rig.service.kill();
-    rig.restart().await;
+    rig.service.restart().await;
     rig.wait_until(
         "live after the restart",
         Duration::from_secs(30),

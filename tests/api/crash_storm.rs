@@ -19,8 +19,6 @@
 //! of the kills relative to the service's work cannot be replayed exactly).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,11 +27,15 @@ use chrono::{Days, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::TOKEN;
+use crate::child::ServiceProcess;
+use crate::helpers::{
+    FIRST_NAMES, POSITIONS, problems_summary, seed_from_env, simulator_mismatches, tenant_spec,
+    webhook_body, webhook_payload,
+};
 use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::generator::{SimEmployee, employment_id_for};
+use personio_sync::sim::generator::SimEmployee;
 use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
 use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig, WebhookStatus};
 
@@ -54,238 +56,6 @@ const LEARNAMP_LATENCY: Duration = Duration::from_millis(2);
 const FIRST_HIRE_ID: u64 = 900_001;
 /// How long one of the storm's own deliveries is retried before it counts as lost.
 const OWN_POST_DEADLINE: Duration = Duration::from_secs(90);
-
-const FIRST_NAMES: &[&str] = &["Rosa", "Ivo", "Maren", "Tariq", "Yuki", "Ola", "Björn"];
-const POSITIONS: &[&str] = &[
-    "Staff Engineer",
-    "Head of People",
-    "Sales Lead",
-    "Data Analyst",
-    "Office Manager",
-    "QA Engineer",
-    "Controller",
-];
-
-fn seed() -> u64 {
-    std::env::var("CRASH_STORM_SEED")
-        .ok()
-        .and_then(|seed| seed.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_nanos() as u64)
-                .unwrap_or(0x5EED)
-        })
-}
-
-// ---------------------------------------------------------------------------------------
-// The service binary
-// ---------------------------------------------------------------------------------------
-
-/// The service binary as a child process; SIGKILLed and reaped on drop, so a failing
-/// test leaves no process behind.
-struct Service {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Service {
-    fn spawn(dir: &Path, start: usize) -> Service {
-        let log = dir.join(format!("service-{start}.log"));
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_personio-sync"))
-            .arg("serve")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env("PERSONIO_SYNC_ADMIN_TOKEN", TOKEN)
-            .env("PERSONIO_SYNC_SECRET_KEY", SECRET_KEY)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("service binary starts");
-        Service {
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Whether the process has exited (reaping it if so).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|child| child.try_wait().expect("try_wait"))
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running child");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait after SIGKILL")
-    }
-
-    /// The last 40 lines of this start's stderr (for failure messages).
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn write_config(dir: &Path, port: u16) {
-    let data = dir.join("data");
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
-    );
-    std::fs::write(dir.join("config.toml"), config).expect("config written");
-}
-
-/// The binary on a fixed port and data directory, and an admin client.
-struct Rig {
-    dir: tempfile::TempDir,
-    base: String,
-    http: reqwest::Client,
-    service: Service,
-    starts: usize,
-}
-
-impl Rig {
-    async fn start() -> Rig {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        write_config(dir.path(), port);
-        let service = Service::spawn(dir.path(), 1);
-        let mut rig = Rig {
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
-            service,
-            starts: 1,
-        };
-        rig.wait_healthy().await;
-        rig
-    }
-
-    /// SIGKILL, then a new process on the same port and data directory, healthy.
-    async fn kill_and_restart(&mut self) -> ExitStatus {
-        let status = self.service.kill();
-        self.starts += 1;
-        self.service = Service::spawn(self.dir.path(), self.starts);
-        self.wait_healthy().await;
-        status
-    }
-
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.service.exited() {
-                panic!(
-                    "start {}: the service exited with {status}:\n{}",
-                    self.starts,
-                    self.service.log_tail()
-                );
-            }
-            let answer = self.http.get(format!("{}/healthz", self.base)).send().await;
-            if answer.is_ok_and(|response| response.status().as_u16() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "start {}: no /healthz within 30 s:\n{}",
-                self.starts,
-                self.service.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn view(&self) -> Value {
-        let (status, view) = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/admin/tenants/{TENANT}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "tenant view: {view}");
-        view
-    }
-
-    /// Polls the tenant view until `done` holds, failing after `timeout`.
-    async fn wait_view(
-        &self,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let view = self.view().await;
-            if done(&view) {
-                return view;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out ({timeout:?}) waiting for {what}: {view}\n{}",
-                self.service.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Every line of every start's stderr containing `needle`.
-    fn log_lines(&self, needle: &str) -> Vec<String> {
-        (1..=self.starts)
-            .flat_map(|start| {
-                let path = self.dir.path().join(format!("service-{start}.log"));
-                let text = std::fs::read_to_string(path).unwrap_or_default();
-                text.lines()
-                    .filter(|line| line.contains(needle))
-                    .map(|line| format!("[start {start}] {line}"))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The storm
@@ -312,18 +82,11 @@ struct OwnPost {
 /// Posts one delivery until it is answered 200 (connection errors and 5xx are retried,
 /// as Personio would), any other status or the deadline ends it.
 async fn post_until_accepted(front: Front, event_name: &'static str, person_id: String) -> OwnPost {
-    let payload = if event_name.starts_with("person.") {
-        json!({"id": person_id})
-    } else {
-        json!({"id": employment_id_for(&person_id), "person_id": person_id})
-    };
-    let body = json!({
-        "company_id": front.company_id,
-        "event_name": event_name,
-        "occurred_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "payload": payload,
-        "meta": {},
-    });
+    let body = webhook_body(
+        &front.company_id,
+        event_name,
+        webhook_payload(event_name, &person_id),
+    );
     let deadline = Instant::now() + OWN_POST_DEADLINE;
     let mut attempts = 0;
     let mut last = String::new();
@@ -622,19 +385,6 @@ fn call_evidence(
     lines.join("\n")
 }
 
-fn summary(problems: &[String]) -> String {
-    format!(
-        "{} problems, first 30:\n{}",
-        problems.len(),
-        problems
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    )
-}
-
 /// Waits until the simulator has made no delivery attempt for `quiet` (its retries
 /// have run out or succeeded), failing after `timeout`.
 async fn settle_deliveries(personio: &PersonioSim, quiet: Duration, timeout: Duration) {
@@ -687,7 +437,11 @@ async fn wait_for_kill_moment(rng: &mut StdRng, learnamp: &LearnAmpSim) -> Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_duplicate() {
     let started = Instant::now();
-    let seed = seed();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let seed = seed_from_env(
+        "CRASH_STORM_SEED",
+        now.map_or(0x5EED, |elapsed| elapsed.as_nanos() as u64),
+    );
     println!("crash storm seed {seed} (CRASH_STORM_SEED={seed} replays the random choices)");
     let mut rng = StdRng::seed_from_u64(seed);
 
@@ -712,16 +466,20 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         .await
         .expect("learn amp sim");
     learnamp.knobs.set_latency(LEARNAMP_LATENCY);
-    let mut rig = Rig::start().await;
+    let mut service = ServiceProcess::start(&[
+        ("PERSONIO_SYNC_SECRET_KEY", SECRET_KEY),
+        ("RUST_LOG", "warn"),
+    ])
+    .await;
 
-    let spec = json!({
-        "id": TENANT,
-        "personio": {"base_url": personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-        "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-        "settings": {"invite_policy": {"mode": "immediately"}}
-    });
-    let (status, body) = rig
-        .admin(reqwest::Method::POST, "/admin/tenants", Some(spec))
+    let spec = tenant_spec(
+        TENANT,
+        &personio,
+        &learnamp,
+        json!({"invite_policy": {"mode": "immediately"}}),
+    );
+    let (status, body) = service
+        .admin(reqwest::Method::POST, "/admin/tenants", Some(&spec))
         .await;
     assert_eq!(status, 201, "{body}");
 
@@ -735,11 +493,11 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         assert!(
             Instant::now() < deadline,
             "no enabled subscription within 30 s:\n{}",
-            rig.service.log_tail()
+            service.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let view = rig.view().await;
+    let view = service.view(TENANT).await;
     let front = Front {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
@@ -766,8 +524,9 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
     let mut kills_at: Vec<(usize, usize)> = Vec::new();
     for kill in 1..=KILLS {
         if kill == KILLS - KILLS_AFTER_INITIAL_SYNC + 1 {
-            let view = rig
+            let view = service
                 .wait_view(
+                    TENANT,
                     "the initial sync (storm still on)",
                     Duration::from_secs(150),
                     |view| view["last_sync"]["finished_at"].is_string(),
@@ -780,7 +539,7 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
             );
         }
         let moment = wait_for_kill_moment(&mut rng, &learnamp).await;
-        let (_, view) = rig
+        let (_, view) = service
             .admin(
                 reqwest::Method::GET,
                 &format!("/admin/tenants/{TENANT}"),
@@ -792,7 +551,7 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         let users = learnamp.users().len();
         let invitations = learnamp.invitations().len();
         kills_at.push((learnamp.log.len(), personio.log.len()));
-        let status = rig.kill_and_restart().await;
+        let status = service.kill_and_restart().await;
         assert!(!status.success(), "kill {kill}: {status}");
         println!(
             "kill {kill:2} {moment}: state {}, initial sync {}, {users} users, {invitations} invitations, pending {}",
@@ -826,13 +585,14 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
     assert!(
         lost.is_empty(),
         "own deliveries never answered 200: {lost:?}\n{}",
-        rig.service.log_tail()
+        service.log_tail()
     );
     settle_deliveries(&personio, Duration::from_secs(4), Duration::from_secs(60)).await;
 
     // The initial sync completes and the inbox drains with no operator action.
-    let view = rig
+    let view = service
         .wait_view(
+            TENANT,
             "the initial sync and an empty inbox",
             Duration::from_secs(120),
             |view| {
@@ -842,7 +602,7 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
             },
         )
         .await;
-    let before_reconciliation = crate::helpers::simulator_mismatches(&personio, &learnamp);
+    let before_reconciliation = simulator_mismatches(&personio, &learnamp);
     println!(
         "converged by itself after {:?}: {} differences left for the reconciliation (first 5: {:?})",
         started.elapsed(),
@@ -854,7 +614,7 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
     let previous = view["last_sync"]["finished_at"].clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = rig
+        let (status, body) = service
             .admin(
                 reqwest::Method::POST,
                 &format!("/admin/tenants/{TENANT}/sync"),
@@ -870,30 +630,35 @@ async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let view = rig
-        .wait_view("the reconciliation", Duration::from_secs(120), |view| {
-            view["last_sync"]["finished_at"].is_string()
-                && view["last_sync"]["finished_at"] != previous
-                && view["state"] == "live"
-                && view["pending_events"] == 0
-        })
+    let view = service
+        .wait_view(
+            TENANT,
+            "the reconciliation",
+            Duration::from_secs(120),
+            |view| {
+                view["last_sync"]["finished_at"].is_string()
+                    && view["last_sync"]["finished_at"] != previous
+                    && view["state"] == "live"
+                    && view["pending_events"] == 0
+            },
+        )
         .await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut problems = crate::helpers::simulator_mismatches(&personio, &learnamp);
+    let mut problems = simulator_mismatches(&personio, &learnamp);
     while !problems.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        problems = crate::helpers::simulator_mismatches(&personio, &learnamp);
+        problems = simulator_mismatches(&personio, &learnamp);
     }
-    let panics = rig.log_lines("panicked");
+    let panics = service.log_lines("panicked");
     let invitation_problems = invitation_problems(&learnamp);
     assert!(
         problems.is_empty() && invitation_problems.is_empty(),
         "after {KILLS} SIGKILLs (seed {seed}):\nLearn Amp differs from Personio: {}\n{}\ninvitations: {}\nview: {view}\npanics: {panics:?}\n{}",
-        summary(&problems),
+        problems_summary(&problems),
         call_evidence(&problems, &personio, &learnamp, &kills_at),
-        summary(&invitation_problems),
-        rig.service.log_tail()
+        problems_summary(&invitation_problems),
+        service.log_tail()
     );
     let users = learnamp.users();
     let working = personio

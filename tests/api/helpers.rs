@@ -2,13 +2,16 @@
 //! typed helpers for the admin API and checks of the Learn Amp state.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
 use std::time::{Duration, Instant};
+
+use chrono::Utc;
 
 use personio_sync::app::{Application, Options};
 use personio_sync::config::Config;
 use personio_sync::domain::Secret;
 use personio_sync::retry::RetryPolicy;
-use personio_sync::sim::generator::SimEmployee;
+use personio_sync::sim::generator::{SimEmployee, employment_id_for};
 use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
 use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 use personio_sync::store::Store;
@@ -96,12 +99,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
 impl TestApp {
     /// A tenant spec pointing at this app's simulators.
     pub fn spec(&self, id: &str, settings: Value) -> Value {
-        json!({
-            "id": id,
-            "personio": {"base_url": self.personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-            "learnamp": {"base_url": self.learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
-            "settings": settings
-        })
+        tenant_spec(id, &self.personio, &self.learnamp, settings)
     }
 
     /// `POST /admin/tenants`, returning status and body.
@@ -112,17 +110,7 @@ impl TestApp {
     /// Any admin call with the right token.
     pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        admin_request(&self.http, &self.base, method, path, body).await
     }
 
     /// The tenant view.
@@ -168,6 +156,85 @@ impl TestApp {
     }
 }
 
+/// A tenant spec with `settings`, pointing at the two simulators.
+pub fn tenant_spec(
+    id: &str,
+    personio: &PersonioSim,
+    learnamp: &LearnAmpSim,
+    settings: Value,
+) -> Value {
+    json!({
+        "id": id,
+        "personio": {"base_url": personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
+        "settings": settings
+    })
+}
+
+/// An admin call to the service at `base` with the right token; returns status and body
+/// (`null` if the body is not JSON).
+pub async fn admin_request(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("admin call");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// First names the randomised tests give to changed and hired people.
+pub const FIRST_NAMES: &[&str] = &["Rosa", "Ivo", "Maren", "Tariq", "Yuki", "Ola", "Björn"];
+/// Positions the randomised tests give to changed and hired people.
+pub const POSITIONS: &[&str] = &[
+    "Staff Engineer",
+    "Head of People",
+    "Sales Lead",
+    "Data Analyst",
+    "Office Manager",
+    "QA Engineer",
+    "Controller",
+];
+
+/// The seed of a randomised test: the number in the environment variable `var` (to
+/// replay a run), otherwise `default`.
+pub fn seed_from_env(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|seed| seed.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The payload Personio sends for `event_name` about `person_id`: the person's id for
+/// `person.*` events, the employment's id and the person's for `employment.*` ones.
+pub fn webhook_payload(event_name: &str, person_id: &str) -> Value {
+    if event_name.starts_with("person.") {
+        json!({"id": person_id})
+    } else {
+        json!({"id": employment_id_for(person_id), "person_id": person_id})
+    }
+}
+
+/// A webhook delivery body as Personio sends it, occurring now.
+pub fn webhook_body(company_id: &str, event_name: &str, payload: Value) -> Value {
+    json!({
+        "company_id": company_id,
+        "event_name": event_name,
+        "occurred_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "payload": payload,
+        "meta": {},
+    })
+}
+
 /// What a Learn Amp user must look like for a Personio employee (contract §5), checked
 /// field by field. Returns the problems found.
 pub fn check_user(
@@ -179,14 +246,18 @@ pub fn check_user(
 ) -> Vec<String> {
     let employee = &person.employee;
     let mut problems = Vec::new();
+    let mut differ = |field: &str, actual: &dyn Debug, expected: &dyn Debug| {
+        problems.push(format!(
+            "person {} {field}: {actual:?} != {expected:?}",
+            employee.id
+        ));
+    };
+    // Text fields: an empty value counts as no value.
     let mut expect = |field: &str, actual: Option<&str>, expected: Option<&str>| {
         let actual = actual.filter(|value| !value.is_empty());
         let expected = expected.filter(|value| !value.is_empty());
         if actual != expected {
-            problems.push(format!(
-                "person {} {field}: {actual:?} != {expected:?}",
-                employee.id
-            ));
+            differ(field, &actual, &expected);
         }
     };
     expect(
@@ -225,10 +296,7 @@ pub fn check_user(
         .and_then(|d| team_ids.get(&d.id))
         .copied();
     if user.primary_team_id != expected_team {
-        problems.push(format!(
-            "person {} primaryTeam: {:?} != {expected_team:?}",
-            employee.id, user.primary_team_id
-        ));
+        differ("primaryTeam", &user.primary_team_id, &expected_team);
     }
     let expected_manager = employee
         .supervisor_id
@@ -241,20 +309,14 @@ pub fn check_user(
         .and_then(|id| la_ids.get(id))
         .copied();
     if user.manager_id != expected_manager {
-        problems.push(format!(
-            "person {} manager: {:?} != {expected_manager:?}",
-            employee.id, user.manager_id
-        ));
+        differ("manager", &user.manager_id, &expected_manager);
     }
     let expected_avatar = person
         .picture
         .as_deref()
         .map(|bytes| format!("{:x}", Sha256::digest(bytes)));
     if user.avatar_sha256 != expected_avatar {
-        problems.push(format!(
-            "person {} avatar: {:?} != {expected_avatar:?}",
-            employee.id, user.avatar_sha256
-        ));
+        differ("avatar", &user.avatar_sha256, &expected_avatar);
     }
     problems
 }
@@ -264,17 +326,16 @@ pub fn check_user(
 /// deactivated, one team per department, no duplicates. Panics with every problem.
 pub fn assert_learnamp_matches_personio(app: &TestApp) {
     let problems = learnamp_mismatches(app);
-    assert!(
-        problems.is_empty(),
+    assert!(problems.is_empty(), "{}", problems_summary(&problems));
+}
+
+/// `problems` for a failure message: their number and the first 30, one a line.
+pub fn problems_summary(problems: &[String]) -> String {
+    format!(
         "{} problems, first 30:\n{}",
         problems.len(),
-        problems
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+        problems[..problems.len().min(30)].join("\n")
+    )
 }
 
 /// Every difference between Learn Amp and the mapping of Personio's current state: the
@@ -384,24 +445,11 @@ pub fn simulator_mismatches(personio: &PersonioSim, learnamp: &LearnAmpSim) -> V
 /// only ones (a tenant re-enables its subscription when it starts).
 pub async fn set_subscriptions_status(personio: &PersonioSim, status: &str) {
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/v2/auth/token", personio.base_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "sim-client"),
-            ("client_secret", "sim-secret"),
-        ])
-        .send()
-        .await
-        .expect("v2 token call")
-        .json()
-        .await
-        .expect("v2 token body");
-    let token = token["access_token"].as_str().expect("access_token");
+    let token = personio_v2_token(&http, personio).await;
     for hook in personio.webhooks() {
         let response = http
             .patch(format!("{}/v2/webhooks/{}", personio.base_url, hook.id))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .header("x-personio-app-id", "PERSONIO_SYNC_TESTS")
             .json(&json!({"status": status}))
             .send()
@@ -416,4 +464,26 @@ pub async fn set_subscriptions_status(personio: &PersonioSim, status: &str) {
             .all(|hook| format!("{:?}", hook.status).eq_ignore_ascii_case(status)),
         "subscriptions not {status}"
     );
+}
+
+/// An access token of the Personio simulator's v2 API (client credentials of the
+/// simulator's client), as an operator would use to manage subscriptions.
+pub async fn personio_v2_token(http: &reqwest::Client, personio: &PersonioSim) -> String {
+    let token: Value = http
+        .post(format!("{}/v2/auth/token", personio.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+        ])
+        .send()
+        .await
+        .expect("v2 token call")
+        .json()
+        .await
+        .expect("v2 token body");
+    token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }

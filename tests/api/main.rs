@@ -1,6 +1,7 @@
 //! Integration tests: the real service on port 0 against the Personio and Learn Amp
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
+mod child;
 mod crash;
 mod crash_storm;
 mod front_door_fuzz;

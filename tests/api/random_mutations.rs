@@ -22,12 +22,13 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, assert_learnamp_matches_personio, learnamp_mismatches, set_subscriptions_status,
-    spawn_app,
+    FIRST_NAMES, POSITIONS, TestApp, assert_learnamp_matches_personio, learnamp_mismatches,
+    problems_summary, seed_from_env, set_subscriptions_status, spawn_app, webhook_body,
+    webhook_payload,
 };
 use crate::webhooks::{live_tenant, post_raw};
 use personio_sync::domain::{EmployeeStatus, OrgRef};
-use personio_sync::sim::generator::{OrgUnitKind, SimEmployee, employment_id_for, tiny_png};
+use personio_sync::sim::generator::{OrgUnitKind, SimEmployee, tiny_png};
 
 /// Employees generated before the first mutation.
 const EMPLOYEES: usize = 120;
@@ -49,17 +50,11 @@ struct Delivery {
     payload: Value,
 }
 
-fn person_event(event_name: &'static str, id: &str) -> Delivery {
+/// The delivery of `event_name` (`person.*` or `employment.*`) about person `id`.
+fn event(event_name: &'static str, id: &str) -> Delivery {
     Delivery {
         event_name,
-        payload: json!({"id": id}),
-    }
-}
-
-fn employment_event(event_name: &'static str, id: &str) -> Delivery {
-    Delivery {
-        event_name,
-        payload: json!({"id": employment_id_for(id), "person_id": id}),
+        payload: webhook_payload(event_name, id),
     }
 }
 
@@ -93,17 +88,7 @@ const KINDS: &[(Kind, u32)] = &[
     (Kind::Rehire, 6),
 ];
 
-const FIRST_NAMES: &[&str] = &["Rosa", "Ivo", "Maren", "Tariq", "Yuki", "Ola", "Björn"];
 const LAST_NAMES: &[&str] = &["Quast", "Oyelaran", "Nakamura", "Øberg", "de la Cruz", "Li"];
-const POSITIONS: &[&str] = &[
-    "Staff Engineer",
-    "Head of People",
-    "Sales Lead",
-    "Data Analyst",
-    "Office Manager",
-    "QA Engineer",
-    "Controller",
-];
 
 /// Generates and applies mutations, keeping what the checks need.
 struct Mutator {
@@ -225,8 +210,8 @@ impl Mutator {
             assert!(app.personio.delete_employee(&id), "delete {id}");
             *self.applied.entry(kind).or_default() += 1;
             return Some(vec![
-                person_event("person.deleted", &id),
-                employment_event("employment.deleted", &id),
+                event("person.deleted", &id),
+                event("employment.deleted", &id),
             ]);
         }
         let (person, deliveries) = match target {
@@ -296,8 +281,8 @@ impl Mutator {
         (
             person,
             vec![
-                person_event("person.created", &id),
-                employment_event("employment.created", &id),
+                event("person.created", &id),
+                event("employment.created", &id),
             ],
         )
     }
@@ -377,33 +362,20 @@ impl Mutator {
         }
         let mut deliveries = Vec::new();
         if person_changed {
-            deliveries.push(person_event("person.updated", &id));
+            deliveries.push(event("person.updated", &id));
         }
         if employment_changed {
-            deliveries.push(employment_event("employment.updated", &id));
+            deliveries.push(event("employment.updated", &id));
         }
         deliveries
     }
-}
-
-fn seed() -> u64 {
-    std::env::var("MUTATION_SEED")
-        .ok()
-        .and_then(|seed| seed.trim().parse().ok())
-        .unwrap_or(0x5EED_2026)
 }
 
 /// Posts `batch` to the tenant's webhook URL, `IN_FLIGHT` at a time; each must be 200.
 async fn send(app: &TestApp, url: &str, token: &str, company_id: &str, batch: Vec<Delivery>) {
     let results: Vec<(Delivery, u16, Value)> = futures::stream::iter(batch)
         .map(|delivery| async move {
-            let body = json!({
-                "company_id": company_id,
-                "event_name": delivery.event_name,
-                "occurred_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "payload": delivery.payload,
-                "meta": {},
-            });
+            let body = webhook_body(company_id, delivery.event_name, delivery.payload.clone());
             let bytes = serde_json::to_vec(&body).expect("json");
             let (status, answer) = post_raw(app, url, Some(token), bytes).await;
             (delivery, status, answer)
@@ -418,7 +390,7 @@ async fn send(app: &TestApp, url: &str, token: &str, company_id: &str, batch: Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuffled_duplicated_webhooks_for_500_random_mutations_converge() {
-    let seed = seed();
+    let seed = seed_from_env("MUTATION_SEED", 0x5EED_2026);
     println!("random mutations: seed {seed} (replay with MUTATION_SEED={seed})");
     let started = Instant::now();
     let app = spawn_app(EMPLOYEES, seed).await;
@@ -505,9 +477,8 @@ async fn shuffled_duplicated_webhooks_for_500_random_mutations_converge() {
         }
         assert!(
             Instant::now() < deadline,
-            "not converged after {sent} deliveries: {view}\n{} problems, first 30:\n{}",
-            problems.len(),
-            problems[..problems.len().min(30)].join("\n")
+            "not converged after {sent} deliveries: {view}\n{}",
+            problems_summary(&problems)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -557,12 +528,7 @@ async fn shuffled_duplicated_webhooks_for_500_random_mutations_converge() {
 async fn announce(app: &TestApp, url: &str, token: &str, events: &[(&'static str, &str)]) {
     let company_id = app.personio.company().company_id;
     for (event_name, id) in events {
-        let delivery = if event_name.starts_with("person.") {
-            person_event(event_name, id)
-        } else {
-            employment_event(event_name, id)
-        };
-        send(app, url, token, &company_id, vec![delivery]).await;
+        send(app, url, token, &company_id, vec![event(event_name, id)]).await;
     }
 }
 

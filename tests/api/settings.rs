@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, personio_v2_token, spawn_app};
 use crate::webhooks::live_tenant;
 use personio_sync::domain::EmployeeStatus;
 use personio_sync::sim::learnamp::SimUserStatus;
@@ -13,21 +13,7 @@ use personio_sync::sim::learnamp::SimUserStatus;
 /// Deletes every webhook subscription in the Personio simulator (so Personio changes
 /// reach the service only through a full sync).
 async fn unsubscribe(app: &TestApp) {
-    let token: Value = app
-        .http
-        .post(format!("{}/v2/auth/token", app.personio.base_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "sim-client"),
-            ("client_secret", "sim-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = personio_v2_token(&app.http, &app.personio).await;
     for hook in app.personio.webhooks() {
         let status = app
             .http
