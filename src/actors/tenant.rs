@@ -83,8 +83,19 @@ impl TenantDeps {
                 .as_ref()
                 .map(|secrets| self.webhook_url(secrets.key.expose()))
                 .unwrap_or_default();
-            self.board
-                .insert(super::status::TenantView::starting(&spec.id, webhook_url));
+            let mut view = super::status::TenantView::starting(&spec.id, webhook_url);
+            // What is stored shows at once: the last sync and the events waiting in
+            // the inbox (the actor refreshes both once it runs).
+            match self.store.tenant(&spec.id) {
+                Ok(store) => {
+                    view.pending_events = store.pending_count() as u64;
+                    view.last_sync = store.last_sync().ok().flatten();
+                }
+                Err(error) => {
+                    tracing::warn!(tenant_id = %spec.id, error = %error, "stored state unreadable");
+                }
+            }
+            self.board.insert(view);
         }
     }
 }

@@ -223,7 +223,9 @@ async fn an_event_acknowledged_right_before_sigkill_is_applied_after_a_restart()
             "the change after the restart",
             Duration::from_secs(30),
             |rig, view| {
-                view["pending_events"] == 0
+                view["state"] == "live"
+                    && view["pending_events"] == 0
+                    && view["live"]["events_applied"] == 1
                     && rig.job_title(&id).as_deref() == Some("Survivor of SIGKILL")
             },
         )
@@ -317,7 +319,8 @@ async fn sigkill_while_applying_loses_nothing_and_duplicates_nobody() {
                 &format!("round {round} applied"),
                 Duration::from_secs(30),
                 |rig, view| {
-                    view["pending_events"] == 0
+                    view["state"] == "live"
+                        && view["pending_events"] == 0
                         && hires
                             .iter()
                             .all(|id| rig.learnamp.user_by_external_id(id).is_some())
