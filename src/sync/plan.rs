@@ -573,6 +573,15 @@ fn plan_employee(
     };
     step.send = changed_fields(&desired, baseline);
     step.before = baseline.clone();
+    // The record may be older than Learn Amp (a SIGKILL between a write and the store
+    // write, or before sled flushed it): a field Learn Amp shows that differs from
+    // Personio is written even when the record claims it is already applied.
+    for (key, value) in drifted_fields(&desired, &user.fields) {
+        if !step.send.contains_key(&key) {
+            step.before.insert(key.clone(), user.fields[&key].clone());
+            step.send.insert(key, value);
+        }
+    }
     if same_user {
         let snapshot_changed = step.record.employee.as_ref() != Some(employee);
         let had_avatar = step
@@ -611,6 +620,45 @@ fn plan_employee(
     step.reactivate = la_deactivated;
     plan_invitation(&mut step, Some(user), settings, timing);
     Some(step)
+}
+
+/// Fields that Learn Amp's full user form shows faithfully, so that its value there can
+/// be compared with the desired one. Not custom fields (their response shape is
+/// unconfirmed) nor secondary teams (not read back).
+const READ_BACK_FIELDS: [&str; 9] = [
+    fields::EXTERNAL_ID,
+    fields::FIRST_NAME,
+    fields::LAST_NAME,
+    fields::EMAIL,
+    fields::JOB_TITLE,
+    fields::LOCATION,
+    fields::HIRE_DATE,
+    fields::PRIMARY_TEAM,
+    fields::MANAGER_EMAIL,
+];
+
+/// The desired fields whose value differs from what Learn Amp shows (`shown`), ignoring
+/// surrounding blanks (Learn Amp trims): the read-back fields (emails
+/// case-insensitively, as Learn Amp matches them), and a leave date Learn Amp shows that
+/// is not the desired one (an empty one proves nothing: the field is an assumed contract
+/// that Learn Amp may not echo). For a live update `shown` is the stored record, so this
+/// finds nothing more than the record comparison.
+fn drifted_fields(desired: &UserFields, shown: &UserFields) -> Vec<(String, String)> {
+    desired
+        .iter()
+        .filter(|(key, value)| {
+            let Some(current) = shown.get(key.as_str()).map(|current| current.trim()) else {
+                return false;
+            };
+            let value = value.trim();
+            match key.as_str() {
+                fields::EMAIL | fields::MANAGER_EMAIL => !current.eq_ignore_ascii_case(value),
+                fields::LEAVE_DATE => !current.is_empty() && current != value,
+                key => READ_BACK_FIELDS.contains(&key) && current != value,
+            }
+        })
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
 }
 
 /// Decides whether the person is invited now, later (scheduled) or not at all. Nobody
@@ -1068,6 +1116,120 @@ mod tests {
         );
         let step = &cancel.steps[0];
         assert!(step.deactivate_due.is_none() && step.schedule_changed());
+    }
+
+    /// A boss and a report, applied once: the records and Learn Amp users that leaves.
+    fn boss_and_report() -> (Vec<Employee>, HashMap<String, EmployeeRecord>, Vec<LaUser>) {
+        let boss = person("1", "boss@x.io");
+        let mut report = person("2", "report@x.io");
+        report.supervisor_id = Some("1".into());
+        let employees = vec![boss, report];
+        let first = run(
+            &employees,
+            &[],
+            &HashMap::new(),
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        );
+        let mut records = applied(&first);
+        records.get_mut("2").unwrap().learnamp_id = 101;
+        let users = vec![la_user(100, &records, "1"), la_user(101, &records, "2")];
+        assert_eq!(users[1].fields[fields::MANAGER_EMAIL], "boss@x.io");
+        (employees, records, users)
+    }
+
+    #[test]
+    fn a_manager_the_record_claims_but_learn_amp_lacks_is_written_again() {
+        // The report's manager was cleared in Learn Amp (its boss had left), and the
+        // service was killed before the record of that write was stored; the boss is
+        // back, so Personio and the stale record agree, but Learn Amp does not.
+        let (employees, records, mut users) = boss_and_report();
+        users[1]
+            .fields
+            .insert(fields::MANAGER_EMAIL.into(), String::new());
+        let plan = run(
+            &employees,
+            &users,
+            &records,
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        );
+        assert_eq!(plan.updates.len(), 1, "{plan:?}");
+        let update = &plan.updates[0];
+        assert_eq!(update.personio_id, "2");
+        assert_eq!(
+            update.changes[fields::MANAGER_EMAIL],
+            Change {
+                from: Some(String::new()),
+                to: "boss@x.io".into()
+            }
+        );
+        assert_eq!(update.changes.len(), 1, "only the field that differs");
+        let step = plan.steps.iter().find(|step| step.personio_id == "2");
+        assert_eq!(
+            step.unwrap()
+                .send
+                .get(fields::MANAGER_EMAIL)
+                .map(String::as_str),
+            Some("boss@x.io")
+        );
+    }
+
+    #[test]
+    fn other_fields_learn_amp_holds_from_a_lost_record_write_are_written_again() {
+        let (mut employees, records, mut users) = boss_and_report();
+        employees[1].position = Some("Engineer".into());
+        let mut records = records;
+        let record = records.get_mut("2").unwrap();
+        record
+            .applied
+            .insert(fields::JOB_TITLE.into(), "Engineer".into());
+        record.employee = Some(employees[1].clone());
+        users[1]
+            .fields
+            .insert(fields::JOB_TITLE.into(), "Lead".into());
+        users[1]
+            .fields
+            .insert(fields::LEAVE_DATE.into(), "2026-06-30".into());
+        let plan = run(
+            &employees,
+            &users,
+            &records,
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        );
+        assert_eq!(plan.updates.len(), 1, "{plan:?}");
+        let changes = &plan.updates[0].changes;
+        assert_eq!(changes[fields::JOB_TITLE].to, "Engineer");
+        assert_eq!(changes[fields::LEAVE_DATE].to, "");
+        assert_eq!(changes.len(), 2);
+    }
+
+    #[test]
+    fn learn_amp_values_equal_up_to_case_and_blanks_or_an_unechoed_leave_date_plan_no_write() {
+        let (mut employees, records, mut users) = boss_and_report();
+        employees[1].termination_date = NaiveDate::from_ymd_opt(2026, 12, 31);
+        let mut records = records;
+        let record = records.get_mut("2").unwrap();
+        record
+            .applied
+            .insert(fields::LEAVE_DATE.into(), "2026-12-31".into());
+        record.employee = Some(employees[1].clone());
+        let fields = &mut users[1].fields;
+        fields.insert(fields::MANAGER_EMAIL.into(), "Boss@X.io".into());
+        fields.insert(fields::EMAIL.into(), "REPORT@x.io".into());
+        fields.insert(fields::FIRST_NAME.into(), "First ".into());
+        // Learn Amp may not echo the assumed leaveDate field: an empty one is no drift.
+        fields.insert(fields::LEAVE_DATE.into(), String::new());
+        let plan = run(
+            &employees,
+            &users,
+            &records,
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        );
+        assert!(plan.is_empty(), "{plan:?}");
+        assert!(plan.updates.is_empty());
     }
 
     #[test]
