@@ -126,13 +126,13 @@ impl Application {
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
             .await
             .map_err(|error| StartError::Actors(error.to_string()))?;
-        let state = AppState {
+        let state: AppState = Arc::new(http::AppShared {
             store: store.clone(),
             board,
             supervisor,
             admin_token,
             deps,
-        };
+        });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
         // start once the service is serving (see `run`) and drain what arrived meanwhile.

@@ -3,7 +3,7 @@
 //! ever waiting on a tenant or the supervisor.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ractor::ActorRef;
 use serde::Serialize;
@@ -94,13 +94,13 @@ struct Entry {
 pub struct StatusBoard {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Webhook URL key → (tenant id, expected `Authorization` value).
-    webhook_routes: Mutex<HashMap<String, (String, Secret)>>,
+    webhook_routes: Mutex<HashMap<String, Arc<WebhookRoute>>>,
 }
 
 /// Where a webhook delivery goes.
 pub struct WebhookRoute {
     /// The tenant.
-    pub tenant_id: String,
+    pub tenant_id: Arc<str>,
     /// The token Personio must send verbatim.
     pub token: Secret,
 }
@@ -202,23 +202,26 @@ impl StatusBoard {
     /// Routes webhook deliveries with URL key `key` to tenant `id`.
     pub fn register_webhook(&self, id: &str, key: &Secret, token: &Secret) {
         let mut routes = self.webhook_routes.lock().expect("status board poisoned");
-        routes.retain(|_, (tenant, _)| tenant != id);
-        routes.insert(key.expose().to_string(), (id.to_string(), token.clone()));
+        routes.retain(|_, route| &*route.tenant_id != id);
+        routes.insert(
+            key.expose().to_string(),
+            Arc::new(WebhookRoute {
+                tenant_id: id.into(),
+                token: token.clone(),
+            }),
+        );
     }
 
     /// Stops routing webhooks to tenant `id`.
     pub fn unregister_webhook(&self, id: &str) {
         let mut routes = self.webhook_routes.lock().expect("status board poisoned");
-        routes.retain(|_, (tenant, _)| tenant != id);
+        routes.retain(|_, route| &*route.tenant_id != id);
     }
 
     /// The route of a webhook URL key.
-    pub fn webhook_route(&self, key: &str) -> Option<WebhookRoute> {
-        let (tenant_id, token) = {
-            let routes = self.webhook_routes.lock().expect("status board poisoned");
-            routes.get(key).cloned()?
-        };
-        Some(WebhookRoute { tenant_id, token })
+    pub fn webhook_route(&self, key: &str) -> Option<Arc<WebhookRoute>> {
+        let routes = self.webhook_routes.lock().expect("status board poisoned");
+        routes.get(key).cloned()
     }
 
     /// Number of tenants per state.

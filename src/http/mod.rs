@@ -17,9 +17,12 @@ use crate::actors::tenant::TenantDeps;
 use crate::domain::Secret;
 use crate::store::Store;
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler shares, behind one `Arc` (axum clones the state for every
+/// request: one reference count, not a dozen and two strings).
+pub type AppState = Arc<AppShared>;
+
+/// The fields of [`AppState`].
+pub struct AppShared {
     /// The store.
     pub store: Store,
     /// The status board.

@@ -74,13 +74,12 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         Ok(event) => event,
         Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),
     };
-    let stored = async {
-        let tenant = state.store.tenant(&route.tenant_id)?;
-        tenant.push_event(&event)?;
-        state.store.flush().await
-    }
-    .await;
-    if let Err(error) = stored {
+    let (event_name, person_id) = (event.event_name.clone(), event.person_id.clone());
+    if let Err(error) = state
+        .store
+        .append_event(route.tenant_id.clone(), event)
+        .await
+    {
         tracing::error!(tenant_id = %route.tenant_id, error = %error, "webhook not stored");
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -89,7 +88,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         );
     }
     state.board.event_stored(&route.tenant_id);
-    tracing::debug!(tenant_id = %route.tenant_id, event = %event.event_name, person_id = ?event.person_id, "webhook stored");
+    tracing::debug!(tenant_id = %route.tenant_id, event = %event_name, person_id = ?person_id, "webhook stored");
     (StatusCode::OK, Json(json!({"status": "stored"}))).into_response()
 }
 

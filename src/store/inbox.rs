@@ -1,12 +1,29 @@
 //! A tenant's durable webhook inbox: events stored under a crash-safe, increasing
 //! sequence number (Personio sends no event id), removed only after their effect is
 //! stored.
+//!
+//! Deliveries that arrive together share one stored value (one sled insert for a
+//! whole group commit, see `flusher.rs`): the value under key `inbox\0<id>` holds up to
+//! [`MAX_EVENTS_PER_VALUE`] events, and an event's sequence number is `id << 16 | index`.
+//! A processed event becomes a tombstone in its value; the value goes once all are.
 
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, TenantStore, decode, encode};
 
 const INBOX_PREFIX: &[u8] = b"inbox\0";
+
+/// Most events one stored value holds (the tenant drains this many per round).
+pub const MAX_EVENTS_PER_VALUE: usize = 256;
+
+/// Bits of a sequence number that index an event within its stored value.
+const INDEX_BITS: u32 = 16;
+
+/// First byte of a value holding a group of events: then the number of events not yet
+/// processed (u16, big-endian), then the JSON array (`null` = processed). A value
+/// starting with `{` is a single event as stored by earlier versions.
+const GROUP_TAG: u8 = 0xB1;
+const HEADER_LEN: usize = 3;
 
 /// One stored webhook delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,46 +38,130 @@ pub struct InboxEvent {
     pub person_id: Option<String>,
 }
 
-fn key(sequence: u64) -> Vec<u8> {
+fn key(id: u64) -> Vec<u8> {
     let mut key = INBOX_PREFIX.to_vec();
-    key.extend_from_slice(&sequence.to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
     key
 }
 
+fn key_id(raw_key: &[u8]) -> u64 {
+    raw_key[INBOX_PREFIX.len()..]
+        .try_into()
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn sequence(id: u64, index: usize) -> u64 {
+    (id << INDEX_BITS) | index as u64
+}
+
+/// Encodes a group; `live` counts the `Some` entries.
+fn encode_group<T: Serialize>(events: &[T], live: usize) -> Vec<u8> {
+    let count = u16::try_from(live).expect("a group holds at most MAX_EVENTS_PER_VALUE events");
+    let mut value = Vec::with_capacity(HEADER_LEN + events.len() * 160);
+    value.push(GROUP_TAG);
+    value.extend_from_slice(&count.to_be_bytes());
+    value.extend_from_slice(&encode(&events));
+    value
+}
+
+fn decode_group(raw_key: &[u8], value: &[u8]) -> Result<Vec<Option<InboxEvent>>, StoreError> {
+    match value.first() {
+        Some(&GROUP_TAG) if value.len() >= HEADER_LEN => decode(raw_key, &value[HEADER_LEN..]),
+        _ => Ok(vec![Some(decode(raw_key, value)?)]),
+    }
+}
+
+/// Events not yet processed in a stored value, read from its header.
+fn live_count(value: &[u8]) -> usize {
+    match value {
+        [GROUP_TAG, high, low, ..] => usize::from(u16::from_be_bytes([*high, *low])),
+        _ => 1,
+    }
+}
+
 impl TenantStore {
-    /// Appends an event (not yet durable: call `Store::flush` before acknowledging).
-    pub fn push_event(&self, event: &InboxEvent) -> Result<u64, StoreError> {
-        let sequence = self.db.generate_id()?;
-        self.tree.insert(key(sequence), encode(event))?;
-        Ok(sequence)
+    /// Appends events, oldest first, in as few stored values as
+    /// [`MAX_EVENTS_PER_VALUE`] allows (not yet durable: call `Store::flush` before
+    /// acknowledging). Returns the sequence number of each event.
+    pub fn append_events(&self, events: &[InboxEvent]) -> Result<Vec<u64>, StoreError> {
+        let mut sequences = Vec::with_capacity(events.len());
+        for group in events.chunks(MAX_EVENTS_PER_VALUE) {
+            let id = self.db.generate_id()?;
+            self.tree
+                .insert(key(id), encode_group(group, group.len()))?;
+            sequences.extend((0..group.len()).map(|index| sequence(id, index)));
+        }
+        Ok(sequences)
     }
 
-    /// Up to `limit` pending events, oldest first.
+    /// Appends one event (not yet durable: call `Store::flush` before acknowledging).
+    pub fn push_event(&self, event: &InboxEvent) -> Result<u64, StoreError> {
+        let sequences = self.append_events(std::slice::from_ref(event))?;
+        Ok(sequences[0])
+    }
+
+    /// Pending events, oldest first: whole stored values until at least `limit` events
+    /// are read (or all, if fewer are pending).
     pub fn pending_events(&self, limit: usize) -> Result<Vec<(u64, InboxEvent)>, StoreError> {
+        let mut pending = Vec::new();
+        for entry in self.tree.scan_prefix(INBOX_PREFIX) {
+            if pending.len() >= limit {
+                break;
+            }
+            let (raw_key, value) = entry?;
+            let id = key_id(&raw_key);
+            let group = decode_group(&raw_key, &value)?;
+            pending.extend(
+                group
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(index, event)| Some((sequence(id, index), event?))),
+            );
+        }
+        Ok(pending)
+    }
+
+    /// Number of pending events (read from the values' headers, not decoded).
+    pub fn pending_count(&self) -> usize {
         self.tree
             .scan_prefix(INBOX_PREFIX)
-            .take(limit)
-            .map(|entry| {
-                let (raw_key, value) = entry?;
-                let sequence = raw_key[INBOX_PREFIX.len()..]
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Ok((sequence, decode(&raw_key, &value)?))
-            })
-            .collect()
+            .values()
+            .filter_map(Result::ok)
+            .map(|value| live_count(&value))
+            .sum()
     }
 
-    /// Number of pending events.
-    pub fn pending_count(&self) -> usize {
-        self.tree.scan_prefix(INBOX_PREFIX).count()
-    }
-
-    /// Removes processed events, atomically.
+    /// Removes processed events, atomically: a value whose events are all processed
+    /// goes, the others keep their unprocessed events under the same sequence numbers.
     pub fn remove_events(&self, sequences: &[u64]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut by_key: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
         for sequence in sequences {
-            batch.remove(key(*sequence));
+            by_key
+                .entry(sequence >> INDEX_BITS)
+                .or_default()
+                .push((sequence & ((1 << INDEX_BITS) - 1)) as usize);
+        }
+        let mut batch = sled::Batch::default();
+        for (id, indexes) in by_key {
+            let raw_key = key(id);
+            // Only the tenant removes, and the front door only adds new keys, so this
+            // read cannot race with another change of the same value.
+            let Some(value) = self.tree.get(&raw_key)? else {
+                continue;
+            };
+            let mut group = decode_group(&raw_key, &value)?;
+            for index in indexes {
+                if let Some(slot) = group.get_mut(index) {
+                    *slot = None;
+                }
+            }
+            let live = group.iter().filter(|event| event.is_some()).count();
+            if live == 0 {
+                batch.remove(raw_key);
+            } else {
+                batch.insert(raw_key, encode_group(&group, live));
+            }
         }
         self.tree.apply_batch(batch)?;
         Ok(())
@@ -72,16 +173,19 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    #[test]
-    fn events_come_back_in_order_and_leave_when_removed() {
-        let store = Store::temporary().unwrap();
-        let tenant = store.tenant("t").unwrap();
-        let event = |person: &str| InboxEvent {
+    fn event(person: &str) -> InboxEvent {
+        InboxEvent {
             received_at: "now".into(),
             event_name: "person.updated".into(),
             occurred_at: "then".into(),
             person_id: Some(person.into()),
-        };
+        }
+    }
+
+    #[test]
+    fn events_come_back_in_order_and_leave_when_removed() {
+        let store = Store::temporary().unwrap();
+        let tenant = store.tenant("t").unwrap();
         let first = tenant.push_event(&event("1")).unwrap();
         let second = tenant.push_event(&event("2")).unwrap();
         assert!(second > first);
@@ -91,5 +195,56 @@ mod tests {
         tenant.remove_events(&[first]).unwrap();
         assert_eq!(tenant.pending_count(), 1);
         assert_eq!(tenant.pending_events(10).unwrap()[0].0, second);
+    }
+
+    #[test]
+    fn a_group_keeps_order_and_loses_events_one_by_one() {
+        let store = Store::temporary().unwrap();
+        let tenant = store.tenant("t").unwrap();
+        let before = tenant.push_event(&event("0")).unwrap();
+        let events: Vec<InboxEvent> = (1..=600).map(|n| event(&n.to_string())).collect();
+        let sequences = tenant.append_events(&events).unwrap();
+        assert_eq!(sequences.len(), 600);
+        assert!(sequences.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(before < sequences[0]);
+        assert_eq!(tenant.pending_count(), 601);
+        let people = |pending: &[(u64, InboxEvent)]| -> Vec<String> {
+            pending
+                .iter()
+                .map(|(_, event)| event.person_id.clone().unwrap())
+                .collect()
+        };
+        // Whole values: the single event, then the first group of 256.
+        let first = tenant.pending_events(2).unwrap();
+        assert_eq!(first.len(), 257);
+        assert_eq!(people(&first)[..3], ["0", "1", "2"]);
+        // Remove every other event of the first group: the rest keep their numbers.
+        let odd: Vec<u64> = first.iter().skip(1).step_by(2).map(|(s, _)| *s).collect();
+        tenant.remove_events(&odd).unwrap();
+        tenant.remove_events(&[before]).unwrap();
+        assert_eq!(tenant.pending_count(), 601 - 1 - 128);
+        let left = tenant.pending_events(1).unwrap();
+        assert_eq!(left.len(), 128);
+        assert_eq!(left[0], first[2]);
+        let left_ids: Vec<u64> = left.iter().map(|(s, _)| *s).collect();
+        tenant.remove_events(&left_ids).unwrap();
+        // Removing twice is harmless.
+        tenant.remove_events(&left_ids).unwrap();
+        let rest = tenant.pending_events(usize::MAX).unwrap();
+        assert_eq!(rest.len(), 600 - 256);
+        assert_eq!(people(&rest)[0], "257");
+        assert_eq!(tenant.pending_count(), 600 - 256);
+    }
+
+    #[test]
+    fn single_events_of_earlier_versions_are_read() {
+        let store = Store::temporary().unwrap();
+        let tenant = store.tenant("t").unwrap();
+        tenant.tree.insert(key(7), encode(&event("9"))).unwrap();
+        assert_eq!(tenant.pending_count(), 1);
+        let pending = tenant.pending_events(10).unwrap();
+        assert_eq!(pending, vec![(sequence(7, 0), event("9"))]);
+        tenant.remove_events(&[pending[0].0]).unwrap();
+        assert_eq!(tenant.pending_count(), 0);
     }
 }

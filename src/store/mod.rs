@@ -230,16 +230,29 @@ impl Store {
 
     /// The store of one tenant.
     pub fn tenant(&self, id: &str) -> Result<TenantStore, StoreError> {
-        Ok(TenantStore {
-            tree: self.db.open_tree(tenant_tree_name(id))?,
-            db: self.db.clone(),
-        })
+        TenantStore::open(&self.db, id)
     }
 
     /// Makes every write so far durable. Concurrent callers share flushes (group
     /// commit): one fsync covers every write made before it started.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.flusher.flush().await
+    }
+
+    /// Stores a webhook event in the inbox of `tenant_id` and returns once it is
+    /// durable. Events of concurrent callers are stored together (one value per tenant
+    /// per flush) and share the flush.
+    pub async fn append_event(
+        &self,
+        tenant_id: Arc<str>,
+        event: inbox::InboxEvent,
+    ) -> Result<(), StoreError> {
+        self.flusher.append_event(tenant_id, event).await
+    }
+
+    /// Flushes of the group committer so far (one per group of concurrent callers).
+    pub fn group_flushes(&self) -> u64 {
+        self.flusher.flushes()
     }
 }
 
@@ -262,6 +275,13 @@ const SETTINGS_APPLIED_KEY: &str = "state\0settings_applied";
 const HISTORY_PREFIX: &str = "hist\0";
 
 impl TenantStore {
+    fn open(db: &sled::Db, id: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            tree: db.open_tree(tenant_tree_name(id))?,
+            db: db.clone(),
+        })
+    }
+
     /// The record of one Personio employee.
     pub fn employee(&self, personio_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
         self.get(&format!("{EMPLOYEE_PREFIX}{personio_id}"))
