@@ -106,10 +106,7 @@ impl Store {
     /// match the stored secrets is [`CryptoError::WrongKey`]; secrets stored in clear by
     /// an older version are encrypted on the way.
     pub fn open_with(dir: &Path, cache_mb: u64, source: KeySource) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .open()?;
+        let db = open_sled(dir, cache_mb)?;
         let fresh = !db.open_tree("meta")?.contains_key(KEY_CHECK_KEY)?;
         let key = source.into_key(dir, fresh)?;
         Self::from_db(db, &key)
@@ -460,6 +457,31 @@ fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError
         key: String::from_utf8_lossy(key).replace('\0', "/"),
         message: error.to_string(),
     })
+}
+
+/// How long [`open_sled`] waits for the file lock a just-dropped handle of the same
+/// directory may still hold (sled's flusher thread releases it shortly after the drop).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled under `dir`, retrying while its file lock is held, for at most
+/// [`LOCK_WAIT`]; a lock still held after that (another live process) is the error.
+fn open_sled(dir: &Path, cache_mb: u64) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let result = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .open();
+        match result {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
