@@ -493,7 +493,7 @@ impl PersonioClient {
                 Ok(raw) => raw,
                 Err(PersonioError::Transport(reason)) => {
                     tracing::warn!(endpoint = call.label, attempt, %reason, "Personio request failed");
-                    if self.back_off(&mut attempt, None).await {
+                    if self.back_off(call.label, &mut attempt, None).await {
                         continue;
                     }
                     return Err(PersonioError::Transport(reason));
@@ -522,7 +522,7 @@ impl PersonioClient {
                         trace_id = body.trace_id.as_deref().unwrap_or(""),
                         "Personio answered with a transient error"
                     );
-                    if !self.back_off(&mut attempt, Some(wait)).await {
+                    if !self.back_off(call.label, &mut attempt, Some(wait)).await {
                         return Ok(raw);
                     }
                 }
@@ -544,14 +544,19 @@ impl PersonioClient {
         }
     }
 
-    /// Sleeps before the next attempt and counts it; `false` when attempts are used up.
-    /// `wait` defaults to the policy's delay.
-    async fn back_off(&self, attempt: &mut u32, wait: Option<Duration>) -> bool {
+    /// Sleeps before the next attempt and counts it under `endpoint`; `false` when
+    /// attempts are used up. `wait` defaults to the policy's delay.
+    async fn back_off(
+        &self,
+        endpoint: &'static str,
+        attempt: &mut u32,
+        wait: Option<Duration>,
+    ) -> bool {
         if !self.inner.retry.may_retry(*attempt) {
             return false;
         }
         let wait = wait.unwrap_or_else(|| self.inner.retry.delay(*attempt, None));
-        crate::metrics::api_retry("personio", "any");
+        crate::metrics::api_retry("personio", endpoint);
         tokio::time::sleep(wait).await;
         *attempt += 1;
         true
@@ -658,7 +663,7 @@ impl PersonioClient {
                 Ok(raw) => raw,
                 Err(PersonioError::Transport(reason)) => {
                     tracing::warn!(endpoint = "auth_token", attempt, %reason, "Personio token request failed");
-                    if self.back_off(&mut attempt, None).await {
+                    if self.back_off("auth_token", &mut attempt, None).await {
                         continue;
                     }
                     return Err(PersonioError::Transport(reason));
@@ -681,7 +686,7 @@ impl PersonioClient {
                     trace_id = body.trace_id.as_deref().unwrap_or(""),
                     "Personio token endpoint answered with a transient error"
                 );
-                if self.back_off(&mut attempt, Some(wait)).await {
+                if self.back_off("auth_token", &mut attempt, Some(wait)).await {
                     continue;
                 }
             }
@@ -1124,6 +1129,18 @@ mod tests {
         assert_eq!(employees[2].email.as_deref(), Some("e3@example.com"));
         assert_eq!(fake.count("/v1/company/employees"), 3);
         assert_eq!(client.requests_made(), 4, "one token + three attempts");
+        let retries = crate::metrics::render(&[])
+            .lines()
+            .find(|line| {
+                line.starts_with(
+                    "personio_sync_api_retries_total{system=\"personio\",endpoint=\"list_employees\"}",
+                )
+            })
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+        assert!(
+            retries.is_some_and(|count| count >= 2.0),
+            "retries counted under the endpoint: {retries:?}"
+        );
     }
 
     #[tokio::test]
