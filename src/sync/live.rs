@@ -98,21 +98,21 @@ pub async fn apply_person(
             }
         }
     }
-    let team_records: HashMap<_, _> = context.store.teams()?.into_iter().collect();
-    let teams: Vec<LaTeam> = team_records
-        .iter()
-        .map(|(unit_id, team)| LaTeam {
-            id: team.learnamp_id,
-            name: team.name.clone(),
-            external_id: Some(unit_id.clone()),
-            parent_id: None,
-        })
-        .collect();
     let records: HashMap<String, _> = record
         .into_iter()
         .map(|record| (personio_id.to_string(), record))
         .collect();
     let employees: Vec<Employee> = employee.into_iter().collect();
+    // Only the teams this person's plan can touch are read: their department and team,
+    // and (below) the ancestors of a department new to the service.
+    let mut team_records = HashMap::new();
+    let own_units = employees.iter().flat_map(|employee| {
+        [&employee.department, &employee.team]
+            .into_iter()
+            .flatten()
+            .map(|unit| unit.id.clone())
+    });
+    read_team_records(context, own_units, &mut team_records)?;
     // With a hierarchy, a department new to the service needs its ancestors; known
     // departments keep the parents the last full sync gave them.
     let new_departments: Vec<String> = employees
@@ -126,6 +126,20 @@ pub async fn apply_person(
     } else {
         HashMap::new()
     };
+    let tree_units = org_units
+        .iter()
+        .flat_map(|(unit_id, unit)| std::iter::once(unit_id).chain(unit.parent_id.as_ref()))
+        .cloned();
+    read_team_records(context, tree_units, &mut team_records)?;
+    let teams: Vec<LaTeam> = team_records
+        .iter()
+        .map(|(unit_id, team)| LaTeam {
+            id: team.learnamp_id,
+            name: team.name.clone(),
+            external_id: Some(unit_id.clone()),
+            parent_id: None,
+        })
+        .collect();
     let plan = plan::plan(&PlanInput {
         employees: &employees,
         users: &users,
@@ -173,6 +187,22 @@ pub async fn apply_person(
         applied.invited += step_applied.invited;
     }
     Ok(applied)
+}
+
+/// Adds the stored team records of `unit_ids` (those not read yet) to `into`.
+fn read_team_records(
+    context: &SyncContext<'_>,
+    unit_ids: impl Iterator<Item = String>,
+    into: &mut HashMap<String, crate::store::TeamRecord>,
+) -> Result<(), SyncError> {
+    for unit_id in unit_ids {
+        if !into.contains_key(&unit_id)
+            && let Some(record) = context.store.team(&unit_id)?
+        {
+            into.insert(unit_id, record);
+        }
+    }
+    Ok(())
 }
 
 /// Finds one user by `filter` and learns its machine status (deactivated, invited or
