@@ -5,33 +5,28 @@
 //! Note: each event costs one Personio employee read, which the client paces under
 //! Personio's 2,000/min limit (30/s), so sustained iterations settle near 33 ms.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use personio_sync::loadtest::harness::{Harness, HarnessConfig};
+use personio_sync::loadtest::harness::{
+    Harness, HarnessConfig, synced_active_people, time_position_change,
+};
 use personio_sync::retry::RetryPolicy;
 use personio_sync::sim::learnamp::LearnAmpSimConfig;
 use personio_sync::sim::personio::PersonioSimConfig;
 
 /// Changes one position and waits until Learn Amp shows it.
 async fn round_trip(harness: &Harness, id: &str, serial: u64) -> Duration {
-    let mut person = harness.personio.employee(id).expect("employee");
-    let title = format!("Round trip {serial}");
-    person.employee.position = Some(title.clone());
-    let started = Instant::now();
-    harness.personio.upsert_employee(person);
-    loop {
-        let shown = harness
-            .learnamp
-            .user_by_external_id(id)
-            .and_then(|user| user.job_title)
-            .is_some_and(|job_title| job_title == title);
-        if shown {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no round trip");
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    time_position_change(
+        harness,
+        id,
+        format!("Round trip {serial}"),
+        Duration::from_secs(10),
+        Duration::from_micros(200),
+    )
+    .await
+    .expect("employee")
+    .expect("no round trip within 10 s")
 }
 
 fn roundtrip(c: &mut Criterion) {
@@ -61,13 +56,9 @@ fn roundtrip(c: &mut Criterion) {
             .wait_live_after_sync("roundtrip", Duration::from_secs(60))
             .await
             .expect("initial sync");
-        let people: Vec<String> = harness
-            .personio
-            .employees()
-            .into_iter()
-            .map(|person| person.employee.id)
-            .filter(|id| harness.learnamp.user_by_external_id(id).is_some())
-            .collect();
+        let people = synced_active_people(&harness.personio, |id| {
+            harness.learnamp.user_by_external_id(id).is_some()
+        });
         (harness, people)
     });
     let mut serial = 0u64;

@@ -3,12 +3,14 @@
 //! the Learn Amp simulator shows the new job title, polled in memory every millisecond.
 //! Both simulators answer every API call after the configured latency.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 
-use super::harness::{Harness, HarnessConfig, set_latency};
+use super::harness::{
+    Harness, HarnessConfig, set_latency, synced_active_people, time_position_change,
+};
 use super::stats::{LatencySummary, summarise};
 use crate::retry::RetryPolicy;
 use crate::sim::learnamp::LearnAmpSimConfig;
@@ -55,21 +57,24 @@ pub async fn run(config: E2eConfig) -> anyhow::Result<E2eFigures> {
     harness
         .wait_live_after_sync("e2e", Duration::from_secs(120))
         .await?;
-    let people: Vec<String> = harness
-        .personio
-        .employees()
-        .into_iter()
-        .filter(|person| !person.employee.is_inactive())
-        .map(|person| person.employee.id)
-        .filter(|id| harness.learnamp.user_by_external_id(id).is_some())
-        .collect();
+    let people = synced_active_people(&harness.personio, |id| {
+        harness.learnamp.user_by_external_id(id).is_some()
+    });
     anyhow::ensure!(!people.is_empty(), "no synced employee to change");
     set_latency(&harness, config.latency);
     let mut samples = Vec::new();
     let mut timeouts = 0;
     for index in 0..config.events {
         let id = &people[index % people.len()];
-        match one_event(&harness, id, index).await? {
+        match time_position_change(
+            &harness,
+            id,
+            format!("Bench role {index}"),
+            TIMEOUT,
+            Duration::from_millis(1),
+        )
+        .await?
+        {
             Some(latency) => samples.push(latency),
             None => timeouts += 1,
         }
@@ -81,30 +86,4 @@ pub async fn run(config: E2eConfig) -> anyhow::Result<E2eFigures> {
         timeouts,
         floor_ms: 2.0 * config.latency.as_secs_f64() * 1000.0,
     })
-}
-
-/// Changes one position and times until Learn Amp shows it; `None` on timeout.
-async fn one_event(harness: &Harness, id: &str, index: usize) -> anyhow::Result<Option<Duration>> {
-    let mut person = harness
-        .personio
-        .employee(id)
-        .ok_or_else(|| anyhow::anyhow!("employee {id} vanished"))?;
-    let title = format!("Bench role {index}");
-    person.employee.position = Some(title.clone());
-    let started = Instant::now();
-    harness.personio.upsert_employee(person);
-    loop {
-        let shown = harness
-            .learnamp
-            .user_by_external_id(id)
-            .and_then(|user| user.job_title)
-            .is_some_and(|job_title| job_title == title);
-        if shown {
-            return Ok(Some(started.elapsed()));
-        }
-        if started.elapsed() > TIMEOUT {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
 }

@@ -32,7 +32,7 @@ use anyhow::{Context, bail, ensure};
 use serde::Serialize;
 use serde_json::json;
 
-use super::harness::{Harness, HarnessConfig};
+use super::harness::{Harness, HarnessConfig, synced_active_people};
 use super::stats::{LatencySummary, ratio, summarise};
 use crate::actors::status::TenantState;
 use crate::actors::tenant::TenantMsg;
@@ -257,19 +257,12 @@ pub async fn run(config: FaultyConfig) -> anyhow::Result<FaultyFigures> {
             .wait_live_after_sync(&tenant.id, Duration::from_secs(120))
             .await?;
     }
-    let people: Vec<String> = harness
-        .personio
-        .employees()
-        .into_iter()
-        .filter(|person| !person.employee.is_inactive())
-        .map(|person| person.employee.id)
-        .filter(|id| {
-            tenants.iter().all(|tenant| {
-                tenant.personio.employee(id).is_some()
-                    && tenant.learnamp.user_by_external_id(id).is_some()
-            })
+    let people = synced_active_people(&harness.personio, |id| {
+        tenants.iter().all(|tenant| {
+            tenant.personio.employee(id).is_some()
+                && tenant.learnamp.user_by_external_id(id).is_some()
         })
-        .collect();
+    });
     ensure!(
         !people.is_empty(),
         "no employee synced to every calm tenant"
@@ -474,13 +467,7 @@ async fn start_faulty(harness: &Harness) -> anyhow::Result<Faulty> {
     harness
         .wait_live_after_sync(FAULTY, Duration::from_secs(120))
         .await?;
-    let people: Vec<String> = personio
-        .employees()
-        .into_iter()
-        .filter(|person| !person.employee.is_inactive())
-        .map(|person| person.employee.id)
-        .filter(|id| learnamp.user_by_external_id(id).is_some())
-        .collect();
+    let people = synced_active_people(&personio, |id| learnamp.user_by_external_id(id).is_some());
     ensure!(
         !people.is_empty(),
         "no employee synced to the faulty tenant"

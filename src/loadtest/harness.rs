@@ -245,3 +245,48 @@ pub fn set_latency(harness: &Harness, latency: Duration) {
     harness.personio.knobs.set_latency(latency);
     harness.learnamp.knobs.set_latency(latency);
 }
+
+/// Ids of `personio`'s active employees for which `synced` holds (typically: Learn Amp
+/// shows a user with that external id), in the simulator's order.
+pub fn synced_active_people(personio: &PersonioSim, synced: impl Fn(&str) -> bool) -> Vec<String> {
+    personio
+        .employees()
+        .into_iter()
+        .filter(|person| !person.employee.is_inactive())
+        .map(|person| person.employee.id)
+        .filter(|id| synced(id))
+        .collect()
+}
+
+/// Sets `id`'s position to `title` in the Personio simulator (which delivers the
+/// webhook) and polls every `poll` until the Learn Amp simulator shows it: the time
+/// that took, or `None` after `timeout`.
+pub async fn time_position_change(
+    harness: &Harness,
+    id: &str,
+    title: String,
+    timeout: Duration,
+    poll: Duration,
+) -> anyhow::Result<Option<Duration>> {
+    let mut person = harness
+        .personio
+        .employee(id)
+        .with_context(|| format!("employee {id} vanished"))?;
+    person.employee.position = Some(title.clone());
+    let started = Instant::now();
+    harness.personio.upsert_employee(person);
+    loop {
+        let shown = harness
+            .learnamp
+            .user_by_external_id(id)
+            .and_then(|user| user.job_title)
+            .is_some_and(|job_title| job_title == title);
+        if shown {
+            return Ok(Some(started.elapsed()));
+        }
+        if started.elapsed() > timeout {
+            return Ok(None);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
