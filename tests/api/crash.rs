@@ -246,6 +246,63 @@ async fn an_event_acknowledged_right_before_sigkill_is_applied_after_a_restart()
     println!("SIGKILL during an outage: done in {:?}", started.elapsed());
 }
 
+/// Concurrent deliveries for one tenant share one group commit and one stored inbox
+/// value; every one of them acknowledged before SIGKILL is applied after the restart,
+/// each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_acknowledged_right_before_sigkill_is_applied_after_a_restart() {
+    let mut rig = Rig::start(40, 43).await;
+    let (url, token) = rig.live_tenant().await;
+    let people: Vec<SimEmployee> = rig.active_people().into_iter().take(32).collect();
+    assert!(people.len() >= 20, "{} active people", people.len());
+    let users_before = rig.users().len();
+    let applied_before = rig.view().await["live"]["events_applied"]
+        .as_u64()
+        .unwrap_or(0);
+
+    rig.learnamp.knobs.set_outage(true);
+    for (index, person) in people.iter().enumerate() {
+        promote(&rig, person, &format!("Burst title {index}"));
+    }
+    let statuses: Vec<u16> = futures::future::join_all(
+        people
+            .iter()
+            .map(|person| rig.deliver(&url, &token, "employment.updated", &person.employee.id)),
+    )
+    .await;
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let view = rig.view().await;
+    assert_eq!(
+        view["pending_events"].as_u64(),
+        Some(people.len() as u64),
+        "every acknowledged event is stored: {view}"
+    );
+    let status = rig.service.kill();
+    assert!(!status.success(), "killed: {status}");
+    rig.learnamp.knobs.set_outage(false);
+
+    rig.service.restart().await;
+    let expected = applied_before + people.len() as u64;
+    let view = rig
+        .wait_until(
+            "the burst after the restart",
+            Duration::from_secs(60),
+            |rig, view| {
+                view["pending_events"] == 0
+                    && view["live"]["events_applied"].as_u64() == Some(expected)
+                    && people.iter().enumerate().all(|(index, person)| {
+                        rig.job_title(&person.employee.id).as_deref()
+                            == Some(format!("Burst title {index}").as_str())
+                    })
+            },
+        )
+        .await;
+    assert_eq!(view["state"], "live", "{view}");
+    let users = rig.users();
+    assert_eq!(users.len(), users_before);
+    assert_no_duplicates(&users);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_applying_loses_nothing_and_duplicates_nobody() {
     let started = Instant::now();
