@@ -1,5 +1,6 @@
 //! The pure core on one employee and on a company: the field map (`desired_fields`),
-//! the diff against what was applied (`changed_fields`), and the full-sync planner.
+//! the diff against what was applied (`changed_fields`), the full-sync planner, and the
+//! front door's parse of one webhook delivery.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -156,6 +157,19 @@ fn planner(c: &mut Criterion) {
     group.finish();
 }
 
+/// One delivery as the ingest load sends it: the one-pass parser the front door uses,
+/// beside building the `serde_json::Value` tree alone (what the former parser did
+/// before it picked any field out).
+fn delivery(c: &mut Criterion) {
+    let body = personio_sync::loadtest::ingest::delivery("4711");
+    c.bench_function("delivery/parse_delivery", |b| {
+        b.iter(|| personio_sync::http::webhooks::parse_delivery(black_box(&body)))
+    });
+    c.bench_function("delivery/value_tree_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -166,6 +180,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = one_employee, planner
+    targets = one_employee, planner, delivery
 }
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! router.
 
 pub mod admin;
+mod delivery;
 pub mod error;
 pub mod webhooks;
 

@@ -9,11 +9,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
+pub use super::delivery::parse_delivery;
 use crate::metrics;
-use crate::store::inbox::InboxEvent;
 
 use super::AppState;
 
@@ -115,65 +115,10 @@ async fn read_limited(body: Body) -> Option<axum::body::Bytes> {
     (seen <= MAX_BODY_BYTES).then(|| axum::body::Bytes::from(kept))
 }
 
-/// Validates a delivery body and extracts what the inbox keeps.
-pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|error| format!("the body is not JSON: {error}"))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| "the body must be a JSON object".to_string())?;
-    let text_field = |name: &str| -> Result<String, String> {
-        match object.get(name) {
-            None | Some(Value::Null) => Err(format!("`{name}` is missing")),
-            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-            Some(Value::String(_)) => Err(format!("`{name}` is empty")),
-            Some(_) => Err(format!("`{name}` must be a string")),
-        }
-    };
-    let company_id = match object.get("company_id") {
-        Some(Value::Number(number)) => number.to_string(),
-        _ => text_field("company_id")?,
-    };
-    let event_name = text_field("event_name")?;
-    let occurred_at = text_field("occurred_at")?;
-    chrono::DateTime::parse_from_rfc3339(&occurred_at)
-        .map_err(|_| "`occurred_at` must be an RFC 3339 date-time".to_string())?;
-    let payload = match object.get("payload") {
-        None | Some(Value::Null) => return Err("`payload` is missing".into()),
-        Some(Value::Object(payload)) => payload,
-        Some(_) => return Err("`payload` must be an object".into()),
-    };
-    if let Some(meta) = object.get("meta")
-        && !(meta.is_object() || meta.is_null())
-    {
-        return Err("`meta` must be an object".into());
-    }
-    let _ = company_id;
-    let id_text = |value: &Value| match value {
-        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    };
-    let person_id = ["person_id", "personId", "employee_id"]
-        .iter()
-        .find_map(|name| payload.get(*name).and_then(id_text))
-        .or_else(|| {
-            event_name
-                .starts_with("person.")
-                .then(|| payload.get("id").and_then(id_text))
-                .flatten()
-        });
-    Ok(InboxEvent {
-        received_at: chrono::Utc::now().to_rfc3339(),
-        event_name,
-        occurred_at,
-        person_id,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn body(value: Value) -> Vec<u8> {
         serde_json::to_vec(&value).unwrap()
