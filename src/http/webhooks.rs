@@ -17,6 +17,9 @@ use crate::metrics;
 
 use super::AppState;
 
+/// The 200's body, `{"status":"stored"}`, written once.
+const STORED_BODY: &str = r#"{"status":"stored"}"#;
+
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -74,7 +77,9 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         Ok(event) => event,
         Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),
     };
-    let (event_name, person_id) = (event.event_name.clone(), event.person_id.clone());
+    // Copied for the log line only when it is written.
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (event.event_name.clone(), event.person_id.clone()));
     if let Err(error) = state
         .store
         .append_event(route.tenant_id.clone(), event)
@@ -88,8 +93,18 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         );
     }
     state.board.event_stored(&route.tenant_id);
-    tracing::debug!(tenant_id = %route.tenant_id, event = %event_name, person_id = ?person_id, "webhook stored");
-    (StatusCode::OK, Json(json!({"status": "stored"}))).into_response()
+    if let Some((event_name, person_id)) = logged {
+        tracing::debug!(tenant_id = %route.tenant_id, event = %event_name, person_id = ?person_id, "webhook stored");
+    }
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        STORED_BODY,
+    )
+        .into_response()
 }
 
 /// Up to this much of an oversize body is read (and dropped) before the 413, so the

@@ -803,6 +803,9 @@ async fn a_thousand_random_requests_get_the_contract_status_and_change_nothing()
                 if status != 200 && body["message"].as_str().is_none_or(str::is_empty) {
                     failures.push(format!("case {index} ({}): {status} without a reason: {body}", case.label));
                 }
+                if status == 200 && body != json!({"status": "stored"}) {
+                    failures.push(format!("case {index} ({}): 200 with body {body}", case.label));
+                }
             }
             Ok((status, body)) => failures.push(format!(
                 "case {index} ({}, {:?}, {:?}, {} bytes): {status} {body}, expected {expected}; body starts {:?}",
