@@ -12,12 +12,52 @@ use tokio::sync::{Mutex, watch};
 use super::StoreError;
 use super::inbox::InboxEvent;
 
-/// Outcome of the flushes so far: every write made before ticket `done` was requested
-/// is durable, unless `failed`.
-#[derive(Clone, Copy, Debug, Default)]
+/// Outcome of the flushes so far: every ticket up to `done` has been through a flush;
+/// it is durable unless it falls in one of the `failures`.
+#[derive(Clone, Debug, Default)]
 struct Progress {
     done: u64,
-    failed: bool,
+    /// The ticket ranges `(after, through]` of the most recent failed flushes, oldest
+    /// first (at most [`KEPT_FAILURES`]). A flush that failed must fail every caller it
+    /// covered, even one that looks only after a later flush has succeeded.
+    failures: std::collections::VecDeque<(u64, u64)>,
+    /// Tickets up to this one may have been in a failed flush no longer kept: they
+    /// are answered as failed (the sender retries; processing is idempotent).
+    forgotten_through: u64,
+}
+
+/// How many failed flushes [`Progress`] remembers.
+const KEPT_FAILURES: usize = 64;
+
+impl Progress {
+    /// Records a flush that covered the tickets `(self.done, covered]`.
+    fn record(&mut self, covered: u64, failed: bool) {
+        if covered <= self.done {
+            return;
+        }
+        if failed {
+            self.failures.push_back((self.done, covered));
+            if self.failures.len() > KEPT_FAILURES
+                && let Some((_, through)) = self.failures.pop_front()
+            {
+                self.forgotten_through = through;
+            }
+        }
+        self.done = covered;
+    }
+
+    /// `None` while `ticket` has not been through a flush, else whether it is durable.
+    fn outcome(&self, ticket: u64) -> Option<bool> {
+        if ticket > self.done {
+            return None;
+        }
+        let failed = ticket <= self.forgotten_through
+            || self
+                .failures
+                .iter()
+                .any(|&(after, through)| after < ticket && ticket <= through);
+        Some(!failed)
+    }
 }
 
 /// Tickets handed out and the events waiting for the next flush; one lock, so the
@@ -83,13 +123,11 @@ impl GroupFlusher {
     async fn wait(&self, ticket: u64) -> Result<(), StoreError> {
         let mut progress = self.progress.subscribe();
         loop {
-            let current = *progress.borrow_and_update();
-            if current.done >= ticket {
-                return if current.failed {
-                    Err(StoreError::FlushFailed)
-                } else {
-                    Ok(())
-                };
+            let outcome = progress.borrow_and_update().outcome(ticket);
+            match outcome {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(StoreError::FlushFailed),
+                None => {}
             }
             // Whoever holds the leader lock writes and flushes for everyone who asked
             // before it began; the others wait for its result or take over afterwards.
@@ -121,14 +159,8 @@ impl GroupFlusher {
                 // announcement whose write this flush did not cover must be able to
                 // lead the next flush at once, or it would wait for one that never comes.
                 drop(leader);
-                self.progress.send_modify(|state| {
-                    if covered > state.done {
-                        *state = Progress {
-                            done: covered,
-                            failed,
-                        };
-                    }
-                });
+                self.progress
+                    .send_modify(|state| state.record(covered, failed));
                 continue;
             }
             if progress.changed().await.is_err() {
@@ -161,6 +193,44 @@ fn write_and_flush(db: &sled::Db, events: Vec<(Arc<str>, InboxEvent)>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_flush_fails_its_callers_even_after_a_later_one_succeeds() {
+        let mut progress = Progress::default();
+        assert_eq!(progress.outcome(1), None);
+        progress.record(5, true);
+        progress.record(9, false);
+        assert_eq!(
+            progress.outcome(3),
+            Some(false),
+            "covered by the failed flush"
+        );
+        assert_eq!(progress.outcome(5), Some(false));
+        assert_eq!(progress.outcome(6), Some(true));
+        assert_eq!(progress.outcome(9), Some(true));
+        assert_eq!(progress.outcome(10), None);
+        progress.record(7, false);
+        assert_eq!(progress.done, 9, "an older flush changes nothing");
+    }
+
+    #[test]
+    fn failures_beyond_those_kept_are_answered_as_failed() {
+        let mut progress = Progress::default();
+        progress.record(2, false);
+        for index in 0..=KEPT_FAILURES as u64 {
+            progress.record(3 + index, true);
+        }
+        progress.record(1000, false);
+        assert_eq!(progress.failures.len(), KEPT_FAILURES);
+        assert_eq!(progress.outcome(3), Some(false), "forgotten, so failed");
+        assert_eq!(
+            progress.outcome(1),
+            Some(false),
+            "conservative below it too"
+        );
+        assert_eq!(progress.outcome(3 + KEPT_FAILURES as u64), Some(false));
+        assert_eq!(progress.outcome(500), Some(true));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_flushes_all_complete() {
