@@ -20,6 +20,20 @@ use super::AppState;
 /// The 200's body, `{"status":"stored"}`, written once.
 const STORED_BODY: &str = r#"{"status":"stored"}"#;
 
+/// The answer to a stored delivery (also what the load tool's bare endpoint answers,
+/// so the two differ only in the work between request and answer).
+pub fn stored_response() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        STORED_BODY,
+    )
+        .into_response()
+}
+
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -96,15 +110,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
     if let Some((event_name, person_id)) = logged {
         tracing::debug!(tenant_id = %route.tenant_id, event = %event_name, person_id = ?person_id, "webhook stored");
     }
-    (
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        STORED_BODY,
-    )
-        .into_response()
+    stored_response()
 }
 
 /// Up to this much of an oversize body is read (and dropped) before the 413, so the

@@ -255,8 +255,14 @@ pub fn render_ingest(figures: &ingest::IngestFigures) -> String {
         ));
     }
     out.push_str(&format!(
-        "median ratio {:.2}; {} events stored; drained {:.1} s after the load ({} left)\n",
-        figures.ratio, figures.events_stored, figures.drain_seconds, figures.left_pending
+        "median ratio {:.2}; {} events stored; drained {:.1} s after the load ({} left)\n\
+         group commits under load: {} (≈ {:.0} events each)\n",
+        figures.ratio,
+        figures.events_stored,
+        figures.drain_seconds,
+        figures.left_pending,
+        figures.group_commits,
+        figures.events_per_commit
     ));
     out
 }
