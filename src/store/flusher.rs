@@ -26,6 +26,9 @@ struct Progress {
     forgotten_through: u64,
 }
 
+/// At most this many yields while a leader gathers its batch.
+const GATHER_ROUNDS: usize = 4;
+
 /// How many failed flushes [`Progress`] remembers.
 const KEPT_FAILURES: usize = 64;
 
@@ -120,6 +123,27 @@ impl GroupFlusher {
         self.flushes.load(Ordering::Relaxed)
     }
 
+    /// Lets the requests that are already being handled join the batch the new leader
+    /// is about to take: yields while the queue keeps growing (a few rounds at most).
+    /// Fewer, larger group commits cost less CPU per event than many small ones.
+    async fn gather(&self) {
+        let queued = || {
+            self.queue
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .last_ticket
+        };
+        let mut seen = queued();
+        for _ in 0..GATHER_ROUNDS {
+            tokio::task::yield_now().await;
+            let now = queued();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+    }
+
     async fn wait(&self, ticket: u64) -> Result<(), StoreError> {
         let mut progress = self.progress.subscribe();
         loop {
@@ -132,6 +156,7 @@ impl GroupFlusher {
             // Whoever holds the leader lock writes and flushes for everyone who asked
             // before it began; the others wait for its result or take over afterwards.
             if let Ok(leader) = self.leader.try_lock() {
+                self.gather().await;
                 let (covered, events) = {
                     let mut queue = self
                         .queue
