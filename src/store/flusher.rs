@@ -76,7 +76,7 @@ pub(super) struct GroupFlusher {
     db: sled::Db,
     queue: std::sync::Mutex<Queue>,
     progress: watch::Sender<Progress>,
-    leader: Mutex<()>,
+    leader: Arc<Mutex<()>>,
     /// Flushes done (diagnostics and tests).
     flushes: AtomicU64,
 }
@@ -87,7 +87,7 @@ impl GroupFlusher {
             db,
             queue: std::sync::Mutex::new(Queue::default()),
             progress: watch::Sender::new(Progress::default()),
-            leader: Mutex::new(()),
+            leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
         }
     }
@@ -103,14 +103,14 @@ impl GroupFlusher {
     }
 
     /// Returns once a flush that started after this call has completed.
-    pub(super) async fn flush(&self) -> Result<(), StoreError> {
+    pub(super) async fn flush(self: &Arc<Self>) -> Result<(), StoreError> {
         let ticket = self.ticket(None);
         self.wait(ticket).await
     }
 
     /// Stores `event` in the inbox of `tenant_id` and returns once it is durable.
     pub(super) async fn append_event(
-        &self,
+        self: &Arc<Self>,
         tenant_id: Arc<str>,
         event: InboxEvent,
     ) -> Result<(), StoreError> {
@@ -144,7 +144,7 @@ impl GroupFlusher {
         }
     }
 
-    async fn wait(&self, ticket: u64) -> Result<(), StoreError> {
+    async fn wait(self: &Arc<Self>, ticket: u64) -> Result<(), StoreError> {
         let mut progress = self.progress.subscribe();
         loop {
             let outcome = progress.borrow_and_update().outcome(ticket);
@@ -153,45 +153,51 @@ impl GroupFlusher {
                 Some(false) => return Err(StoreError::FlushFailed),
                 None => {}
             }
-            // Whoever holds the leader lock writes and flushes for everyone who asked
-            // before it began; the others wait for its result or take over afterwards.
-            if let Ok(leader) = self.leader.try_lock() {
-                self.gather().await;
-                let (covered, events) = {
-                    let mut queue = self
-                        .queue
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner());
-                    (queue.last_ticket, std::mem::take(&mut queue.events))
-                };
-                // sled 0.34's `flush_async` can lose its wake-up under concurrency
-                // (spacejam/sled#1241, #1308; seen here as a hung benchmark); the
-                // blocking flush on the blocking pool does not.
-                let db = self.db.clone();
-                let result =
-                    match tokio::task::spawn_blocking(move || write_and_flush(&db, events)).await {
-                        Ok(result) => result,
-                        Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
-                            join_error.to_string(),
-                        ))),
-                    };
-                self.flushes.fetch_add(1, Ordering::Relaxed);
-                let failed = result.is_err();
-                if let Err(error) = result {
-                    tracing::error!(error = %error, "storage write or flush failed");
-                }
-                // Release leadership before announcing: a caller woken by the
-                // announcement whose write this flush did not cover must be able to
-                // lead the next flush at once, or it would wait for one that never comes.
-                drop(leader);
-                self.progress
-                    .send_modify(|state| state.record(covered, failed));
-                continue;
+            // Whoever gets the leader lock starts a commit of everything queued; the
+            // others wait for its result or take over afterwards. The commit runs in
+            // its own task: a caller that goes away (its client hung up) must not take
+            // the commit of everyone else's events with it.
+            if let Ok(leader) = self.leader.clone().try_lock_owned() {
+                let this = Arc::clone(self);
+                tokio::spawn(async move { this.commit(leader).await });
             }
             if progress.changed().await.is_err() {
                 return Err(StoreError::FlushFailed);
             }
         }
+    }
+
+    /// Writes and flushes everything queued, then announces which tickets it covered.
+    async fn commit(&self, leader: tokio::sync::OwnedMutexGuard<()>) {
+        self.gather().await;
+        let (covered, events) = {
+            let mut queue = self
+                .queue
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            (queue.last_ticket, std::mem::take(&mut queue.events))
+        };
+        // sled 0.34's `flush_async` can lose its wake-up under concurrency
+        // (spacejam/sled#1241, #1308; seen here as a hung benchmark); the blocking
+        // flush on the blocking pool does not.
+        let db = self.db.clone();
+        let result = match tokio::task::spawn_blocking(move || write_and_flush(&db, events)).await {
+            Ok(result) => result,
+            Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
+                join_error.to_string(),
+            ))),
+        };
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let failed = result.is_err();
+        if let Err(error) = result {
+            tracing::error!(error = %error, "storage write or flush failed");
+        }
+        // Release leadership before announcing: a caller woken by the announcement
+        // whose write this commit did not cover must be able to lead the next one at
+        // once, or it would wait for one that never comes.
+        drop(leader);
+        self.progress
+            .send_modify(|state| state.record(covered, failed));
     }
 }
 
@@ -255,6 +261,42 @@ mod tests {
         );
         assert_eq!(progress.outcome(3 + KEPT_FAILURES as u64), Some(false));
         assert_eq!(progress.outcome(500), Some(true));
+    }
+
+    fn event(person: &str) -> InboxEvent {
+        InboxEvent {
+            received_at: "2025-03-01T10:15:31Z".into(),
+            event_name: "person.updated".into(),
+            occurred_at: "2025-03-01T10:15:30Z".into(),
+            person_id: Some(person.into()),
+        }
+    }
+
+    /// On one thread the order is fixed: the first caller leads, the second waits for
+    /// it, and the first goes away (its client hung up) before its commit has run.
+    #[tokio::test]
+    async fn a_caller_that_goes_away_mid_commit_strands_nobody() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let flusher = Arc::new(GroupFlusher::new(db.clone()));
+        let tenant: Arc<str> = Arc::from("acme");
+        let mut first = Box::pin(flusher.append_event(tenant.clone(), event("1")));
+        let mut second = Box::pin(flusher.append_event(tenant.clone(), event("2")));
+        assert!(futures::poll!(first.as_mut()).is_pending());
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(10), second)
+            .await
+            .expect("the second caller is answered")
+            .expect("and its event is durable");
+        let stored = crate::store::TenantStore::open(&db, "acme")
+            .unwrap()
+            .pending_events(10)
+            .unwrap();
+        let people: Vec<_> = stored
+            .iter()
+            .filter_map(|(_, event)| event.person_id.clone())
+            .collect();
+        assert_eq!(people, ["1", "2"], "both events stored, in order");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
