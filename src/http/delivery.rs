@@ -79,11 +79,11 @@ enum Seen {
     #[default]
     Missing,
     Null,
-    Bool,
     Text(String),
     Number(Number),
-    Array,
     Object,
+    /// A boolean or an array.
+    Other,
 }
 
 impl Seen {
@@ -223,7 +223,7 @@ impl<'de, K: Kind> Visitor<'de> for ValueVisitor<K> {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<K, E> {
-        Ok(K::other(Seen::Bool))
+        Ok(K::other(Seen::Other))
     }
 
     fn visit_i64<E>(self, value: i64) -> Result<K, E> {
@@ -253,7 +253,7 @@ impl<'de, K: Kind> Visitor<'de> for ValueVisitor<K> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<K, A::Error> {
         while seq.next_element::<Checked>()?.is_some() {}
-        Ok(K::other(Seen::Array))
+        Ok(K::other(Seen::Other))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<K, A::Error> {

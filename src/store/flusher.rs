@@ -223,6 +223,7 @@ fn write_and_flush(db: &sled::Db, events: Vec<(Arc<str>, InboxEvent)>) -> Result
 
 #[cfg(test)]
 mod tests {
+    use super::super::inbox::test_event as event;
     use super::*;
 
     #[test]
@@ -261,15 +262,6 @@ mod tests {
         );
         assert_eq!(progress.outcome(3 + KEPT_FAILURES as u64), Some(false));
         assert_eq!(progress.outcome(500), Some(true));
-    }
-
-    fn event(person: &str) -> InboxEvent {
-        InboxEvent {
-            received_at: "2025-03-01T10:15:31Z".into(),
-            event_name: "person.updated".into(),
-            occurred_at: "2025-03-01T10:15:30Z".into(),
-            person_id: Some(person.into()),
-        }
     }
 
     /// On one thread the order is fixed: the first caller leads, the second waits for

@@ -168,19 +168,22 @@ impl TenantStore {
     }
 }
 
+/// A `person.updated` event about `person` (store tests).
+#[cfg(test)]
+pub(super) fn test_event(person: &str) -> InboxEvent {
+    InboxEvent {
+        received_at: "now".into(),
+        event_name: "person.updated".into(),
+        occurred_at: "then".into(),
+        person_id: Some(person.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_event as event;
     use super::*;
     use crate::store::Store;
-
-    fn event(person: &str) -> InboxEvent {
-        InboxEvent {
-            received_at: "now".into(),
-            event_name: "person.updated".into(),
-            occurred_at: "then".into(),
-            person_id: Some(person.into()),
-        }
-    }
 
     #[test]
     fn events_come_back_in_order_and_leave_when_removed() {
