@@ -23,6 +23,9 @@ pub struct Knobs {
     pub error_rate_ppm: AtomicU64,
     /// When set, every call is answered 503 without effect.
     pub outage: AtomicBool,
+    /// Paths (without query) answered 503 without effect, forever: one record that
+    /// keeps failing while the rest of the API answers.
+    pub failing_paths: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Knobs {
@@ -43,6 +46,24 @@ impl Knobs {
     /// Starts or ends an outage.
     pub fn set_outage(&self, outage: bool) {
         self.outage.store(outage, Ordering::Relaxed);
+    }
+
+    /// Makes every call to `path` (e.g. `/v1/company/employees/4711`) answer 503, or
+    /// answer normally again.
+    pub fn set_path_failing(&self, path: &str, failing: bool) {
+        let mut paths = self.failing_paths.lock().unwrap_or_else(|p| p.into_inner());
+        if failing {
+            paths.insert(path.to_string());
+        } else {
+            paths.remove(path);
+        }
+    }
+
+    fn path_fails(&self, path: &str) -> bool {
+        self.failing_paths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
     }
 }
 
@@ -165,7 +186,9 @@ pub async fn fault_middleware(
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let injected_status = if state.knobs.outage.load(Ordering::Relaxed) {
+    let injected_status = if state.knobs.outage.load(Ordering::Relaxed)
+        || state.knobs.path_fails(&path)
+    {
         Some(StatusCode::SERVICE_UNAVAILABLE)
     } else {
         let ppm = state.knobs.error_rate_ppm.load(Ordering::Relaxed);

@@ -211,18 +211,32 @@ impl Store {
             .compare_and_swap(key, None as Option<&[u8]>, Some(self.seal_spec(spec)?))?
             .is_ok();
         if inserted {
+            self.flusher.undelete(&spec.id);
             self.flush().await?;
         }
         Ok(inserted)
     }
 
     /// Removes a tenant's spec; with `purge`, its data too.
+    /// Webhook events of `id` stored later are dropped (see [`Store::has_tenant_data`]
+    /// for a tenant created over kept data).
     pub async fn remove_tenant(&self, id: &str, purge: bool) -> Result<(), StoreError> {
-        self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
-        if purge {
-            self.db.drop_tree(tenant_tree_name(id))?;
-        }
+        self.flusher.deleting(id, || {
+            self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
+            if purge {
+                self.db.drop_tree(tenant_tree_name(id))?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
         self.flush().await
+    }
+
+    /// Whether a tenant tree of `id` exists (data kept by a delete without purge).
+    pub fn has_tenant_data(&self, id: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == tenant_tree_name(id).as_bytes())
     }
 
     /// The store of one tenant.
