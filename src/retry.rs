@@ -110,9 +110,8 @@ mod tests {
                 "{failures}: {delay:?}"
             );
         }
-        let distinct: std::collections::HashSet<Duration> = (0..50)
-            .map(|_| jittered_backoff(base, 3, max))
-            .collect();
+        let distinct: std::collections::HashSet<Duration> =
+            (0..50).map(|_| jittered_backoff(base, 3, max)).collect();
         assert!(distinct.len() > 10, "no spread: {distinct:?}");
     }
 

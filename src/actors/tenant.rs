@@ -750,7 +750,10 @@ fn show_parked(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
 /// due no later.
 fn schedule_drain(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState, delay: Duration) {
     let at = std::time::Instant::now() + delay;
-    if state.drain_retry_at.is_some_and(|scheduled| scheduled <= at) {
+    if state
+        .drain_retry_at
+        .is_some_and(|scheduled| scheduled <= at)
+    {
         return;
     }
     state.drain_retry_at = Some(at);
@@ -1051,7 +1054,11 @@ mod tests {
             let delays: std::collections::HashSet<Duration> =
                 (0..50).map(|_| backoff(failures)).collect();
             assert!(delays.len() > 10, "{failures}: {delays:?}");
-            assert!(delays.iter().all(|delay| *delay <= Duration::from_secs(375)));
+            assert!(
+                delays
+                    .iter()
+                    .all(|delay| *delay <= Duration::from_secs(375))
+            );
         }
     }
 }

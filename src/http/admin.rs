@@ -196,10 +196,21 @@ async fn patch_tenant(
 /// A patch that points a system at another host or client (`base_url`, `client_id`)
 /// must restate that system's `client_secret`: the stored secret is never sent to a
 /// host or for a client it was not given for.
-fn require_restated_secrets(stored: &TenantSpec, patch: &serde_json::Value) -> Result<(), ApiError> {
+fn require_restated_secrets(
+    stored: &TenantSpec,
+    patch: &serde_json::Value,
+) -> Result<(), ApiError> {
     let systems = [
-        ("personio", &stored.personio.base_url, &stored.personio.client_id),
-        ("learnamp", &stored.learnamp.base_url, &stored.learnamp.client_id),
+        (
+            "personio",
+            &stored.personio.base_url,
+            &stored.personio.client_id,
+        ),
+        (
+            "learnamp",
+            &stored.learnamp.base_url,
+            &stored.learnamp.client_id,
+        ),
     ];
     for (system, base_url, client_id) in systems {
         let Some(section) = patch.get(system) else {

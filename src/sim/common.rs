@@ -186,25 +186,24 @@ pub async fn fault_middleware(
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let injected_status = if state.knobs.outage.load(Ordering::Relaxed)
-        || state.knobs.path_fails(&path)
-    {
-        Some(StatusCode::SERVICE_UNAVAILABLE)
-    } else {
-        let ppm = state.knobs.error_rate_ppm.load(Ordering::Relaxed);
-        let mut rng = rand::rng();
-        if ppm > 0 && rng.random_range(0..1_000_000) < ppm {
-            let choices = [
-                StatusCode::INTERNAL_SERVER_ERROR,
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-                StatusCode::TOO_MANY_REQUESTS,
-            ];
-            Some(choices[rng.random_range(0..choices.len())])
+    let injected_status =
+        if state.knobs.outage.load(Ordering::Relaxed) || state.knobs.path_fails(&path) {
+            Some(StatusCode::SERVICE_UNAVAILABLE)
         } else {
-            None
-        }
-    };
+            let ppm = state.knobs.error_rate_ppm.load(Ordering::Relaxed);
+            let mut rng = rand::rng();
+            if ppm > 0 && rng.random_range(0..1_000_000) < ppm {
+                let choices = [
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::TOO_MANY_REQUESTS,
+                ];
+                Some(choices[rng.random_range(0..choices.len())])
+            } else {
+                None
+            }
+        };
     let (response, injected) = match injected_status {
         Some(status) => ((state.error_body)(status), true),
         None => (next.run(request).await, false),

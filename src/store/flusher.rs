@@ -203,14 +203,14 @@ impl GroupFlusher {
         // flush on the blocking pool does not.
         let db = self.db.clone();
         let deleted = self.deleted.clone();
-        let result = match tokio::task::spawn_blocking(move || write_and_flush(&db, events, &deleted))
-            .await
-        {
-            Ok(result) => result,
-            Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
-                join_error.to_string(),
-            ))),
-        };
+        let result =
+            match tokio::task::spawn_blocking(move || write_and_flush(&db, events, &deleted)).await
+            {
+                Ok(result) => result,
+                Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
+                    join_error.to_string(),
+                ))),
+            };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
         if let Err(error) = result {
