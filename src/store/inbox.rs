@@ -51,6 +51,13 @@ fn key_id(raw_key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+/// The id of a stored inbox value under `raw_key` (from sled's generator), or `None`
+/// if the key is not an inbox key.
+pub(crate) fn stored_value_id(raw_key: &[u8]) -> Option<u64> {
+    let tail = raw_key.strip_prefix(INBOX_PREFIX)?;
+    <[u8; 8]>::try_from(tail).ok().map(u64::from_be_bytes)
+}
+
 fn sequence(id: u64, index: usize) -> u64 {
     (id << INDEX_BITS) | index as u64
 }

@@ -4,6 +4,7 @@
 mod child;
 mod crash;
 mod crash_storm;
+mod export_import;
 mod front_door_fuzz;
 mod full_sync;
 mod helpers;
