@@ -186,10 +186,24 @@ pub struct TenantActorState {
 
 impl TenantActorState {
     fn set_state(&self, state: TenantState, last_error: Option<String>) {
+        let last_error = last_error.map(|text| self.scrub(&text));
         self.deps.board.update(&self.spec.id, |view| {
             view.state = state;
             view.last_error = last_error;
         });
+    }
+
+    /// `text` without the tenant's own secrets or anything that looks like one: what
+    /// the view and the admin API's answers may show of an upstream error.
+    fn scrub(&self, text: &str) -> String {
+        let mut secrets = vec![
+            self.spec.personio.client_secret.expose(),
+            self.spec.learnamp.client_secret.expose(),
+        ];
+        if let Some(webhook) = &self.spec.webhook {
+            secrets.extend([webhook.key.expose(), webhook.token.expose()]);
+        }
+        crate::domain::redact::scrub(text, &secrets)
     }
 
     fn context(&self) -> SyncContext<'_> {
@@ -454,7 +468,13 @@ impl Actor for TenantActor {
                 }
             }
             TenantMsg::InviteNow(personio_id, reply) => {
-                let outcome = invite_now(state, &personio_id).instrument(span).await;
+                let outcome = invite_now(state, &personio_id)
+                    .instrument(span)
+                    .await
+                    .map_err(|error| match error {
+                        InviteError::Failed(message) => InviteError::Failed(state.scrub(&message)),
+                        other => other,
+                    });
                 let _ = reply.send(outcome);
             }
             TenantMsg::InboxWake => {
@@ -468,7 +488,7 @@ impl Actor for TenantActor {
                 let plan = sync::plan_full_sync(&state.context())
                     .instrument(span)
                     .await
-                    .map_err(|error| error.to_string())
+                    .map_err(|error| state.scrub(&error.to_string()))
                     .and_then(|plan| {
                         serde_json::to_value(&plan).map_err(|error| error.to_string())
                     });

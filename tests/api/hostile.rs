@@ -424,3 +424,45 @@ async fn deliver_and_time(
         latencies[count - 1]
     )
 }
+
+/// What the hostile Learn Amp answers every request: its secret echoed, a token, and a
+/// page of filler.
+fn echoing_secrets() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = format!(
+        "your secret hostile-secret-42 is wrong; client_secret=hostile-secret-42 access_token=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg {}",
+        "filler ".repeat(300)
+    );
+    (axum::http::StatusCode::UNAUTHORIZED, body).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_are_scrubbed_and_capped() {
+    let app = spawn_app(10, 136).await;
+    live_tenant(&app, "scrubbed", json!({})).await;
+    let hostile = Recorder::start(echoing_secrets).await;
+    let (status, body) = app
+        .admin(
+            "PATCH",
+            "/admin/tenants/scrubbed",
+            Some(&json!({"learnamp": {"base_url": hostile.base, "client_secret": "hostile-secret-42"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let view = app
+        .wait_for("scrubbed", Duration::from_secs(15), |view| {
+            view["state"] == "failed"
+        })
+        .await;
+    let error = view["last_error"].as_str().unwrap();
+    println!("last_error ({} chars): {error}", error.chars().count());
+    assert!(error.contains("Learn Amp"), "{error}");
+    assert!(!error.contains("hostile-secret-42"), "{error}");
+    assert!(
+        !error.contains("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg"),
+        "{error}"
+    );
+    assert!(error.matches("filler").count() < 30, "not capped: {error}");
+    let (_, list) = app.admin("GET", "/admin/tenants", None).await;
+    assert!(!list.to_string().contains("hostile-secret-42"));
+}
