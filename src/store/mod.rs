@@ -512,6 +512,29 @@ mod tests {
         .unwrap()
     }
 
+    /// On one thread the order is fixed: the delivery is queued (it passed the route
+    /// check), the purge runs, then the commit that holds the delivery.
+    #[tokio::test]
+    async fn a_delivery_racing_a_purge_does_not_recreate_the_tree() {
+        let store = Store::temporary().unwrap();
+        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+        let tenant = store.tenant("gone").unwrap();
+        tenant.push_event(&inbox::test_event("1")).unwrap();
+        drop(tenant);
+        let mut late = Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
+        assert!(futures::poll!(late.as_mut()).is_pending());
+        store.remove_tenant("gone", true).await.unwrap();
+        late.await.unwrap();
+        assert!(!store.has_tenant_data("gone"), "the purged tree came back");
+        // Created anew, the tenant's deliveries are stored again.
+        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+        store
+            .append_event(Arc::from("gone"), inbox::test_event("3"))
+            .await
+            .unwrap();
+        assert_eq!(store.tenant("gone").unwrap().pending_count(), 1);
+    }
+
     #[tokio::test]
     async fn data_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
