@@ -102,7 +102,10 @@ impl Application {
         {
             tracing::warn!(public_url = %public_url, "public_url is not https: real Personio only accepts https webhook URLs");
         }
+        // No redirects: a 3xx is an error naming the system, so a credential is never
+        // re-sent to a host the tenant's spec does not name.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(options.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))

@@ -47,12 +47,17 @@ pub enum Command {
         /// Configuration file (as for `serve`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Output file (default: stdout); created readable by its owner only.
+        /// Output file (default: stdout); written to a new file readable by its owner
+        /// only, then moved into place.
         #[arg(long)]
         output: Option<PathBuf>,
         /// Include the client secrets and the webhook key and token.
         #[arg(long)]
         with_secrets: bool,
+        /// Replace an existing output file (or symlink: the link is replaced, its target
+        /// is never written).
+        #[arg(long)]
+        force: bool,
     },
     /// Restore an export into an empty data dir (service stopped).
     Import {
@@ -123,7 +128,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             output,
             with_secrets,
-        } => export_command(config, output, with_secrets).await,
+            force,
+        } => export_command(config, output, with_secrets, force).await,
         Command::Import {
             config,
             input,
@@ -162,6 +168,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             config.storage.data_dir.display()
         )
     })?;
+    crate::export::refuse_unfinished_import(&config.storage.data_dir)?;
     let store = open_store(&config)?;
     let app = Application::build(&config, store, Secret::new(token), Options::default()).await?;
     tracing::info!(addr = %app.local_addr(), "personio-sync serving");
@@ -271,6 +278,7 @@ async fn export_command(
     config_path: Option<PathBuf>,
     output: Option<PathBuf>,
     with_secrets: bool,
+    force: bool,
 ) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
     telemetry::init(config.log_format);
@@ -280,14 +288,18 @@ async fn export_command(
             config.storage.data_dir.display()
         );
     }
+    crate::export::refuse_unfinished_import(&config.storage.data_dir)?;
+    if let Some(path) = &output
+        && !force
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        anyhow::bail!("{} exists; pass --force to replace it", path.display());
+    }
     let store = open_store(&config)?;
     let document = crate::export::export(&store, with_secrets)?;
     match output {
         Some(path) => {
-            let file = crate::export::create_output_file(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            crate::export::write_document(file, &document)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            crate::export::write_output_file(&path, force, &document)?;
             eprintln!(
                 "exported {} tenants to {}",
                 document.tenants.len(),
@@ -318,8 +330,14 @@ async fn import_command(
     crate::export::validate_document(&document, options)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+    crate::export::begin_import(dir)
+        .with_context(|| format!("cannot mark data_dir {} as being imported", dir.display()))?;
     let store = open_store(&config)?;
     let summary = crate::export::import(&store, &document, options).await?;
+    // Closed before the marker goes: the database is complete and durable on disk.
+    drop(store);
+    crate::export::finish_import(dir)
+        .with_context(|| format!("cannot mark the import into {} complete", dir.display()))?;
     println!(
         "imported {} tenants ({} records) into {}",
         summary.tenants,

@@ -19,9 +19,17 @@
 //! `key_hex` holds the exact bytes. A value that is JSON is embedded verbatim as
 //! `value`; anything else is `value_hex`. `spec` is `null` for a tenant deleted without
 //! purge (its data was kept). Without `--with-secrets` every secret is `null`.
+//!
+//! ## Crash safety
+//!
+//! An export is written to a new private file beside the target, synced, and renamed
+//! over it (never written through a symlink; an existing target only with `--force`).
+//! An import writes [`IMPORT_MARKER`] into the data dir before anything else and
+//! removes it only once everything is durable; `serve` and `export` refuse a data dir
+//! holding the marker, so an interrupted import is never served as a partial one.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +44,14 @@ pub const FORMAT: &str = "personio-sync-export";
 /// The `version` this build writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The file an import writes into the data dir first and removes once it is complete.
+pub const IMPORT_MARKER: &str = "IMPORT_INCOMPLETE";
+
+/// Highest value an import advances sled's id generator to. Advancing costs tens of
+/// nanoseconds per id, so a document cannot make an import run for more than about a
+/// minute; an inbox numbered higher is refused.
+pub const MAX_ID_GENERATOR: u64 = 1 << 30;
+
 /// An export or import failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -49,6 +65,22 @@ pub enum ExportError {
     NotEmpty {
         /// The data dir.
         dir: String,
+    },
+    /// An import into the data dir was interrupted.
+    #[error(
+        "the data dir {dir} holds an unfinished import (a `personio-sync import` was interrupted; {IMPORT_MARKER} is present): empty the data dir and run the import again"
+    )]
+    Unfinished {
+        /// The data dir.
+        dir: String,
+    },
+    /// The export file could not be written.
+    #[error("cannot write the export to {path}: {message}")]
+    Output {
+        /// The output path.
+        path: String,
+        /// What went wrong.
+        message: String,
     },
     /// The target database already holds tenants.
     #[error("the database already holds tenants: import restores into an empty data dir only")]
@@ -252,10 +284,12 @@ struct Prepared {
 }
 
 /// Checks the whole document and decodes it, writing nothing.
+/// Also gives the id sled's generator must reach so that new inbox values sort after
+/// the imported ones.
 fn prepare(
     document: &ExportDocument,
     options: ImportOptions,
-) -> Result<(Vec<Prepared>, Vec<String>), ExportError> {
+) -> Result<(Vec<Prepared>, Vec<String>, u64), ExportError> {
     if document.format != FORMAT || document.version != VERSION {
         return Err(ExportError::Format(format!(
             "expected format `{FORMAT}` version {VERSION}, found `{}` version {}",
@@ -264,6 +298,7 @@ fn prepare(
     }
     let mut seen = BTreeSet::new();
     let mut prepared = Vec::with_capacity(document.tenants.len());
+    let mut next_id = document.id_generator.min(MAX_ID_GENERATOR);
     let mut need_credentials = Vec::new();
     for tenant in &document.tenants {
         let fail = |message: String| ExportError::Tenant {
@@ -289,13 +324,24 @@ fn prepare(
             .map(Record::to_raw)
             .collect::<Result<Vec<_>, _>>()
             .map_err(fail)?;
+        for (key, _) in &records {
+            if let Some(id) = crate::store::inbox::stored_value_id(key) {
+                if id >= MAX_ID_GENERATOR {
+                    return Err(fail(format!(
+                        "inbox record {} is numbered beyond {MAX_ID_GENERATOR}, more than an import can restore",
+                        encode_hex(key)
+                    )));
+                }
+                next_id = next_id.max(id + 1);
+            }
+        }
         prepared.push(Prepared {
             id: tenant.id.clone(),
             spec,
             records,
         });
     }
-    Ok((prepared, need_credentials))
+    Ok((prepared, need_credentials, next_id))
 }
 
 /// The spec of a document, and whether its secrets were missing.
@@ -356,10 +402,12 @@ pub async fn import(
     document: &ExportDocument,
     options: ImportOptions,
 ) -> Result<ImportSummary, ExportError> {
-    let (prepared, need_credentials) = prepare(document, options)?;
+    let (prepared, need_credentials, next_id) = prepare(document, options)?;
     if !store.holds_no_tenants()? {
         return Err(ExportError::HoldsTenants);
     }
+    // Inbox values are numbered by sled's generator: past every imported one first.
+    store.advance_generated_ids(next_id)?;
     let mut summary = ImportSummary {
         need_credentials,
         ..ImportSummary::default()
@@ -379,7 +427,6 @@ pub async fn import(
             summary.tenants += 1;
         }
     }
-    store.advance_generated_ids(document.id_generator)?;
     store.flush().await?;
     Ok(summary)
 }
@@ -389,6 +436,7 @@ pub fn ensure_empty_data_dir(dir: &Path) -> Result<(), ExportError> {
     let not_empty = || ExportError::NotEmpty {
         dir: dir.display().to_string(),
     };
+    refuse_unfinished_import(dir)?;
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -419,17 +467,105 @@ pub fn write_document(
     writer.flush()
 }
 
-/// Creates (or truncates) `path` for an export, readable by its owner only on Unix
-/// (an export may hold secrets).
-pub fn create_output_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// Writes `document` to `path`: into a new file readable by its owner only, beside
+/// `path`, synced, then moved into place. An existing `path` (a symlink included) is
+/// refused unless `force`, and then replaced, never written through.
+pub fn write_output_file(
+    path: &Path,
+    force: bool,
+    document: &ExportDocument,
+) -> Result<(), ExportError> {
+    let fail = |message: String| ExportError::Output {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(found) if found.is_dir() => return Err(fail("it is a directory".into())),
+        Ok(_) if !force => {
+            return Err(fail("the file exists; pass --force to replace it".into()));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(fail(error.to_string())),
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail("the path names no file".into()))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = dir.join(format!(
+        ".{}.{}-{:08x}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = (|| {
+        let file = create_private_file(&temp)?;
+        write_document(&file, document)?;
+        file.sync_all()?;
+        if force {
+            std::fs::rename(&temp, path)?;
+        } else {
+            // A link fails if `path` appeared meanwhile: nothing is ever replaced.
+            std::fs::hard_link(&temp, path)?;
+            std::fs::remove_file(&temp)?;
+        }
+        sync_dir(&dir)
+    })();
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(fail(error.to_string()));
+    }
+    Ok(())
+}
+
+/// Creates a new file (never an existing one, never through a symlink), readable by
+/// its owner only on Unix.
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     options.open(path)
+}
+
+/// Makes the entries of `dir` (a rename, a new or removed file) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Refuses a data dir an interrupted import left behind.
+pub fn refuse_unfinished_import(dir: &Path) -> Result<(), ExportError> {
+    if std::fs::symlink_metadata(dir.join(IMPORT_MARKER)).is_ok() {
+        return Err(ExportError::Unfinished {
+            dir: dir.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Marks `dir` (which must exist) as holding an import in progress, durably, before
+/// anything is written into it.
+pub fn begin_import(dir: &Path) -> std::io::Result<()> {
+    let marker = create_private_file(&dir.join(IMPORT_MARKER))?;
+    marker.sync_all()?;
+    sync_dir(dir)
+}
+
+/// Marks the import into `dir` complete (call once everything is durable and the
+/// database is closed).
+pub fn finish_import(dir: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(dir.join(IMPORT_MARKER))?;
+    sync_dir(dir)
 }
 
 #[cfg(test)]
@@ -611,6 +747,110 @@ mod tests {
         let record = Record::from_raw(b"hist\0\0\0\0\0\0\0\0\x2a", b" {}");
         assert_eq!(record.key, "hist/#000000000000002a");
         assert_eq!(record.value_hex.as_deref(), Some("207b7d"));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_output_file_is_never_written_through_or_over_without_force() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = filled(&dir.path().join("data")).await;
+        let document = export(&store, true).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+        let existing = dir.path().join("existing.json");
+        std::fs::write(&existing, "keep me").unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = write_output_file(&existing, false, &document).unwrap_err();
+        assert!(error.to_string().contains("--force"), "{error}");
+        assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+        assert_eq!(mode(&existing), 0o644);
+        write_output_file(&existing, true, &document).unwrap();
+        assert_eq!(mode(&existing), 0o600);
+        assert!(
+            std::fs::read_to_string(&existing)
+                .unwrap()
+                .contains("p-secret-1")
+        );
+
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, "not yours").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(write_output_file(&link, false, &document).is_err());
+        write_output_file(&link, true, &document).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours");
+        assert!(
+            !std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(mode(&link), 0o600);
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(write_output_file(&dangling, false, &document).is_err());
+        assert!(!dir.path().join("nowhere").exists());
+
+        let fresh = dir.path().join("fresh.json");
+        write_output_file(&fresh, false, &document).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn the_id_generator_is_advanced_first_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = filled(dir.path()).await;
+        let mut document = export(&source, true).unwrap();
+        // The generator goes past every imported inbox value; an absurd one is capped,
+        // not looped to.
+        let inbox_ids: Vec<u64> = document
+            .tenants
+            .iter()
+            .flat_map(|tenant| &tenant.records)
+            .filter_map(|record| crate::store::inbox::stored_value_id(&record.to_raw().unwrap().0))
+            .collect();
+        assert!(!inbox_ids.is_empty());
+        document.id_generator = 0;
+        let (_, _, next) = prepare(&document, ImportOptions::default()).unwrap();
+        assert!(
+            inbox_ids.iter().all(|id| *id < next),
+            "{inbox_ids:?} {next}"
+        );
+        document.id_generator = u64::MAX;
+        let (_, _, next) = prepare(&document, ImportOptions::default()).unwrap();
+        assert_eq!(next, MAX_ID_GENERATOR);
+        // An inbox numbered beyond the cap is refused before anything is written.
+        let mut document = export(&source, true).unwrap();
+        let mut key = b"inbox\0".to_vec();
+        key.extend_from_slice(&MAX_ID_GENERATOR.to_be_bytes());
+        document.tenants[0]
+            .records
+            .push(Record::from_raw(&key, b"{}"));
+        let target = Store::temporary().unwrap();
+        let error = import(&target, &document, ImportOptions::default())
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("inbox record"), "{error}");
+        assert!(target.holds_no_tenants().unwrap());
+    }
+
+    #[test]
+    fn an_unfinished_import_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        refuse_unfinished_import(dir.path()).unwrap();
+        begin_import(dir.path()).unwrap();
+        let error = refuse_unfinished_import(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("unfinished import"), "{error}");
+        assert!(ensure_empty_data_dir(dir.path()).is_err());
+        finish_import(dir.path()).unwrap();
+        refuse_unfinished_import(dir.path()).unwrap();
     }
 
     #[test]

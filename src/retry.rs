@@ -60,6 +60,17 @@ impl RetryPolicy {
     }
 }
 
+/// The wait before the next try of something that failed `failures` times in a row
+/// (1-based): `base` doubling per failure, at most `max`, spread over ±25% so that
+/// many tenants failing together (an outage of a shared API) do not retry in lockstep.
+/// Used for tenant restarts and tenant-level retries.
+pub fn jittered_backoff(base: Duration, failures: u32, max: Duration) -> Duration {
+    let doubled = base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        .min(max);
+    doubled.mul_f64(rand::rng().random_range(0.75..1.25))
+}
+
 /// Reads a `Retry-After` header given in seconds (the HTTP-date form is ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -85,6 +96,23 @@ mod tests {
         assert!(policy.delay(1, None) >= Duration::from_millis(50));
         assert!(policy.may_retry(4));
         assert!(!policy.may_retry(5));
+    }
+
+    #[test]
+    fn backoff_doubles_stays_capped_and_spreads() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(300);
+        for (failures, nominal) in [(1u32, 1u64), (2, 2), (3, 4), (6, 32), (12, 300), (40, 300)] {
+            let delay = jittered_backoff(base, failures, max);
+            let nominal = Duration::from_secs(nominal);
+            assert!(
+                delay >= nominal.mul_f64(0.75) && delay < nominal.mul_f64(1.25),
+                "{failures}: {delay:?}"
+            );
+        }
+        let distinct: std::collections::HashSet<Duration> =
+            (0..50).map(|_| jittered_backoff(base, 3, max)).collect();
+        assert!(distinct.len() > 10, "no spread: {distinct:?}");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use rand::Rng;
 use tracing::{error, info, warn};
 
 use crate::domain::tenant::TenantSpec;
@@ -33,10 +32,14 @@ pub enum SupervisorMsg {
     /// at once.
     RestartTenant(String, Option<TenantSpec>, RpcReplyPort<Result<(), String>>),
     /// Sent by the admin API (delete): kills the tenant's actor and forgets it; its
-    /// view shows `stopped`. Replies at once.
+    /// view shows `stopped`. Replies once the actor has terminated (at once if none
+    /// runs); does nothing if the caller has already given up waiting.
     StopTenant(String, RpcReplyPort<()>),
     /// Sent by the supervisor to itself after a backoff: respawn a failed tenant. No reply.
     Respawn(String),
+    /// Sent by fault drills and tests: the supervisor sleeps this long before its next
+    /// message, as one stuck in a slow spawn would. No reply.
+    Stall(Duration),
 }
 
 struct Entry {
@@ -46,6 +49,8 @@ struct Entry {
     restarts: u32,
     respawn_when_stopped: bool,
     stopping: bool,
+    /// Callers of [`SupervisorMsg::StopTenant`] waiting for the actor to terminate.
+    stop_waiters: Vec<RpcReplyPort<()>>,
 }
 
 /// The supervisor actor.
@@ -101,6 +106,7 @@ impl Actor for Supervisor {
                         restarts: 0,
                         respawn_when_stopped: false,
                         stopping: false,
+                        stop_waiters: Vec::new(),
                     },
                 );
                 let result = spawn_tenant(&myself, state, &id).await;
@@ -131,10 +137,20 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::StopTenant(id, reply) => {
+                if reply.is_closed() {
+                    // The admin API gave up waiting and answered 503: the tenant stays.
+                    warn!(tenant_id = %id, "stop request came too late; tenant left running");
+                    return Ok(());
+                }
+                let mut reply = Some(reply);
                 let running = state.tenants.get_mut(&id).and_then(|entry| {
                     entry.stopping = true;
                     entry.respawn_when_stopped = false;
-                    entry.actor.clone()
+                    let actor = entry.actor.clone();
+                    if actor.is_some() {
+                        entry.stop_waiters.extend(reply.take());
+                    }
+                    actor
                 });
                 match running {
                     Some(actor) => actor.kill(),
@@ -148,7 +164,13 @@ impl Actor for Supervisor {
                     .deps
                     .board
                     .update(&id, |view| view.state = TenantState::Stopped);
-                let _ = reply.send(());
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            SupervisorMsg::Stall(duration) => {
+                warn!(?duration, "supervisor stalled by a fault drill");
+                tokio::time::sleep(duration).await;
             }
             SupervisorMsg::Respawn(id) => {
                 let waiting = state
@@ -184,7 +206,11 @@ impl Actor for Supervisor {
         entry.actor = None;
         state.deps.board.set_actor(&id, None);
         if entry.stopping {
-            state.tenants.remove(&id);
+            if let Some(entry) = state.tenants.remove(&id) {
+                for waiter in entry.stop_waiters {
+                    let _ = waiter.send(());
+                }
+            }
             state.deps.board.unregister_webhook(&id);
             return Ok(());
         }
@@ -278,11 +304,7 @@ fn record_failure(
 
 /// `base` (1 s in production) doubling with each failure, at most 5 min, ±25% jitter.
 pub fn restart_delay(base: Duration, failures: u32) -> Duration {
-    let doubled = base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(Duration::from_secs(300));
-    let jitter = rand::rng().random_range(0.75..1.25);
-    doubled.mul_f64(jitter)
+    crate::retry::jittered_backoff(base, failures, Duration::from_secs(300))
 }
 
 #[cfg(test)]

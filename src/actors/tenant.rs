@@ -169,8 +169,15 @@ pub struct TenantActorState {
     reconcile_timer: Option<tokio::task::JoinHandle<()>>,
     /// Active synced employees by Personio id (possible managers for live updates).
     known: HashMap<String, Employee>,
-    /// A retry of the inbox drain is already scheduled.
-    drain_retry_scheduled: bool,
+    /// When the next scheduled retry of the inbox drain is due, if one is.
+    drain_retry_at: Option<std::time::Instant>,
+    /// People whose update keeps failing, by Personio id (see [`drain_inbox`]).
+    parked: HashMap<String, Parked>,
+    /// The view shows parked people.
+    showing_parked: bool,
+    /// Clients that try once: parked people are retried with them, so a person who
+    /// keeps failing costs one call per retry, not a whole retry cycle.
+    retry_once: (PersonioClient, LearnAmpClient),
     /// The invitation scheduler child.
     scheduler: Option<ActorRef<SchedulerMsg>>,
     /// The team mapper child.
@@ -179,10 +186,24 @@ pub struct TenantActorState {
 
 impl TenantActorState {
     fn set_state(&self, state: TenantState, last_error: Option<String>) {
+        let last_error = last_error.map(|text| self.scrub(&text));
         self.deps.board.update(&self.spec.id, |view| {
             view.state = state;
             view.last_error = last_error;
         });
+    }
+
+    /// `text` without the tenant's own secrets or anything that looks like one: what
+    /// the view and the admin API's answers may show of an upstream error.
+    fn scrub(&self, text: &str) -> String {
+        let mut secrets = vec![
+            self.spec.personio.client_secret.expose(),
+            self.spec.learnamp.client_secret.expose(),
+        ];
+        if let Some(webhook) = &self.spec.webhook {
+            secrets.extend([webhook.key.expose(), webhook.token.expose()]);
+        }
+        crate::domain::redact::scrub(text, &secrets)
     }
 
     fn context(&self) -> SyncContext<'_> {
@@ -279,6 +300,14 @@ impl Actor for TenantActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let store = deps.store.tenant(&spec.id)?;
         let (personio, learnamp) = clients(&spec, &deps);
+        let once = TenantDeps {
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..deps.retry
+            },
+            ..deps.clone()
+        };
+        let retry_once = clients(&spec, &once);
         deps.board.set_actor(&spec.id, Some(myself.clone()));
         let state = TenantActorState {
             spec,
@@ -289,7 +318,10 @@ impl Actor for TenantActor {
             consecutive_failures: 0,
             reconcile_timer: None,
             known: HashMap::new(),
-            drain_retry_scheduled: false,
+            drain_retry_at: None,
+            parked: HashMap::new(),
+            showing_parked: false,
+            retry_once,
             scheduler: None,
             team_mapper: None,
         };
@@ -436,12 +468,18 @@ impl Actor for TenantActor {
                 }
             }
             TenantMsg::InviteNow(personio_id, reply) => {
-                let outcome = invite_now(state, &personio_id).instrument(span).await;
+                let outcome = invite_now(state, &personio_id)
+                    .instrument(span)
+                    .await
+                    .map_err(|error| match error {
+                        InviteError::Failed(message) => InviteError::Failed(state.scrub(&message)),
+                        other => other,
+                    });
                 let _ = reply.send(outcome);
             }
             TenantMsg::InboxWake => {
                 state.deps.board.wake_taken(&state.spec.id);
-                state.drain_retry_scheduled = false;
+                state.drain_retry_at = None;
                 if state.store.initial_sync_done()? {
                     drain_inbox(&myself, state).instrument(span).await?;
                 }
@@ -450,7 +488,7 @@ impl Actor for TenantActor {
                 let plan = sync::plan_full_sync(&state.context())
                     .instrument(span)
                     .await
-                    .map_err(|error| error.to_string())
+                    .map_err(|error| state.scrub(&error.to_string()))
                     .and_then(|plan| {
                         serde_json::to_value(&plan).map_err(|error| error.to_string())
                     });
@@ -505,16 +543,44 @@ async fn full_sync(
 /// Events drained per round.
 const DRAIN_BATCH: usize = 256;
 
+/// A person whose update keeps failing with a transient error: their events stay in
+/// the inbox, held back until `retry_at`, while the rest of the inbox flows.
+struct Parked {
+    /// Failed attempts in a row.
+    failures: u32,
+    /// When the person is tried again.
+    retry_at: std::time::Instant,
+    /// The last error, for the view.
+    error: String,
+}
+
 /// Applies every stored webhook event, oldest first, coalesced per person. Events leave
-/// the inbox only after their effect is stored; a transient failure leaves them there
-/// and schedules another drain.
+/// the inbox only after their effect is stored. A person whose update fails with a
+/// transient error is parked: their events stay stored and are held back (so their
+/// order is kept) and they are retried with backoff, while everybody else's events
+/// are applied. A failed reconciliation (an event naming no person) stops the drain
+/// and schedules another.
 async fn drain_inbox(
     myself: &ActorRef<TenantMsg>,
     state: &mut TenantActorState,
 ) -> Result<(), ActorProcessingErr> {
     loop {
-        let batch = state.store.pending_events(DRAIN_BATCH)?;
+        let now = std::time::Instant::now();
+        let held: std::collections::HashSet<String> = state
+            .parked
+            .iter()
+            .filter(|(_, parked)| parked.retry_at > now)
+            .map(|(person, _)| person.clone())
+            .collect();
+        let batch = state.store.pending_events_except(DRAIN_BATCH, |event| {
+            event
+                .person_id
+                .as_ref()
+                .is_some_and(|person| held.contains(person))
+        })?;
         if batch.is_empty() {
+            state.parked.retain(|_, parked| parked.retry_at > now);
+            show_parked(myself, state);
             return Ok(());
         }
         let mut people: Vec<String> = Vec::new();
@@ -526,65 +592,117 @@ async fn drain_inbox(
                 None => needs_full_sync = true,
             }
         }
-        let mut outcome = apply_people(state, &people, false).await;
-        if let Ok(created) = outcome {
-            // Reports of the people who changed may need a new manager field.
-            state.refresh_known(&people)?;
-            state
-                .deps
-                .board
-                .update(&state.spec.id, |view| view.employees += created);
-            // Re-plan from the stored snapshot the people just applied and their reports:
-            // a manager written concurrently in this batch, or a changed manager, reaches
-            // them now (no Personio call; nothing is written when nothing differs).
-            let reports: Vec<String> = state
-                .known
-                .values()
-                .filter(|employee| {
-                    people.contains(&employee.id)
-                        || employee
-                            .supervisor_id
-                            .as_ref()
-                            .is_some_and(|supervisor| people.contains(supervisor))
-                })
-                .map(|employee| employee.id.clone())
-                .collect();
-            if !reports.is_empty() {
-                outcome = apply_people(state, &reports, true).await;
-            }
-        }
-        let outcome = match outcome.map(|_| ()) {
-            Ok(()) if needs_full_sync => {
-                info!("an event named no person: running a full reconciliation");
-                sync::run_full_sync(&state.context(), false)
-                    .await
-                    .map(|_| ())
-            }
-            other => other,
-        };
-        if let Err(error) = outcome {
-            if error.is_transient() || error.is_fatal() {
-                state.publish_counts()?;
-                if error.is_fatal() {
+        let results = apply_each(state, &people, false).await;
+        let mut applied: Vec<String> = Vec::new();
+        let mut failed: Vec<(String, SyncError)> = Vec::new();
+        let mut created = 0;
+        for (person, result) in results {
+            match result {
+                Ok(done) => {
+                    created += done.created;
+                    applied.push(person);
+                }
+                Err(error) if error.is_fatal() => {
+                    state.publish_counts()?;
                     return handle_sync_error(myself, state, error, false);
                 }
-                warn!(error = %error, "inbox drain failed; events stay stored");
-                state.consecutive_failures += 1;
-                state.set_state(
-                    TenantState::Degraded,
-                    Some(format!(
-                        "{error}; stored webhook events are retried automatically"
-                    )),
-                );
-                if !state.drain_retry_scheduled {
-                    state.drain_retry_scheduled = true;
-                    myself.send_after(backoff(state.consecutive_failures), || TenantMsg::InboxWake);
+                Err(error) if error.is_transient() => failed.push((person, error)),
+                Err(error) => {
+                    warn!(personio_id = %person, error = %error, "person not applied; the next reconciliation retries them");
+                    let _ = state
+                        .store
+                        .append_history(&format!("person {person} not applied: {error}"));
+                    applied.push(person);
                 }
-                return Ok(());
             }
-            warn!(error = %error, "events not applied; the next reconciliation retries them");
         }
-        let sequences: Vec<u64> = batch.iter().map(|(sequence, _)| *sequence).collect();
+        // Reports of the people who changed may need a new manager field.
+        state.refresh_known(&applied)?;
+        state
+            .deps
+            .board
+            .update(&state.spec.id, |view| view.employees += created);
+        // Re-plan from the stored snapshot the people just applied and their reports:
+        // a manager written concurrently in this batch, or a changed manager, reaches
+        // them now (no Personio call; nothing is written when nothing differs). A
+        // report that fails keeps the events of the people that caused its re-plan.
+        let reports: Vec<String> = state
+            .known
+            .values()
+            .filter(|employee| {
+                applied.contains(&employee.id)
+                    || employee
+                        .supervisor_id
+                        .as_ref()
+                        .is_some_and(|supervisor| applied.contains(supervisor))
+            })
+            .map(|employee| employee.id.clone())
+            .collect();
+        if !reports.is_empty() {
+            for (report, result) in apply_each(state, &reports, true).await {
+                let Err(error) = result else { continue };
+                if error.is_fatal() {
+                    state.publish_counts()?;
+                    return handle_sync_error(myself, state, error, false);
+                }
+                if !error.is_transient() {
+                    warn!(personio_id = %report, error = %error, "report not re-planned");
+                    continue;
+                }
+                let supervisor = state
+                    .known
+                    .get(&report)
+                    .and_then(|employee| employee.supervisor_id.clone());
+                let causes: Vec<String> = applied
+                    .iter()
+                    .filter(|person| **person == report || Some(*person) == supervisor.as_ref())
+                    .cloned()
+                    .collect();
+                applied.retain(|person| !causes.contains(person));
+                failed.extend(
+                    causes
+                        .into_iter()
+                        .map(|person| (person, SyncError::Actor(error.to_string()))),
+                );
+            }
+        }
+        for person in &applied {
+            state.parked.remove(person);
+        }
+        for (person, error) in failed {
+            let parked = state.parked.entry(person.clone()).or_insert(Parked {
+                failures: 0,
+                retry_at: now,
+                error: String::new(),
+            });
+            parked.failures += 1;
+            parked.retry_at = std::time::Instant::now() + backoff(parked.failures);
+            parked.error = error.to_string();
+            warn!(personio_id = %person, failures = parked.failures, error = %error, "person's update failed; their events stay stored and are retried");
+        }
+        let mut full_sync_failed = None;
+        if needs_full_sync {
+            info!("an event named no person: running a full reconciliation");
+            match sync::run_full_sync(&state.context(), false).await {
+                Ok(_) => {}
+                Err(error) if error.is_fatal() => {
+                    state.publish_counts()?;
+                    return handle_sync_error(myself, state, error, false);
+                }
+                Err(error) if error.is_transient() => full_sync_failed = Some(error),
+                Err(error) => {
+                    warn!(error = %error, "events not applied; the next reconciliation retries them")
+                }
+            }
+        }
+        let sequences: Vec<u64> = batch
+            .iter()
+            .filter(|(_, event)| match &event.person_id {
+                Some(person) => applied.contains(person),
+                None => full_sync_failed.is_none(),
+            })
+            .map(|(sequence, _)| *sequence)
+            .collect();
         state.store.remove_events(&sequences)?;
         crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
         let now = chrono::Utc::now().to_rfc3339();
@@ -597,12 +715,69 @@ async fn drain_inbox(
         if needs_full_sync {
             state.publish_counts()?;
         }
+        rearm(state);
+        if let Some(error) = full_sync_failed {
+            warn!(error = %error, "inbox drain failed; events stay stored");
+            state.consecutive_failures += 1;
+            state.set_state(
+                TenantState::Degraded,
+                Some(format!(
+                    "{error}; stored webhook events are retried automatically"
+                )),
+            );
+            schedule_drain(myself, state, backoff(state.consecutive_failures));
+            return Ok(());
+        }
         if state.consecutive_failures > 0 {
             state.consecutive_failures = 0;
             state.set_state(TenantState::Live, None);
         }
-        rearm(state);
     }
+}
+
+/// Shows the parked people in the view (`degraded` while there are any) and schedules
+/// the drain that retries the first of them.
+fn show_parked(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
+    let next = state.parked.values().map(|parked| parked.retry_at).min();
+    match next {
+        Some(retry_at) => {
+            let count = state.parked.len();
+            let example = state
+                .parked
+                .iter()
+                .min_by_key(|(person, _)| person.as_str())
+                .map(|(person, parked)| format!("person {person}: {}", parked.error))
+                .unwrap_or_default();
+            state.showing_parked = true;
+            state.set_state(
+                TenantState::Degraded,
+                Some(format!(
+                    "the updates of {count} people keep failing ({example}); their webhook events stay stored and are retried automatically while the others are applied"
+                )),
+            );
+            let delay = retry_at.saturating_duration_since(std::time::Instant::now());
+            schedule_drain(myself, state, delay);
+        }
+        None if state.showing_parked => {
+            state.showing_parked = false;
+            state.set_state(TenantState::Live, None);
+        }
+        None => {}
+    }
+}
+
+/// Sends the tenant an [`TenantMsg::InboxWake`] after `delay`, unless one is already
+/// due no later.
+fn schedule_drain(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState, delay: Duration) {
+    let at = std::time::Instant::now() + delay;
+    if state
+        .drain_retry_at
+        .is_some_and(|scheduled| scheduled <= at)
+    {
+        return;
+    }
+    state.drain_retry_at = Some(at);
+    myself.send_after(delay, || TenantMsg::InboxWake);
 }
 
 /// Tells the scheduler child the due-queue may have changed.
@@ -753,25 +928,7 @@ async fn apply_people(
     people: &[String],
     from_snapshot: bool,
 ) -> Result<u64, SyncError> {
-    use futures::StreamExt;
-    let context = state.context();
-    let known = &state.known;
-    let context = &context;
-    let results: Vec<(String, Result<sync::Applied, SyncError>)> =
-        futures::stream::iter(people.iter().cloned())
-            .map(|person| async move {
-                let source = match known.get(&person) {
-                    Some(employee) if from_snapshot => {
-                        sync::live::Source::Snapshot(Box::new(employee.clone()))
-                    }
-                    _ => sync::live::Source::Fetch,
-                };
-                let result = sync::live::apply_person(context, &person, source, known).await;
-                (person, result)
-            })
-            .buffer_unordered(state.deps.concurrency.max(1))
-            .collect()
-            .await;
+    let results = apply_each(state, people, from_snapshot).await;
     let mut first_blocking: Option<SyncError> = None;
     let mut created = 0;
     for (person, result) in results {
@@ -793,6 +950,45 @@ async fn apply_people(
         Some(error) => Err(error),
         None => Ok(created),
     }
+}
+
+/// Applies the current Personio record (or, `from_snapshot`, the stored one) of each
+/// person, a few at a time, and gives each person's outcome. Parked people are tried
+/// once, without the clients' own retries.
+async fn apply_each(
+    state: &TenantActorState,
+    people: &[String],
+    from_snapshot: bool,
+) -> Vec<(String, Result<sync::Applied, SyncError>)> {
+    use futures::StreamExt;
+    let context = state.context();
+    let once = SyncContext {
+        personio: &state.retry_once.0,
+        learnamp: &state.retry_once.1,
+        ..state.context()
+    };
+    let known = &state.known;
+    let parked = &state.parked;
+    let (context, once) = (&context, &once);
+    futures::stream::iter(people.iter().cloned())
+        .map(|person| async move {
+            let source = match known.get(&person) {
+                Some(employee) if from_snapshot => {
+                    sync::live::Source::Snapshot(Box::new(employee.clone()))
+                }
+                _ => sync::live::Source::Fetch,
+            };
+            let context = if parked.contains_key(&person) {
+                once
+            } else {
+                context
+            };
+            let result = sync::live::apply_person(context, &person, source, known).await;
+            (person, result)
+        })
+        .buffer_unordered(state.deps.concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
@@ -862,8 +1058,27 @@ fn operator_message(error: &SyncError) -> String {
     }
 }
 
-/// 1 s doubling to 5 min.
+/// 1 s doubling to 5 min, ±25% jitter (many tenants failing together must not retry
+/// in lockstep).
 fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(9);
-    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(300))
+    crate::retry::jittered_backoff(Duration::from_secs(1), failures, Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_retries_are_spread_not_in_lockstep() {
+        for failures in [1u32, 4, 20] {
+            let delays: std::collections::HashSet<Duration> =
+                (0..50).map(|_| backoff(failures)).collect();
+            assert!(delays.len() > 10, "{failures}: {delays:?}");
+            assert!(
+                delays
+                    .iter()
+                    .all(|delay| *delay <= Duration::from_secs(375))
+            );
+        }
+    }
 }

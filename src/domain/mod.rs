@@ -4,6 +4,7 @@
 pub mod employee;
 pub mod fields;
 pub mod mapping;
+pub mod redact;
 pub mod report;
 pub mod schedule;
 pub mod secret;

@@ -79,8 +79,31 @@ async fn create_tenant(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let mut spec = parse_spec(parse_json(&body)?)?;
+    let mut document = parse_json(&body)?;
+    let adopt_data = match document
+        .as_object_mut()
+        .and_then(|fields| fields.remove("adopt_data"))
+    {
+        None => false,
+        Some(serde_json::Value::Bool(adopt)) => adopt,
+        Some(_) => {
+            return Err(ApiError::Invalid {
+                field: "adopt_data".into(),
+                message: "must be true or false".into(),
+            });
+        }
+    };
+    let mut spec = parse_spec(document)?;
     spec.webhook = Some(WebhookSecrets::generate());
+    if state.store.tenant_spec(&spec.id)?.is_some() {
+        return Err(ApiError::Conflict(spec.id));
+    }
+    if !adopt_data && state.store.has_tenant_data(&spec.id) {
+        return Err(ApiError::WrongState(format!(
+            "data of an earlier tenant `{}` (deleted without purge) is kept: create the tenant with \"adopt_data\": true to take it over",
+            spec.id
+        )));
+    }
     if !state.store.insert_new_tenant_spec(&spec).await? {
         return Err(ApiError::Conflict(spec.id));
     }
@@ -143,6 +166,7 @@ async fn patch_tenant(
         .store
         .tenant_spec(&id)?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+    require_restated_secrets(&stored, &patch)?;
     let secrets = stored.webhook.clone();
     let mut document = serde_json::to_value(TenantSpec {
         webhook: None,
@@ -169,6 +193,49 @@ async fn patch_tenant(
     }
 }
 
+/// A patch that points a system at another host or client (`base_url`, `client_id`)
+/// must restate that system's `client_secret`: the stored secret is never sent to a
+/// host or for a client it was not given for.
+fn require_restated_secrets(
+    stored: &TenantSpec,
+    patch: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let systems = [
+        (
+            "personio",
+            &stored.personio.base_url,
+            &stored.personio.client_id,
+        ),
+        (
+            "learnamp",
+            &stored.learnamp.base_url,
+            &stored.learnamp.client_id,
+        ),
+    ];
+    for (system, base_url, client_id) in systems {
+        let Some(section) = patch.get(system) else {
+            continue;
+        };
+        let changes = |field: &str, current: &str| {
+            section
+                .get(field)
+                .is_some_and(|value| value.as_str() != Some(current))
+        };
+        let restated = section
+            .get("client_secret")
+            .is_some_and(|secret| !secret.is_null());
+        if (changes("base_url", base_url) || changes("client_id", client_id)) && !restated {
+            return Err(ApiError::Invalid {
+                field: format!("{system}.client_secret"),
+                message: format!(
+                    "must be given with a new {system}.base_url or {system}.client_id (the stored secret is never sent to a new host or client)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `?purge=true`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -187,14 +254,27 @@ async fn delete_tenant(
         message: error.body_text(),
     })?;
     view_of(&state, &id)?;
-    let _ = state
+    let stored = state.store.tenant_spec(&id)?;
+    // No delivery reaches the tenant from now on (404), so none can be stored for it
+    // while it stops or after its data is gone.
+    state.board.unregister_webhook(&id);
+    let answer = state
         .supervisor
         .call(
             |reply| SupervisorMsg::StopTenant(id.clone(), reply),
             Some(SUPERVISOR_TIMEOUT),
         )
         .await;
-    if let Some(spec) = state.store.tenant_spec(&id)?
+    if !matches!(answer, Ok(CallResult::Success(()))) {
+        if let Some(spec) = &stored {
+            state.deps.announce(spec);
+        }
+        tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");
+        return Err(ApiError::Unavailable(
+            "the supervisor did not confirm that the tenant stopped in time; nothing was removed, retry the DELETE".into(),
+        ));
+    }
+    if let Some(spec) = stored
         && let Some(secrets) = &spec.webhook
     {
         let (personio, _) = crate::actors::tenant::clients(&spec, &state.deps);

@@ -11,9 +11,6 @@ use serde::Deserialize;
 /// The message Learn Amp uses in `fullErrors` for a uniqueness violation (reference §5.5, §6.3).
 const TAKEN: &str = "has already been taken";
 
-/// Longest excerpt of a non-JSON error body kept in a message.
-const MAX_BODY_EXCERPT: usize = 200;
-
 /// Everything that can go wrong talking to Learn Amp.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LearnAmpError {
@@ -128,8 +125,13 @@ pub(crate) struct ParsedError {
 pub(crate) fn parse_error_body(body: &[u8]) -> ParsedError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => ParsedError {
-            message: parsed.error.map(value_text).unwrap_or_default(),
-            description: parsed.error_description,
+            message: parsed
+                .error
+                .map(|error| crate::domain::redact::upstream_excerpt(&value_text(error)))
+                .unwrap_or_default(),
+            description: parsed
+                .error_description
+                .map(|text| crate::domain::redact::upstream_excerpt(&text)),
             fields: parsed.full_errors.map(full_errors).unwrap_or_default(),
         },
         Err(_) => ParsedError {
@@ -205,10 +207,9 @@ fn full_errors(value: serde_json::Value) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// A short, lossy excerpt of a body that is not JSON.
+/// A short, lossy excerpt of a body that is not JSON, secret-looking values redacted.
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    text.trim().chars().take(MAX_BODY_EXCERPT).collect()
+    crate::domain::redact::upstream_excerpt(&String::from_utf8_lossy(body))
 }
 
 /// `text`, or `fallback` when `text` is empty.

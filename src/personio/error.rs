@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 /// Longest server-provided message kept in an error (bodies may be whole HTML pages).
-const MAX_MESSAGE_CHARS: usize = 300;
+#[cfg(test)]
+const MAX_MESSAGE_CHARS: usize = crate::domain::redact::MAX_EXCERPT_CHARS;
 
 /// What went wrong talking to Personio.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,14 +170,10 @@ fn plain_text_excerpt(body: &[u8]) -> Option<String> {
     (!collapsed.is_empty()).then(|| truncate(&collapsed))
 }
 
-/// Cuts a message to [`MAX_MESSAGE_CHARS`] characters.
+/// Cuts a message to [`crate::domain::redact::MAX_EXCERPT_CHARS`] characters,
+/// secret-looking values redacted.
 fn truncate(text: &str) -> String {
-    if text.chars().count() <= MAX_MESSAGE_CHARS {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(MAX_MESSAGE_CHARS).collect();
-        format!("{cut}…")
-    }
+    crate::domain::redact::upstream_excerpt(text)
 }
 
 /// Replaces every occurrence of `secret` in `text` by `***` (defence in depth for

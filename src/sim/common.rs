@@ -23,6 +23,9 @@ pub struct Knobs {
     pub error_rate_ppm: AtomicU64,
     /// When set, every call is answered 503 without effect.
     pub outage: AtomicBool,
+    /// Paths (without query) answered 503 without effect, forever: one record that
+    /// keeps failing while the rest of the API answers.
+    pub failing_paths: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Knobs {
@@ -43,6 +46,24 @@ impl Knobs {
     /// Starts or ends an outage.
     pub fn set_outage(&self, outage: bool) {
         self.outage.store(outage, Ordering::Relaxed);
+    }
+
+    /// Makes every call to `path` (e.g. `/v1/company/employees/4711`) answer 503, or
+    /// answer normally again.
+    pub fn set_path_failing(&self, path: &str, failing: bool) {
+        let mut paths = self.failing_paths.lock().unwrap_or_else(|p| p.into_inner());
+        if failing {
+            paths.insert(path.to_string());
+        } else {
+            paths.remove(path);
+        }
+    }
+
+    fn path_fails(&self, path: &str) -> bool {
+        self.failing_paths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
     }
 }
 
@@ -165,23 +186,24 @@ pub async fn fault_middleware(
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let injected_status = if state.knobs.outage.load(Ordering::Relaxed) {
-        Some(StatusCode::SERVICE_UNAVAILABLE)
-    } else {
-        let ppm = state.knobs.error_rate_ppm.load(Ordering::Relaxed);
-        let mut rng = rand::rng();
-        if ppm > 0 && rng.random_range(0..1_000_000) < ppm {
-            let choices = [
-                StatusCode::INTERNAL_SERVER_ERROR,
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-                StatusCode::TOO_MANY_REQUESTS,
-            ];
-            Some(choices[rng.random_range(0..choices.len())])
+    let injected_status =
+        if state.knobs.outage.load(Ordering::Relaxed) || state.knobs.path_fails(&path) {
+            Some(StatusCode::SERVICE_UNAVAILABLE)
         } else {
-            None
-        }
-    };
+            let ppm = state.knobs.error_rate_ppm.load(Ordering::Relaxed);
+            let mut rng = rand::rng();
+            if ppm > 0 && rng.random_range(0..1_000_000) < ppm {
+                let choices = [
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::TOO_MANY_REQUESTS,
+                ];
+                Some(choices[rng.random_range(0..choices.len())])
+            } else {
+                None
+            }
+        };
     let (response, injected) = match injected_status {
         Some(status) => ((state.error_body)(status), true),
         None => (next.run(request).await, false),

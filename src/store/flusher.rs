@@ -79,6 +79,10 @@ pub(super) struct GroupFlusher {
     leader: Arc<Mutex<()>>,
     /// Flushes done (diagnostics and tests).
     flushes: AtomicU64,
+    /// Tenants deleted while the process runs: their events are dropped, never stored,
+    /// so a delivery that passed the route check just before the delete cannot
+    /// recreate the tenant's tree.
+    deleted: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl GroupFlusher {
@@ -89,7 +93,24 @@ impl GroupFlusher {
             progress: watch::Sender::new(Progress::default()),
             leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
+            deleted: Arc::default(),
         }
+    }
+
+    /// Runs `remove` (the removal of tenant `id`) with no event write in progress, and
+    /// drops every later event of `id` until [`Self::undelete`].
+    pub(super) fn deleting<T>(&self, id: &str, remove: impl FnOnce() -> T) -> T {
+        let mut deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
+        deleted.insert(id.to_string());
+        remove()
+    }
+
+    /// Stores events of `id` again (the tenant was created anew).
+    pub(super) fn undelete(&self, id: &str) {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     fn ticket(&self, event: Option<(Arc<str>, InboxEvent)>) -> u64 {
@@ -181,12 +202,15 @@ impl GroupFlusher {
         // (spacejam/sled#1241, #1308; seen here as a hung benchmark); the blocking
         // flush on the blocking pool does not.
         let db = self.db.clone();
-        let result = match tokio::task::spawn_blocking(move || write_and_flush(&db, events)).await {
-            Ok(result) => result,
-            Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
-                join_error.to_string(),
-            ))),
-        };
+        let deleted = self.deleted.clone();
+        let result =
+            match tokio::task::spawn_blocking(move || write_and_flush(&db, events, &deleted)).await
+            {
+                Ok(result) => result,
+                Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
+                    join_error.to_string(),
+                ))),
+            };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
         if let Err(error) = result {
@@ -202,7 +226,12 @@ impl GroupFlusher {
 }
 
 /// Stores the events of each tenant, in arrival order, then flushes the database.
-fn write_and_flush(db: &sled::Db, events: Vec<(Arc<str>, InboxEvent)>) -> Result<(), StoreError> {
+/// Events of deleted tenants are dropped.
+fn write_and_flush(
+    db: &sled::Db,
+    events: Vec<(Arc<str>, InboxEvent)>,
+    deleted: &std::sync::Mutex<std::collections::HashSet<String>>,
+) -> Result<(), StoreError> {
     let mut by_tenant: Vec<(Arc<str>, Vec<InboxEvent>)> = Vec::new();
     let mut slots: std::collections::HashMap<Arc<str>, usize> = Default::default();
     for (tenant_id, event) in events {
@@ -214,8 +243,15 @@ fn write_and_flush(db: &sled::Db, events: Vec<(Arc<str>, InboxEvent)>) -> Result
             }
         }
     }
-    for (tenant_id, events) in by_tenant {
-        super::TenantStore::open(db, &tenant_id)?.append_events(&events)?;
+    {
+        let deleted = deleted.lock().unwrap_or_else(|p| p.into_inner());
+        for (tenant_id, events) in by_tenant {
+            if deleted.contains(&*tenant_id) {
+                tracing::warn!(tenant_id = %tenant_id, events = events.len(), "events of a deleted tenant dropped");
+                continue;
+            }
+            super::TenantStore::open(db, &tenant_id)?.append_events(&events)?;
+        }
     }
     db.flush()?;
     Ok(())

@@ -211,18 +211,32 @@ impl Store {
             .compare_and_swap(key, None as Option<&[u8]>, Some(self.seal_spec(spec)?))?
             .is_ok();
         if inserted {
+            self.flusher.undelete(&spec.id);
             self.flush().await?;
         }
         Ok(inserted)
     }
 
     /// Removes a tenant's spec; with `purge`, its data too.
+    /// Webhook events of `id` stored later are dropped (see [`Store::has_tenant_data`]
+    /// for a tenant created over kept data).
     pub async fn remove_tenant(&self, id: &str, purge: bool) -> Result<(), StoreError> {
-        self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
-        if purge {
-            self.db.drop_tree(tenant_tree_name(id))?;
-        }
+        self.flusher.deleting(id, || {
+            self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
+            if purge {
+                self.db.drop_tree(tenant_tree_name(id))?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
         self.flush().await
+    }
+
+    /// Whether a tenant tree of `id` exists (data kept by a delete without purge).
+    pub fn has_tenant_data(&self, id: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == tenant_tree_name(id).as_bytes())
     }
 
     /// The store of one tenant.
@@ -496,6 +510,29 @@ mod tests {
             "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "d"}
         }))
         .unwrap()
+    }
+
+    /// On one thread the order is fixed: the delivery is queued (it passed the route
+    /// check), the purge runs, then the commit that holds the delivery.
+    #[tokio::test]
+    async fn a_delivery_racing_a_purge_does_not_recreate_the_tree() {
+        let store = Store::temporary().unwrap();
+        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+        let tenant = store.tenant("gone").unwrap();
+        tenant.push_event(&inbox::test_event("1")).unwrap();
+        drop(tenant);
+        let mut late = Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
+        assert!(futures::poll!(late.as_mut()).is_pending());
+        store.remove_tenant("gone", true).await.unwrap();
+        late.await.unwrap();
+        assert!(!store.has_tenant_data("gone"), "the purged tree came back");
+        // Created anew, the tenant's deliveries are stored again.
+        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+        store
+            .append_event(Arc::from("gone"), inbox::test_event("3"))
+            .await
+            .unwrap();
+        assert_eq!(store.tenant("gone").unwrap().pending_count(), 1);
     }
 
     #[tokio::test]

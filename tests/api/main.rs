@@ -4,9 +4,11 @@
 mod child;
 mod crash;
 mod crash_storm;
+mod export_import;
 mod front_door_fuzz;
 mod full_sync;
 mod helpers;
+mod hostile;
 mod random_mutations;
 mod secrets;
 mod settings;
