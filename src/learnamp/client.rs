@@ -463,13 +463,13 @@ impl LearnAmpClient {
         }
         let fresh = self.fetch_token().await?;
         let value = fresh.value.clone();
-        *self.inner.token.lock().expect("token mutex poisoned") = Some(fresh);
+        *crate::locks::lock(&self.inner.token) = Some(fresh);
         Ok(value)
     }
 
     /// The cached token if it is not due for renewal.
     fn cached_token(&self) -> Option<Secret> {
-        let guard = self.inner.token.lock().expect("token mutex poisoned");
+        let guard = crate::locks::lock(&self.inner.token);
         guard
             .as_ref()
             .filter(|token| Instant::now() < token.renew_at)
@@ -478,7 +478,7 @@ impl LearnAmpClient {
 
     /// Drops the cached token if it is still `used` (another task may have renewed it).
     fn invalidate(&self, used: &Secret) {
-        let mut guard = self.inner.token.lock().expect("token mutex poisoned");
+        let mut guard = crate::locks::lock(&self.inner.token);
         if guard.as_ref().is_some_and(|token| &token.value == used) {
             *guard = None;
         }

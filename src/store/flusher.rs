@@ -5,7 +5,7 @@
 //! costs a few sled inserts too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, watch};
 
@@ -79,6 +79,8 @@ pub(super) struct GroupFlusher {
     leader: Arc<Mutex<()>>,
     /// Flushes done (diagnostics and tests).
     flushes: AtomicU64,
+    /// Whether the last write-and-flush failed (`/healthz` answers 503 meanwhile).
+    failing: AtomicBool,
 }
 
 impl GroupFlusher {
@@ -89,6 +91,7 @@ impl GroupFlusher {
             progress: watch::Sender::new(Progress::default()),
             leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         }
     }
 
@@ -121,6 +124,11 @@ impl GroupFlusher {
     /// Flushes done so far.
     pub(super) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the most recent write-and-flush failed.
+    pub(super) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Lets the requests that are already being handled join the batch the new leader
@@ -189,6 +197,7 @@ impl GroupFlusher {
         };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
+        self.failing.store(failed, Ordering::Relaxed);
         if let Err(error) = result {
             tracing::error!(error = %error, "storage write or flush failed");
         }

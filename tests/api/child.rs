@@ -258,7 +258,7 @@ fn free_port() -> u16 {
 fn write_config(dir: &Path, port: u16) {
     let data = dir.join("data");
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = {data:?}\n"
     );
     std::fs::write(dir.join("config.toml"), config).expect("config written");
 }

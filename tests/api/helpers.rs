@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The admin token of every test app.
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef01234567";
 
 /// A running service with its simulators.
 pub struct TestApp {
@@ -69,6 +69,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
+    config.server.metrics_listen = "127.0.0.1:0".into();
     config.storage.data_dir = data_dir.path().to_path_buf();
     let store = Store::open(data_dir.path(), 32).expect("store");
     let options = Options {
