@@ -290,7 +290,10 @@ impl Config {
             ("request_timeout_secs", server.request_timeout_secs),
             ("idle_timeout_secs", server.idle_timeout_secs),
             ("max_connections", server.max_connections as u64),
-            ("max_requests_in_flight", server.max_requests_in_flight as u64),
+            (
+                "max_requests_in_flight",
+                server.max_requests_in_flight as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -417,17 +420,34 @@ mod tests {
         let none = Config::from_toml_with_env("[server]\nmetrics_listen = \"\"\n", no_env).unwrap();
         assert_eq!(none.metrics_addr().unwrap(), None);
         for (text, named) in [
-            ("[server]\nmetrics_listen = \"x\"\n", "server.metrics_listen"),
-            ("[server]\nshutdown_grace_secs = 9\n", "server.shutdown_grace_secs"),
-            ("[server]\nheader_read_timeout_secs = 0\n", "server.header_read_timeout_secs"),
+            (
+                "[server]\nmetrics_listen = \"x\"\n",
+                "server.metrics_listen",
+            ),
+            (
+                "[server]\nshutdown_grace_secs = 9\n",
+                "server.shutdown_grace_secs",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0\n",
+                "server.header_read_timeout_secs",
+            ),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
             ("[storage]\ninbox_cap = 0\n", "storage.inbox_cap"),
         ] {
-            let error = Config::from_toml_with_env(text, no_env).unwrap_err().to_string();
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(named), "{text}: {error}");
         }
         let env = |name: &str| (name == "PERSONIO_SYNC_STORAGE_INBOX_CAP").then(|| "5".to_string());
-        assert_eq!(Config::from_toml_with_env("", env).unwrap().storage.inbox_cap, 5);
+        assert_eq!(
+            Config::from_toml_with_env("", env)
+                .unwrap()
+                .storage
+                .inbox_cap,
+            5
+        );
     }
 
     #[test]

@@ -258,8 +258,14 @@ mod tests {
             !public.contains("personio_sync_events_applied_total"),
             "no empty family header: {public}"
         );
-        assert!(public.contains("personio_sync_tenants{state=\"live\"} 1"), "{public}");
-        assert!(public.contains("personio_sync_webhooks_received_total"), "{public}");
+        assert!(
+            public.contains("personio_sync_tenants{state=\"live\"} 1"),
+            "{public}"
+        );
+        assert!(
+            public.contains("personio_sync_webhooks_received_total"),
+            "{public}"
+        );
     }
 
     #[test]

@@ -155,10 +155,8 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     let grace = shared.limits.shutdown_grace;
-    let drained = tokio::time::timeout(grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             connections = tasks.len(),
@@ -494,5 +492,281 @@ impl http_body::Body for Tracked {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Generous bound for "soon" under a loaded test machine.
+    const SOON: Duration = Duration::from_secs(10);
+
+    fn limits() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 100,
+            max_requests_in_flight: 100,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// A running server: `/ok`, `POST /echo` (answers the body's length) and `/hold`
+    /// (answers once `release` is notified).
+    struct Running {
+        addr: std::net::SocketAddr,
+        release: Arc<Notify>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        served: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    async fn start(limits: Limits) -> Running {
+        let release = Arc::new(Notify::new());
+        let held = release.clone();
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route(
+                "/echo",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .route(
+                "/hold",
+                get(move || {
+                    let held = held.clone();
+                    async move {
+                        held.notified().await;
+                        "released"
+                    }
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            release,
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    async fn connect(running: &Running) -> TcpStream {
+        TcpStream::connect(running.addr).await.unwrap()
+    }
+
+    /// Reads until the server closes the connection (or `SOON` passes: `None`).
+    async fn read_to_close(stream: &mut TcpStream) -> Option<String> {
+        let mut text = Vec::new();
+        match tokio::time::timeout(SOON, stream.read_to_end(&mut text)).await {
+            Ok(_) => Some(String::from_utf8_lossy(&text).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Reads one answer's head (up to the blank line).
+    async fn read_head(stream: &mut TcpStream) -> String {
+        let mut text = Vec::new();
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(SOON, async {
+            while !text.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut byte).await.unwrap() == 0 {
+                    break;
+                }
+                text.push(byte[0]);
+            }
+        })
+        .await
+        .expect("an answer");
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    const GET_OK: &[u8] = b"GET /ok HTTP/1.1\r\nhost: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_half_head_is_closed_after_the_header_timeout() {
+        let running = start(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..limits()
+        })
+        .await;
+        let mut stream = connect(&running).await;
+        stream
+            .write_all(b"GET /ok HTTP/1.1\r\nhost:")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let answer = read_to_close(&mut stream).await.expect("closed");
+        assert!(answer.is_empty(), "no answer to half a head: {answer:?}");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_gets_the_idle_timeout_not_the_header_one() {
+        let running = start(Limits {
+            header_read_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(1500),
+            ..limits()
+        })
+        .await;
+        let mut stream = connect(&running).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stream.write_all(GET_OK).await.unwrap();
+        let head = read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let started = Instant::now();
+        let rest = read_to_close(&mut stream).await.expect("closed when idle");
+        assert_eq!(rest, "ok", "the body, then the close");
+        assert!(started.elapsed() >= Duration::from_millis(1000));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_answered_408() {
+        let running = start(Limits {
+            request_timeout: Duration::from_millis(300),
+            ..limits()
+        })
+        .await;
+        let mut stream = connect(&running).await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut stream)
+            .await
+            .expect("answered and closed");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+        // A whole body in time is answered as usual.
+        let mut stream = connect(&running).await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc")
+            .await
+            .unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_cap_get_503_with_retry_after() {
+        let running = start(Limits {
+            max_requests_in_flight: 1,
+            ..limits()
+        })
+        .await;
+        let mut held = connect(&running).await;
+        held.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + SOON;
+        let refused = loop {
+            let mut stream = connect(&running).await;
+            stream.write_all(GET_OK).await.unwrap();
+            let head = read_head(&mut stream).await;
+            if head.starts_with("HTTP/1.1 503") {
+                break head;
+            }
+            // The held request may not have reached its handler yet.
+            assert!(Instant::now() < deadline, "never refused: {head}");
+            tokio::task::yield_now().await;
+        };
+        assert!(
+            refused.to_lowercase().contains("retry-after: 1"),
+            "{refused}"
+        );
+        running.release.notify_one();
+        assert!(read_head(&mut held).await.starts_with("HTTP/1.1 200"));
+        let mut stream = connect(&running).await;
+        stream.write_all(GET_OK).await.unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn beyond_the_connection_cap_new_connections_wait() {
+        let running = start(Limits {
+            max_connections: 1,
+            ..limits()
+        })
+        .await;
+        let mut first = connect(&running).await;
+        first.write_all(GET_OK).await.unwrap();
+        assert!(read_head(&mut first).await.starts_with("HTTP/1.1 200"));
+        let mut second = connect(&running).await;
+        second.write_all(GET_OK).await.unwrap();
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await;
+        assert!(early.is_err(), "not served while the first is open");
+        drop(first);
+        assert!(read_head(&mut second).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_cuts_off_what_outlasts_the_grace() {
+        let mut running = start(Limits {
+            shutdown_grace: Duration::from_secs(3),
+            ..limits()
+        })
+        .await;
+        let mut idle = connect(&running).await;
+        let mut half = connect(&running).await;
+        half.write_all(b"GET /ok HT").await.unwrap();
+        let mut held = connect(&running).await;
+        held.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // Let the held request reach its handler.
+        let mut probe = connect(&running).await;
+        probe.write_all(GET_OK).await.unwrap();
+        assert!(read_head(&mut probe).await.starts_with("HTTP/1.1 200"));
+        drop(probe);
+        let started = Instant::now();
+        let _ = running.stop.take().map(|stop| stop.send(()));
+        assert_eq!(read_to_close(&mut idle).await.as_deref(), Some(""));
+        assert_eq!(read_to_close(&mut half).await.as_deref(), Some(""));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "idle connections close at once"
+        );
+        let cut = read_to_close(&mut held).await.expect("cut off");
+        assert!(cut.is_empty(), "never answered: {cut:?}");
+        tokio::time::timeout(SOON, &mut running.served)
+            .await
+            .expect("serve returns after the grace")
+            .unwrap()
+            .unwrap();
+        assert!(
+            TcpStream::connect(running.addr).await.is_err(),
+            "no longer accepting"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_running_at_shutdown_is_answered_within_the_grace() {
+        let mut running = start(limits()).await;
+        let mut held = connect(&running).await;
+        held.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut probe = connect(&running).await;
+        probe.write_all(GET_OK).await.unwrap();
+        assert!(read_head(&mut probe).await.starts_with("HTTP/1.1 200"));
+        let _ = running.stop.take().map(|stop| stop.send(()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        running.release.notify_one();
+        let answer = read_to_close(&mut held)
+            .await
+            .expect("answered, then closed");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("released"), "{answer}");
+        tokio::time::timeout(SOON, &mut running.served)
+            .await
+            .expect("serve returns")
+            .unwrap()
+            .unwrap();
     }
 }
