@@ -284,3 +284,18 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_shorter_than_32_characters_are_refused() {
+        let error = check_admin_token(&Secret::new("x".repeat(31))).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("31 characters"), "{message}");
+        assert!(message.contains("at least 32"), "{message}");
+        assert!(!message.contains(&"x".repeat(31)), "the token is not shown");
+        check_admin_token(&Secret::new("x".repeat(32))).unwrap();
+    }
+}
