@@ -60,6 +60,16 @@ impl ServiceProcess {
         service
     }
 
+    /// `127.0.0.1:PORT` of the front door.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The data directory (`storage.data_dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The HTTP client (10 s timeout).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
