@@ -43,7 +43,7 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         64,
         crate::store::crypto::SecretKey::generate(),
     )?;
-    let admin_token = random_hex(16);
+    let admin_token = random_hex(24);
     let options = Options {
         retry: RetryPolicy::fast(),
         ..Options::default()

@@ -81,6 +81,9 @@ pub(super) struct GroupFlusher {
     flushes: AtomicU64,
     /// Whether the last write-and-flush failed (`/healthz` answers 503 meanwhile).
     failing: AtomicBool,
+    /// Tests: the next commits fail (as a full disk would) while this is set.
+    #[cfg(test)]
+    inject_failure: AtomicBool,
 }
 
 impl GroupFlusher {
@@ -92,6 +95,8 @@ impl GroupFlusher {
             leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            #[cfg(test)]
+            inject_failure: AtomicBool::new(false),
         }
     }
 
@@ -194,6 +199,12 @@ impl GroupFlusher {
             Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
                 join_error.to_string(),
             ))),
+        };
+        #[cfg(test)]
+        let result = if self.inject_failure.load(Ordering::Relaxed) {
+            Err(StoreError::FlushFailed)
+        } else {
+            result
         };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
@@ -298,6 +309,20 @@ mod tests {
             .filter_map(|(_, event)| event.person_id.clone())
             .collect();
         assert_eq!(people, ["1", "2"], "both events stored, in order");
+    }
+
+    #[tokio::test]
+    async fn failing_flushes_show_until_one_succeeds() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let flusher = Arc::new(GroupFlusher::new(db));
+        flusher.flush().await.unwrap();
+        assert!(!flusher.failing());
+        flusher.inject_failure.store(true, Ordering::Relaxed);
+        assert!(flusher.flush().await.is_err());
+        assert!(flusher.failing(), "shown while flushes fail");
+        flusher.inject_failure.store(false, Ordering::Relaxed);
+        flusher.flush().await.unwrap();
+        assert!(!flusher.failing(), "cleared by a flush that succeeds");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
