@@ -41,12 +41,13 @@ pub struct ServerConfig {
     /// Address of the private metrics listener (`/metrics` with per-tenant series);
     /// empty = none. Port 0 = any free port.
     pub metrics_listen: String,
-    /// Seconds from the first byte of a request to the end of its head.
+    /// Seconds a new connection has to send its first request head (and a kept-alive
+    /// one to finish a head once its first byte arrived).
     pub header_read_timeout_secs: u64,
     /// Seconds from the end of a request's head to the end of its body (408 after);
     /// also the most an answer may take to be written.
     pub request_timeout_secs: u64,
-    /// Seconds a keep-alive connection may wait for its next request.
+    /// Seconds an answered (keep-alive) connection may wait for its next request.
     pub idle_timeout_secs: u64,
     /// Connections open at once (beyond it, new ones wait to be accepted).
     pub max_connections: usize,

@@ -2,12 +2,14 @@
 //! connection, so that no client can hold the service, or its shutdown, forever.
 //!
 //! Every connection is in one phase at a time, and each phase but one has a deadline
-//! (all in `[server]` of `config.toml`):
+//! (all in `[server]` of `config.toml`). As in Go's `net/http`, a new connection must
+//! send its first request head within the header timeout; only a connection that has
+//! been answered may wait the (longer) idle timeout for its next request.
 //!
 //! | phase | from | deadline |
 //! |---|---|---|
-//! | idle | accept, or the end of the previous answer | `idle_timeout_secs` |
-//! | head | the first byte of a request | `header_read_timeout_secs` |
+//! | head | accept, or the first byte of a later request | `header_read_timeout_secs` |
+//! | idle | the end of an answer (keep-alive) | `idle_timeout_secs` |
 //! | handling | the head is read; the handler runs | none (handlers bound themselves) |
 //! | responding | the answer's head is ready | `request_timeout_secs` |
 //!
@@ -48,7 +50,7 @@ use crate::locks::lock;
 /// The server's timeouts and caps.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// From the first byte of a request to the end of its head.
+    /// From accept (or a later request's first byte) to the end of the request head.
     pub header_read_timeout: Duration,
     /// From the end of a request's head to the end of its body; also the most an
     /// answer may take to be written.
@@ -304,7 +306,7 @@ struct Clock {
 impl Clock {
     fn new() -> Self {
         Self {
-            phase: Mutex::new(Phase::Idle(Instant::now())),
+            phase: Mutex::new(Phase::Head(Instant::now())),
             changed: Notify::new(),
         }
     }
@@ -608,7 +610,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_idle_connection_gets_the_idle_timeout_not_the_header_one() {
+    async fn a_new_connection_that_sends_nothing_gets_the_header_timeout() {
+        let running = start(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..limits()
+        })
+        .await;
+        let mut stream = connect(&running).await;
+        let started = Instant::now();
+        assert_eq!(read_to_close(&mut stream).await.as_deref(), Some(""));
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
+
+    #[tokio::test]
+    async fn an_answered_connection_gets_the_idle_timeout_not_the_header_one() {
         let running = start(Limits {
             header_read_timeout: Duration::from_millis(200),
             idle_timeout: Duration::from_millis(1500),
@@ -616,10 +631,17 @@ mod tests {
         })
         .await;
         let mut stream = connect(&running).await;
+        stream.write_all(GET_OK).await.unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
+        let mut body = [0u8; 2];
+        stream.read_exact(&mut body).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
         stream.write_all(GET_OK).await.unwrap();
         let head = read_head(&mut stream).await;
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "kept alive past the header timeout: {head}"
+        );
         let started = Instant::now();
         let rest = read_to_close(&mut stream).await.expect("closed when idle");
         assert_eq!(rest, "ok", "the body, then the close");
