@@ -38,8 +38,18 @@ async fn leftover(stream: &mut TcpStream) -> Option<String> {
         .map(|_| String::from_utf8_lossy(&bytes).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
+/// The simulators, the binary (started with `env`) and a live tenant `door`.
+struct Door {
+    personio: PersonioSim,
+    _learnamp: LearnAmpSim,
+    service: ServiceProcess,
+    /// The webhook URL, its path and the token.
+    url: String,
+    path: String,
+    token: String,
+}
+
+async fn open_door(env: &[(&str, &str)]) -> Door {
     let personio = PersonioSim::start(PersonioSimConfig {
         employees: 6,
         seed: 131,
@@ -50,7 +60,7 @@ async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
     let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
         .await
         .expect("learn amp sim");
-    let mut service = ServiceProcess::start(&[("RUST_LOG", "info")]).await;
+    let service = ServiceProcess::start(env).await;
     let spec = tenant_spec("door", &personio, &learnamp, json!({}));
     let (status, body) = service
         .admin(reqwest::Method::POST, "/admin/tenants", Some(&spec))
@@ -64,23 +74,30 @@ async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
             |view| view["state"] == "live" && view["last_sync"]["finished_at"].is_string(),
         )
         .await;
-    let url = view["webhook_url"].as_str().expect("webhook_url");
-    let path = url.trim_start_matches(&format!("http://{}", service.addr()));
+    let url = view["webhook_url"]
+        .as_str()
+        .expect("webhook_url")
+        .to_string();
+    let path = url
+        .trim_start_matches(&format!("http://{}", service.addr()))
+        .to_string();
     let token = personio.webhooks()[0].token.clone().expect("token");
-    let token = token.expose();
-
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(service.data_dir())
-            .expect("data dir")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o700, "the data dir is private");
+    Door {
+        personio,
+        _learnamp: learnamp,
+        service,
+        url,
+        path,
+        token: token.expose().to_string(),
     }
+}
 
-    let addr = service.addr();
-    let mut stalled = vec![
+/// Four clients that stop halfway: an idle socket, half a header, half a webhook body
+/// (right key and token), half an admin body (right admin token).
+async fn stall_four(door: &Door) -> Vec<(&'static str, TcpStream)> {
+    let addr = door.service.addr();
+    let (path, token) = (&door.path, &door.token);
+    vec![
         ("idle socket", stall(addr, b"").await),
         (
             "half a header",
@@ -108,8 +125,27 @@ async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
             )
             .await,
         ),
-    ];
+    ]
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
+    let mut door = open_door(&[("RUST_LOG", "info")]).await;
+    let mut stalled = stall_four(&door).await;
+    let (url, token) = (door.url.clone(), door.token.clone());
+    let (personio, service) = (&door.personio, &mut door.service);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(service.data_dir())
+            .expect("data dir")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the data dir is private");
+    }
+
+    let addr = service.addr();
     // The door still answers beside them.
     let health = service
         .http()
@@ -125,8 +161,8 @@ async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
     );
     let stored = service
         .http()
-        .post(url)
-        .header("authorization", token)
+        .post(&url)
+        .header("authorization", &token)
         .json(&delivery)
         .send()
         .await
@@ -158,6 +194,45 @@ async fn stalled_clients_neither_block_the_door_nor_delay_sigterm() {
             "{what} was cut off, never answered 2xx: {answer}"
         );
     }
+}
+
+/// The same four clients against short timeouts (set through the environment, as an
+/// operator could): each is closed or answered 408 within seconds, none is stored, and
+/// the service goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_are_dropped_after_their_timeouts() {
+    let door = open_door(&[
+        ("RUST_LOG", "info"),
+        ("PERSONIO_SYNC_SERVER_HEADER_READ_TIMEOUT_SECS", "1"),
+        ("PERSONIO_SYNC_SERVER_REQUEST_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let mut stalled = stall_four(&door).await;
+    for (what, stream) in &mut stalled {
+        let answer = leftover(stream)
+            .await
+            .unwrap_or_else(|| panic!("{what}: still open 10 s later"));
+        if what.starts_with("half a") && what.ends_with("body") {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+        } else {
+            assert_eq!(answer, "", "{what}: closed without an answer");
+        }
+    }
+    let health = door
+        .service
+        .http()
+        .get(format!("http://{}/healthz", door.service.addr()))
+        .send()
+        .await
+        .expect("healthz answers");
+    assert_eq!(health.status().as_u16(), 200);
+    let view = door.service.view("door").await;
+    assert_eq!(view["pending_events"], 0, "nothing stored: {view}");
+    let (status, _) = door
+        .service
+        .admin(reqwest::Method::GET, "/admin/tenants/half", None)
+        .await;
+    assert_eq!(status, 404, "no tenant from half a body");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
