@@ -55,7 +55,7 @@ pub struct Limits {
     /// From the end of a request's head to the end of its body; also the most an
     /// answer may take to be written.
     pub request_timeout: Duration,
-    /// How long a connection may wait for its next request.
+    /// How long an answered (keep-alive) connection may wait for its next request.
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
