@@ -39,6 +39,26 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    /// The admin token is too short to resist guessing.
+    #[error(
+        "the admin token is {0} characters long; it must be at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)"
+    )]
+    AdminTokenTooShort(usize),
+    /// A `[server]` address does not parse.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Shortest admin token accepted at start.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Checks that the admin token is long enough to resist guessing.
+pub fn check_admin_token(token: &Secret) -> Result<(), StartError> {
+    let length = token.expose().chars().count();
+    if length < MIN_ADMIN_TOKEN_CHARS {
+        return Err(StartError::AdminTokenTooShort(length));
+    }
+    Ok(())
 }
 
 /// Knobs that tests, the demo and benchmarks set differently from production.
@@ -65,6 +85,9 @@ impl Default for Options {
 /// A built service, bound but not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The private metrics listener, if `server.metrics_listen` names one.
+    metrics_listener: Option<TcpListener>,
+    limits: http::server::Limits,
     state: AppState,
     local_addr: SocketAddr,
     /// Tenants found in storage, started by `run` while it serves.
@@ -72,8 +95,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens nothing itself: takes the store, binds `config.server.listen` (port 0
-    /// allowed; then `public_url` follows the bound port), starts the supervisor and
+    /// Opens nothing itself: takes the store, checks the admin token, binds
+    /// `config.server.listen` (port 0 allowed; then `public_url` follows the bound
+    /// port) and `config.server.metrics_listen` (if set), starts the supervisor and
     /// registers every tenant found in storage (their actors start in [`Self::run`]).
     pub async fn build(
         config: &Config,
@@ -81,16 +105,12 @@ impl Application {
         admin_token: Secret,
         options: Options,
     ) -> Result<Self, StartError> {
-        let addr = config.server.listen.clone();
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+        check_admin_token(&admin_token)?;
+        let (listener, local_addr) = bind(&config.server.listen).await?;
+        let metrics_listener = match config.metrics_addr()? {
+            Some(_) => Some(bind(config.server.metrics_listen.trim()).await?.0),
+            None => None,
+        };
         let public_url = if config.listen_addr().map(|a| a.port() == 0).unwrap_or(false) {
             format!("http://{local_addr}")
         } else {
@@ -135,6 +155,7 @@ impl Application {
             supervisor,
             admin_token,
             deps,
+            inbox_cap: config.storage.inbox_cap,
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
@@ -145,6 +166,8 @@ impl Application {
         }
         Ok(Self {
             listener,
+            metrics_listener,
+            limits: http::server::Limits::from_config(&config.server),
             state,
             local_addr,
             stored,
@@ -154,6 +177,13 @@ impl Application {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the private metrics listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The shared state (tests read the board through it).
@@ -169,6 +199,8 @@ impl Application {
     /// Serves until `shutdown` completes, then stops the actors and flushes storage.
     /// The tenants found in storage are started in the background while it serves, so
     /// `/healthz`, the admin API and the webhook front door answer from the start.
+    /// Requests still running at shutdown get `server.shutdown_grace_secs` to finish
+    /// (see [`http::server`]).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -193,9 +225,26 @@ impl Application {
                 );
             })
         };
-        let result = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = http::metrics_router(self.state.clone());
+            let limits = self.limits.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                http::server::serve(listener, router, limits, stop).await
+            })
+        });
+        let result = http::server::serve(self.listener, router, self.limits, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         starter.abort();
         self.state.supervisor.stop(Some("shutdown".into()));
         if let Err(error) = self.state.store.flush().await {
@@ -203,6 +252,17 @@ impl Application {
         }
         result
     }
+}
+
+/// Binds `addr`; the listener and its bound address.
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let failed = |source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let local_addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, local_addr))
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -226,4 +286,19 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_shorter_than_32_characters_are_refused() {
+        let error = check_admin_token(&Secret::new("x".repeat(31))).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("31 characters"), "{message}");
+        assert!(message.contains("at least 32"), "{message}");
+        assert!(!message.contains(&"x".repeat(31)), "the token is not shown");
+        check_admin_token(&Secret::new("x".repeat(32))).unwrap();
+    }
 }

@@ -162,7 +162,8 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 config.admin.token_env
             )
         })?;
-    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+    crate::app::check_admin_token(&Secret::new(token.clone()))?;
+    create_private_dir(&config.storage.data_dir).with_context(|| {
         format!(
             "cannot create data_dir {}",
             config.storage.data_dir.display()
@@ -255,6 +256,19 @@ pub enum TenantsAction {
     },
 }
 
+/// Creates `dir` and its missing parents readable by their owner only (0700 on Unix);
+/// an existing directory is left as it is.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// Loads the configuration as `serve` does (`./config.toml` by default).
 fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
     let given = config_path.is_some();
@@ -328,8 +342,7 @@ async fn import_command(
         allow_missing_secrets,
     };
     crate::export::validate_document(&document, options)?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+    create_private_dir(dir).with_context(|| format!("cannot create data_dir {}", dir.display()))?;
     crate::export::begin_import(dir)
         .with_context(|| format!("cannot mark data_dir {} as being imported", dir.display()))?;
     let store = open_store(&config)?;
@@ -529,5 +542,19 @@ mod tenants_client_tests {
             }
         ));
         assert!(Cli::try_parse_from(["personio-sync", "import"]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_is_created_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("data");
+        create_private_dir(&dir).unwrap();
+        for path in [root.path().join("a"), dir.clone()] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        create_private_dir(&dir).unwrap();
     }
 }

@@ -38,6 +38,24 @@ pub struct ServerConfig {
     pub listen: String,
     /// Base of the webhook URLs registered in Personio.
     pub public_url: String,
+    /// Address of the private metrics listener (`/metrics` with per-tenant series);
+    /// empty = none. Port 0 = any free port.
+    pub metrics_listen: String,
+    /// Seconds a new connection has to send its first request head (and a kept-alive
+    /// one to finish a head once its first byte arrived).
+    pub header_read_timeout_secs: u64,
+    /// Seconds from the end of a request's head to the end of its body (408 after);
+    /// also the most an answer may take to be written.
+    pub request_timeout_secs: u64,
+    /// Seconds an answered (keep-alive) connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once (beyond it, new ones wait to be accepted).
+    pub max_connections: usize,
+    /// Requests handled at once (beyond it, 503 with `Retry-After`).
+    pub max_requests_in_flight: usize,
+    /// Seconds requests running at shutdown may take to finish (at most 8, so the
+    /// process exits within 10 s of SIGTERM).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -45,9 +63,19 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_requests_in_flight: 512,
+            shutdown_grace_secs: 5,
         }
     }
 }
+
+/// Longest `server.shutdown_grace_secs`: SIGTERM must end the process within 10 s.
+pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 8;
 
 /// `[storage]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +88,9 @@ pub struct StorageConfig {
     /// File holding the secret key (64 hex digits) that encrypts tenant secrets at rest;
     /// empty = none (`PERSONIO_SYNC_SECRET_KEY`, else `<data_dir>/secret.key`).
     pub key_file: PathBuf,
+    /// Webhook events a tenant's inbox may hold; beyond it deliveries are answered 503
+    /// with `Retry-After` (Personio sends them again later).
+    pub inbox_cap: u64,
 }
 
 impl Default for StorageConfig {
@@ -68,6 +99,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             cache_mb: 128,
             key_file: PathBuf::new(),
+            inbox_cap: 1_000_000,
         }
     }
 }
@@ -146,9 +178,17 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("", "log_format", Kind::Str),
     ("server", "listen", Kind::Str),
     ("server", "public_url", Kind::Str),
+    ("server", "metrics_listen", Kind::Str),
+    ("server", "header_read_timeout_secs", Kind::Int),
+    ("server", "request_timeout_secs", Kind::Int),
+    ("server", "idle_timeout_secs", Kind::Int),
+    ("server", "max_connections", Kind::Int),
+    ("server", "max_requests_in_flight", Kind::Int),
+    ("server", "shutdown_grace_secs", Kind::Int),
     ("storage", "data_dir", Kind::Str),
     ("storage", "cache_mb", Kind::Int),
     ("storage", "key_file", Kind::Str),
+    ("storage", "inbox_cap", Kind::Int),
     ("admin", "token_env", Kind::Str),
     ("sync", "reconcile_interval_secs", Kind::Int),
     ("sync", "concurrency", Kind::Int),
@@ -244,6 +284,34 @@ impl Config {
                 "server.public_url: must start with http:// or https://".into(),
             ));
         }
+        self.metrics_addr()?;
+        let server = &self.server;
+        for (name, value) in [
+            ("header_read_timeout_secs", server.header_read_timeout_secs),
+            ("request_timeout_secs", server.request_timeout_secs),
+            ("idle_timeout_secs", server.idle_timeout_secs),
+            ("max_connections", server.max_connections as u64),
+            (
+                "max_requests_in_flight",
+                server.max_requests_in_flight as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "server.{name}: must be at least 1"
+                )));
+            }
+        }
+        if server.shutdown_grace_secs > MAX_SHUTDOWN_GRACE_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "server.shutdown_grace_secs: must be at most {MAX_SHUTDOWN_GRACE_SECS}, so SIGTERM ends the process within 10 s"
+            )));
+        }
+        if self.storage.inbox_cap == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.inbox_cap: must be at least 1".into(),
+            ));
+        }
         if self.sync.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "sync.reconcile_interval_secs: must be at least 1".into(),
@@ -260,6 +328,20 @@ impl Config {
     /// Checks `server.listen` after a change made in code.
     pub fn validate_listen(&self) -> Result<(), ConfigError> {
         self.listen_addr().map(|_| ())
+    }
+
+    /// `server.metrics_listen` as a socket address; `None` when it is empty (no
+    /// metrics listener).
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = self.server.metrics_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.metrics_listen: `{text}` is not an address like 127.0.0.1:9464 (or empty for none)"
+            ))
+        })
     }
 
     /// `server.listen` as a socket address.
@@ -326,6 +408,47 @@ mod tests {
             Config::from_toml_with_env("[server]\nlisten = \"127.0.0.1:1\"\n", env).unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.sync.reconcile_interval_secs, 60);
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_are_checked() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.server.header_read_timeout_secs, 10);
+        assert_eq!(config.server.request_timeout_secs, 30);
+        assert_eq!(config.server.idle_timeout_secs, 60);
+        assert_eq!(config.server.metrics_listen, "127.0.0.1:9464");
+        assert_eq!(config.storage.inbox_cap, 1_000_000);
+        let none = Config::from_toml_with_env("[server]\nmetrics_listen = \"\"\n", no_env).unwrap();
+        assert_eq!(none.metrics_addr().unwrap(), None);
+        for (text, named) in [
+            (
+                "[server]\nmetrics_listen = \"x\"\n",
+                "server.metrics_listen",
+            ),
+            (
+                "[server]\nshutdown_grace_secs = 9\n",
+                "server.shutdown_grace_secs",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0\n",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[storage]\ninbox_cap = 0\n", "storage.inbox_cap"),
+        ] {
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+        let env = |name: &str| (name == "PERSONIO_SYNC_STORAGE_INBOX_CAP").then(|| "5".to_string());
+        assert_eq!(
+            Config::from_toml_with_env("", env)
+                .unwrap()
+                .storage
+                .inbox_cap,
+            5
+        );
     }
 
     #[test]

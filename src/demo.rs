@@ -34,6 +34,8 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     let data_dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
     let mut config = Config::default();
     config.server.listen = listen;
+    // Any free port: a demo must not clash with a service running beside it.
+    config.server.metrics_listen = "127.0.0.1:0".into();
     config.storage.data_dir = data_dir.path().to_path_buf();
     config.validate_listen()?;
     let store = Store::open_with_key(
@@ -41,13 +43,14 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         64,
         crate::store::crypto::SecretKey::generate(),
     )?;
-    let admin_token = random_hex(16);
+    let admin_token = random_hex(24);
     let options = Options {
         retry: RetryPolicy::fast(),
         ..Options::default()
     };
     let app = Application::build(&config, store, Secret::new(admin_token.clone()), options).await?;
     let base = format!("http://{}", app.local_addr());
+    let metrics_addr = app.metrics_addr();
     let server = tokio::spawn(app.run(shutdown_signal()));
     let admin = AdminClient {
         http: reqwest::Client::new(),
@@ -173,6 +176,9 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     println!(
         "  curl -X POST -H 'Authorization: Bearer {admin_token}' '{base}/admin/tenants/demo/sync?dry_run=true'"
     );
+    if let Some(addr) = metrics_addr {
+        println!("  curl http://{addr}/metrics   # per-tenant metrics (private listener)");
+    }
     println!("Press Ctrl-C to stop.");
     server.await.context("the server task failed")??;
     drop(data_dir);

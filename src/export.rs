@@ -381,10 +381,30 @@ fn decode_spec(
     if spec.id != id {
         return Err(format!("the spec's id is `{}`", spec.id));
     }
+    if let Some(webhook) = &spec.webhook {
+        check_webhook_secrets(webhook)?;
+    }
     if !missing {
         spec.validate().map_err(|error| error.to_string())?;
     }
     Ok((spec, missing))
+}
+
+/// Shortest webhook URL key and token accepted on import (generated ones are longer).
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 32;
+
+/// Checks that an imported webhook URL key and token are long enough to resist
+/// guessing; the error names which is not (never its value).
+pub fn check_webhook_secrets(webhook: &WebhookSecrets) -> Result<(), String> {
+    for (name, secret) in [("key", &webhook.key), ("token", &webhook.token)] {
+        let length = secret.expose().chars().count();
+        if length < MIN_WEBHOOK_SECRET_CHARS {
+            return Err(format!(
+                "webhook.{name} is {length} characters long; it must be at least {MIN_WEBHOOK_SECRET_CHARS}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a whole document (format, ids, specs, records) without writing anything.
@@ -851,6 +871,33 @@ mod tests {
         assert!(ensure_empty_data_dir(dir.path()).is_err());
         finish_import(dir.path()).unwrap();
         refuse_unfinished_import(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn short_webhook_secrets_are_refused_on_import() {
+        use crate::domain::Secret;
+        let mut spec = parse_spec(json!({
+            "id": "acme",
+            "personio": {"base_url": "http://p", "client_id": "c", "client_secret": "s"},
+            "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "s"}
+        }))
+        .unwrap();
+        spec.webhook = Some(WebhookSecrets::generate());
+        let good = serde_json::to_value(&spec).unwrap();
+        assert!(decode_spec(&good, "acme", ImportOptions::default()).is_ok());
+        for (key, token) in [
+            ("k".repeat(31), "t".repeat(40)),
+            ("k".repeat(32), "t".repeat(31)),
+        ] {
+            spec.webhook = Some(WebhookSecrets {
+                key: Secret::new(key),
+                token: Secret::new(token.clone()),
+            });
+            let json = serde_json::to_value(&spec).unwrap();
+            let error = decode_spec(&json, "acme", ImportOptions::default()).unwrap_err();
+            assert!(error.contains("at least 32"), "{error}");
+            assert!(!error.contains(&token), "{error}");
+        }
     }
 
     #[test]

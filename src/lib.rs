@@ -37,6 +37,7 @@ pub mod export;
 pub mod http;
 pub mod learnamp;
 pub mod loadtest;
+pub mod locks;
 pub mod metrics;
 pub mod pacer;
 pub mod personio;

@@ -1,7 +1,13 @@
 //! Process-wide counters, rendered in the Prometheus text format on `GET /metrics`.
+//!
+//! Series labelled with a `tenant_id` name a customer, so they are served only on the
+//! private metrics listener (`server.metrics_listen`); the public `/metrics` of the
+//! front door renders the others ([`render_public`]).
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex};
+
+use crate::locks::lock;
 
 /// A counter family: label values → count.
 type Family = BTreeMap<Vec<(&'static str, String)>, f64>;
@@ -17,7 +23,7 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
 });
 
 fn add(name: &'static str, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
-    let mut registry = REGISTRY.lock().expect("metrics poisoned");
+    let mut registry = lock(&REGISTRY);
     let (_, family) = registry
         .counters
         .entry(name)
@@ -136,9 +142,27 @@ pub struct Gauge {
     pub value: f64,
 }
 
-/// Renders every counter plus the gauges given (samples of one name adjacent).
+/// The label that names a tenant.
+const TENANT_LABEL: &str = "tenant_id";
+
+fn names_no_tenant(labels: &[(&str, String)]) -> bool {
+    labels.iter().all(|(key, _)| *key != TENANT_LABEL)
+}
+
+/// Renders every counter plus the gauges given (samples of one name adjacent): what
+/// the private metrics listener serves.
 pub fn render(gauges: &[Gauge]) -> String {
-    let registry = REGISTRY.lock().expect("metrics poisoned");
+    render_where(gauges, |_| true)
+}
+
+/// Like [`render`] without the samples that name a tenant: what the public front
+/// door serves.
+pub fn render_public(gauges: &[Gauge]) -> String {
+    render_where(gauges, names_no_tenant)
+}
+
+fn render_where(gauges: &[Gauge], keep: impl Fn(&[(&str, String)]) -> bool) -> String {
+    let registry = lock(&REGISTRY);
     let mut out = String::new();
     for (name, (help, family)) in &registry.counters {
         let kind = if name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_total")
@@ -147,13 +171,17 @@ pub fn render(gauges: &[Gauge]) -> String {
         } else {
             "gauge"
         };
+        let mut samples = family.iter().filter(|(labels, _)| keep(labels)).peekable();
+        if samples.peek().is_none() {
+            continue;
+        }
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, value) in family {
+        for (labels, value) in samples {
             out.push_str(&format!("{name}{} {value}\n", label_text(labels)));
         }
     }
     let mut last_name = "";
-    for gauge in gauges {
+    for gauge in gauges.iter().filter(|gauge| keep(&gauge.labels)) {
         let name = gauge.name;
         if name != last_name {
             out.push_str(&format!(
@@ -199,6 +227,44 @@ mod tests {
         assert_eq!(
             endpoint_template("/v1/company/employees"),
             "/v1/company/employees"
+        );
+    }
+
+    #[test]
+    fn the_public_rendering_names_no_tenant() {
+        events_applied("tenant-in-metrics", 2);
+        webhook_received(200);
+        let gauges = [
+            Gauge {
+                name: "personio_sync_inbox_depth",
+                help: "Inbox.",
+                labels: vec![(TENANT_LABEL, "tenant-in-gauge".into())],
+                value: 1.0,
+            },
+            Gauge {
+                name: "personio_sync_tenants",
+                help: "Tenants by state.",
+                labels: vec![("state", "live".into())],
+                value: 1.0,
+            },
+        ];
+        let private = render(&gauges);
+        assert!(private.contains("tenant-in-metrics"), "{private}");
+        assert!(private.contains("tenant-in-gauge"), "{private}");
+        let public = render_public(&gauges);
+        assert!(!public.contains("tenant-in"), "{public}");
+        assert!(!public.contains(TENANT_LABEL), "{public}");
+        assert!(
+            !public.contains("personio_sync_events_applied_total"),
+            "no empty family header: {public}"
+        );
+        assert!(
+            public.contains("personio_sync_tenants{state=\"live\"} 1"),
+            "{public}"
+        );
+        assert!(
+            public.contains("personio_sync_webhooks_received_total"),
+            "{public}"
         );
     }
 

@@ -42,7 +42,7 @@ impl Pacer {
             return Duration::ZERO;
         }
         let now = Instant::now();
-        let mut arrival = self.theoretical_arrival.lock().expect("pacer poisoned");
+        let mut arrival = crate::locks::lock(&self.theoretical_arrival);
         let slot = arrival.map_or(now, |tat| tat.max(now));
         *arrival = Some(slot + self.interval);
         (slot.checked_sub(self.allowance).unwrap_or(now)).saturating_duration_since(now)

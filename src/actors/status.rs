@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::domain::Secret;
 use crate::domain::report::SyncReport;
+use crate::locks::lock;
 
 use super::tenant::TenantMsg;
 
@@ -108,7 +109,7 @@ pub struct WebhookRoute {
 impl StatusBoard {
     /// Adds (or replaces) a tenant's view.
     pub fn insert(&self, view: TenantView) {
-        let mut entries = self.entries.lock().expect("status board poisoned");
+        let mut entries = lock(&self.entries);
         let actor = entries.remove(&view.id).and_then(|entry| entry.actor);
         entries.insert(
             view.id.clone(),
@@ -122,27 +123,24 @@ impl StatusBoard {
 
     /// Removes a tenant.
     pub fn remove(&self, id: &str) {
-        self.entries
-            .lock()
-            .expect("status board poisoned")
-            .remove(id);
+        lock(&self.entries).remove(id);
     }
 
     /// One tenant's view.
     pub fn view(&self, id: &str) -> Option<TenantView> {
-        let entries = self.entries.lock().expect("status board poisoned");
+        let entries = lock(&self.entries);
         entries.get(id).map(|entry| entry.view.clone())
     }
 
     /// Every view, by id.
     pub fn views(&self) -> Vec<TenantView> {
-        let entries = self.entries.lock().expect("status board poisoned");
+        let entries = lock(&self.entries);
         entries.values().map(|entry| entry.view.clone()).collect()
     }
 
     /// Changes a tenant's view in place (no-op for an unknown tenant).
     pub fn update(&self, id: &str, change: impl FnOnce(&mut TenantView)) {
-        let mut entries = self.entries.lock().expect("status board poisoned");
+        let mut entries = lock(&self.entries);
         if let Some(entry) = entries.get_mut(id) {
             change(&mut entry.view);
         }
@@ -150,7 +148,7 @@ impl StatusBoard {
 
     /// Records (or clears) the running actor of a tenant.
     pub fn set_actor(&self, id: &str, actor: Option<ActorRef<TenantMsg>>) {
-        let mut entries = self.entries.lock().expect("status board poisoned");
+        let mut entries = lock(&self.entries);
         if let Some(entry) = entries.get_mut(id) {
             entry.actor = actor;
             entry.wake_pending = false;
@@ -163,7 +161,7 @@ impl StatusBoard {
     /// flood of deliveries from filling the actor's mailbox with redundant wakes.
     pub fn event_stored(&self, id: &str) {
         let wake = {
-            let mut entries = self.entries.lock().expect("status board poisoned");
+            let mut entries = lock(&self.entries);
             let Some(entry) = entries.get_mut(id) else {
                 return;
             };
@@ -184,10 +182,17 @@ impl StatusBoard {
         }
     }
 
+    /// Events of tenant `id` stored and not yet applied (0 for an unknown tenant).
+    pub fn pending_events(&self, id: &str) -> u64 {
+        lock(&self.entries)
+            .get(id)
+            .map_or(0, |entry| entry.view.pending_events)
+    }
+
     /// Called by the tenant actor when it takes an `InboxWake`, before it reads the
     /// inbox: events stored from now on wake it again.
     pub fn wake_taken(&self, id: &str) {
-        let mut entries = self.entries.lock().expect("status board poisoned");
+        let mut entries = lock(&self.entries);
         if let Some(entry) = entries.get_mut(id) {
             entry.wake_pending = false;
         }
@@ -195,13 +200,13 @@ impl StatusBoard {
 
     /// The running actor of a tenant, if any.
     pub fn actor(&self, id: &str) -> Option<ActorRef<TenantMsg>> {
-        let entries = self.entries.lock().expect("status board poisoned");
+        let entries = lock(&self.entries);
         entries.get(id).and_then(|entry| entry.actor.clone())
     }
 
     /// Routes webhook deliveries with URL key `key` to tenant `id`.
     pub fn register_webhook(&self, id: &str, key: &Secret, token: &Secret) {
-        let mut routes = self.webhook_routes.lock().expect("status board poisoned");
+        let mut routes = lock(&self.webhook_routes);
         routes.retain(|_, route| &*route.tenant_id != id);
         routes.insert(
             key.expose().to_string(),
@@ -214,19 +219,19 @@ impl StatusBoard {
 
     /// Stops routing webhooks to tenant `id`.
     pub fn unregister_webhook(&self, id: &str) {
-        let mut routes = self.webhook_routes.lock().expect("status board poisoned");
+        let mut routes = lock(&self.webhook_routes);
         routes.retain(|_, route| &*route.tenant_id != id);
     }
 
     /// The route of a webhook URL key.
     pub fn webhook_route(&self, key: &str) -> Option<Arc<WebhookRoute>> {
-        let routes = self.webhook_routes.lock().expect("status board poisoned");
+        let routes = lock(&self.webhook_routes);
         routes.get(key).cloned()
     }
 
     /// Number of tenants per state.
     pub fn count_by_state(&self) -> BTreeMap<String, u64> {
-        let entries = self.entries.lock().expect("status board poisoned");
+        let entries = lock(&self.entries);
         let mut counts = BTreeMap::new();
         for entry in entries.values() {
             let state = serde_json::to_value(entry.view.state)

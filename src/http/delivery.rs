@@ -18,8 +18,24 @@ use serde_json::Number;
 
 use crate::store::inbox::InboxEvent;
 
+/// Longest event name or person id kept.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Whether `text` may be stored as an event name or a person id: 1 to
+/// [`MAX_NAME_CHARS`] characters of `A-Z a-z 0-9 . _ : -` (every Personio event name
+/// and id fits; anything else would only bloat the inbox and the logs).
+pub fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_NAME_CHARS
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+}
+
 /// Validates a delivery body and extracts what the inbox keeps; the error names the
-/// problem (it becomes the 400's message).
+/// problem (it becomes the 400's message). An `event_name` that is not a plain name
+/// ([`is_plain_name`]) is refused; a person id that is not one counts as naming no
+/// person.
 pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
     let body: Shape<Fields> =
         serde_json::from_slice(bytes).map_err(|error| format!("the body is not JSON: {error}"))?;
@@ -38,6 +54,9 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
         text_field("company_id", fields.company_id)?;
     }
     let event_name = text_field("event_name", fields.event_name)?;
+    if !is_plain_name(&event_name) {
+        return Err(EVENT_NAME_RULE.to_string());
+    }
     let occurred_at = text_field("occurred_at", fields.occurred_at)?;
     chrono::DateTime::parse_from_rfc3339(&occurred_at)
         .map_err(|_| "`occurred_at` must be an RFC 3339 date-time".to_string())?;
@@ -86,14 +105,19 @@ enum Seen {
     Other,
 }
 
+/// The 400's message for an event name that is not a plain name.
+const EVENT_NAME_RULE: &str =
+    "`event_name` must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_`, `:` and `-`";
+
 impl Seen {
-    /// A person id: a non-blank string (trimmed) or a number, as text.
+    /// A person id: a string (trimmed) or a number, as text, if that is a plain name.
     fn id_text(self) -> Option<String> {
-        match self {
-            Seen::Text(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
-            Seen::Number(number) => Some(number.to_string()),
-            _ => None,
-        }
+        let text = match self {
+            Seen::Text(text) => text.trim().to_string(),
+            Seen::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        is_plain_name(&text).then_some(text)
     }
 }
 
@@ -383,6 +407,9 @@ mod tests {
             text_field("company_id")?;
         }
         let event_name = text_field("event_name")?;
+        if !is_plain_name(&event_name) {
+            return Err(EVENT_NAME_RULE.to_string());
+        }
         let occurred_at = text_field("occurred_at")?;
         chrono::DateTime::parse_from_rfc3339(&occurred_at)
             .map_err(|_| "`occurred_at` must be an RFC 3339 date-time".to_string())?;
@@ -396,10 +423,13 @@ mod tests {
         {
             return Err("`meta` must be an object".into());
         }
-        let id_text = |value: &Value| match value {
-            Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
-            Value::Number(number) => Some(number.to_string()),
-            _ => None,
+        let id_text = |value: &Value| {
+            let text = match value {
+                Value::String(text) => text.trim().to_string(),
+                Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            is_plain_name(&text).then_some(text)
         };
         let person_id = ["person_id", "personId", "employee_id"]
             .iter()
@@ -476,6 +506,54 @@ mod tests {
         same_answer(b"{\"company_id\":\"\xff\"}").unwrap();
     }
 
+    #[test]
+    fn names_and_ids_are_plain_and_bounded() {
+        let body = |event: &str, payload: &str| {
+            format!(
+                r#"{{"company_id":"1","event_name":{event},"occurred_at":"2025-03-01T10:15:30Z","payload":{payload}}}"#
+            )
+        };
+        let person = |payload: &str| {
+            parse_delivery(body("\"person.updated\"", payload).as_bytes())
+                .unwrap()
+                .person_id
+        };
+        assert_eq!(
+            person(r#"{"id":"emp:4711_a-b.c"}"#).as_deref(),
+            Some("emp:4711_a-b.c")
+        );
+        let longest = "9".repeat(MAX_NAME_CHARS);
+        assert_eq!(
+            person(&format!(r#"{{"id":"{longest}"}}"#)),
+            Some(longest.clone())
+        );
+        for named_nobody in [
+            format!(r#"{{"id":"{longest}9"}}"#),
+            r#"{"id":"47 11"}"#.to_string(),
+            r#"{"id":"../4711"}"#.to_string(),
+            r#"{"id":"47\t11"}"#.to_string(),
+            r#"{"person_id":"ü"}"#.to_string(),
+        ] {
+            assert_eq!(person(&named_nobody), None, "{named_nobody}");
+        }
+        // A bad id under one key does not hide a good one under the next.
+        assert_eq!(
+            person(r#"{"person_id":"a b","id":"12"}"#).as_deref(),
+            Some("12")
+        );
+        for bad_event in [
+            format!("\"{}\"", "e".repeat(MAX_NAME_CHARS + 1)),
+            "\"person updated\"".to_string(),
+            "\"person.updated\\n\"".to_string(),
+            "\"<script>\"".to_string(),
+        ] {
+            let error = parse_delivery(body(&bad_event, "{}").as_bytes()).unwrap_err();
+            assert!(error.contains("`event_name`"), "{bad_event}: {error}");
+        }
+        let longest_event = format!("\"{}\"", "e".repeat(MAX_NAME_CHARS));
+        assert!(parse_delivery(body(&longest_event, "{}").as_bytes()).is_ok());
+    }
+
     /// Pieces a generated body is built from: the fields the parser reads, with values
     /// of every kind, plus ignored fields with hostile strings and numbers.
     fn value_text() -> impl Strategy<Value = String> {
@@ -488,6 +566,12 @@ mod tests {
             Just("\" 42 \"".to_string()),
             Just("\"person.updated\"".to_string()),
             Just("\"employment.updated\"".to_string()),
+            Just("\"person updated\"".to_string()),
+            Just("\"id/../x\"".to_string()),
+            Just("\"emp:4711_a-b.c\"".to_string()),
+            Just(format!("\"{}\"", "9".repeat(64))),
+            Just(format!("\"{}\"", "9".repeat(65))),
+            Just("1e300".to_string()),
             Just("\"2025-03-01T10:15:30Z\"".to_string()),
             Just("\"2025-03-01T10:15:30+01:00\"".to_string()),
             Just("\"\\ud800\"".to_string()),

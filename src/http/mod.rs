@@ -1,9 +1,10 @@
-//! The HTTP front door: admin API, health, metrics and (later) webhooks, on one axum
-//! router.
+//! The HTTP front door: admin API, health, metrics and webhooks, on one axum router
+//! (served by [`server`]); and the private metrics listener's router.
 
 pub mod admin;
 mod delivery;
 pub mod error;
+pub mod server;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -34,20 +35,56 @@ pub struct AppShared {
     pub admin_token: Secret,
     /// Shared tenant dependencies (URLs, clients).
     pub deps: TenantDeps,
+    /// Events a tenant's inbox may hold before deliveries are refused (503).
+    pub inbox_cap: u64,
 }
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(health))
+        .route("/metrics", get(render_public_metrics))
         .route("/webhooks/personio/{key}", post(webhooks::receive))
         .merge(admin::routes(state.clone()))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
 
-async fn render_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+/// The private metrics listener's router: `/metrics` with the per-tenant series.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(render_all_metrics))
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+/// `/healthz`: 200 `ok`, or 503 while storage cannot make writes durable.
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    if state.store.flush_failing() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "storage flushes are failing",
+        )
+    } else {
+        (axum::http::StatusCode::OK, "ok")
+    }
+}
+
+/// `/metrics` of the front door: no series that names a tenant.
+async fn render_public_metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> String {
+    crate::metrics::render_public(&gauges(&state))
+}
+
+/// `/metrics` of the private listener: every series.
+async fn render_all_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    crate::metrics::render(&gauges(&state))
+}
+
+fn gauges(state: &AppState) -> Vec<crate::metrics::Gauge> {
     let mut gauges = Vec::new();
     for (tenant_state, count) in state.board.count_by_state() {
         gauges.push(crate::metrics::Gauge {
@@ -65,5 +102,5 @@ async fn render_metrics(axum::extract::State(state): axum::extract::State<AppSta
             value: view.pending_events as f64,
         });
     }
-    crate::metrics::render(&gauges)
+    gauges
 }

@@ -37,6 +37,9 @@ pub fn stored_response() -> Response {
 /// Largest accepted delivery.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `Retry-After` (seconds) of the 503 for a full inbox.
+const INBOX_FULL_RETRY_AFTER: &str = "60";
+
 fn answer(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
@@ -71,6 +74,19 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "unauthorized",
             "missing or wrong Authorization token",
         );
+    }
+    if state.board.pending_events(&route.tenant_id) >= state.inbox_cap {
+        tracing::warn!(tenant_id = %route.tenant_id, inbox_cap = state.inbox_cap, "inbox full: delivery refused");
+        let mut response = answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inbox_full",
+            "this tenant's inbox is full; retry later",
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(INBOX_FULL_RETRY_AFTER),
+        );
+        return response;
     }
     let bytes = match read_limited(body).await {
         Some(bytes) => bytes,

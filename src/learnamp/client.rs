@@ -463,13 +463,13 @@ impl LearnAmpClient {
         }
         let fresh = self.fetch_token().await?;
         let value = fresh.value.clone();
-        *self.inner.token.lock().expect("token mutex poisoned") = Some(fresh);
+        *crate::locks::lock(&self.inner.token) = Some(fresh);
         Ok(value)
     }
 
     /// The cached token if it is not due for renewal.
     fn cached_token(&self) -> Option<Secret> {
-        let guard = self.inner.token.lock().expect("token mutex poisoned");
+        let guard = crate::locks::lock(&self.inner.token);
         guard
             .as_ref()
             .filter(|token| Instant::now() < token.renew_at)
@@ -478,7 +478,7 @@ impl LearnAmpClient {
 
     /// Drops the cached token if it is still `used` (another task may have renewed it).
     fn invalidate(&self, used: &Secret) {
-        let mut guard = self.inner.token.lock().expect("token mutex poisoned");
+        let mut guard = crate::locks::lock(&self.inner.token);
         if guard.as_ref().is_some_and(|token| &token.value == used) {
             *guard = None;
         }
@@ -612,13 +612,26 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Reads a whole response body.
-async fn read_body(response: Response) -> Result<Vec<u8>, LearnAmpError> {
-    response
-        .bytes()
+/// Largest answer read from Learn Amp (as from Personio): a runaway body fails the
+/// call instead of filling memory.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads a whole response body, up to [`MAX_BODY_BYTES`].
+async fn read_body(mut response: Response) -> Result<Vec<u8>, LearnAmpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map(|bytes| bytes.to_vec())
-        .map_err(|err| LearnAmpError::Transport(describe_transport(&err)))
+        .map_err(|err| LearnAmpError::Transport(describe_transport(&err)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(LearnAmpError::Decode(format!(
+                "answer larger than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Statuses worth another attempt.

@@ -73,6 +73,7 @@ impl Harness {
         let data_dir = tempfile::tempdir().context("temporary data dir")?;
         let mut service = Config::default();
         service.server.listen = "127.0.0.1:0".into();
+        service.server.metrics_listen = String::new();
         service.storage.data_dir = data_dir.path().to_path_buf();
         service.sync.concurrency = config.concurrency;
         let store = Store::open(data_dir.path(), service.storage.cache_mb)?;

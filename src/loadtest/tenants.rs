@@ -114,7 +114,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn write_config(dir: &Path, data_dir: &Path, port: u16) -> anyhow::Result<PathBuf> {
     let path = dir.join("config.toml");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nmetrics_listen = \"\"\n\n[storage]\ndata_dir = {data:?}\n",
         data = data_dir.display().to_string()
     );
     std::fs::write(&path, text)?;

@@ -98,12 +98,12 @@ pub struct CallLog {
 impl CallLog {
     /// A copy of every call so far.
     pub fn all(&self) -> Vec<CallRecord> {
-        self.calls.lock().expect("call log poisoned").clone()
+        crate::locks::lock(&self.calls).clone()
     }
 
     /// Number of calls so far.
     pub fn len(&self) -> usize {
-        self.calls.lock().expect("call log poisoned").len()
+        crate::locks::lock(&self.calls).len()
     }
 
     /// Whether no call was made yet.
@@ -113,7 +113,7 @@ impl CallLog {
 
     /// Forgets every recorded call (tests call this between phases).
     pub fn clear(&self) {
-        self.calls.lock().expect("call log poisoned").clear();
+        crate::locks::lock(&self.calls).clear();
     }
 
     /// Calls that could change state and were not injected failures.
@@ -125,7 +125,7 @@ impl CallLog {
     }
 
     fn push(&self, record: CallRecord) {
-        self.calls.lock().expect("call log poisoned").push(record);
+        crate::locks::lock(&self.calls).push(record);
     }
 }
 
@@ -147,7 +147,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Takes one token from bucket `key`; `false` means the caller must answer 429.
     pub fn try_acquire(&self, key: &str, limit: RateLimit) -> bool {
-        let mut buckets = self.buckets.lock().expect("rate limiter poisoned");
+        let mut buckets = crate::locks::lock(&self.buckets);
         let now = Instant::now();
         let (tokens, last) = buckets.entry(key.to_string()).or_insert((limit.burst, now));
         let refill = now.duration_since(*last).as_secs_f64() * limit.per_minute / 60.0;

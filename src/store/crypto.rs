@@ -135,6 +135,12 @@ impl SecretKey {
             path: path.to_path_buf(),
             source,
         })?;
+        if key_file_is_shared(path) {
+            tracing::warn!(
+                key_file = %path.display(),
+                "the secret key file is readable by group or others; make it readable by its owner only (chmod 600)"
+            );
+        }
         Self::from_hex(&text, &path.display().to_string())
     }
 
@@ -158,6 +164,21 @@ impl SecretKey {
         writeln!(file, "{}", encode_hex(&key.0)).map_err(created)?;
         file.sync_all().map_err(created)?;
         Ok(key)
+    }
+}
+
+/// Whether the file at `path` grants any access to group or others (always `false`
+/// where file modes do not exist).
+pub fn key_file_is_shared(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
     }
 }
 
@@ -493,6 +514,10 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            let path = dir.path().join(DATA_DIR_KEY_FILE);
+            assert!(!key_file_is_shared(&path));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(key_file_is_shared(&path));
         }
     }
 

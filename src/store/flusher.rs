@@ -5,7 +5,7 @@
 //! costs a few sled inserts too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, watch};
 
@@ -83,6 +83,11 @@ pub(super) struct GroupFlusher {
     /// so a delivery that passed the route check just before the delete cannot
     /// recreate the tenant's tree.
     deleted: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Whether the last write-and-flush failed (`/healthz` answers 503 meanwhile).
+    failing: AtomicBool,
+    /// Tests: the next commits fail (as a full disk would) while this is set.
+    #[cfg(test)]
+    inject_failure: AtomicBool,
 }
 
 impl GroupFlusher {
@@ -94,13 +99,16 @@ impl GroupFlusher {
             leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
             deleted: Arc::default(),
+            failing: AtomicBool::new(false),
+            #[cfg(test)]
+            inject_failure: AtomicBool::new(false),
         }
     }
 
     /// Runs `remove` (the removal of tenant `id`) with no event write in progress, and
     /// drops every later event of `id` until [`Self::undelete`].
     pub(super) fn deleting<T>(&self, id: &str, remove: impl FnOnce() -> T) -> T {
-        let mut deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut deleted = crate::locks::lock(&self.deleted);
         deleted.insert(id.to_string());
         remove()
     }
@@ -142,6 +150,11 @@ impl GroupFlusher {
     /// Flushes done so far.
     pub(super) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the most recent write-and-flush failed.
+    pub(super) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Lets the requests that are already being handled join the batch the new leader
@@ -211,8 +224,15 @@ impl GroupFlusher {
                     join_error.to_string(),
                 ))),
             };
+        #[cfg(test)]
+        let result = if self.inject_failure.load(Ordering::Relaxed) {
+            Err(StoreError::FlushFailed)
+        } else {
+            result
+        };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
+        self.failing.store(failed, Ordering::Relaxed);
         if let Err(error) = result {
             tracing::error!(error = %error, "storage write or flush failed");
         }
@@ -244,7 +264,7 @@ fn write_and_flush(
         }
     }
     {
-        let deleted = deleted.lock().unwrap_or_else(|p| p.into_inner());
+        let deleted = crate::locks::lock(deleted);
         for (tenant_id, events) in by_tenant {
             if deleted.contains(&*tenant_id) {
                 tracing::warn!(tenant_id = %tenant_id, events = events.len(), "events of a deleted tenant dropped");
@@ -325,6 +345,20 @@ mod tests {
             .filter_map(|(_, event)| event.person_id.clone())
             .collect();
         assert_eq!(people, ["1", "2"], "both events stored, in order");
+    }
+
+    #[tokio::test]
+    async fn failing_flushes_show_until_one_succeeds() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let flusher = Arc::new(GroupFlusher::new(db));
+        flusher.flush().await.unwrap();
+        assert!(!flusher.failing());
+        flusher.inject_failure.store(true, Ordering::Relaxed);
+        assert!(flusher.flush().await.is_err());
+        assert!(flusher.failing(), "shown while flushes fail");
+        flusher.inject_failure.store(false, Ordering::Relaxed);
+        flusher.flush().await.unwrap();
+        assert!(!flusher.failing(), "cleared by a flush that succeeds");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,6 +261,12 @@ impl Store {
         self.flusher.append_event(tenant_id, event).await
     }
 
+    /// Whether the most recent group commit failed to make its writes durable (until
+    /// one succeeds again).
+    pub fn flush_failing(&self) -> bool {
+        self.flusher.failing()
+    }
+
     /// Flushes of the group committer so far (one per group of concurrent callers).
     pub fn group_flushes(&self) -> u64 {
         self.flusher.flushes()

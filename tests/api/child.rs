@@ -60,6 +60,16 @@ impl ServiceProcess {
         service
     }
 
+    /// `127.0.0.1:PORT` of the front door.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The data directory (`storage.data_dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The HTTP client (10 s timeout).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
@@ -258,7 +268,7 @@ fn free_port() -> u16 {
 fn write_config(dir: &Path, port: u16) {
     let data = dir.join("data");
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {data:?}\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = {data:?}\n"
     );
     std::fs::write(dir.join("config.toml"), config).expect("config written");
 }

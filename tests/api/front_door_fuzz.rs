@@ -4,9 +4,11 @@
 //! The expected status comes from a small oracle written from the contract (§4), not
 //! from the service: unknown key → 404; wrong or missing token → 401; body over 64 KiB →
 //! 413; a valid delivery → 200; anything else → 400. A valid delivery is a JSON object
-//! with `company_id` (a non-empty string, or a number), `event_name` (a non-empty
-//! string), `occurred_at` (an RFC 3339 string) and `payload` (an object), and `meta`
-//! absent, null or an object.
+//! with `company_id` (a non-empty string, or a number), `event_name` (a plain name: 1
+//! to 64 characters of `A-Z a-z 0-9 . _ : -`, README "Webhook front door"),
+//! `occurred_at` (an RFC 3339 string) and `payload` (an object), and `meta` absent,
+//! null or an object. A person id that is not a plain name names no person (the
+//! delivery is still valid).
 //!
 //! "Never change state": valid deliveries name people Personio does not have (or no
 //! person at all, which triggers a reconciliation that must find nothing to do), so
@@ -98,7 +100,17 @@ fn is_valid_delivery(body: &[u8]) -> bool {
         object.get("meta"),
         None | Some(Value::Null) | Some(Value::Object(_))
     );
-    company_ok && non_empty_text("event_name") && occurred_ok && payload_ok && meta_ok
+    let event_ok =
+        matches!(object.get("event_name"), Some(Value::String(text)) if is_plain_name(text));
+    company_ok && event_ok && occurred_ok && payload_ok && meta_ok
+}
+
+/// 1 to 64 characters of `A-Z a-z 0-9 . _ : -`.
+fn is_plain_name(text: &str) -> bool {
+    (1..=64).contains(&text.chars().count())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:_-".contains(c))
 }
 
 /// RFC 3339 `date-time` (§5.6): `YYYY-MM-DD` `T` `HH:MM:SS[.frac]` (`Z` | `±HH:MM`), with
@@ -201,6 +213,17 @@ const EVENTS: &[&str] = &[
     "x",
 ];
 
+/// Event names that are not plain names (README: 400 naming `event_name`).
+const BAD_EVENTS: &[&str] = &[
+    "",
+    "person updated",
+    "person.updated\n",
+    "person/updated",
+    "<script>",
+    "ünïcode.event",
+    "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+];
+
 /// Keys the front door reads a person id from.
 const PERSON_KEYS: &[&str] = &["person_id", "personId", "employee_id", "id"];
 
@@ -285,6 +308,10 @@ impl Fuzzer {
             )),
             3 => json!(format!("nobody-{}", self.random_string(6))),
             4 => json!(""),
+            5 if self.rng.random_bool(0.5) => {
+                let length = self.rng.random_range(60..200);
+                json!("9".repeat(length))
+            }
             _ => self.random_value(1),
         }
     }
@@ -326,6 +353,7 @@ impl Fuzzer {
     fn bad_field(&mut self, name: &str) -> Value {
         match self.rng.random_range(0..3) {
             0 if name == "occurred_at" => json!(BAD_TIMES.choose(&mut self.rng).unwrap_or(&"")),
+            0 if name == "event_name" => json!(BAD_EVENTS.choose(&mut self.rng).unwrap_or(&"")),
             0 if name != "payload" && name != "meta" => json!(""),
             _ => self.random_value(2),
         }
@@ -715,6 +743,9 @@ async fn every_bad_request_of_the_contract_table_is_refused_without_a_trace() {
         ("event_name", json!(3)),
         ("event_name", json!("")),
         ("event_name", json!(["person.updated"])),
+        ("event_name", json!("person updated")),
+        ("event_name", json!("e".repeat(65))),
+        ("event_name", json!("person.updated\u{0}")),
         ("occurred_at", json!(1_767_225_600)),
         ("occurred_at", json!("2026-01-01")),
         ("occurred_at", json!("2026-01-01T00:00:00")),
@@ -762,7 +793,21 @@ async fn every_bad_request_of_the_contract_table_is_refused_without_a_trace() {
         send(&app, &door, &ok).await.map(|(status, _)| status),
         Ok(200)
     );
-    assert_nothing_changed(&app, "table", &before, 1).await;
+    // A person id that is not a plain name names nobody: stored, answered 200, and the
+    // reconciliation it triggers finds nothing to do.
+    let mut odd_person = good.clone();
+    odd_person["payload"] = json!({"id": "9".repeat(65)});
+    let odd = case(
+        "unplain person id",
+        Key::Right,
+        Auth::Right,
+        bytes(&odd_person),
+    );
+    assert_eq!(
+        send(&app, &door, &odd).await.map(|(status, _)| status),
+        Ok(200)
+    );
+    assert_nothing_changed(&app, "table", &before, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -859,6 +904,8 @@ fn the_oracle_reads_the_contract() {
         ("payload", json!([])),
         ("meta", json!(1)),
         ("event_name", json!("")),
+        ("event_name", json!("person updated")),
+        ("event_name", json!("e".repeat(65))),
         ("occurred_at", json!("2026-01-01")),
     ] {
         let mut bad = good.clone();

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The admin token of every test app.
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef01234567";
 
 /// A running service with its simulators.
 pub struct TestApp {
@@ -33,6 +33,8 @@ pub struct TestApp {
     pub learnamp: LearnAmpSim,
     /// The service's shared state (status board, supervisor), for fault injection.
     pub state: personio_sync::http::AppState,
+    /// `http://127.0.0.1:PORT` of the private metrics listener.
+    pub metrics_base: String,
     _data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -57,6 +59,15 @@ pub async fn spawn_app(employees: usize, seed: u64) -> TestApp {
 
 /// Starts simulators with a custom Personio config, and the service.
 pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
+    spawn_app_configured(personio_config, |_| {}).await
+}
+
+/// Starts simulators with a custom Personio config, and the service with its config
+/// (port 0 for both listeners, a temporary data dir) changed by `configure`.
+pub async fn spawn_app_configured(
+    personio_config: PersonioSimConfig,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         personio_sync::telemetry::init(personio_sync::config::LogFormat::Text);
     }
@@ -69,7 +80,9 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
+    config.server.metrics_listen = "127.0.0.1:0".into();
     config.storage.data_dir = data_dir.path().to_path_buf();
+    configure(&mut config);
     let store = Store::open(data_dir.path(), 32).expect("store");
     let options = Options {
         retry: RetryPolicy::fast(),
@@ -80,6 +93,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
         .await
         .expect("service starts");
     let base = format!("http://{}", app.local_addr());
+    let metrics_base = format!("http://{}", app.metrics_addr().expect("a metrics listener"));
     let state = app.state().clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
@@ -91,6 +105,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
         personio,
         learnamp,
         state,
+        metrics_base,
         _data_dir: data_dir,
         shutdown: Some(shutdown),
     }

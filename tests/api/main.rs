@@ -9,6 +9,7 @@ mod front_door_fuzz;
 mod full_sync;
 mod helpers;
 mod hostile;
+mod hostile_clients;
 mod random_mutations;
 mod secrets;
 mod settings;

@@ -17,7 +17,7 @@ use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_personio-sync");
-const ADMIN_TOKEN: &str = "leak-test-admin-token-5d0e";
+const ADMIN_TOKEN: &str = "leak-test-admin-token-5d0e8c1f2a9b7e64";
 const PERSONIO_SECRET: &str = "PSECRET-7b1f0c9ad2e4";
 const LEARNAMP_SECRET: &str = "LSECRET-e83a55c01f6b";
 const WRONG_SECRET: &str = "PWRONG-2c9d7e41a0b3";
@@ -75,7 +75,7 @@ fn command(args: &[&str]) -> Command {
 fn write_config(dir: &Path, data_dir: &Path) -> PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
-        "log_format = \"json\"\n[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = {:?}\ncache_mb = 16\n",
+        "log_format = \"json\"\n[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"\"\n[storage]\ndata_dir = {:?}\ncache_mb = 16\n",
         data_dir.display().to_string()
     );
     std::fs::write(&path, text).expect("config written");

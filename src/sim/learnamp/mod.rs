@@ -110,7 +110,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the state (never held across an await).
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("learnamp sim state poisoned")
+        crate::locks::lock(&self.inner)
     }
 
     /// The current token lifetime.

@@ -173,7 +173,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the state.
     pub(crate) fn state(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().expect("personio sim state poisoned")
+        crate::locks::lock(&self.state)
     }
 }
 
