@@ -6,6 +6,7 @@ pub mod gather;
 pub mod live;
 pub mod plan;
 pub mod subscription;
+pub mod support;
 
 use std::collections::HashMap;
 
@@ -184,7 +185,17 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         now: context.now,
         org_units: &snapshot.org_units,
         complete: true,
+        create_invites_only: invitation_route_skipped(context)?,
     }))
+}
+
+/// Whether the assumed invitation route was found missing less than a day ago, so that
+/// invitations go out only with the documented create (see [`support`]).
+pub fn invitation_route_skipped(context: &SyncContext<'_>) -> Result<bool, SyncError> {
+    Ok(
+        support::Support::new(context.store, context.now, context.tenant_id)
+            .skipped(crate::learnamp::Assumed::Invitation)?,
+    )
 }
 
 /// Runs a full sync: plan, check the mass-deactivation guard (unless `confirmed`),
@@ -226,6 +237,7 @@ pub async fn run_full_sync(
         store: context.store,
         concurrency: context.concurrency,
         team_mapper: context.team_mapper,
+        now: context.now,
     };
     let applied = apply::apply(plan, &apply_context).await?;
     let report = SyncReport {

@@ -83,6 +83,10 @@ pub struct PlanInput<'a> {
     /// `employees` is every Personio employee (a full sync), so a unit missing from
     /// it really has no member; live updates plan one person and never remove teams.
     pub complete: bool,
+    /// The assumed invitation route is missing (see `sync::support`): an invitation can
+    /// only go out with the documented create, so a person whose invitation is due
+    /// later is created on that day, and an existing user due for one is not invited.
+    pub create_invites_only: bool,
 }
 
 /// One field's change, for the dry-run answer.
@@ -252,6 +256,9 @@ pub struct EmployeeStep {
     pub invite_due: Option<DateTime<Utc>>,
     /// When the termination date deactivates the person, if later than now.
     pub deactivate_due: Option<DateTime<Utc>>,
+    /// The person has no user and is created on the day of their invitation (at
+    /// `invite_due`), with the documented invite: the invitation route is missing.
+    pub defer_create: bool,
 }
 
 impl EmployeeStep {
@@ -265,7 +272,7 @@ impl EmployeeStep {
 
     /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
     pub fn writes(&self) -> bool {
-        self.learnamp_id.is_none()
+        (self.learnamp_id.is_none() && !self.defer_create)
             || !self.send.is_empty()
             || self.reactivate
             || self.deactivate.is_some()
@@ -302,6 +309,10 @@ pub struct Plan {
     pub teams: TeamPlan,
     /// Invitations planned for a later day (new or moved).
     pub scheduled_invitations: Vec<ScheduledEntry>,
+    /// People not created yet: their user is created on their invitation day, with the
+    /// documented invite, because the account lacks the invitation route (new or moved;
+    /// each is in `scheduled_invitations` too).
+    pub scheduled_creations: Vec<ScheduledEntry>,
     /// Deactivations planned for a termination date (new or moved).
     pub scheduled_deactivations: Vec<ScheduledEntry>,
     /// Users not adopted because they are linked to someone else.
@@ -354,6 +365,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let linked_ids: HashMap<u64, &str> = input
         .records
         .iter()
+        .filter(|(_, record)| record.is_linked())
         .map(|(personio_id, record)| (record.learnamp_id, personio_id.as_str()))
         .collect();
 
@@ -368,23 +380,41 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|(_, employee)| !employee.is_inactive() && in_scope(employee, scope))
         .map(|(id, employee)| (id.clone(), employee))
         .collect();
+    let timing = Timing {
+        now: input.now,
+        tz: settings.tz(),
+        create_invites_only: input.create_invites_only,
+    };
     for employee in synced.iter().filter(|employee| !employee.is_inactive()) {
+        // People created only on their invitation day are nobody's manager before then.
+        if timing.create_invites_only
+            && waits_for_invitation_day(employee, settings, &timing)
+            && find_linked(
+                employee,
+                input.records.get(&employee.id),
+                &by_id,
+                &by_external,
+            )
+            .is_none()
+            && matches!(
+                adoption_candidate(employee, &by_email, &linked_ids),
+                Ok(None)
+            )
+        {
+            continue;
+        }
         manager_candidates.insert(employee.id.clone(), employee);
     }
     let context = MappingContext {
         manager_candidates: &manager_candidates,
     };
     let levels = supervisor_levels(&manager_candidates);
-    let timing = Timing {
-        now: input.now,
-        tz: settings.tz(),
-    };
 
     let mut plan = Plan {
         active_synced: input
             .records
             .values()
-            .filter(|record| !record.deactivated)
+            .filter(|record| record.is_linked() && !record.deactivated)
             .count() as u64,
         ..Plan::default()
     };
@@ -421,7 +451,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     for (personio_id, record) in input.records {
-        if seen.contains(personio_id.as_str()) || record.deactivated {
+        if seen.contains(personio_id.as_str()) || record.deactivated || !record.is_linked() {
             continue;
         }
         let still_in_personio = input
@@ -461,6 +491,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 record,
                 invite_due: None,
                 deactivate_due: None,
+                defer_create: false,
             },
         );
     }
@@ -485,6 +516,7 @@ fn find_linked<'a>(
     by_external: &HashMap<&str, &'a LaUser>,
 ) -> Option<&'a LaUser> {
     record
+        .filter(|record| record.is_linked())
         .and_then(|record| by_id.get(&record.learnamp_id).copied())
         .or_else(|| by_external.get(employee.id.as_str()).copied())
 }
@@ -526,6 +558,19 @@ fn adoption_candidate<'a>(
 struct Timing {
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
+    /// See [`PlanInput::create_invites_only`].
+    create_invites_only: bool,
+}
+
+/// Whether `employee`, who has no user, is created only on their invitation day: the
+/// invitation route is missing and their invitation falls due later.
+fn waits_for_invitation_day(employee: &Employee, settings: &Settings, timing: &Timing) -> bool {
+    timing.create_invites_only
+        && !employee.is_inactive()
+        && matches!(
+            invite_due(settings.invite_policy, employee, timing.tz),
+            InviteTiming::At(at) if at > timing.now
+        )
 }
 
 fn plan_employee(
@@ -555,11 +600,18 @@ fn plan_employee(
         record: record.cloned().unwrap_or_default(),
         invite_due: None,
         deactivate_due: leave_due.filter(|due| *due > timing.now),
+        defer_create: false,
     };
     let Some(user) = linked else {
         // A person who has left and never had a Learn Amp user is not created.
         if leaving {
             return None;
+        }
+        if waits_for_invitation_day(employee, settings, timing) {
+            // Created with the documented invite on that day; only the day is stored.
+            step.defer_create = true;
+            plan_invitation(&mut step, None, settings, timing);
+            return Some(step);
         }
         step.send = desired;
         step.check_avatar = employee.has_profile_picture;
@@ -689,7 +741,8 @@ fn plan_invitation(
     if due_now {
         if invited_in_learnamp {
             step.mark_invited = true;
-        } else {
+        } else if user.is_none() || !timing.create_invites_only {
+            // An existing user can be invited only through the assumed route.
             step.invite = true;
         }
     }
@@ -711,6 +764,12 @@ fn push_step(plan: &mut Plan, step: EmployeeStep) {
             personio_id: step.personio_id.clone(),
             at: at.to_rfc3339(),
         });
+        if step.defer_create {
+            plan.scheduled_creations.push(ScheduledEntry {
+                personio_id: step.personio_id.clone(),
+                at: at.to_rfc3339(),
+            });
+        }
     }
     if let Some(at) = step.deactivate_due
         && step.schedule_changed()
@@ -721,6 +780,7 @@ fn push_step(plan: &mut Plan, step: EmployeeStep) {
         });
     }
     match step.learnamp_id {
+        None if step.defer_create => {}
         None => plan.creates.push(CreateEntry {
             personio_id: step.personio_id.clone(),
             fields: step.send.clone(),
@@ -958,6 +1018,7 @@ mod tests {
             now: now.parse().unwrap(),
             org_units: &HashMap::new(),
             complete: true,
+            create_invites_only: false,
         })
     }
 
