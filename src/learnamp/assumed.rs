@@ -39,7 +39,7 @@ use crate::domain::fields::{LEAVE_DATE, UserFields};
 
 use super::client::{ApiRequest, LearnAmpClient, RequestBody};
 use super::error::LearnAmpError;
-use super::model::{InvitationOutcome, User};
+use super::model::{InvitationOutcome, User, UserFilter, UserStatus};
 
 /// One assumed contract, as recorded when an account lacks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,6 +133,29 @@ pub(crate) async fn send_invitation(
         }
         Err(LearnAmpError::Conflict { message }) => invitation_conflict(message),
         Err(other) => Err(route_failure(client, id, Assumed::Invitation, other).await),
+    }
+}
+
+/// A. Finds out whether the invitation route exists without sending anyone an email:
+/// it is called for a confirmed or deactivated user (a real account always has its
+/// confirmed owner), whom the contract answers 409; a 404 for that user, 405 or 501
+/// mean the route is missing. `None` when the account has no such user to ask about
+/// (the route is then found out on its first use).
+pub(crate) async fn probe_invitation(
+    client: &LearnAmpClient,
+) -> Result<Option<bool>, LearnAmpError> {
+    let filter = UserFilter {
+        statuses: vec![UserStatus::Confirmed, UserStatus::Deactivated],
+        ..UserFilter::default()
+    };
+    let Some(user) = client.first_user(&filter).await? else {
+        return Ok(None);
+    };
+    match send_invitation(client, user.id).await {
+        Ok(_) | Err(LearnAmpError::Conflict { .. }) => Ok(Some(true)),
+        Err(LearnAmpError::Unsupported(_)) => Ok(Some(false)),
+        Err(LearnAmpError::NotFound) => Ok(None),
+        Err(other) => Err(other),
     }
 }
 

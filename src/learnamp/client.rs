@@ -287,6 +287,24 @@ impl LearnAmpClient {
         assumed::send_invitation(self, id).await
     }
 
+    /// Whether the assumed invitation route exists, found out without sending any email
+    /// (see `assumed.rs`); `None` when the account has no user to ask about.
+    pub async fn probe_invitation_route(&self) -> Result<Option<bool>, LearnAmpError> {
+        assumed::probe_invitation(self).await
+    }
+
+    /// The first user (lowest page) matching `filter`, reading one page of one user.
+    pub async fn first_user(&self, filter: &UserFilter) -> Result<Option<User>, LearnAmpError> {
+        let mut query = filter.query_pairs();
+        query.push(("page".to_string(), "1".to_string()));
+        query.push(("perPage".to_string(), "1".to_string()));
+        let request = ApiRequest::new(Method::GET, "/v1/users").query(query);
+        let response = self.send_checked(&request).await?;
+        let body = read_body(response).await?;
+        let users: Vec<User> = parse_envelope(&body, "users")?;
+        Ok(users.into_iter().next())
+    }
+
     /// Uploads (PNG or JPEG) or, with `None`, removes a user's avatar. Assumed contract,
     /// see `assumed.rs`.
     pub async fn set_avatar(&self, id: u64, image: Option<&[u8]>) -> Result<(), LearnAmpError> {

@@ -280,6 +280,7 @@ const INITIAL_DONE_KEY: &str = "state\0initial_sync_done";
 const SETTINGS_APPLIED_KEY: &str = "state\0settings_applied";
 const HISTORY_PREFIX: &str = "hist\0";
 const UNSUPPORTED_KEY: &str = "state\0learnamp_unsupported";
+const VERIFIED_KEY: &str = "state\0learnamp_verified";
 
 impl TenantStore {
     fn open(db: &sled::Db, id: &str) -> Result<Self, StoreError> {
@@ -382,25 +383,44 @@ impl TenantStore {
     /// Returns whether it was not recorded before (atomically: concurrent callers see
     /// `true` once).
     pub fn mark_learnamp_unsupported(&self, name: &str, at: &str) -> Result<bool, StoreError> {
-        self.update_unsupported(|map| map.insert(name.to_string(), at.to_string()).is_none())
+        self.update_map(UNSUPPORTED_KEY, |map| {
+            map.insert(name.to_string(), at.to_string()).is_none()
+        })
     }
 
     /// Forgets that the assumed contract `name` was missing; returns whether it was.
     pub fn clear_learnamp_unsupported(&self, name: &str) -> Result<bool, StoreError> {
-        self.update_unsupported(|map| map.remove(name).is_some())
+        self.update_map(UNSUPPORTED_KEY, |map| map.remove(name).is_some())
     }
 
-    /// Applies `change` to the stored map atomically; returns what `change` returned
-    /// on the attempt that was stored.
-    fn update_unsupported(
+    /// When a probe last found the assumed contract `name` present (RFC 3339).
+    pub fn learnamp_verified(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let map: std::collections::BTreeMap<String, String> =
+            self.get(VERIFIED_KEY)?.unwrap_or_default();
+        Ok(map.get(name).cloned())
+    }
+
+    /// Records that a probe found the assumed contract `name` present at `at`.
+    pub fn mark_learnamp_verified(&self, name: &str, at: &str) -> Result<(), StoreError> {
+        self.update_map(VERIFIED_KEY, |map| {
+            map.insert(name.to_string(), at.to_string());
+            true
+        })
+        .map(drop)
+    }
+
+    /// Applies `change` to the string map stored under `key` atomically; returns what
+    /// `change` returned on the attempt that was stored.
+    fn update_map(
         &self,
+        key: &str,
         change: impl Fn(&mut std::collections::BTreeMap<String, String>) -> bool,
     ) -> Result<bool, StoreError> {
         let mut outcome = false;
         let mut decode_error = None;
-        self.tree.update_and_fetch(UNSUPPORTED_KEY, |old| {
+        self.tree.update_and_fetch(key, |old| {
             let mut map: std::collections::BTreeMap<String, String> = match old {
-                Some(bytes) => match decode(UNSUPPORTED_KEY.as_bytes(), bytes) {
+                Some(bytes) => match decode(key.as_bytes(), bytes) {
                     Ok(map) => map,
                     Err(error) => {
                         decode_error = Some(error);

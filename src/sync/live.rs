@@ -143,6 +143,13 @@ pub async fn apply_person(
             parent_id: None,
         })
         .collect();
+    if records
+        .get(personio_id)
+        .is_none_or(|record| !record.is_linked())
+    {
+        // A new person may be created now or on their invitation day.
+        super::probe_invitation_route(context).await?;
+    }
     let plan = plan::plan(&PlanInput {
         employees: &employees,
         users: &users,

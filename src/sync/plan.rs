@@ -1083,6 +1083,123 @@ mod tests {
     }
 
     #[test]
+    fn without_the_invitation_route_a_timed_invitation_creates_the_user_on_its_day() {
+        let mut boss = person("1", "boss@x.io");
+        boss.hire_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        let mut report = person("2", "report@x.io");
+        report.supervisor_id = Some("3".into());
+        report.hire_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        // Person 3 (a future hire) manages person 2.
+        let employees = [boss, report, person("3", "future@x.io")];
+        let settings = Settings {
+            invite_policy: InvitePolicy::OnHireDate,
+            timezone: "Europe/Berlin".into(),
+            ..Settings::default()
+        };
+        let plan_at = |records: &HashMap<String, EmployeeRecord>, users: &[LaUser], now: &str| {
+            let teams = [];
+            plan(&PlanInput {
+                employees: &employees,
+                users,
+                teams: &teams,
+                records,
+                team_records: &HashMap::new(),
+                settings: &settings,
+                known_employees: &HashMap::new(),
+                now: now.parse().unwrap(),
+                org_units: &HashMap::new(),
+                complete: true,
+                create_invites_only: true,
+            })
+        };
+        let early = plan_at(&HashMap::new(), &[], "2026-05-20T00:00:00Z");
+        // Hired people are created with the invite; the future hire only scheduled.
+        let created: Vec<&str> = early
+            .creates
+            .iter()
+            .map(|c| c.personio_id.as_str())
+            .collect();
+        assert_eq!(created, ["1", "2"]);
+        let invited: Vec<&str> = early
+            .invitations
+            .iter()
+            .map(|i| i.personio_id.as_str())
+            .collect();
+        assert_eq!(invited, ["1", "2"]);
+        assert_eq!(early.scheduled_creations.len(), 1);
+        assert_eq!(early.scheduled_creations[0].personio_id, "3");
+        assert_eq!(early.scheduled_creations[0].at, "2026-05-31T22:00:00+00:00");
+        assert_eq!(early.scheduled_invitations, early.scheduled_creations);
+        // Not created yet, so nobody's manager yet.
+        let report_step = early.steps.iter().find(|s| s.personio_id == "2").unwrap();
+        assert_eq!(
+            report_step
+                .send
+                .get(fields::MANAGER_EMAIL)
+                .map(String::as_str),
+            Some("")
+        );
+        let deferred = early.steps.iter().find(|s| s.personio_id == "3").unwrap();
+        assert!(deferred.defer_create && !deferred.writes());
+
+        // What apply stores: links for 1 and 2, only the day for 3.
+        let mut records = applied(&early);
+        let waiting = records.get_mut("3").unwrap();
+        waiting.learnamp_id = 0;
+        waiting.applied.clear();
+        waiting.employee = None;
+        records.get_mut("2").unwrap().learnamp_id = 101;
+        let users = [la_user(100, &records, "1"), la_user(101, &records, "2")];
+        let again = plan_at(&records, &users, "2026-05-25T00:00:00Z");
+        assert!(again.steps.iter().all(|step| !step.writes()), "{again:?}");
+        assert!(again.scheduled_creations.is_empty() && again.scheduled_invitations.is_empty());
+        assert_eq!(
+            again.active_synced, 2,
+            "a person waiting for their day is not synced"
+        );
+
+        // On the day: created with the documented invite.
+        let due = plan_at(&records, &users, "2026-05-31T22:00:00Z");
+        let created: Vec<&str> = due.creates.iter().map(|c| c.personio_id.as_str()).collect();
+        assert_eq!(created, ["3"]);
+        let step = due.steps.iter().find(|s| s.personio_id == "3").unwrap();
+        assert!(step.invite && !step.defer_create && step.learnamp_id.is_none());
+    }
+
+    #[test]
+    fn without_the_invitation_route_an_existing_user_is_not_planned_an_invitation() {
+        let employees = [person("1", "a@x.io")];
+        let settings = Settings {
+            invite_policy: InvitePolicy::Immediately,
+            ..Settings::default()
+        };
+        let records = applied(&run(
+            &employees,
+            &[],
+            &HashMap::new(),
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        ));
+        let users = [la_user(100, &records, "1")];
+        let teams = [];
+        let plan = plan(&PlanInput {
+            employees: &employees,
+            users: &users,
+            teams: &teams,
+            records: &records,
+            team_records: &HashMap::new(),
+            settings: &settings,
+            known_employees: &HashMap::new(),
+            now: "2026-07-01T00:00:00Z".parse().unwrap(),
+            org_units: &HashMap::new(),
+            complete: true,
+            create_invites_only: true,
+        });
+        assert!(plan.invitations.is_empty(), "{plan:?}");
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    }
+
+    #[test]
     fn timed_invitations_are_scheduled_then_sent_once_the_day_comes() {
         let employees = [person("1", "a@x.io")];
         let settings = Settings {

@@ -61,6 +61,20 @@ impl<'a> Support<'a> {
         Ok(())
     }
 
+    /// Whether a probe found `assumed` present less than [`PROBE_AFTER`] ago.
+    pub fn verified_recently(&self, assumed: Assumed) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .learnamp_verified(assumed.name())?
+            .is_some_and(|at| skipped_at(&at, self.now)))
+    }
+
+    /// Records that a probe found `assumed` present (or could not tell) now.
+    pub fn verified(&self, assumed: Assumed) -> Result<(), StoreError> {
+        self.store
+            .mark_learnamp_verified(assumed.name(), &self.now.to_rfc3339())
+    }
+
     /// Records that `assumed` worked: a record of it missing is forgotten.
     pub fn works(&self, assumed: Assumed) -> Result<(), StoreError> {
         if self.store.clear_learnamp_unsupported(assumed.name())? {
