@@ -334,6 +334,25 @@ async fn apply_step_inner(
                 ..written
             }
         }
+        Err(SyncError::LearnAmp(error @ LearnAmpError::Validation { .. }))
+            if step.deactivate.is_some()
+                && let Some(id) = step.learnamp_id =>
+        {
+            // A leaver's profile is final: a refused field (e.g. the team of a
+            // department nobody active is in any more) must not keep them active.
+            warn!(tenant_id = context.tenant_id, personio_id = %step.personio_id, error = %error, "leaver's fields refused; deactivating anyway");
+            store.append_history(&format!(
+                "person {}: fields not written before deactivation: {error}",
+                step.personio_id
+            ))?;
+            UserWrite {
+                id,
+                wrote: false,
+                fields: step.desired.clone(),
+                invitation: CreateInvitation::NotSent,
+                leave_date: LeaveDateEcho::NotSent,
+            }
+        }
         Err(error) => return Err(error),
         Ok(written) => written,
     };

@@ -320,3 +320,56 @@ async fn under_immediately_every_active_person_is_invited_once_and_live_hires_an
     assert_eq!(unscoped, 0, "a token request went out without scope");
 }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_missing_from_the_credentials_fails_the_tenant_naming_it() {
+    let app = spawn_app_in(LaMode::Strict, 30, 13).await;
+    let people = app.personio.employees();
+    let leaver = people
+        .iter()
+        .find(|p| p.employee.is_inactive())
+        .expect("a leaver");
+    let email = leaver.employee.email.clone().expect("email");
+    app.learnamp.insert_user(&email, "Gone", "Soon", None);
+    // The owner narrowed the credentials: deactivating needs a scope they lack now.
+    app.learnamp.revoke_scope("users:deactivate");
+    let (status, body) = app.create_tenant(&app.spec("narrow", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app
+        .wait_for("narrow", Duration::from_secs(60), |view| {
+            view["state"] == "failed"
+        })
+        .await;
+    let error = view["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("users:deactivate"), "{error}");
+    assert!(error.contains("Learn Amp"), "{error}");
+    let (_, unscoped) = app.learnamp.token_requests();
+    assert_eq!(unscoped, 0);
+}
+
+in_both_modes! {
+async fn an_adopted_leaver_whose_fields_are_refused_is_still_deactivated(mode: LaMode) {
+    // Seed 13: the first leaver's department has no active member, so it has no team
+    // and Learn Amp refuses that primary team on the adoption's update.
+    let app = spawn_app_in(mode, 30, 13).await;
+    let people = app.personio.employees();
+    let leaver = people
+        .iter()
+        .find(|p| p.employee.is_inactive())
+        .expect("a leaver");
+    let department = leaver.employee.department.clone().expect("department").id;
+    assert!(
+        !people.iter().any(|p| !p.employee.is_inactive()
+            && p.employee.department.as_ref().is_some_and(|d| d.id == department)),
+        "test setup: the leaver's department has active members"
+    );
+    let email = leaver.employee.email.clone().expect("email");
+    let id = app.learnamp.insert_user(&email, "Gone", "Soon", None);
+    let (status, body) = app.create_tenant(&app.spec("refused", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("refused", None).await;
+    assert_eq!(view["last_sync"]["failed"], 0, "{view}");
+    assert_eq!(view["last_sync"]["deactivated"], 1, "{view}");
+    assert_eq!(app.learnamp.user(id).expect("kept").status, SimUserStatus::Deactivated);
+}
+}
