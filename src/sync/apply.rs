@@ -701,3 +701,207 @@ fn classify_write_error(error: LearnAmpError, step: &EmployeeStep) -> SyncError 
     }
     SyncError::LearnAmp(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::domain::Secret;
+    use crate::domain::tenant::{InvitePolicy, Settings};
+    use crate::learnamp::{LearnAmpConfig, scopes};
+    use crate::personio::PersonioConfig;
+    use crate::retry::RetryPolicy;
+    use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+    use crate::sim::personio::{PersonioSim, PersonioSimConfig};
+    use crate::store::{EmployeeRecord, Store};
+    use crate::sync::{SyncContext, live, run_full_sync};
+
+    /// Both simulators (Learn Amp strict), their clients and a tenant store.
+    struct Setup {
+        personio_sim: PersonioSim,
+        learnamp_sim: LearnAmpSim,
+        personio: PersonioClient,
+        learnamp: LearnAmpClient,
+        store: TenantStore,
+        settings: Settings,
+    }
+
+    impl Setup {
+        async fn new() -> Self {
+            let personio_sim = PersonioSim::start(PersonioSimConfig {
+                employees: 12,
+                seed: 5,
+                ..PersonioSimConfig::default()
+            })
+            .await
+            .unwrap();
+            let learnamp_sim = LearnAmpSim::start(LearnAmpSimConfig {
+                documented_only: true,
+                scoped_credentials: true,
+                ..LearnAmpSimConfig::default()
+            })
+            .await
+            .unwrap();
+            let http = reqwest::Client::new();
+            let personio = PersonioClient::new(
+                PersonioConfig {
+                    base_url: personio_sim.base_url.clone(),
+                    client_id: "sim-client".into(),
+                    client_secret: Secret::new("sim-secret"),
+                    app_id: "PERSONIO_SYNC_TESTS".into(),
+                },
+                http.clone(),
+                RetryPolicy::fast(),
+            );
+            let learnamp = LearnAmpClient::new(
+                LearnAmpConfig {
+                    base_url: learnamp_sim.base_url.clone(),
+                    client_id: "sim-client".into(),
+                    client_secret: Secret::new("sim-secret"),
+                    scopes: scopes::requested(false),
+                },
+                http,
+                RetryPolicy::fast(),
+            );
+            let settings = Settings {
+                invite_policy: InvitePolicy::Immediately,
+                ..Settings::default()
+            };
+            Self {
+                personio_sim,
+                learnamp_sim,
+                personio,
+                learnamp,
+                store: Store::temporary().unwrap().tenant("t").unwrap(),
+                settings,
+            }
+        }
+
+        fn context(&self) -> SyncContext<'_> {
+            SyncContext {
+                tenant_id: "t",
+                personio: &self.personio,
+                learnamp: &self.learnamp,
+                store: &self.store,
+                settings: &self.settings,
+                concurrency: 4,
+                now: chrono::Utc::now(),
+                team_mapper: None,
+            }
+        }
+
+        /// An active person, and the intent record a crash left before their create.
+        fn crashed_before_the_record(&self) -> (String, String) {
+            let person = self
+                .personio_sim
+                .employees()
+                .into_iter()
+                .find(|p| !p.employee.is_inactive())
+                .unwrap();
+            let intent = EmployeeRecord {
+                invite_started: true,
+                ..EmployeeRecord::default()
+            };
+            self.store
+                .put_employee(&person.employee.id, &intent)
+                .unwrap();
+            (person.employee.id, person.employee.email.unwrap())
+        }
+
+        /// Users and invitations of the Learn Amp user linked to `personio_id`.
+        fn users_and_invitations(&self, personio_id: &str) -> (usize, usize) {
+            let users: Vec<u64> = self
+                .learnamp_sim
+                .users()
+                .iter()
+                .filter(|u| u.integration_external_id.as_deref() == Some(personio_id))
+                .map(|u| u.id)
+                .collect();
+            let invitations = self
+                .learnamp_sim
+                .invitations()
+                .iter()
+                .filter(|i| users.contains(&i.user_id))
+                .count();
+            (users.len(), invitations)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_a_create_that_invited_adopts_and_counts_the_invitation() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        // The create went out with the invite; its answer (and the record) was lost.
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        let report = run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
+        let record = setup.store.employee(&personio_id).unwrap().unwrap();
+        assert_eq!(record.learnamp_id, id);
+        assert!(record.invited, "{record:?}");
+        // Every other active person: one user, invited once with the create.
+        let active = setup
+            .personio_sim
+            .employees()
+            .iter()
+            .filter(|p| !p.employee.is_inactive())
+            .count();
+        assert_eq!(setup.learnamp_sim.users().len(), active);
+        assert_eq!(setup.learnamp_sim.invitations().len(), active - 1);
+    }
+
+    #[tokio::test]
+    async fn a_live_retry_after_a_create_that_invited_adopts_without_a_second_invitation() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
+        let record = setup.store.employee(&personio_id).unwrap().unwrap();
+        assert_eq!((record.learnamp_id, record.invited), (id, true));
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_the_create_creates_and_invites_once() {
+        let setup = Setup::new().await;
+        let (personio_id, _) = setup.crashed_before_the_record();
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        // Again (a duplicate event): nothing more.
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
+}
