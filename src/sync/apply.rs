@@ -546,6 +546,7 @@ async fn write_user(
         Some(id) => Ok(unchanged(id)),
     }
 }
+
 /// Learn Amp refused `managerEmail` (it must match an active user).
 fn rejects_manager(error: &SyncError) -> bool {
     match error {

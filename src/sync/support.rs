@@ -77,6 +77,14 @@ impl<'a> Support<'a> {
 
     /// Records that `assumed` worked: a record of it missing is forgotten.
     pub fn works(&self, assumed: Assumed) -> Result<(), StoreError> {
+        // Read first: the common case (nothing recorded) writes nothing.
+        if !self
+            .store
+            .learnamp_unsupported()?
+            .contains_key(assumed.name())
+        {
+            return Ok(());
+        }
         if self.store.clear_learnamp_unsupported(assumed.name())? {
             info!(
                 tenant_id = self.tenant_id,
