@@ -550,7 +550,6 @@ async fn drain_inbox(
             }
         }
         let mut outcome = apply_people(state, &people, false).await;
-        state.publish_unsupported()?;
         if let Ok(created) = outcome {
             // Reports of the people who changed may need a new manager field.
             state.refresh_known(&people)?;
@@ -832,6 +831,8 @@ async fn apply_people(
             }
         }
     }
+    // An assumed Learn Amp contract found missing shows in the view at once.
+    state.publish_unsupported()?;
     match first_blocking {
         Some(error) => Err(error),
         None => Ok(created),
