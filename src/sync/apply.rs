@@ -881,6 +881,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_leaver_with_a_picture_is_deactivated_though_the_avatar_route_is_missing() {
+        let setup = Setup::new().await;
+        let mut leaver = setup
+            .personio_sim
+            .employees()
+            .into_iter()
+            .find(|p| !p.employee.is_inactive())
+            .unwrap();
+        leaver.picture = Some(b"\x89PNG\r\n\x1a\nportrait".to_vec());
+        leaver.employee.has_profile_picture = true;
+        leaver.employee.status = Some(crate::domain::EmployeeStatus::Inactive);
+        let personio_id = leaver.employee.id.clone();
+        let email = leaver.employee.email.clone().unwrap();
+        setup.personio_sim.upsert_employee(leaver);
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        let applied = live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .expect("not failed");
+        assert_eq!(applied.deactivated, 1);
+        let user = setup.learnamp_sim.user(id).unwrap();
+        assert_eq!(user.status, SimUserStatus::Deactivated);
+        let missing = setup.store.learnamp_unsupported().unwrap();
+        assert!(missing.contains_key("avatar"), "{missing:?}");
+        assert!(
+            setup
+                .store
+                .employee(&personio_id)
+                .unwrap()
+                .unwrap()
+                .deactivated
+        );
+    }
+
+    #[tokio::test]
     async fn a_crash_before_the_create_creates_and_invites_once() {
         let setup = Setup::new().await;
         let (personio_id, _) = setup.crashed_before_the_record();
