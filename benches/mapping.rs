@@ -149,6 +149,7 @@ fn planner(c: &mut Criterion) {
                         now: Utc::now(),
                         org_units: &org_units,
                         complete: true,
+                        create_invites_only: false,
                     }))
                 })
             },

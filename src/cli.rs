@@ -100,6 +100,14 @@ pub enum Command {
         /// Accepted client secret.
         #[arg(long, default_value = "sim-secret")]
         client_secret: String,
+        /// Learn Amp only: no assumed contract (invitation and avatar routes answer 404,
+        /// `leaveDate` is ignored and never shown).
+        #[arg(long)]
+        documented_only: bool,
+        /// Learn Amp only: credentials provisioned for specific scopes (a token request
+        /// without `scope` fails with `invalid_scope`; every route needs its scope).
+        #[arg(long)]
+        scoped_credentials: bool,
     },
     /// Load tool: starts the service and both simulators on loopback and measures
     /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
@@ -143,7 +151,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             client_id,
             client_secret,
-        } => simulate(system, listen, employees, seed, client_id, client_secret).await,
+            documented_only,
+            scoped_credentials,
+        } => {
+            let strict = LearnAmpStrictness {
+                documented_only,
+                scoped_credentials,
+            };
+            simulate(
+                system,
+                listen,
+                employees,
+                seed,
+                client_id,
+                client_secret,
+                strict,
+            )
+            .await
+        }
         Command::Bench { args } => crate::loadtest::run(args).await,
     }
 }
@@ -178,6 +203,13 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The strict options of the Learn Amp simulator.
+#[derive(Debug, Clone, Copy)]
+struct LearnAmpStrictness {
+    documented_only: bool,
+    scoped_credentials: bool,
+}
+
 async fn simulate(
     system: System,
     listen: String,
@@ -185,7 +217,13 @@ async fn simulate(
     seed: u64,
     client_id: String,
     client_secret: String,
+    strict: LearnAmpStrictness,
 ) -> anyhow::Result<()> {
+    if matches!(system, System::Personio) && (strict.documented_only || strict.scoped_credentials) {
+        anyhow::bail!(
+            "--documented-only and --scoped-credentials apply to `simulate learnamp` only"
+        );
+    }
     telemetry::init(crate::config::LogFormat::Text);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -207,6 +245,8 @@ async fn simulate(
             let config = LearnAmpSimConfig {
                 client_id,
                 client_secret,
+                documented_only: strict.documented_only,
+                scoped_credentials: strict.scoped_credentials,
                 ..LearnAmpSimConfig::default()
             };
             let sim = LearnAmpSim::start_on(listener, config).await?;

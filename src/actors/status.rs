@@ -63,6 +63,10 @@ pub struct TenantView {
     pub employees: u64,
     /// Webhook events stored and not yet applied.
     pub pending_events: u64,
+    /// Assumed Learn Amp contracts this account lacks (`invitation`, `leave_date`,
+    /// `avatar`), each with the RFC 3339 time it was last found missing; tried again a
+    /// day after that time.
+    pub learnamp_unsupported: BTreeMap<String, String>,
 }
 
 impl TenantView {
@@ -78,6 +82,7 @@ impl TenantView {
             live: LiveStats::default(),
             employees: 0,
             pending_events: 0,
+            learnamp_unsupported: BTreeMap::new(),
         }
     }
 }

@@ -90,6 +90,7 @@ impl TenantDeps {
                 Ok(store) => {
                     view.pending_events = store.pending_count() as u64;
                     view.last_sync = store.last_sync().ok().flatten();
+                    view.learnamp_unsupported = store.learnamp_unsupported().unwrap_or_default();
                 }
                 Err(error) => {
                     tracing::warn!(tenant_id = %spec.id, error = %error, "stored state unreadable");
@@ -150,6 +151,12 @@ pub enum InviteError {
     /// Deactivated users are never invited.
     #[error("Personio person {0} is deactivated in Learn Amp; deactivated users are never invited")]
     Deactivated(String),
+    /// The user exists and the account lacks the assumed invitation route, the only way
+    /// to invite an existing user (the documented invite goes out only with a create).
+    #[error(
+        "Personio person {0} already has a Learn Amp user, and this Learn Amp account offers no route to invite an existing user (the assumed POST /v1/users/{{id}}/invitation is missing); send the invitation from Learn Amp itself"
+    )]
+    InvitationUnsupported(String),
     /// The call failed.
     #[error("{0}")]
     Failed(String),
@@ -250,13 +257,29 @@ impl TenantActorState {
                     .map(|employee| (id.clone(), employee))
             })
             .collect();
-        let employees = records.len() as u64;
+        // People waiting for their invitation day have a record but no user yet.
+        let employees = records
+            .iter()
+            .filter(|(_, record)| record.is_linked())
+            .count() as u64;
         let last_sync = self.store.last_sync()?;
         let pending = self.store.pending_count() as u64;
+        let unsupported = self.store.learnamp_unsupported()?;
         self.deps.board.update(&self.spec.id, |view| {
             view.employees = employees;
             view.last_sync = last_sync;
             view.pending_events = pending;
+            view.learnamp_unsupported = unsupported;
+        });
+        Ok(())
+    }
+
+    /// Shows the assumed Learn Amp contracts found missing (after live updates and due
+    /// work, without the full scan of [`Self::publish_counts`]).
+    fn publish_unsupported(&self) -> Result<(), StoreError> {
+        let unsupported = self.store.learnamp_unsupported()?;
+        self.deps.board.update(&self.spec.id, |view| {
+            view.learnamp_unsupported = unsupported;
         });
         Ok(())
     }
@@ -279,7 +302,7 @@ pub fn clients(spec: &TenantSpec, deps: &TenantDeps) -> (PersonioClient, LearnAm
             base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),
             client_id: spec.learnamp.client_id.clone(),
             client_secret: spec.learnamp.client_secret.clone(),
-            scope: None,
+            scopes: crate::learnamp::scopes::requested(spec.settings.remove_empty_teams),
         },
         deps.http.clone(),
         deps.retry,
@@ -856,7 +879,12 @@ async fn invite_now(
     personio_id: &str,
 ) -> Result<InviteOutcome, InviteError> {
     let failed = |error: &dyn std::fmt::Display| InviteError::Failed(error.to_string());
-    let Some(mut record) = state.store.employee(personio_id).map_err(|e| failed(&e))? else {
+    let Some(mut record) = state
+        .store
+        .employee(personio_id)
+        .map_err(|e| failed(&e))?
+        .filter(|record| record.is_linked())
+    else {
         return Err(InviteError::UnknownPerson(personio_id.to_string()));
     };
     if record.deactivated {
@@ -895,11 +923,25 @@ async fn invite_now(
         .put_employee(personio_id, &record)
         .map_err(|e| failed(&e))?;
     state.store.flush().await.map_err(|e| failed(&e))?;
-    let outcome = state
-        .learnamp
-        .send_invitation(record.learnamp_id)
-        .await
+    let support = sync::support::Support::new(&state.store, state.deps.clock.now(), &state.spec.id);
+    // An operator asking is worth a try even while the route is recorded missing.
+    let outcome = match state.learnamp.send_invitation(record.learnamp_id).await {
+        Err(crate::learnamp::LearnAmpError::Unsupported(assumed)) => {
+            record.invite_started = false;
+            state
+                .store
+                .put_employee(personio_id, &record)
+                .map_err(|e| failed(&e))?;
+            support.missing(assumed).map_err(|e| failed(&e))?;
+            state.publish_unsupported().map_err(|e| failed(&e))?;
+            return Err(InviteError::InvitationUnsupported(personio_id.to_string()));
+        }
+        other => other.map_err(|e| failed(&e))?,
+    };
+    support
+        .works(crate::learnamp::Assumed::Invitation)
         .map_err(|e| failed(&e))?;
+    state.publish_unsupported().map_err(|e| failed(&e))?;
     let result = match outcome {
         crate::learnamp::InvitationOutcome::Sent => InviteOutcome::Sent,
         crate::learnamp::InvitationOutcome::AlreadyConfirmed => InviteOutcome::AlreadyInvited,
@@ -946,6 +988,8 @@ async fn apply_people(
             }
         }
     }
+    // An assumed Learn Amp contract found missing shows in the view at once.
+    state.publish_unsupported()?;
     match first_blocking {
         Some(error) => Err(error),
         None => Ok(created),

@@ -387,9 +387,9 @@ async fn invite_employee(
                 "Personio person {person} has no Learn Amp user in tenant `{id}`"
             )))
         }
-        Ok(CallResult::Success(Err(error @ InviteError::Deactivated(_)))) => {
-            Err(ApiError::WrongState(error.to_string()))
-        }
+        Ok(CallResult::Success(Err(
+            error @ (InviteError::Deactivated(_) | InviteError::InvitationUnsupported(_)),
+        ))) => Err(ApiError::WrongState(error.to_string())),
         Ok(CallResult::Success(Err(error))) => Err(ApiError::Upstream(error.to_string())),
         _ => Err(ApiError::Unavailable(
             "the tenant did not answer in time".into(),

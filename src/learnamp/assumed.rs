@@ -12,6 +12,25 @@
 //!
 //! D (structured location) assumes nothing: the documented free-text `location` field is
 //! written like any other user field.
+//!
+//! ## Surviving an account without them
+//!
+//! Every contract may be missing. The functions report that as
+//! [`LearnAmpError::Unsupported`] (routes) or [`LeaveDateEcho::NotEchoed`] (the field),
+//! and the sync records it per tenant, carries on without it and tries again a day later.
+//! The rule that tells "route missing" from "user missing":
+//!
+//! - **405** or **501** on an assumed route: the route is missing.
+//! - **404** on an assumed route is ambiguous: the documented `{"error": "Not found"}`
+//!   is both what a missing route and an unknown user answer. The user is then read
+//!   through the documented `GET /v1/users/{id}`: if it exists, the route is missing
+//!   ([`LearnAmpError::Unsupported`]); if it does not, the answer is
+//!   [`LearnAmpError::NotFound`] (an unknown user), as before. The probe costs one GET
+//!   per 404, and 404s are rare (once per tenant and day while a route is missing).
+//! - `DELETE …/avatar` keeps its rule that a 404 means "no avatar": nothing to remove is
+//!   the same outcome whatever the reason.
+//! - `leaveDate` is missing when a write that carried it does not echo it, neither in the
+//!   write's answer nor on a read-back.
 
 use reqwest::Method;
 use tracing::{info, warn};
@@ -20,7 +39,79 @@ use crate::domain::fields::{LEAVE_DATE, UserFields};
 
 use super::client::{ApiRequest, LearnAmpClient, RequestBody};
 use super::error::LearnAmpError;
-use super::model::{InvitationOutcome, User};
+use super::model::{InvitationOutcome, User, UserFilter, UserStatus};
+
+/// One assumed contract, as recorded when an account lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Assumed {
+    /// A. `POST /v1/users/{id}/invitation`.
+    Invitation,
+    /// B. the `leaveDate` user field.
+    LeaveDate,
+    /// C. `PUT`/`DELETE /v1/users/{id}/avatar`.
+    Avatar,
+}
+
+impl Assumed {
+    /// Every assumed contract.
+    pub const ALL: [Assumed; 3] = [Self::Invitation, Self::LeaveDate, Self::Avatar];
+
+    /// The name shown in the tenant view (`learnamp_unsupported`) and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::LeaveDate => "leave_date",
+            Self::Avatar => "avatar",
+        }
+    }
+
+    /// The route or field, for messages.
+    pub fn contract(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation route POST /v1/users/{id}/invitation",
+            Self::LeaveDate => "leaveDate user field",
+            Self::Avatar => "avatar route PUT /v1/users/{id}/avatar",
+        }
+    }
+
+    /// The contract named `name` (as [`Assumed::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|assumed| assumed.name() == name)
+    }
+}
+
+/// Whether a write that carried `leaveDate` saw it echoed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveDateEcho {
+    /// The write carried no `leaveDate`.
+    NotSent,
+    /// Learn Amp shows the value sent.
+    Echoed,
+    /// Learn Amp does not show it, even on a read-back: the field looks unsupported.
+    NotEchoed,
+}
+
+/// Maps the failure of an assumed route for user `id`: 405 and 501 mean the route is
+/// missing; a 404 means so too when the user exists (read through the documented
+/// show route), and an unknown user otherwise.
+async fn route_failure(
+    client: &LearnAmpClient,
+    id: u64,
+    assumed: Assumed,
+    error: LearnAmpError,
+) -> LearnAmpError {
+    match error {
+        LearnAmpError::Validation { status: 405, .. } | LearnAmpError::Server { status: 501 } => {
+            LearnAmpError::Unsupported(assumed)
+        }
+        LearnAmpError::NotFound => match client.get_user(id).await {
+            Ok(Some(_)) => LearnAmpError::Unsupported(assumed),
+            Ok(None) => LearnAmpError::NotFound,
+            Err(probe) => probe,
+        },
+        other => other,
+    }
+}
 
 /// Largest avatar accepted by the assumed endpoint (5 MiB).
 const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
@@ -28,7 +119,8 @@ const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 /// A. Sends (or re-sends) the invitation email of user `id`:
 /// `POST /v1/users/{id}/invitation`, no body. 204 → [`InvitationOutcome::Sent`];
 /// 409 "…confirmed" → `AlreadyConfirmed`; 409 "…deactivated" → `Deactivated`;
-/// 404 → [`LearnAmpError::NotFound`]; any other 409 stays a `Conflict` error.
+/// 404 → [`LearnAmpError::NotFound`] for an unknown user, [`LearnAmpError::Unsupported`]
+/// when the route is missing (see the module rule); any other 409 stays a `Conflict`.
 pub(crate) async fn send_invitation(
     client: &LearnAmpClient,
     id: u64,
@@ -40,6 +132,29 @@ pub(crate) async fn send_invitation(
             Ok(InvitationOutcome::Sent)
         }
         Err(LearnAmpError::Conflict { message }) => invitation_conflict(message),
+        Err(other) => Err(route_failure(client, id, Assumed::Invitation, other).await),
+    }
+}
+
+/// A. Finds out whether the invitation route exists without sending anyone an email:
+/// it is called for a confirmed or deactivated user (a real account always has its
+/// confirmed owner), whom the contract answers 409; a 404 for that user, 405 or 501
+/// mean the route is missing. `None` when the account has no such user to ask about
+/// (the route is then found out on its first use).
+pub(crate) async fn probe_invitation(
+    client: &LearnAmpClient,
+) -> Result<Option<bool>, LearnAmpError> {
+    let filter = UserFilter {
+        statuses: vec![UserStatus::Confirmed, UserStatus::Deactivated],
+        ..UserFilter::default()
+    };
+    let Some(user) = client.first_user(&filter).await? else {
+        return Ok(None);
+    };
+    match send_invitation(client, user.id).await {
+        Ok(_) | Err(LearnAmpError::Conflict { .. }) => Ok(Some(true)),
+        Err(LearnAmpError::Unsupported(_)) => Ok(Some(false)),
+        Err(LearnAmpError::NotFound) => Ok(None),
         Err(other) => Err(other),
     }
 }
@@ -64,32 +179,27 @@ pub(crate) fn leave_date_form_field(value: &str) -> (String, String) {
 
 /// B. After a write that carried `leaveDate`, checks that Learn Amp echoes it. When the
 /// write answer does not, reads the user back (the contract promises it on show); if the
-/// field is still missing, logs that `leaveDate` looks unsupported and carries on (the
-/// service deactivates on its own schedule anyway). Never fails the write.
+/// field is still missing, answers [`LeaveDateEcho::NotEchoed`] (the caller records the
+/// field as unsupported and relies on its own scheduled deactivation). Never fails the
+/// write: a failed read-back proves nothing and counts as echoed.
 pub(crate) async fn confirm_leave_date(
     client: &LearnAmpClient,
     sent: &UserFields,
     written: User,
-) -> User {
+) -> (User, LeaveDateEcho) {
     let Some(expected) = sent.get(LEAVE_DATE) else {
-        return written;
+        return (written, LeaveDateEcho::NotSent);
     };
     if leave_date_matches(expected, &written) {
-        return written;
+        return (written, LeaveDateEcho::Echoed);
     }
     match client.get_user(written.id).await {
-        Ok(Some(fresh)) if leave_date_matches(expected, &fresh) => fresh,
-        Ok(Some(fresh)) => {
-            warn!(
-                user_id = written.id,
-                "Learn Amp did not echo leaveDate; treating the assumed field as unsupported"
-            );
-            fresh
-        }
-        Ok(None) => written,
+        Ok(Some(fresh)) if leave_date_matches(expected, &fresh) => (fresh, LeaveDateEcho::Echoed),
+        Ok(Some(fresh)) => (fresh, LeaveDateEcho::NotEchoed),
+        Ok(None) => (written, LeaveDateEcho::Echoed),
         Err(error) => {
             warn!(user_id = written.id, error = %error, "could not read back leaveDate");
-            written
+            (written, LeaveDateEcho::Echoed)
         }
     }
 }
@@ -105,8 +215,9 @@ fn leave_date_matches(expected: &str, user: &User) -> bool {
 /// C. Writes or removes user `id`'s avatar. `Some(bytes)`:
 /// `PUT /v1/users/{id}/avatar` with the bytes and `Content-Type: image/png` or
 /// `image/jpeg` (sniffed from the magic bytes; anything else, an empty image or one over
-/// 5 MiB is refused without a call). `None`: `DELETE /v1/users/{id}/avatar`, where a 404
-/// (no avatar) counts as done.
+/// 5 MiB is refused without a call); a missing route is [`LearnAmpError::Unsupported`]
+/// (see the module rule). `None`: `DELETE /v1/users/{id}/avatar`, where a 404 (no avatar)
+/// counts as done.
 pub(crate) async fn set_avatar(
     client: &LearnAmpClient,
     id: u64,
@@ -117,6 +228,10 @@ pub(crate) async fn set_avatar(
         let request = ApiRequest::new(Method::DELETE, path);
         return match client.send_no_content(&request).await {
             Err(LearnAmpError::NotFound) => Ok(()),
+            Err(
+                LearnAmpError::Validation { status: 405, .. }
+                | LearnAmpError::Server { status: 501 },
+            ) => Err(LearnAmpError::Unsupported(Assumed::Avatar)),
             other => other,
         };
     };
@@ -125,7 +240,10 @@ pub(crate) async fn set_avatar(
         data: bytes.to_vec(),
         content_type,
     });
-    client.send_no_content(&request).await
+    match client.send_no_content(&request).await {
+        Ok(()) => Ok(()),
+        Err(error) => Err(route_failure(client, id, Assumed::Avatar, error).await),
+    }
 }
 
 /// The content type of an avatar, or the refusal to send it.

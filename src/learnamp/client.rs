@@ -18,12 +18,13 @@ use crate::domain::Secret;
 use crate::domain::fields::UserFields;
 use crate::retry::{RetryPolicy, retry_after};
 
-use super::assumed;
+use super::assumed::{self, LeaveDateEcho};
 use super::error::{LearnAmpError, error_for_status, token_error};
 use super::model::{
     FormPairs, InvitationOutcome, Team, TeamFields, User, UserFilter, create_user_form, team_form,
     user_form,
 };
+use super::scopes;
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +48,18 @@ pub struct LearnAmpConfig {
     pub client_id: String,
     /// OAuth client secret.
     pub client_secret: Secret,
-    /// Space-separated scopes to request; `None` requests the default (`public`).
-    pub scope: Option<String>,
+    /// Scopes to request (reference §2.3), normally [`scopes::requested`]; an empty list
+    /// requests every scope the service may use. A token request always names them.
+    pub scopes: Vec<String>,
+}
+
+/// A user as a create or update left it, and whether the assumed `leaveDate` was echoed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The user as Learn Amp answered (or as read back).
+    pub user: User,
+    /// What became of a `leaveDate` the write carried.
+    pub leave_date: LeaveDateEcho,
 }
 
 /// A Learn Amp API client. Cheap to clone; clones share the token and the counters.
@@ -62,7 +73,8 @@ struct Inner {
     base_url: String,
     client_id: String,
     client_secret: Secret,
-    scope: Option<String>,
+    /// Space-separated scopes sent with every token request (never empty).
+    scope: String,
     http: reqwest::Client,
     retry: RetryPolicy,
     /// The current token, read without waiting.
@@ -172,12 +184,21 @@ impl LearnAmpClient {
     /// A client for one account. `http` should be shared process-wide.
     pub fn new(config: LearnAmpConfig, http: reqwest::Client, retry: RetryPolicy) -> Self {
         let base_url = config.base_url.trim_end_matches('/').to_string();
+        let mut requested: Vec<String> = config
+            .scopes
+            .iter()
+            .map(|scope| scope.trim().to_string())
+            .filter(|scope| !scope.is_empty())
+            .collect();
+        if requested.is_empty() {
+            requested = scopes::requested(true);
+        }
         Self {
             inner: Arc::new(Inner {
                 base_url,
                 client_id: config.client_id,
                 client_secret: config.client_secret,
-                scope: config.scope.filter(|scope| !scope.trim().is_empty()),
+                scope: requested.join(" "),
                 http,
                 retry,
                 token: StdMutex::new(None),
@@ -220,22 +241,33 @@ impl LearnAmpClient {
         self.get_optional(&format!("/v1/users/{id}")).await
     }
 
-    /// Creates a user, always with `skipInvitation=true` (invites are sent by
-    /// [`send_invitation`](Self::send_invitation)).
-    pub async fn create_user(&self, fields: &UserFields) -> Result<User, LearnAmpError> {
+    /// Creates a user. With `invite` the documented create sends the invitation email
+    /// (no `skipInvitation`, reference §5.4); without, `skipInvitation=true` and a later
+    /// invitation goes through [`send_invitation`](Self::send_invitation).
+    pub async fn create_user(
+        &self,
+        fields: &UserFields,
+        invite: bool,
+    ) -> Result<Written, LearnAmpError> {
         let request = ApiRequest::new(Method::POST, "/v1/users")
-            .body(RequestBody::Form(create_user_form(fields)));
+            .body(RequestBody::Form(create_user_form(fields, invite)));
         let user: User = self.send_json(&request).await?;
-        debug!(user_id = user.id, "created Learn Amp user");
-        Ok(assumed::confirm_leave_date(self, fields, user).await)
+        debug!(user_id = user.id, invite, "created Learn Amp user");
+        let (user, leave_date) = assumed::confirm_leave_date(self, fields, user).await;
+        Ok(Written { user, leave_date })
     }
 
     /// Updates a user with the given fields (absent keys are left alone, `""` clears).
-    pub async fn update_user(&self, id: u64, fields: &UserFields) -> Result<User, LearnAmpError> {
+    pub async fn update_user(
+        &self,
+        id: u64,
+        fields: &UserFields,
+    ) -> Result<Written, LearnAmpError> {
         let request = ApiRequest::new(Method::PUT, format!("/v1/users/{id}"))
             .body(RequestBody::Form(user_form(fields)));
         let user: User = self.send_json(&request).await?;
-        Ok(assumed::confirm_leave_date(self, fields, user).await)
+        let (user, leave_date) = assumed::confirm_leave_date(self, fields, user).await;
+        Ok(Written { user, leave_date })
     }
 
     /// Deactivates a user (data kept).
@@ -253,6 +285,24 @@ impl LearnAmpClient {
     /// Sends (or re-sends) the invitation email. Assumed contract, see `assumed.rs`.
     pub async fn send_invitation(&self, id: u64) -> Result<InvitationOutcome, LearnAmpError> {
         assumed::send_invitation(self, id).await
+    }
+
+    /// Whether the assumed invitation route exists, found out without sending any email
+    /// (see `assumed.rs`); `None` when the account has no user to ask about.
+    pub async fn probe_invitation_route(&self) -> Result<Option<bool>, LearnAmpError> {
+        assumed::probe_invitation(self).await
+    }
+
+    /// The first user (lowest page) matching `filter`, reading one page of one user.
+    pub async fn first_user(&self, filter: &UserFilter) -> Result<Option<User>, LearnAmpError> {
+        let mut query = filter.query_pairs();
+        query.push(("page".to_string(), "1".to_string()));
+        query.push(("perPage".to_string(), "1".to_string()));
+        let request = ApiRequest::new(Method::GET, "/v1/users").query(query);
+        let response = self.send_checked(&request).await?;
+        let body = read_body(response).await?;
+        let users: Vec<User> = parse_envelope(&body, "users")?;
+        Ok(users.into_iter().next())
     }
 
     /// Uploads (PNG or JPEG) or, with `None`, removes a user's avatar. Assumed contract,
@@ -349,7 +399,7 @@ impl LearnAmpClient {
         }
         let status = response.status().as_u16();
         let body = read_body(response).await?;
-        Err(error_for_status(status, &body))
+        Err(name_missing_scope(request, error_for_status(status, &body)))
     }
 
     /// Sends with the bearer token; on a 401 drops the token, fetches a fresh one and
@@ -494,9 +544,7 @@ impl LearnAmpClient {
                 self.inner.client_secret.expose().to_string(),
             ),
         ];
-        if let Some(scope) = &self.inner.scope {
-            form.push(("scope".to_string(), scope.clone()));
-        }
+        form.push(("scope".to_string(), self.inner.scope.clone()));
         let request = ApiRequest::new(Method::POST, "/oauth/token").body(RequestBody::Form(form));
         let response = self.send_retrying(&request, None).await?;
         let status = response.status().as_u16();
@@ -605,6 +653,27 @@ fn parse_envelope<T: DeserializeOwned>(
     }
     serde_json::from_value(list)
         .map_err(|err| LearnAmpError::Decode(format!("{envelope} list: {err}")))
+}
+
+/// A 403 names the scope the route needs (Learn Amp's own 403 body is unconfirmed and
+/// may not), so that an operator knows which scope to grant.
+fn name_missing_scope(request: &ApiRequest, error: LearnAmpError) -> LearnAmpError {
+    match error {
+        LearnAmpError::Forbidden { message } => {
+            let scope = scopes::scope_for(&request.method, &request.path);
+            let message = if message.contains(scope) {
+                message
+            } else {
+                format!(
+                    "{message} ({} {} needs the scope {scope})",
+                    request.method,
+                    crate::metrics::endpoint_template(&request.path)
+                )
+            };
+            LearnAmpError::Forbidden { message }
+        }
+        other => other,
+    }
 }
 
 /// Reads a numeric header such as `Total-Pages`.
@@ -746,7 +815,7 @@ mod tests {
             base_url: format!("http://{addr}/"),
             client_id: "cid".into(),
             client_secret: Secret::new("top-secret"),
-            scope: Some("users:read users:update".into()),
+            scopes: vec!["users:read".into(), "users:update".into()],
         };
         LearnAmpClient::new(config, reqwest::Client::new(), retry)
     }
@@ -983,7 +1052,11 @@ mod tests {
         let mut fields = UserFields::new();
         fields.insert(FIRST_NAME.into(), "Ada".into());
         fields.insert(EXTERNAL_ID.into(), "4711".into());
-        let user = client.create_user(&fields).await.expect("created");
+        let user = client
+            .create_user(&fields, false)
+            .await
+            .expect("created")
+            .user;
         assert_eq!(user.id, 77);
         let sent = seen
             .bodies
@@ -998,9 +1071,140 @@ mod tests {
         );
 
         fields.insert(EXTERNAL_ID.into(), "dup".into());
-        let error = client.create_user(&fields).await.expect_err("duplicate");
+        let error = client
+            .create_user(&fields, false)
+            .await
+            .expect_err("duplicate");
         assert!(error.is_taken("integrationExternalId"), "{error:?}");
         assert!(!error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_create_that_invites_sends_no_skip_invitation() {
+        let seen = Arc::new(Seen::default());
+        let server_seen = seen.clone();
+        let routes = Router::new().route(
+            "/v1/users",
+            post(move |body: String| {
+                let seen = server_seen.clone();
+                async move {
+                    seen.bodies.lock().expect("lock").push(body);
+                    (AxumStatus::CREATED, axum::Json(user_json(5)))
+                }
+            }),
+        );
+        let client = serve(routes, seen.clone()).await;
+        let mut fields = UserFields::new();
+        fields.insert(FIRST_NAME.into(), "Ada".into());
+        fields.insert("skipInvitation".into(), "true".into());
+        client.create_user(&fields, true).await.expect("created");
+        let sent = seen.bodies.lock().expect("lock").last().cloned();
+        assert_eq!(sent.as_deref(), Some("firstName=Ada"));
+    }
+
+    #[tokio::test]
+    async fn missing_assumed_routes_are_told_from_unknown_users() {
+        use super::super::Assumed;
+        let seen = Arc::new(Seen::default());
+        // A documented-only account: the show route exists, the assumed routes do not
+        // (404 for user 3, who exists); user 4 does not exist; 405 and 501 for user 5, 6.
+        let routes = Router::new()
+            .route(
+                "/v1/users/{id}",
+                get(|Path(id): Path<u64>| async move {
+                    if id == 4 {
+                        (AxumStatus::NOT_FOUND, "{\"error\": \"Not found\"}").into_response()
+                    } else {
+                        axum::Json(user_json(id)).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/v1/users/{id}/avatar",
+                put(|Path(id): Path<u64>| async move {
+                    match id {
+                        5 => AxumStatus::METHOD_NOT_ALLOWED.into_response(),
+                        6 => AxumStatus::NOT_IMPLEMENTED.into_response(),
+                        _ => (AxumStatus::NOT_FOUND, "{\"error\": \"Not found\"}").into_response(),
+                    }
+                }),
+            );
+        let client = serve(routes, seen).await;
+        assert_eq!(
+            client.send_invitation(3).await,
+            Err(LearnAmpError::Unsupported(Assumed::Invitation))
+        );
+        assert_eq!(
+            client.send_invitation(4).await,
+            Err(LearnAmpError::NotFound)
+        );
+        let png = b"\x89PNG\r\n\x1a\nxx".as_slice();
+        for id in [3, 5, 6] {
+            assert_eq!(
+                client.set_avatar(id, Some(png)).await,
+                Err(LearnAmpError::Unsupported(Assumed::Avatar)),
+                "user {id}"
+            );
+        }
+        assert_eq!(
+            client.set_avatar(4, Some(png)).await,
+            Err(LearnAmpError::NotFound)
+        );
+    }
+
+    #[tokio::test]
+    async fn every_token_request_names_the_scopes() {
+        let seen = Arc::new(Seen::default());
+        let routes = Router::new().route(
+            "/v1/users/{id}",
+            get(|Path(id): Path<u64>| async move { axum::Json(user_json(id)) }),
+        );
+        let addr = {
+            let token_seen = seen.clone();
+            let app = routes.route(
+                "/oauth/token",
+                post(move |body: String| {
+                    let seen = token_seen.clone();
+                    async move {
+                        seen.bodies.lock().expect("lock").push(body);
+                        axum::Json(serde_json::json!({"access_token": "t", "expires_in": 0}))
+                    }
+                }),
+            );
+            serve_app(app).await
+        };
+        // An empty scope list still names every scope; a 0 s token is renewed each call.
+        let config = LearnAmpConfig {
+            base_url: format!("http://{addr}"),
+            client_id: "cid".into(),
+            client_secret: Secret::new("top-secret"),
+            scopes: Vec::new(),
+        };
+        let client = LearnAmpClient::new(config, reqwest::Client::new(), RetryPolicy::fast());
+        for id in 1..=3 {
+            client.get_user(id).await.expect("ok");
+        }
+        let bodies = seen.bodies.lock().expect("lock").clone();
+        assert_eq!(bodies.len(), 3, "{bodies:?}");
+        let expected = crate::learnamp::scopes::requested(true).join(" ");
+        for body in bodies {
+            let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).expect("form body");
+            let scope = form.iter().find(|(key, _)| key == "scope").map(|(_, v)| v);
+            assert_eq!(scope, Some(&expected), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_403_names_the_scope_the_route_needs() {
+        let seen = Arc::new(Seen::default());
+        let routes = Router::new().route(
+            "/v1/users/{id}/deactivate",
+            put(|| async { (AxumStatus::FORBIDDEN, r#"{"error": "Forbidden"}"#) }),
+        );
+        let client = serve(routes, seen).await;
+        let error = client.deactivate_user(3).await.expect_err("forbidden");
+        assert!(error.is_credentials());
+        assert!(error.to_string().contains("users:deactivate"), "{error}");
     }
 
     #[tokio::test]
@@ -1109,7 +1313,9 @@ mod tests {
         assert_eq!(
             error,
             LearnAmpError::Forbidden {
-                message: "missing scope".into()
+                message:
+                    "missing scope (PUT /v1/users/{id}/reactivate needs the scope users:reactivate)"
+                        .into()
             }
         );
         assert_eq!(client.requests_made(), before + 1);

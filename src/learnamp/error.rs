@@ -60,6 +60,10 @@ pub enum LearnAmpError {
     /// A success answer that could not be understood.
     #[error("unexpected answer from Learn Amp: {0}")]
     Decode(String),
+    /// The account does not offer an assumed contract (route missing: 404 for a user
+    /// that exists, 405 or 501; see `assumed.rs`).
+    #[error("Learn Amp does not offer the assumed {}", .0.contract())]
+    Unsupported(super::assumed::Assumed),
 }
 
 impl LearnAmpError {

@@ -258,14 +258,17 @@ pub(crate) fn user_form(fields: &UserFields) -> FormPairs {
     pairs
 }
 
-/// The create form: [`user_form`] plus `skipInvitation=true`, always (the service
-/// decides when to invite). A caller-given `skipInvitation` is ignored.
-pub(crate) fn create_user_form(fields: &UserFields) -> FormPairs {
+/// The create form: [`user_form`] plus `skipInvitation=true` unless `invite` (then the
+/// documented create sends the invitation email itself, reference §5.4). A caller-given
+/// `skipInvitation` is ignored.
+pub(crate) fn create_user_form(fields: &UserFields, invite: bool) -> FormPairs {
     let mut pairs: FormPairs = user_form(fields)
         .into_iter()
         .filter(|(key, _)| key != "skipInvitation")
         .collect();
-    pairs.push(("skipInvitation".to_string(), "true".to_string()));
+    if !invite {
+        pairs.push(("skipInvitation".to_string(), "true".to_string()));
+    }
     pairs
 }
 
@@ -437,16 +440,17 @@ mod tests {
 
     #[test]
     fn leave_date_and_skip_invitation() {
-        let pairs = create_user_form(&fields(&[
-            (LEAVE_DATE, "2025-06-30"),
-            ("skipInvitation", "false"),
-        ]));
+        let given = fields(&[(LEAVE_DATE, "2025-06-30"), ("skipInvitation", "false")]);
         assert_eq!(
-            pairs,
+            create_user_form(&given, false),
             vec![
                 ("leaveDate".into(), "2025-06-30".into()),
                 ("skipInvitation".into(), "true".into()),
             ]
+        );
+        assert_eq!(
+            create_user_form(&given, true),
+            vec![("leaveDate".into(), "2025-06-30".into())]
         );
         let cleared = user_form(&fields(&[(LEAVE_DATE, "")]));
         assert_eq!(encoded(&cleared), "leaveDate=");

@@ -68,6 +68,15 @@ pub struct EmployeeRecord {
     pub deactivate_due: Option<String>,
 }
 
+impl EmployeeRecord {
+    /// Whether the record links a Learn Amp user (`learnamp_id` 0: not created yet, e.g.
+    /// an invitation intent written before the create, or a creation waiting for its
+    /// invitation day).
+    pub fn is_linked(&self) -> bool {
+        self.learnamp_id != 0
+    }
+}
+
 /// A Learn Amp team the service manages for a Personio unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamRecord {
@@ -290,6 +299,8 @@ const LAST_SYNC_KEY: &str = "state\0last_sync";
 const INITIAL_DONE_KEY: &str = "state\0initial_sync_done";
 const SETTINGS_APPLIED_KEY: &str = "state\0settings_applied";
 const HISTORY_PREFIX: &str = "hist\0";
+const UNSUPPORTED_KEY: &str = "state\0learnamp_unsupported";
+const VERIFIED_KEY: &str = "state\0learnamp_verified";
 
 impl TenantStore {
     fn open(db: &sled::Db, id: &str) -> Result<Self, StoreError> {
@@ -378,6 +389,73 @@ impl TenantStore {
     /// Records the settings of a successful full sync.
     pub fn put_settings_applied(&self, settings: &serde_json::Value) -> Result<(), StoreError> {
         self.put(SETTINGS_APPLIED_KEY, settings)
+    }
+
+    /// The assumed Learn Amp contracts found missing, by name, with the RFC 3339 time
+    /// they were last found so.
+    pub fn learnamp_unsupported(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        Ok(self.get(UNSUPPORTED_KEY)?.unwrap_or_default())
+    }
+
+    /// Records that the assumed contract `name` is missing as of `at` (RFC 3339).
+    /// Returns whether it was not recorded before (atomically: concurrent callers see
+    /// `true` once).
+    pub fn mark_learnamp_unsupported(&self, name: &str, at: &str) -> Result<bool, StoreError> {
+        self.update_map(UNSUPPORTED_KEY, |map| {
+            map.insert(name.to_string(), at.to_string()).is_none()
+        })
+    }
+
+    /// Forgets that the assumed contract `name` was missing; returns whether it was.
+    pub fn clear_learnamp_unsupported(&self, name: &str) -> Result<bool, StoreError> {
+        self.update_map(UNSUPPORTED_KEY, |map| map.remove(name).is_some())
+    }
+
+    /// When a probe last found the assumed contract `name` present (RFC 3339).
+    pub fn learnamp_verified(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let map: std::collections::BTreeMap<String, String> =
+            self.get(VERIFIED_KEY)?.unwrap_or_default();
+        Ok(map.get(name).cloned())
+    }
+
+    /// Records that a probe found the assumed contract `name` present at `at`.
+    pub fn mark_learnamp_verified(&self, name: &str, at: &str) -> Result<(), StoreError> {
+        self.update_map(VERIFIED_KEY, |map| {
+            map.insert(name.to_string(), at.to_string());
+            true
+        })
+        .map(drop)
+    }
+
+    /// Applies `change` to the string map stored under `key` atomically; returns what
+    /// `change` returned on the attempt that was stored.
+    fn update_map(
+        &self,
+        key: &str,
+        change: impl Fn(&mut std::collections::BTreeMap<String, String>) -> bool,
+    ) -> Result<bool, StoreError> {
+        let mut outcome = false;
+        let mut decode_error = None;
+        self.tree.update_and_fetch(key, |old| {
+            let mut map: std::collections::BTreeMap<String, String> = match old {
+                Some(bytes) => match decode(key.as_bytes(), bytes) {
+                    Ok(map) => map,
+                    Err(error) => {
+                        decode_error = Some(error);
+                        return Some(bytes.to_vec());
+                    }
+                },
+                None => Default::default(),
+            };
+            outcome = change(&mut map);
+            Some(encode(&map))
+        })?;
+        match decode_error {
+            Some(error) => Err(error),
+            None => Ok(outcome),
+        }
     }
 
     /// Appends a line to the tenant's history (clashes, failures, operator actions);

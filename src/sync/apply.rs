@@ -6,14 +6,18 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::domain::fields::{self, CUSTOM_FIELD_PREFIX};
-use crate::learnamp::{InvitationOutcome, LearnAmpClient, LearnAmpError, TeamFields, UserFilter};
+use crate::domain::fields::{self, CUSTOM_FIELD_PREFIX, UserFields};
+use crate::learnamp::{
+    Assumed, InvitationOutcome, LearnAmpClient, LearnAmpError, LeaveDateEcho, TeamFields,
+    UserFilter, UserStatus, Written,
+};
 use crate::personio::PersonioClient;
 use crate::store::schedule::DueKind;
 use crate::store::{TeamRecord, TenantStore};
 
 use super::SyncError;
 use super::plan::{EmployeeStep, Plan, TeamPlan};
+use super::support::Support;
 use crate::actors::team_mapper::TeamMapperMsg;
 use ractor::ActorRef;
 
@@ -35,6 +39,9 @@ pub struct ApplyContext<'a> {
     /// The tenant's team mapper child, which owns team writes; `None` applies team
     /// changes directly (tests, tools).
     pub team_mapper: Option<&'a ActorRef<TeamMapperMsg>>,
+    /// The time the plan was judged at (when assumed contracts found missing are tried
+    /// again).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// How long a team mapper may take for one plan.
@@ -270,11 +277,21 @@ async fn apply_step_inner(
 ) -> Result<Applied, SyncError> {
     let learnamp = context.learnamp;
     let store = context.store;
+    let support = Support::new(store, context.now, context.tenant_id);
     let mut applied = Applied::default();
     // The new Personio snapshot is stored only once the avatar step is done: if we
     // crash (or the picture fails) before, the next plan still sees a changed record
     // and checks the avatar again.
     let mut record = step.record.clone();
+
+    if step.defer_create {
+        // Created on the invitation day (the invitation route is missing): until then
+        // only that day is stored, and the scheduler re-plans the person on it.
+        if step.schedule_changed() {
+            store_schedule(&step, &mut record, store)?;
+        }
+        return Ok(applied);
+    }
 
     if step.reactivate
         && let Some(id) = step.learnamp_id
@@ -288,7 +305,20 @@ async fn apply_step_inner(
         applied.reactivated += 1;
     }
 
-    let (learnamp_id, applied_fields, wrote) = match write_user(&step, context).await {
+    // A person due for an invitation when their user is created is created with the
+    // documented invite. The intent must survive a crash before the create can go out:
+    // a retry then adopts the user (by external id or email) and Learn Amp's status
+    // says whether the invitation went out, so there is never a second user nor a
+    // second invitation.
+    let invite_on_create = step.learnamp_id.is_none() && step.invite && !record.invited;
+    if invite_on_create {
+        record.invite_started = true;
+        store.put_employee(&step.personio_id, &record)?;
+        store.flush().await?;
+    }
+
+    let leave_date_skipped = support.skipped(Assumed::LeaveDate)?;
+    let written = match write_user(&step, context, invite_on_create, leave_date_skipped).await {
         Err(error) if rejects_manager(&error) => {
             // The manager is not an active Learn Amp user yet (written concurrently, or
             // being reactivated): write the rest now; the manager follows once the
@@ -297,44 +327,89 @@ async fn apply_step_inner(
             let mut fallback = step.clone();
             fallback.send.remove(fields::MANAGER_EMAIL);
             fallback.desired.remove(fields::MANAGER_EMAIL);
-            let (id, wrote) = write_user(&fallback, context).await?;
-            (id, fallback.desired, wrote)
+            let written =
+                write_user(&fallback, context, invite_on_create, leave_date_skipped).await?;
+            UserWrite {
+                fields: fallback.desired,
+                ..written
+            }
+        }
+        Err(SyncError::LearnAmp(error @ LearnAmpError::Validation { .. }))
+            if step.deactivate.is_some()
+                && let Some(id) = step.learnamp_id =>
+        {
+            // A leaver's profile is final: a refused field (e.g. the team of a
+            // department nobody active is in any more) must not keep them active.
+            warn!(tenant_id = context.tenant_id, personio_id = %step.personio_id, error = %error, "leaver's fields refused; deactivating anyway");
+            store.append_history(&format!(
+                "person {}: fields not written before deactivation: {error}",
+                step.personio_id
+            ))?;
+            UserWrite {
+                id,
+                wrote: false,
+                fields: step.desired.clone(),
+                invitation: CreateInvitation::NotSent,
+                leave_date: LeaveDateEcho::NotSent,
+            }
         }
         Err(error) => return Err(error),
-        Ok((id, wrote)) => (id, step.desired.clone(), wrote),
+        Ok(written) => written,
     };
-    match (step.learnamp_id, wrote) {
+    match written.leave_date {
+        LeaveDateEcho::NotEchoed => support.missing(Assumed::LeaveDate)?,
+        LeaveDateEcho::Echoed => support.works(Assumed::LeaveDate)?,
+        LeaveDateEcho::NotSent => {}
+    }
+    let learnamp_id = written.id;
+    match (step.learnamp_id, written.wrote) {
         (None, _) => applied.created += 1,
         (Some(_), true) => applied.updated += 1,
         (Some(_), false) => {}
     }
     record.learnamp_id = learnamp_id;
-    record.applied = applied_fields;
+    record.applied = written.fields;
+    match written.invitation {
+        CreateInvitation::Sent => {
+            record.invited = true;
+            applied.invited += 1;
+        }
+        CreateInvitation::AlreadyInvited => record.invited = true,
+        CreateInvitation::NotSent => {}
+    }
     store.put_employee(&step.personio_id, &record)?;
 
     if step.check_avatar
         && let Some(employee) = &step.employee
     {
-        let picture = if employee.has_profile_picture {
-            context
-                .personio
-                .profile_picture(&step.personio_id, AVATAR_WIDTH)
-                .await
-                .map_err(SyncError::Personio)?
-        } else {
-            None
-        };
-        let hash = picture
-            .as_deref()
-            .map(|bytes| format!("{:x}", Sha256::digest(bytes)))
-            .unwrap_or_default();
         let previous = record.avatar_sha256.clone().unwrap_or_default();
-        if hash != previous {
-            learnamp
-                .set_avatar(learnamp_id, picture.as_deref())
-                .await
-                .map_err(SyncError::LearnAmp)?;
-        }
+        let hash = if support.skipped(Assumed::Avatar)? {
+            // The avatar route is missing: the picture is not even fetched; a change of
+            // the person after a day tries the route again.
+            previous
+        } else {
+            let picture = if employee.has_profile_picture {
+                context
+                    .personio
+                    .profile_picture(&step.personio_id, AVATAR_WIDTH)
+                    .await
+                    .map_err(SyncError::Personio)?
+            } else {
+                None
+            };
+            let hash = picture
+                .as_deref()
+                .map(|bytes| format!("{:x}", Sha256::digest(bytes)))
+                .unwrap_or_default();
+            if hash != previous {
+                match learnamp.set_avatar(learnamp_id, picture.as_deref()).await {
+                    Ok(()) => support.works(Assumed::Avatar)?,
+                    Err(LearnAmpError::Unsupported(assumed)) => support.missing(assumed)?,
+                    Err(error) => return Err(SyncError::LearnAmp(error)),
+                }
+            }
+            hash
+        };
         record.avatar_sha256 = Some(hash);
         store.put_employee(&step.personio_id, &record)?;
     }
@@ -350,24 +425,34 @@ async fn apply_step_inner(
         record.invited = true;
         store.put_employee(&step.personio_id, &record)?;
     }
-    if step.invite && !record.invited && !record.deactivated {
+    if step.invite
+        && !record.invited
+        && !record.deactivated
+        && !support.skipped(Assumed::Invitation)?
+    {
         record.invite_started = true;
         store.put_employee(&step.personio_id, &record)?;
         // The intent must survive a crash before the invitation can go out: sled keeps
         // recent writes in memory, and without this a restart could trust an older
         // record and invite again.
         store.flush().await?;
-        match learnamp
-            .send_invitation(learnamp_id)
-            .await
-            .map_err(SyncError::LearnAmp)?
-        {
-            InvitationOutcome::Sent => {
+        match learnamp.send_invitation(learnamp_id).await {
+            Ok(InvitationOutcome::Sent) => {
                 applied.invited += 1;
                 record.invited = true;
+                support.works(Assumed::Invitation)?;
             }
-            InvitationOutcome::AlreadyConfirmed => record.invited = true,
-            InvitationOutcome::Deactivated => {}
+            Ok(InvitationOutcome::AlreadyConfirmed) => {
+                record.invited = true;
+                support.works(Assumed::Invitation)?;
+            }
+            Ok(InvitationOutcome::Deactivated) => {}
+            Err(LearnAmpError::Unsupported(assumed)) => {
+                // Nothing went out; an existing user cannot be invited without the route.
+                record.invite_started = false;
+                support.missing(assumed)?;
+            }
+            Err(error) => return Err(SyncError::LearnAmp(error)),
         }
         store.put_employee(&step.personio_id, &record)?;
     }
@@ -383,28 +468,82 @@ async fn apply_step_inner(
     }
 
     if step.schedule_changed() {
-        store.set_due(DueKind::Invite, &step.personio_id, step.invite_due)?;
-        store.set_due(DueKind::Deactivate, &step.personio_id, step.deactivate_due)?;
-        record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
-        record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
-        store.put_employee(&step.personio_id, &record)?;
+        store_schedule(&step, &mut record, store)?;
     }
     Ok(applied)
 }
 
-/// Creates or updates the user as the step says; returns its id and whether a write
-/// was made.
+/// Stores the step's invitation and deactivation days in the due-queue and the record.
+fn store_schedule(
+    step: &EmployeeStep,
+    record: &mut crate::store::EmployeeRecord,
+    store: &TenantStore,
+) -> Result<(), SyncError> {
+    store.set_due(DueKind::Invite, &step.personio_id, step.invite_due)?;
+    store.set_due(DueKind::Deactivate, &step.personio_id, step.deactivate_due)?;
+    record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
+    record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
+    store.put_employee(&step.personio_id, record)?;
+    Ok(())
+}
+
+/// What a create did about the invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreateInvitation {
+    /// The create carried the documented invite.
+    Sent,
+    /// The user was adopted (an earlier create whose answer was lost, or a user that
+    /// already existed) and Learn Amp shows it invited or confirmed.
+    AlreadyInvited,
+    /// No invitation went out with this write.
+    NotSent,
+}
+
+/// What writing the user did.
+struct UserWrite {
+    /// The Learn Amp id.
+    id: u64,
+    /// Whether a write was made.
+    wrote: bool,
+    /// The fields now applied.
+    fields: UserFields,
+    /// What the create did about the invitation.
+    invitation: CreateInvitation,
+    /// What became of a `leaveDate` the write carried.
+    leave_date: LeaveDateEcho,
+}
+
+/// Creates (with the documented invite when `invite`) or updates the user as the step
+/// says. `leaveDate` is left out while the account lacks it (`skip_leave_date`); the
+/// applied fields still count it, so it is not planned again each sync.
 async fn write_user(
     step: &EmployeeStep,
     context: &ApplyContext<'_>,
-) -> Result<(u64, bool), SyncError> {
+    invite: bool,
+    skip_leave_date: bool,
+) -> Result<UserWrite, SyncError> {
+    let mut send = step.send.clone();
+    if skip_leave_date {
+        send.remove(fields::LEAVE_DATE);
+    }
+    let unchanged = |id| UserWrite {
+        id,
+        wrote: false,
+        fields: step.desired.clone(),
+        invitation: CreateInvitation::NotSent,
+        leave_date: LeaveDateEcho::NotSent,
+    };
     match step.learnamp_id {
-        None => Ok((create_or_adopt(step, context).await?, true)),
-        Some(id) if !step.send.is_empty() => {
-            update(context.learnamp, id, step).await?;
-            Ok((id, true))
+        None => create_or_adopt(step, &send, context, invite).await,
+        Some(id) if !send.is_empty() => {
+            let written = update(context.learnamp, id, step, &send).await?;
+            Ok(UserWrite {
+                wrote: true,
+                leave_date: written.leave_date,
+                ..unchanged(id)
+            })
         }
-        Some(id) => Ok((id, false)),
+        Some(id) => Ok(unchanged(id)),
     }
 }
 
@@ -423,22 +562,55 @@ fn rejects_manager(error: &SyncError) -> bool {
     }
 }
 
-async fn update(learnamp: &LearnAmpClient, id: u64, step: &EmployeeStep) -> Result<(), SyncError> {
-    match learnamp.update_user(id, &step.send).await {
-        Ok(_) => Ok(()),
-        Err(error) => Err(classify_write_error(error, step)),
+/// Fields every update carries: marked required in the update table (reference §5.5).
+const REQUIRED_ON_UPDATE: [&str; 3] = [fields::EMAIL, fields::FIRST_NAME, fields::LAST_NAME];
+
+/// Updates user `id` with `send`, plus the required fields from the desired ones.
+async fn update(
+    learnamp: &LearnAmpClient,
+    id: u64,
+    step: &EmployeeStep,
+    send: &UserFields,
+) -> Result<Written, SyncError> {
+    let mut form = send.clone();
+    for key in REQUIRED_ON_UPDATE {
+        if let Some(value) = step.desired.get(key)
+            && !form.contains_key(key)
+        {
+            form.insert(key.to_string(), value.clone());
+        }
     }
+    learnamp
+        .update_user(id, &form)
+        .await
+        .map_err(|error| classify_write_error(error, step))
 }
 
-/// Creates the user; if Learn Amp says the external id or email is taken (an earlier
-/// attempt whose answer was lost, or a user the listing did not show), adopts that user.
+/// Creates the user (with the documented invite when `invite`); if Learn Amp says the
+/// external id or email is taken (an earlier attempt whose answer was lost, or a user
+/// the listing did not show), adopts that user, and then Learn Amp's status says
+/// whether it was invited.
 async fn create_or_adopt(
     step: &EmployeeStep,
+    send: &UserFields,
     context: &ApplyContext<'_>,
-) -> Result<u64, SyncError> {
+    invite: bool,
+) -> Result<UserWrite, SyncError> {
     let learnamp = context.learnamp;
-    let error = match learnamp.create_user(&step.send).await {
-        Ok(user) => return Ok(user.id),
+    let error = match learnamp.create_user(send, invite).await {
+        Ok(written) => {
+            return Ok(UserWrite {
+                id: written.user.id,
+                wrote: true,
+                fields: step.desired.clone(),
+                invitation: if invite {
+                    CreateInvitation::Sent
+                } else {
+                    CreateInvitation::NotSent
+                },
+                leave_date: written.leave_date,
+            });
+        }
         Err(error) => error,
     };
     let existing = if error.is_taken(fields::EXTERNAL_ID) {
@@ -447,7 +619,7 @@ async fn create_or_adopt(
             .await
             .map_err(SyncError::LearnAmp)?
     } else if error.is_taken(fields::EMAIL) {
-        let email = step.send.get(fields::EMAIL).cloned().unwrap_or_default();
+        let email = send.get(fields::EMAIL).cloned().unwrap_or_default();
         let filter = UserFilter {
             email: Some(email),
             statuses: all_statuses(),
@@ -478,8 +650,32 @@ async fn create_or_adopt(
         return Err(classify_write_error(error, step));
     };
     info!(tenant_id = context.tenant_id, personio_id = %step.personio_id, learnamp_id = user.id, "adopting existing user after create conflict");
-    update(learnamp, user.id, step).await?;
-    Ok(user.id)
+    let written = update(learnamp, user.id, step, send).await?;
+    let invitation = if invite {
+        let invited = UserFilter {
+            external_id: Some(step.personio_id.clone()),
+            statuses: vec![UserStatus::InvitePending, UserStatus::Confirmed],
+            ..UserFilter::default()
+        };
+        let found = learnamp
+            .list_users(&invited)
+            .await
+            .map_err(SyncError::LearnAmp)?;
+        if found.is_empty() {
+            CreateInvitation::NotSent
+        } else {
+            CreateInvitation::AlreadyInvited
+        }
+    } else {
+        CreateInvitation::NotSent
+    };
+    Ok(UserWrite {
+        id: user.id,
+        wrote: true,
+        fields: step.desired.clone(),
+        invitation,
+        leave_date: written.leave_date,
+    })
 }
 
 fn all_statuses() -> Vec<crate::learnamp::UserStatus> {
@@ -505,4 +701,249 @@ fn classify_write_error(error: LearnAmpError, step: &EmployeeStep) -> SyncError 
         return SyncError::UnknownCustomField(custom);
     }
     SyncError::LearnAmp(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::domain::Secret;
+    use crate::domain::tenant::{InvitePolicy, Settings};
+    use crate::learnamp::{LearnAmpConfig, scopes};
+    use crate::personio::PersonioConfig;
+    use crate::retry::RetryPolicy;
+    use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+    use crate::sim::personio::{PersonioSim, PersonioSimConfig};
+    use crate::store::{EmployeeRecord, Store};
+    use crate::sync::{SyncContext, live, run_full_sync};
+
+    /// Both simulators (Learn Amp strict), their clients and a tenant store.
+    struct Setup {
+        personio_sim: PersonioSim,
+        learnamp_sim: LearnAmpSim,
+        personio: PersonioClient,
+        learnamp: LearnAmpClient,
+        store: TenantStore,
+        settings: Settings,
+    }
+
+    impl Setup {
+        async fn new() -> Self {
+            let personio_sim = PersonioSim::start(PersonioSimConfig {
+                employees: 12,
+                seed: 5,
+                ..PersonioSimConfig::default()
+            })
+            .await
+            .unwrap();
+            let learnamp_sim = LearnAmpSim::start(LearnAmpSimConfig {
+                documented_only: true,
+                scoped_credentials: true,
+                ..LearnAmpSimConfig::default()
+            })
+            .await
+            .unwrap();
+            let http = reqwest::Client::new();
+            let personio = PersonioClient::new(
+                PersonioConfig {
+                    base_url: personio_sim.base_url.clone(),
+                    client_id: "sim-client".into(),
+                    client_secret: Secret::new("sim-secret"),
+                    app_id: "PERSONIO_SYNC_TESTS".into(),
+                },
+                http.clone(),
+                RetryPolicy::fast(),
+            );
+            let learnamp = LearnAmpClient::new(
+                LearnAmpConfig {
+                    base_url: learnamp_sim.base_url.clone(),
+                    client_id: "sim-client".into(),
+                    client_secret: Secret::new("sim-secret"),
+                    scopes: scopes::requested(false),
+                },
+                http,
+                RetryPolicy::fast(),
+            );
+            let settings = Settings {
+                invite_policy: InvitePolicy::Immediately,
+                ..Settings::default()
+            };
+            Self {
+                personio_sim,
+                learnamp_sim,
+                personio,
+                learnamp,
+                store: Store::temporary().unwrap().tenant("t").unwrap(),
+                settings,
+            }
+        }
+
+        fn context(&self) -> SyncContext<'_> {
+            SyncContext {
+                tenant_id: "t",
+                personio: &self.personio,
+                learnamp: &self.learnamp,
+                store: &self.store,
+                settings: &self.settings,
+                concurrency: 4,
+                now: chrono::Utc::now(),
+                team_mapper: None,
+            }
+        }
+
+        /// An active person, and the intent record a crash left before their create.
+        fn crashed_before_the_record(&self) -> (String, String) {
+            let person = self
+                .personio_sim
+                .employees()
+                .into_iter()
+                .find(|p| !p.employee.is_inactive())
+                .unwrap();
+            let intent = EmployeeRecord {
+                invite_started: true,
+                ..EmployeeRecord::default()
+            };
+            self.store
+                .put_employee(&person.employee.id, &intent)
+                .unwrap();
+            (person.employee.id, person.employee.email.unwrap())
+        }
+
+        /// Users and invitations of the Learn Amp user linked to `personio_id`.
+        fn users_and_invitations(&self, personio_id: &str) -> (usize, usize) {
+            let users: Vec<u64> = self
+                .learnamp_sim
+                .users()
+                .iter()
+                .filter(|u| u.integration_external_id.as_deref() == Some(personio_id))
+                .map(|u| u.id)
+                .collect();
+            let invitations = self
+                .learnamp_sim
+                .invitations()
+                .iter()
+                .filter(|i| users.contains(&i.user_id))
+                .count();
+            (users.len(), invitations)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_a_create_that_invited_adopts_and_counts_the_invitation() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        // The create went out with the invite; its answer (and the record) was lost.
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        let report = run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
+        let record = setup.store.employee(&personio_id).unwrap().unwrap();
+        assert_eq!(record.learnamp_id, id);
+        assert!(record.invited, "{record:?}");
+        // Every other active person: one user, invited once with the create.
+        let active = setup
+            .personio_sim
+            .employees()
+            .iter()
+            .filter(|p| !p.employee.is_inactive())
+            .count();
+        assert_eq!(setup.learnamp_sim.users().len(), active);
+        assert_eq!(setup.learnamp_sim.invitations().len(), active - 1);
+    }
+
+    #[tokio::test]
+    async fn a_live_retry_after_a_create_that_invited_adopts_without_a_second_invitation() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
+        let record = setup.store.employee(&personio_id).unwrap().unwrap();
+        assert_eq!((record.learnamp_id, record.invited), (id, true));
+    }
+
+    #[tokio::test]
+    async fn a_leaver_with_a_picture_is_deactivated_though_the_avatar_route_is_missing() {
+        let setup = Setup::new().await;
+        let mut leaver = setup
+            .personio_sim
+            .employees()
+            .into_iter()
+            .find(|p| !p.employee.is_inactive())
+            .unwrap();
+        leaver.picture = Some(b"\x89PNG\r\n\x1a\nportrait".to_vec());
+        leaver.employee.has_profile_picture = true;
+        leaver.employee.status = Some(crate::domain::EmployeeStatus::Inactive);
+        let personio_id = leaver.employee.id.clone();
+        let email = leaver.employee.email.clone().unwrap();
+        setup.personio_sim.upsert_employee(leaver);
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        let applied = live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .expect("not failed");
+        assert_eq!(applied.deactivated, 1);
+        let user = setup.learnamp_sim.user(id).unwrap();
+        assert_eq!(user.status, SimUserStatus::Deactivated);
+        let missing = setup.store.learnamp_unsupported().unwrap();
+        assert!(missing.contains_key("avatar"), "{missing:?}");
+        assert!(
+            setup
+                .store
+                .employee(&personio_id)
+                .unwrap()
+                .unwrap()
+                .deactivated
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_the_create_creates_and_invites_once() {
+        let setup = Setup::new().await;
+        let (personio_id, _) = setup.crashed_before_the_record();
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        // Again (a duplicate event): nothing more.
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
 }

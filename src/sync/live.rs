@@ -40,7 +40,10 @@ pub async fn apply_person(
     };
     let record = context.store.employee(personio_id)?;
     let mut users: Vec<LaUser> = Vec::new();
-    match &record {
+    // A record that links no user yet (an invitation intent written before a create
+    // that may or may not have happened, or a creation waiting for its invitation day)
+    // is looked up in Learn Amp like a person without a record.
+    match record.as_ref().filter(|record| record.is_linked()) {
         // An invitation was started but its outcome never recorded (a crash between
         // the call and the write): Learn Amp's own status decides, never a resend.
         Some(record) if record.invite_started && !record.invited && !record.deactivated => {
@@ -140,6 +143,13 @@ pub async fn apply_person(
             parent_id: None,
         })
         .collect();
+    if records
+        .get(personio_id)
+        .is_none_or(|record| !record.is_linked())
+    {
+        // A new person may be created now or on their invitation day.
+        super::probe_invitation_route(context).await?;
+    }
     let plan = plan::plan(&PlanInput {
         employees: &employees,
         users: &users,
@@ -151,6 +161,7 @@ pub async fn apply_person(
         now: context.now,
         org_units: &org_units,
         complete: false,
+        create_invites_only: super::invitation_route_skipped(context)?,
     });
     if let Some(clash) = plan.clashes.first() {
         return Err(SyncError::Clash {
@@ -166,6 +177,7 @@ pub async fn apply_person(
         store: context.store,
         concurrency: 1,
         team_mapper: context.team_mapper,
+        now: context.now,
     };
     // Unlike a full sync, every failure is returned: the webhook event stays in the
     // inbox until its effect is stored.

@@ -6,6 +6,7 @@ pub mod gather;
 pub mod live;
 pub mod plan;
 pub mod subscription;
+pub mod support;
 
 use std::collections::HashMap;
 
@@ -184,7 +185,53 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
         now: context.now,
         org_units: &snapshot.org_units,
         complete: true,
+        create_invites_only: invitation_route_skipped(context)?,
     }))
+}
+
+/// Whether the assumed invitation route was found missing less than a day ago, so that
+/// invitations go out only with the documented create (see [`support`]). Reads the
+/// store only (a dry run asks Learn Amp nothing).
+pub fn invitation_route_skipped(context: &SyncContext<'_>) -> Result<bool, SyncError> {
+    Ok(
+        support::Support::new(context.store, context.now, context.tenant_id)
+            .skipped(crate::learnamp::Assumed::Invitation)?,
+    )
+}
+
+/// Before a plan that may create people whose invitation falls due later (a timed
+/// invitation policy), finds out once a day whether the invitation route exists: a
+/// user created now without an invitation could not be invited on the day if it does
+/// not, so such people are then created on their day instead. Sends no email (see
+/// `LearnAmpClient::probe_invitation_route`). A failed probe is logged and proves
+/// nothing, except refused credentials.
+pub async fn probe_invitation_route(context: &SyncContext<'_>) -> Result<(), SyncError> {
+    use crate::domain::tenant::InvitePolicy;
+    use crate::learnamp::Assumed;
+    let timed = matches!(
+        context.settings.invite_policy,
+        InvitePolicy::OnHireDate | InvitePolicy::DaysBeforeHire { .. }
+    );
+    let support = support::Support::new(context.store, context.now, context.tenant_id);
+    if !timed
+        || support.skipped(Assumed::Invitation)?
+        || support.verified_recently(Assumed::Invitation)?
+    {
+        return Ok(());
+    }
+    match context.learnamp.probe_invitation_route().await {
+        Ok(Some(true)) => {
+            support.works(Assumed::Invitation)?;
+            support.verified(Assumed::Invitation)?;
+        }
+        Ok(Some(false)) => support.missing(Assumed::Invitation)?,
+        Ok(None) => support.verified(Assumed::Invitation)?,
+        Err(error) if error.is_credentials() => return Err(SyncError::LearnAmp(error)),
+        Err(error) => {
+            tracing::warn!(tenant_id = context.tenant_id, error = %error, "could not probe the invitation route; trying again at the next sync");
+        }
+    }
+    Ok(())
 }
 
 /// Runs a full sync: plan, check the mass-deactivation guard (unless `confirmed`),
@@ -194,6 +241,7 @@ pub async fn run_full_sync(
     confirmed: bool,
 ) -> Result<SyncReport, SyncError> {
     let started_at = chrono::Utc::now().to_rfc3339();
+    probe_invitation_route(context).await?;
     let plan = plan_full_sync(context).await?;
     let ratio = plan.deactivation_ratio();
     if !confirmed && ratio > context.settings.max_deactivation_ratio {
@@ -226,6 +274,7 @@ pub async fn run_full_sync(
         store: context.store,
         concurrency: context.concurrency,
         team_mapper: context.team_mapper,
+        now: context.now,
     };
     let applied = apply::apply(plan, &apply_context).await?;
     let report = SyncReport {

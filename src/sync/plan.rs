@@ -83,6 +83,10 @@ pub struct PlanInput<'a> {
     /// `employees` is every Personio employee (a full sync), so a unit missing from
     /// it really has no member; live updates plan one person and never remove teams.
     pub complete: bool,
+    /// The assumed invitation route is missing (see `sync::support`): an invitation can
+    /// only go out with the documented create, so a person whose invitation is due
+    /// later is created on that day, and an existing user due for one is not invited.
+    pub create_invites_only: bool,
 }
 
 /// One field's change, for the dry-run answer.
@@ -252,6 +256,9 @@ pub struct EmployeeStep {
     pub invite_due: Option<DateTime<Utc>>,
     /// When the termination date deactivates the person, if later than now.
     pub deactivate_due: Option<DateTime<Utc>>,
+    /// The person has no user and is created on the day of their invitation (at
+    /// `invite_due`), with the documented invite: the invitation route is missing.
+    pub defer_create: bool,
 }
 
 impl EmployeeStep {
@@ -265,7 +272,7 @@ impl EmployeeStep {
 
     /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
     pub fn writes(&self) -> bool {
-        self.learnamp_id.is_none()
+        (self.learnamp_id.is_none() && !self.defer_create)
             || !self.send.is_empty()
             || self.reactivate
             || self.deactivate.is_some()
@@ -302,6 +309,10 @@ pub struct Plan {
     pub teams: TeamPlan,
     /// Invitations planned for a later day (new or moved).
     pub scheduled_invitations: Vec<ScheduledEntry>,
+    /// People not created yet: their user is created on their invitation day, with the
+    /// documented invite, because the account lacks the invitation route (new or moved;
+    /// each is in `scheduled_invitations` too).
+    pub scheduled_creations: Vec<ScheduledEntry>,
     /// Deactivations planned for a termination date (new or moved).
     pub scheduled_deactivations: Vec<ScheduledEntry>,
     /// Users not adopted because they are linked to someone else.
@@ -354,6 +365,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let linked_ids: HashMap<u64, &str> = input
         .records
         .iter()
+        .filter(|(_, record)| record.is_linked())
         .map(|(personio_id, record)| (record.learnamp_id, personio_id.as_str()))
         .collect();
 
@@ -368,23 +380,41 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|(_, employee)| !employee.is_inactive() && in_scope(employee, scope))
         .map(|(id, employee)| (id.clone(), employee))
         .collect();
+    let timing = Timing {
+        now: input.now,
+        tz: settings.tz(),
+        create_invites_only: input.create_invites_only,
+    };
     for employee in synced.iter().filter(|employee| !employee.is_inactive()) {
+        // People created only on their invitation day are nobody's manager before then.
+        if timing.create_invites_only
+            && waits_for_invitation_day(employee, settings, &timing)
+            && find_linked(
+                employee,
+                input.records.get(&employee.id),
+                &by_id,
+                &by_external,
+            )
+            .is_none()
+            && matches!(
+                adoption_candidate(employee, &by_email, &linked_ids),
+                Ok(None)
+            )
+        {
+            continue;
+        }
         manager_candidates.insert(employee.id.clone(), employee);
     }
     let context = MappingContext {
         manager_candidates: &manager_candidates,
     };
     let levels = supervisor_levels(&manager_candidates);
-    let timing = Timing {
-        now: input.now,
-        tz: settings.tz(),
-    };
 
     let mut plan = Plan {
         active_synced: input
             .records
             .values()
-            .filter(|record| !record.deactivated)
+            .filter(|record| record.is_linked() && !record.deactivated)
             .count() as u64,
         ..Plan::default()
     };
@@ -421,7 +451,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     for (personio_id, record) in input.records {
-        if seen.contains(personio_id.as_str()) || record.deactivated {
+        if seen.contains(personio_id.as_str()) || record.deactivated || !record.is_linked() {
             continue;
         }
         let still_in_personio = input
@@ -461,6 +491,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 record,
                 invite_due: None,
                 deactivate_due: None,
+                defer_create: false,
             },
         );
     }
@@ -485,6 +516,7 @@ fn find_linked<'a>(
     by_external: &HashMap<&str, &'a LaUser>,
 ) -> Option<&'a LaUser> {
     record
+        .filter(|record| record.is_linked())
         .and_then(|record| by_id.get(&record.learnamp_id).copied())
         .or_else(|| by_external.get(employee.id.as_str()).copied())
 }
@@ -526,6 +558,19 @@ fn adoption_candidate<'a>(
 struct Timing {
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
+    /// See [`PlanInput::create_invites_only`].
+    create_invites_only: bool,
+}
+
+/// Whether `employee`, who has no user, is created only on their invitation day: the
+/// invitation route is missing and their invitation falls due later.
+fn waits_for_invitation_day(employee: &Employee, settings: &Settings, timing: &Timing) -> bool {
+    timing.create_invites_only
+        && !employee.is_inactive()
+        && matches!(
+            invite_due(settings.invite_policy, employee, timing.tz),
+            InviteTiming::At(at) if at > timing.now
+        )
 }
 
 fn plan_employee(
@@ -555,11 +600,18 @@ fn plan_employee(
         record: record.cloned().unwrap_or_default(),
         invite_due: None,
         deactivate_due: leave_due.filter(|due| *due > timing.now),
+        defer_create: false,
     };
     let Some(user) = linked else {
         // A person who has left and never had a Learn Amp user is not created.
         if leaving {
             return None;
+        }
+        if waits_for_invitation_day(employee, settings, timing) {
+            // Created with the documented invite on that day; only the day is stored.
+            step.defer_create = true;
+            plan_invitation(&mut step, None, settings, timing);
+            return Some(step);
         }
         step.send = desired;
         step.check_avatar = employee.has_profile_picture;
@@ -689,7 +741,8 @@ fn plan_invitation(
     if due_now {
         if invited_in_learnamp {
             step.mark_invited = true;
-        } else {
+        } else if user.is_none() || !timing.create_invites_only {
+            // An existing user can be invited only through the assumed route.
             step.invite = true;
         }
     }
@@ -711,6 +764,12 @@ fn push_step(plan: &mut Plan, step: EmployeeStep) {
             personio_id: step.personio_id.clone(),
             at: at.to_rfc3339(),
         });
+        if step.defer_create {
+            plan.scheduled_creations.push(ScheduledEntry {
+                personio_id: step.personio_id.clone(),
+                at: at.to_rfc3339(),
+            });
+        }
     }
     if let Some(at) = step.deactivate_due
         && step.schedule_changed()
@@ -721,6 +780,7 @@ fn push_step(plan: &mut Plan, step: EmployeeStep) {
         });
     }
     match step.learnamp_id {
+        None if step.defer_create => {}
         None => plan.creates.push(CreateEntry {
             personio_id: step.personio_id.clone(),
             fields: step.send.clone(),
@@ -958,6 +1018,7 @@ mod tests {
             now: now.parse().unwrap(),
             org_units: &HashMap::new(),
             complete: true,
+            create_invites_only: false,
         })
     }
 
@@ -1019,6 +1080,123 @@ mod tests {
         assert!(second.is_empty(), "{second:?}");
         assert!(second.steps.is_empty());
         assert_eq!(second.unchanged, 1);
+    }
+
+    #[test]
+    fn without_the_invitation_route_a_timed_invitation_creates_the_user_on_its_day() {
+        let mut boss = person("1", "boss@x.io");
+        boss.hire_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        let mut report = person("2", "report@x.io");
+        report.supervisor_id = Some("3".into());
+        report.hire_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        // Person 3 (a future hire) manages person 2.
+        let employees = [boss, report, person("3", "future@x.io")];
+        let settings = Settings {
+            invite_policy: InvitePolicy::OnHireDate,
+            timezone: "Europe/Berlin".into(),
+            ..Settings::default()
+        };
+        let plan_at = |records: &HashMap<String, EmployeeRecord>, users: &[LaUser], now: &str| {
+            let teams = [];
+            plan(&PlanInput {
+                employees: &employees,
+                users,
+                teams: &teams,
+                records,
+                team_records: &HashMap::new(),
+                settings: &settings,
+                known_employees: &HashMap::new(),
+                now: now.parse().unwrap(),
+                org_units: &HashMap::new(),
+                complete: true,
+                create_invites_only: true,
+            })
+        };
+        let early = plan_at(&HashMap::new(), &[], "2026-05-20T00:00:00Z");
+        // Hired people are created with the invite; the future hire only scheduled.
+        let created: Vec<&str> = early
+            .creates
+            .iter()
+            .map(|c| c.personio_id.as_str())
+            .collect();
+        assert_eq!(created, ["1", "2"]);
+        let invited: Vec<&str> = early
+            .invitations
+            .iter()
+            .map(|i| i.personio_id.as_str())
+            .collect();
+        assert_eq!(invited, ["1", "2"]);
+        assert_eq!(early.scheduled_creations.len(), 1);
+        assert_eq!(early.scheduled_creations[0].personio_id, "3");
+        assert_eq!(early.scheduled_creations[0].at, "2026-05-31T22:00:00+00:00");
+        assert_eq!(early.scheduled_invitations, early.scheduled_creations);
+        // Not created yet, so nobody's manager yet.
+        let report_step = early.steps.iter().find(|s| s.personio_id == "2").unwrap();
+        assert_eq!(
+            report_step
+                .send
+                .get(fields::MANAGER_EMAIL)
+                .map(String::as_str),
+            Some("")
+        );
+        let deferred = early.steps.iter().find(|s| s.personio_id == "3").unwrap();
+        assert!(deferred.defer_create && !deferred.writes());
+
+        // What apply stores: links for 1 and 2, only the day for 3.
+        let mut records = applied(&early);
+        let waiting = records.get_mut("3").unwrap();
+        waiting.learnamp_id = 0;
+        waiting.applied.clear();
+        waiting.employee = None;
+        records.get_mut("2").unwrap().learnamp_id = 101;
+        let users = [la_user(100, &records, "1"), la_user(101, &records, "2")];
+        let again = plan_at(&records, &users, "2026-05-25T00:00:00Z");
+        assert!(again.steps.iter().all(|step| !step.writes()), "{again:?}");
+        assert!(again.scheduled_creations.is_empty() && again.scheduled_invitations.is_empty());
+        assert_eq!(
+            again.active_synced, 2,
+            "a person waiting for their day is not synced"
+        );
+
+        // On the day: created with the documented invite.
+        let due = plan_at(&records, &users, "2026-05-31T22:00:00Z");
+        let created: Vec<&str> = due.creates.iter().map(|c| c.personio_id.as_str()).collect();
+        assert_eq!(created, ["3"]);
+        let step = due.steps.iter().find(|s| s.personio_id == "3").unwrap();
+        assert!(step.invite && !step.defer_create && step.learnamp_id.is_none());
+    }
+
+    #[test]
+    fn without_the_invitation_route_an_existing_user_is_not_planned_an_invitation() {
+        let employees = [person("1", "a@x.io")];
+        let settings = Settings {
+            invite_policy: InvitePolicy::Immediately,
+            ..Settings::default()
+        };
+        let records = applied(&run(
+            &employees,
+            &[],
+            &HashMap::new(),
+            &Settings::default(),
+            "2026-07-01T00:00:00Z",
+        ));
+        let users = [la_user(100, &records, "1")];
+        let teams = [];
+        let plan = plan(&PlanInput {
+            employees: &employees,
+            users: &users,
+            teams: &teams,
+            records: &records,
+            team_records: &HashMap::new(),
+            settings: &settings,
+            known_employees: &HashMap::new(),
+            now: "2026-07-01T00:00:00Z".parse().unwrap(),
+            org_units: &HashMap::new(),
+            complete: true,
+            create_invites_only: true,
+        });
+        assert!(plan.invitations.is_empty(), "{plan:?}");
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
     }
 
     #[test]

@@ -47,24 +47,93 @@ impl Drop for TestApp {
     }
 }
 
+/// How strict the Learn Amp simulator of a test app is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaMode {
+    /// The assumed contracts exist; credentials may omit `scope`.
+    Default,
+    /// A real account at its strictest: `--documented-only --scoped-credentials`.
+    Strict,
+}
+
+impl LaMode {
+    /// The simulator's configuration in this mode.
+    pub fn config(self) -> LearnAmpSimConfig {
+        let strict = self == LaMode::Strict;
+        LearnAmpSimConfig {
+            documented_only: strict,
+            scoped_credentials: strict,
+            ..LearnAmpSimConfig::default()
+        }
+    }
+}
+
+/// Declares `async fn name(mode: LaMode) { … }` as two tests, `name::default_mode`
+/// and `name::strict_mode`, each running the body against a Learn Amp simulator in
+/// that mode (the body builds its app with [`spawn_app_in`] and `mode`).
+#[macro_export]
+macro_rules! in_both_modes {
+    ($(#[$meta:meta])* async fn $name:ident($mode:ident: LaMode) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($mode: $crate::helpers::LaMode) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn default_mode() {
+                run($crate::helpers::LaMode::Default).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn strict_mode() {
+                run($crate::helpers::LaMode::Strict).await
+            }
+        }
+    };
+}
+
 /// Starts simulators (with `employees` generated from `seed`) and the service.
 pub async fn spawn_app(employees: usize, seed: u64) -> TestApp {
-    spawn_app_with(PersonioSimConfig {
-        employees,
-        seed,
-        ..PersonioSimConfig::default()
-    })
+    spawn_app_in(LaMode::Default, employees, seed).await
+}
+
+/// Like [`spawn_app`], with the Learn Amp simulator in `mode`.
+pub async fn spawn_app_in(mode: LaMode, employees: usize, seed: u64) -> TestApp {
+    spawn_app_with_in(
+        mode,
+        PersonioSimConfig {
+            employees,
+            seed,
+            ..PersonioSimConfig::default()
+        },
+    )
     .await
 }
 
 /// Starts simulators with a custom Personio config, and the service.
 pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
-    spawn_app_configured(personio_config, |_| {}).await
+    spawn_app_with_in(LaMode::Default, personio_config).await
+}
+
+/// Like [`spawn_app_with`], with the Learn Amp simulator in `mode`.
+pub async fn spawn_app_with_in(mode: LaMode, personio_config: PersonioSimConfig) -> TestApp {
+    spawn_app_configured_in(mode, personio_config, |_| {}).await
 }
 
 /// Starts simulators with a custom Personio config, and the service with its config
 /// (port 0 for both listeners, a temporary data dir) changed by `configure`.
 pub async fn spawn_app_configured(
+    personio_config: PersonioSimConfig,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_app_configured_in(LaMode::Default, personio_config, configure).await
+}
+
+/// Like [`spawn_app_configured`], with the Learn Amp simulator in `mode`.
+pub async fn spawn_app_configured_in(
+    mode: LaMode,
     personio_config: PersonioSimConfig,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
@@ -74,7 +143,7 @@ pub async fn spawn_app_configured(
     let personio = PersonioSim::start(personio_config)
         .await
         .expect("personio sim");
-    let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+    let learnamp = LearnAmpSim::start(mode.config())
         .await
         .expect("learn amp sim");
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -251,13 +320,15 @@ pub fn webhook_body(company_id: &str, event_name: &str, payload: Value) -> Value
 }
 
 /// What a Learn Amp user must look like for a Personio employee (contract §5), checked
-/// field by field. Returns the problems found.
+/// field by field. Returns the problems found. With `documented_only` the account has
+/// no `leaveDate` and no avatar upload, so neither is checked.
 pub fn check_user(
     person: &SimEmployee,
     user: &SimUser,
     la_ids: &HashMap<String, u64>,
     people: &HashMap<String, SimEmployee>,
     team_ids: &HashMap<String, u64>,
+    documented_only: bool,
 ) -> Vec<String> {
     let employee = &person.employee;
     let mut problems = Vec::new();
@@ -298,7 +369,10 @@ pub fn check_user(
     );
     let hire = employee.hire_date.map(|d| d.to_string());
     expect("hireDate", user.hire_date.as_deref(), hire.as_deref());
-    let leave = employee.termination_date.map(|d| d.to_string());
+    let leave = employee
+        .termination_date
+        .map(|d| d.to_string())
+        .filter(|_| !documented_only);
     expect("leaveDate", user.leave_date.as_deref(), leave.as_deref());
     expect(
         "integrationExternalId",
@@ -329,6 +403,7 @@ pub fn check_user(
     let expected_avatar = person
         .picture
         .as_deref()
+        .filter(|_| !documented_only)
         .map(|bytes| format!("{:x}", Sha256::digest(bytes)));
     if user.avatar_sha256 != expected_avatar {
         differ("avatar", &user.avatar_sha256, &expected_avatar);
@@ -425,7 +500,14 @@ pub fn simulator_mismatches(personio: &PersonioSim, learnamp: &LearnAmpSim) -> V
                 if user.status == SimUserStatus::Deactivated {
                     problems.push(format!("active person {} is deactivated", employee.id));
                 }
-                problems.extend(check_user(person, user, &la_ids, &people, &team_ids));
+                problems.extend(check_user(
+                    person,
+                    user,
+                    &la_ids,
+                    &people,
+                    &team_ids,
+                    learnamp.documented_only(),
+                ));
             }
         }
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, personio_v2_token, spawn_app};
+use crate::helpers::{LaMode, TestApp, personio_v2_token, spawn_app, spawn_app_in};
+use crate::in_both_modes;
 use crate::webhooks::live_tenant;
 use personio_sync::domain::EmployeeStatus;
 use personio_sync::sim::learnamp::SimUserStatus;
@@ -28,9 +29,9 @@ async fn unsubscribe(app: &TestApp) {
     assert!(app.personio.webhooks().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
-    let app = spawn_app(200, 31).await;
+in_both_modes! {
+async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan(mode: LaMode) {
+    let app = spawn_app_in(mode, 200, 31).await;
     live_tenant(
         &app,
         "plan",
@@ -67,6 +68,7 @@ async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
     assert!(app.personio.delete_employee(&active[30].employee.id));
 
     app.learnamp.log.clear();
+    let invitations_before = app.learnamp.invitations().len();
     let before_users = app.learnamp.users();
     let (status, plan) = app
         .admin("POST", "/admin/tenants/plan/sync?dry_run=true", None)
@@ -98,7 +100,6 @@ async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
     let writes = app.learnamp.log.writes();
     let mut counted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut creates = 0;
-    let mut invitations = 0;
     for call in &writes {
         let parts: Vec<&str> = call.path.trim_start_matches("/v1/").split('/').collect();
         match (call.method.as_str(), parts.as_slice()) {
@@ -112,7 +113,9 @@ async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
                     .or_default()
                     .insert(id.to_string());
             }
-            ("POST", ["users", _, "invitation"]) => invitations += 1,
+            // Invitations are counted below, whether the create carried them (the
+            // documented invite) or the invitation route sent them.
+            ("POST", ["users", _, "invitation"]) => {}
             ("PUT" | "DELETE", ["users", _, "avatar"]) => {}
             other => panic!("unexpected write {other:?}"),
         }
@@ -127,7 +130,10 @@ async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
             .collect()
     };
     assert_eq!(creates, plan["creates"].as_array().unwrap().len());
-    assert_eq!(invitations, plan["invitations"].as_array().unwrap().len());
+    assert_eq!(
+        app.learnamp.invitations().len() - invitations_before,
+        plan["invitations"].as_array().unwrap().len()
+    );
     assert_eq!(
         counted.remove("updates").unwrap_or_default(),
         plan_ids("updates")
@@ -137,6 +143,7 @@ async fn a_dry_run_writes_nothing_and_the_real_sync_writes_exactly_the_plan() {
         plan_ids("deactivations")
     );
     crate::helpers::assert_learnamp_matches_personio(&app);
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,9 +225,9 @@ async fn a_scope_change_that_would_deactivate_30_percent_trips_the_guard_until_c
     assert_eq!(deactivated(&app), out_of_scope);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manual_invitations_go_out_once_and_never_to_deactivated_users() {
-    let app = spawn_app(40, 51).await;
+in_both_modes! {
+async fn manual_invitations_go_out_once_and_never_to_deactivated_users(mode: LaMode) {
+    let app = spawn_app_in(mode, 40, 51).await;
     live_tenant(&app, "manual", json!({})).await;
     assert!(app.learnamp.invitations().is_empty());
     let people = app.personio.employees();
@@ -232,6 +239,20 @@ async fn manual_invitations_go_out_once_and_never_to_deactivated_users() {
         "/admin/tenants/manual/employees/{}/invite",
         person.employee.id
     );
+    if mode == LaMode::Strict {
+        // A user that exists can be invited only through the assumed route, which a
+        // documented-only account lacks: 409 saying so, nothing sent, and the view
+        // lists the route.
+        let (status, body) = app.admin("POST", &path, None).await;
+        assert_eq!(status, 409, "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("already has a Learn Amp user"), "{body}");
+        assert!(message.contains("invitation"), "{body}");
+        assert!(app.learnamp.invitations().is_empty());
+        let view = app.view("manual").await;
+        assert!(view["learnamp_unsupported"]["invitation"].is_string(), "{view}");
+        return;
+    }
     let (status, body) = app.admin("POST", &path, None).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
@@ -279,10 +300,15 @@ async fn manual_invitations_go_out_once_and_never_to_deactivated_users() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(app.learnamp.invitations().len(), 1);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_hire_date_invites_people_already_hired_and_schedules_future_hires() {
-    let app = spawn_app(150, 61).await;
+in_both_modes! {
+async fn on_hire_date_invites_people_already_hired_and_schedules_future_hires(mode: LaMode) {
+    let app = spawn_app_in(mode, 150, 61).await;
+    // The account's owner: a confirmed user, whom the service may ask the invitation
+    // route about without sending an email (a real account always has one).
+    app.learnamp
+        .insert_user("owner@example.test", "Account", "Owner", None);
     let view = live_tenant(
         &app,
         "hire",
@@ -320,6 +346,20 @@ async fn on_hire_date_invites_people_already_hired_and_schedules_future_hires() 
         plan["scheduled_invitations"].as_array().unwrap().is_empty(),
         "already scheduled: {plan}"
     );
+    assert!(
+        plan["scheduled_creations"].as_array().unwrap().is_empty(),
+        "already scheduled: {plan}"
+    );
+    // Every active person has a user, except, on an account without the invitation
+    // route, future hires: they are created with the documented invite on their day.
+    let active = people.iter().filter(|p| !p.employee.is_inactive()).count();
+    let expected_users = match mode {
+        LaMode::Default => active,
+        LaMode::Strict => active - future,
+    };
+    assert_eq!(app.learnamp.users().len(), expected_users + 1, "plus the owner");
+    assert_eq!(view["employees"], expected_users as u64, "{view}");
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_in};
+use crate::in_both_modes;
 use personio_sync::domain::EmployeeStatus;
 use personio_sync::sim::learnamp::SimUserStatus;
 
@@ -24,9 +25,9 @@ pub async fn wait_learnamp(app: &TestApp, what: &str, done: impl Fn(&TestApp) ->
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn personio_changes_reach_learnamp_through_webhooks() {
-    let app = spawn_app(60, 21).await;
+in_both_modes! {
+async fn personio_changes_reach_learnamp_through_webhooks(mode: LaMode) {
+    let app = spawn_app_in(mode, 60, 21).await;
     live_tenant(&app, "live", json!({})).await;
     let hooks = app.personio.webhooks();
     assert_eq!(hooks.len(), 1, "exactly one subscription");
@@ -129,6 +130,7 @@ async fn personio_changes_reach_learnamp_through_webhooks() {
     let (status, _) = app.admin("DELETE", "/admin/tenants/live", None).await;
     assert_eq!(status, 204);
     assert!(app.personio.webhooks().is_empty(), "subscription removed");
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

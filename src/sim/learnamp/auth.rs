@@ -1,6 +1,7 @@
 //! `POST /oauth/token` (client credentials), the bearer-token check with scopes, the
 //! `Accept` check (406) and the optional rate limit (429).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -120,13 +121,29 @@ async fn issue_token(shared: &AppState, request: Request) -> Result<Response, Ap
         tracing::debug!("learnamp sim: token refused (invalid client)");
         return Err(invalid_client());
     }
-    let scopes = parse_scopes(form.get("scope")).ok_or_else(|| {
+    let unscoped = form
+        .get("scope")
+        .is_none_or(|scope| scope.trim().is_empty());
+    shared.token_requests.fetch_add(1, Ordering::Relaxed);
+    if unscoped {
+        shared
+            .unscoped_token_requests
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let invalid_scope = || {
         ApiError::oauth(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             "The requested scope is invalid, unknown, or malformed.",
         )
-    })?;
+    };
+    let scopes = parse_scopes(form.get("scope")).ok_or_else(invalid_scope)?;
+    // Scope-restricted credentials may not have `public`, the fallback of a request
+    // without `scope` (§2.3).
+    if shared.config.scoped_credentials && scopes.iter().any(|scope| scope == "public") {
+        tracing::debug!("learnamp sim: token refused (invalid scope for scoped credentials)");
+        return Err(invalid_scope());
+    }
     let token = new_token();
     let scope = scopes.join(" ");
     let ttl = shared.token_ttl();
@@ -222,6 +239,15 @@ pub(super) async fn require_token(
             Some(rec) => rec.scopes.clone(),
         }
     };
+    let revoked = shared
+        .revoked_scopes
+        .lock()
+        .expect("revoked scopes poisoned")
+        .clone();
+    let scopes: Vec<String> = scopes
+        .into_iter()
+        .filter(|scope| !revoked.contains(scope))
+        .collect();
     if !scopes.iter().any(|s| s == "public") {
         let pattern = request
             .extensions()

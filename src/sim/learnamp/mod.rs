@@ -28,6 +28,16 @@
 //! - No occupation roles exist in the simulated company: any non-empty `occupationRole`
 //!   gives 422.
 //! - The simulator stops serving when the [`LearnAmpSim`] value is dropped.
+//!
+//! Two options make it as strict as a real account can be (`personio-sync simulate
+//! learnamp --documented-only --scoped-credentials`):
+//! - [`LearnAmpSimConfig::documented_only`]: none of the assumed contracts. The
+//!   invitation and avatar routes answer 404 `{"error": "Not found"}` like any unknown
+//!   route; `leaveDate` is an unknown attribute, ignored on writes and never shown.
+//! - [`LearnAmpSimConfig::scoped_credentials`]: the credentials are provisioned for
+//!   specific scopes (§2.3). A token request without `scope` falls back to `public`,
+//!   which they may not have, and fails with 400 `invalid_scope`, as does one that asks
+//!   for `public`; every route then needs its documented scope (403 otherwise).
 
 mod auth;
 mod error;
@@ -72,6 +82,12 @@ pub struct LearnAmpSimConfig {
     pub rate_limit: Option<RateLimit>,
     /// Largest accepted `perPage`; larger values are capped.
     pub max_per_page: u32,
+    /// No assumed contract: no invitation or avatar route (404), `leaveDate` ignored
+    /// and never shown.
+    pub documented_only: bool,
+    /// Credentials provisioned for specific scopes: a token request must name them
+    /// (without `scope`, or with `public`: 400 `invalid_scope`).
+    pub scoped_credentials: bool,
 }
 
 impl Default for LearnAmpSimConfig {
@@ -82,6 +98,8 @@ impl Default for LearnAmpSimConfig {
             custom_fields: vec!["Cost code".to_string()],
             rate_limit: None,
             max_per_page: 100,
+            documented_only: false,
+            scoped_credentials: false,
         }
     }
 }
@@ -94,6 +112,8 @@ impl std::fmt::Debug for LearnAmpSimConfig {
             .field("custom_fields", &self.custom_fields)
             .field("rate_limit", &self.rate_limit)
             .field("max_per_page", &self.max_per_page)
+            .field("documented_only", &self.documented_only)
+            .field("scoped_credentials", &self.scoped_credentials)
             .finish()
     }
 }
@@ -105,6 +125,12 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     limiter: RateLimiter,
     token_ttl_ms: AtomicU64,
+    /// Token requests answered (any outcome).
+    token_requests: AtomicU64,
+    /// Token requests that named no scope.
+    unscoped_token_requests: AtomicU64,
+    /// Scopes withdrawn from every token (an owner narrowed the credentials).
+    revoked_scopes: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -170,6 +196,9 @@ impl LearnAmpSim {
             inner: Mutex::new(Inner::default()),
             limiter: RateLimiter::default(),
             token_ttl_ms: AtomicU64::new(auth::DEFAULT_TOKEN_TTL.as_millis() as u64),
+            token_requests: AtomicU64::new(0),
+            unscoped_token_requests: AtomicU64::new(0),
+            revoked_scopes: Mutex::new(Vec::new()),
         });
         let app = router(shared.clone(), knobs.clone(), log.clone());
         let task = tokio::spawn(async move {
@@ -244,6 +273,38 @@ impl LearnAmpSim {
         self.shared.token_ttl_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Whether the simulator offers none of the assumed contracts.
+    pub fn documented_only(&self) -> bool {
+        self.shared.config.documented_only
+    }
+
+    /// Token requests answered so far, and how many of them named no scope.
+    pub fn token_requests(&self) -> (u64, u64) {
+        (
+            self.shared.token_requests.load(Ordering::Relaxed),
+            self.shared.unscoped_token_requests.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Withdraws `scope` from every token, issued or not (as when the account owner
+    /// narrows the credentials): routes needing it answer 403 from now on.
+    pub fn revoke_scope(&self, scope: &str) {
+        self.shared
+            .revoked_scopes
+            .lock()
+            .expect("revoked scopes poisoned")
+            .push(scope.to_string());
+    }
+
+    /// Sets a user's status (tests: e.g. a pre-existing user who was never invited);
+    /// false if unknown.
+    pub fn set_status(&self, id: u64, status: SimUserStatus) -> bool {
+        self.shared
+            .lock()
+            .update_user(id, |user| user.set_status(status, chrono::Utc::now()))
+            .is_some()
+    }
+
     /// The custom field values of a user (a convenience over [`LearnAmpSim::user`]).
     pub fn custom_fields_of(&self, id: u64) -> Option<BTreeMap<String, String>> {
         self.user(id).map(|u| u.custom_fields)
@@ -291,6 +352,7 @@ fn team_routes<K: teams::TeamKey + 'static>(prefix: &str) -> [(String, MethodRou
 
 /// The whole application: token route, `/v1` routes, middleware.
 fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
+    let documented_only = shared.config.documented_only;
     let routes: [(&str, MethodRouter<AppState>); 8] = [
         ("/v1/users", get(users::list).post(users::create)),
         (
@@ -315,6 +377,10 @@ fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
     let v1 = routes
         .map(|(path, method)| (path.to_string(), method))
         .into_iter()
+        // Without the assumed contracts, their routes are unknown (the fallback's 404).
+        .filter(|(path, _)| {
+            !(documented_only && (path.ends_with("/invitation") || path.ends_with("/avatar")))
+        })
         .chain(team_routes::<teams::ById>("/v1/teams/{id}"))
         .chain(team_routes::<teams::ByExt>(
             "/v1/teams/by_external_id/{ext}",

@@ -743,3 +743,81 @@ fn config_debug_hides_the_secret() {
     assert!(!printed.contains("sim-secret"));
     assert!(printed.contains("sim-client"));
 }
+
+#[tokio::test]
+async fn documented_only_has_no_assumed_contract() {
+    let sim = LearnAmpSim::start(LearnAmpSimConfig {
+        documented_only: true,
+        ..LearnAmpSimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    let http = Client::new();
+    let token = fetch_token(&http, &sim.base_url, "sim-secret", None)
+        .await
+        .1["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let f = Fixture { sim, http, token };
+    let id = f.create_user("strict@example.com", "70").await;
+    let invitation = f
+        .call(Method::POST, &format!("/v1/users/{id}/invitation"))
+        .await;
+    assert_eq!(invitation.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_of(invitation).await, json!({"error": "Not found"}));
+    let avatar = send(
+        f.request(Method::PUT, &format!("/v1/users/{id}/avatar"))
+            .header("Content-Type", "image/png")
+            .body(b"\x89PNG\r\n\x1a\n".to_vec()),
+    )
+    .await;
+    assert_eq!(avatar.status(), StatusCode::NOT_FOUND);
+    // leaveDate is an unknown attribute: ignored (even malformed), never shown.
+    let path = format!("/v1/users/{id}");
+    let body = f
+        .put(
+            &path,
+            &[("leaveDate", "2025-06-30"), ("jobTitle", "Boss")],
+            StatusCode::OK,
+        )
+        .await;
+    assert!(body.get("leaveDate").is_none(), "{body}");
+    assert_eq!(body["jobTitle"], "Boss");
+    f.put(&path, &[("leaveDate", "30.06.2025")], StatusCode::OK)
+        .await;
+    assert!(f.get_json(&path).await.get("leaveDate").is_none());
+    assert_eq!(f.sim.user(id).expect("user").leave_date, None);
+    assert!(f.sim.invitations().is_empty());
+}
+
+#[tokio::test]
+async fn scoped_credentials_must_name_their_scopes() {
+    let sim = LearnAmpSim::start(LearnAmpSimConfig {
+        scoped_credentials: true,
+        ..LearnAmpSimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    let http = Client::new();
+    for scope in [None, Some(""), Some("public"), Some("public users:read")] {
+        let (status, body) = fetch_token(&http, &sim.base_url, "sim-secret", scope).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{scope:?}");
+        assert_eq!(body["error"], "invalid_scope", "{scope:?}");
+    }
+    assert_eq!(sim.token_requests(), (4, 2));
+    let (status, body) = fetch_token(&http, &sim.base_url, "sim-secret", Some(SCOPED)).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = body["access_token"].as_str().expect("token").to_string();
+    let f = Fixture { sim, http, token };
+    assert_eq!(f.get("/v1/users").await.status(), StatusCode::OK);
+    let response = f.get("/v1/teams").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "Insufficient scope: teams:read is required"})
+    );
+    // A scope withdrawn from the credentials is refused from then on.
+    f.sim.revoke_scope("users:read");
+    assert_eq!(f.get("/v1/users").await.status(), StatusCode::FORBIDDEN);
+}

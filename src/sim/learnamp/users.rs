@@ -144,9 +144,11 @@ fn enum_param(
 }
 
 /// Validates a create or update request into changes (nothing is written).
+/// With `documented_only`, `leaveDate` is an unknown attribute: ignored, like any other.
 fn parse_changes(
     inner: &Inner,
     custom_field_names: &[String],
+    documented_only: bool,
     form: &Form,
     mode: Mode,
 ) -> Result<UserChanges, ApiError> {
@@ -161,7 +163,11 @@ fn parse_changes(
         department: form.optional("department"),
         integration_external_id: form.optional("integrationExternalId"),
         hire_date: date_field(form, "hireDate", &mut errors),
-        leave_date: date_field(form, "leaveDate", &mut errors),
+        leave_date: if documented_only {
+            None
+        } else {
+            date_field(form, "leaveDate", &mut errors)
+        },
         language: enum_param(form, "language", &LANGUAGES, &mut errors),
         role: enum_param(form, "role", &SETTABLE_ROLES, &mut errors),
         primary_team: primary_team(inner, form, &mut errors),
@@ -506,7 +512,13 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let form = read_form(request).await?;
     let mut inner = shared.lock();
-    let changes = parse_changes(&inner, &shared.config.custom_fields, &form, Mode::Create)?;
+    let changes = parse_changes(
+        &inner,
+        &shared.config.custom_fields,
+        shared.config.documented_only,
+        &form,
+        Mode::Create,
+    )?;
     let now = Utc::now();
     let id = inner.take_user_id();
     let skip = changes.skip_invitation;
@@ -529,7 +541,13 @@ fn update_user(
     if !inner.contains_user(id) {
         return Err(ApiError::not_found());
     }
-    let changes = parse_changes(inner, &shared.config.custom_fields, form, Mode::Update(id))?;
+    let changes = parse_changes(
+        inner,
+        &shared.config.custom_fields,
+        shared.config.documented_only,
+        form,
+        Mode::Update(id),
+    )?;
     apply_changes(inner, id, changes, Utc::now());
     Ok(full_user(shared, inner, id, StatusCode::OK))
 }
@@ -710,7 +728,7 @@ mod tests {
     /// `parse_changes` of a URL-encoded body, in a company with the custom field
     /// `Cost code`.
     fn parse(inner: &Inner, body: &str, mode: Mode) -> Result<UserChanges, ApiError> {
-        parse_changes(inner, &["Cost code".to_string()], &form(body), mode)
+        parse_changes(inner, &["Cost code".to_string()], false, &form(body), mode)
     }
 
     /// The status and body of a request `parse_changes` refuses.

@@ -32,6 +32,8 @@ pub(super) struct View<'a> {
     pub inner: &'a Inner,
     /// The simulator's base URL (profile and avatar URLs point here).
     pub base: &'a str,
+    /// No assumed contract: `leaveDate` is not shown.
+    pub documented_only: bool,
 }
 
 impl<'a> View<'a> {
@@ -40,6 +42,7 @@ impl<'a> View<'a> {
         Self {
             inner,
             base: &shared.base_url,
+            documented_only: shared.config.documented_only,
         }
     }
 
@@ -137,7 +140,7 @@ impl<'a> View<'a> {
                 &sha[..sha.len().min(16)]
             )
         });
-        with_fields(
+        let full = with_fields(
             self.user_basic(user),
             [
                 ("occupationRole", json!(user.occupation_role)),
@@ -148,9 +151,12 @@ impl<'a> View<'a> {
                 ("primaryTeam", primary),
                 ("secondaryTeams", Value::Array(secondary)),
                 ("customFields", Value::Array(custom)),
-                ("leaveDate", json!(user.leave_date)),
             ],
-        )
+        );
+        if self.documented_only {
+            return full;
+        }
+        with_fields(full, [("leaveDate", json!(user.leave_date))])
     }
 
     /// The list/simple team form (§6.2).
