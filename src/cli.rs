@@ -95,6 +95,10 @@ pub enum Command {
         /// Accepted client secret.
         #[arg(long, default_value = "sim-secret")]
         client_secret: String,
+        /// Most rows one v1 employee page serves, whatever `limit` asks (Personio only;
+        /// default: as many as asked).
+        #[arg(long)]
+        page_cap: Option<usize>,
     },
     /// Load tool: starts the service and both simulators on loopback and measures
     /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
@@ -137,7 +141,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             client_id,
             client_secret,
-        } => simulate(system, listen, employees, seed, client_id, client_secret).await,
+            page_cap,
+        } => {
+            let personio = PersonioSimConfig {
+                employees,
+                seed,
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                page_cap,
+                ..PersonioSimConfig::default()
+            };
+            simulate(system, listen, personio, client_id, client_secret).await
+        }
         Command::Bench { args } => crate::loadtest::run(args).await,
     }
 }
@@ -173,8 +188,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn simulate(
     system: System,
     listen: String,
-    employees: usize,
-    seed: u64,
+    personio: PersonioSimConfig,
     client_id: String,
     client_secret: String,
 ) -> anyhow::Result<()> {
@@ -184,14 +198,7 @@ async fn simulate(
         .with_context(|| format!("cannot listen on {listen}"))?;
     match system {
         System::Personio => {
-            let config = PersonioSimConfig {
-                employees,
-                seed,
-                client_id,
-                client_secret,
-                ..PersonioSimConfig::default()
-            };
-            let sim = PersonioSim::start_on(listener, config).await?;
+            let sim = PersonioSim::start_on(listener, personio).await?;
             println!("{}", sim.base_url);
             shutdown_signal().await;
         }

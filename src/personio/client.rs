@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::error::{ErrorBody, PersonioError, parse_error_body, scrub};
+use super::error::{ErrorBody, PersonioError, is_personio_not_found, parse_error_body, scrub};
 use super::model::{self, AttributeInfo, EmployeePage, OrgUnit, TokenAnswer, Webhook, WebhookSpec};
 use crate::domain::{Employee, Secret};
 use crate::pacer::{Pacer, Rate};
@@ -23,7 +23,8 @@ use crate::retry::{RetryPolicy, retry_after};
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page size of `GET /v1/company/employees` (Personio's maximum since 2025).
 const PAGE_SIZE: usize = 100;
-/// Safety bound on v1 pages (500,000 employees): stops a total that grows forever.
+/// Safety bound on v1 pages (500,000 employees at full pages): stops a total that grows
+/// forever.
 const MAX_EMPLOYEE_PAGES: usize = 5_000;
 /// Safety bound on v2 webhook list pages.
 const MAX_WEBHOOK_PAGES: usize = 1_000;
@@ -231,6 +232,10 @@ impl PersonioClient {
     /// Every employee the credential can see (all statuses), via
     /// `GET /v1/company/employees?limit=100&offset=…`, deduplicated by id.
     ///
+    /// `offset` is a record offset (reference §4.1), so it advances by the rows a page
+    /// actually held: Personio may serve fewer than `limit`. Paging ends at the total
+    /// `metadata.total_elements` gives, or at an empty page, never at a short page.
+    ///
     /// Fails with [`PersonioError::Decode`] if paging stops advancing.
     pub async fn list_employees(&self) -> Result<Vec<Employee>, PersonioError> {
         let mut employees = Vec::new();
@@ -259,11 +264,11 @@ impl PersonioClient {
                 return Err(not_advancing(offset, "holds only employees already seen"));
             }
             previous_first = Some(first);
-            offset += PAGE_SIZE;
-            let past_total = page
+            offset += count;
+            let reached_total = page
                 .total_elements
                 .is_some_and(|total| u64::try_from(offset).is_ok_and(|o| o >= total));
-            if count < PAGE_SIZE || past_total {
+            if reached_total {
                 return Ok(employees);
             }
         }
@@ -284,7 +289,9 @@ impl PersonioClient {
         model::parse_employee_page(&body).map_err(PersonioError::Decode)
     }
 
-    /// One employee by v1 id; `None` if Personio answers 404.
+    /// One employee by v1 id; `None` if Personio answers 404 with its own not-found body.
+    /// A 404 with any other body (HTML, a wrong base URL) is
+    /// [`PersonioError::ForeignNotFound`], never `None`: `None` deactivates.
     pub async fn get_employee(&self, id: &str) -> Result<Option<Employee>, PersonioError> {
         let path = format!("/v1/company/employees/{}", path_segment(id, "employee id")?);
         let call = Call::get(self.url(&path), "get_employee").v1();
@@ -459,7 +466,19 @@ impl PersonioClient {
             return Ok(Some(raw.body));
         }
         if allow_404 && raw.status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            if is_personio_not_found(&raw.body) {
+                return Ok(None);
+            }
+            let excerpt = parse_error_body(&raw.body)
+                .message
+                .map(|text| text.chars().take(80).collect::<String>())
+                .unwrap_or_else(|| "empty body".to_string());
+            tracing::warn!(
+                endpoint = call.label,
+                excerpt = %excerpt,
+                "Personio answered 404 without its own error body; not taken as not found"
+            );
+            return Err(PersonioError::ForeignNotFound { excerpt });
         }
         Err(failure(
             call.label,
@@ -596,6 +615,11 @@ impl PersonioClient {
     }
 
     /// Sends one request and reads its answer (bounded), counting it.
+    ///
+    /// Successful v1 answers carry the token back in their `Authorization` header
+    /// (reference §2.1). Today's tokens are stable for 24 h and "rotation is no longer
+    /// required", so that header is deliberately not read: the cached token stays in use
+    /// until it is due for renewal or refused. Headers are never logged.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Raw, PersonioError> {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut response = request.send().await.map_err(transport)?;
@@ -989,12 +1013,19 @@ mod tests {
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }
-        Response::builder()
+        let mut response = Response::builder()
             .status(reply.status)
-            .header("content-type", reply.content_type)
-            .body(Body::from(reply.body))
-            .expect("response")
+            .header("content-type", reply.content_type);
+        if seen.path.starts_with("/v1/") && (200..300).contains(&reply.status) {
+            // Successful v1 answers carry a token back (reference §2.1); this one differs
+            // from the token presented, to show the client does not switch to it.
+            response = response.header("authorization", format!("Bearer {RETURNED_TOKEN}"));
+        }
+        response.body(Body::from(reply.body)).expect("response")
     }
+
+    /// The token every successful v1 answer of the fake carries back.
+    const RETURNED_TOKEN: &str = "papi-returned-in-header";
 
     /// A fake Personio on 127.0.0.1:0. The token endpoint hands out `tok-1`, `tok-2`, …
     /// (with `expires_in`) and insists on the app id and the form fields; every other
@@ -1239,6 +1270,69 @@ mod tests {
         let fake = spawn(|seen| paged(seen, 200)).await;
         assert_eq!(client(&fake).list_employees().await.unwrap().len(), 200);
         assert_eq!(fake.count("/v1/company/employees"), 2);
+    }
+
+    #[tokio::test]
+    async fn the_token_carried_back_by_v1_answers_is_not_switched_to() {
+        // Reference §2.1: tokens are stable for 24 h; single-use tokens returned in the
+        // `Authorization` response header are legacy and "rotation is no longer
+        // required". The cached token stays in use; the returned one is never sent.
+        let fake = spawn(|seen| paged(seen, 150)).await;
+        let client = client(&fake);
+        assert_eq!(client.list_employees().await.unwrap().len(), 150);
+        client.readable_attributes().await.ok();
+        let calls: Vec<Seen> = fake
+            .seen()
+            .into_iter()
+            .filter(|s| s.path.starts_with("/v1/"))
+            .collect();
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().all(|s| s.bearer() == "tok-1"), "{calls:?}");
+        assert_eq!(fake.count("/v2/auth/token"), 1);
+        assert!(!format!("{client:?}").contains(RETURNED_TOKEN));
+    }
+
+    #[tokio::test]
+    async fn short_pages_do_not_end_the_list() {
+        // The server serves at most 37 rows whatever `limit` says.
+        let fake = spawn(|seen| {
+            let offset: usize = seen
+                .query_value("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let end = (offset + 37).min(250);
+            Reply::json(200, page((offset.min(end)..end).map(|i| i + 1), 250))
+        })
+        .await;
+        let employees = client(&fake).list_employees().await.unwrap();
+        assert_eq!(employees.len(), 250);
+        let offsets: Vec<String> = fake
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/v1/company/employees")
+            .filter_map(|s| s.query_value("offset"))
+            .collect();
+        assert_eq!(
+            offsets,
+            ["0", "37", "74", "111", "148", "185", "222"],
+            "record offsets advance by the rows served"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_total_the_list_ends_at_an_empty_page() {
+        let fake = spawn(|seen| {
+            let offset: usize = seen
+                .query_value("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let end = (offset + 30).min(70);
+            let data: Vec<Value> = (offset.min(end)..end).map(|i| employee(i + 1)).collect();
+            Reply::json(200, json!({"success": true, "data": data}))
+        })
+        .await;
+        assert_eq!(client(&fake).list_employees().await.unwrap().len(), 70);
+        assert_eq!(fake.count("/v1/company/employees"), 4);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ mod crash_storm;
 mod front_door_fuzz;
 mod full_sync;
 mod helpers;
+mod personio_real;
 mod random_mutations;
 mod secrets;
 mod settings;
