@@ -2,10 +2,13 @@
 //! (short pages, foreign 404s, the per-IP v1 budget, webhook creation conflicts, https
 //! webhook URLs, signed deliveries).
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::{assert_learnamp_matches_personio, spawn_app_with};
-use personio_sync::sim::personio::PersonioSimConfig;
+use personio_sync::sim::learnamp::SimUserStatus;
+use personio_sync::sim::personio::{PersonioSimConfig, ScriptedAnswer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sync_reads_every_employee_when_pages_hold_37_rows() {
@@ -43,4 +46,79 @@ async fn a_full_sync_reads_every_employee_when_pages_hold_37_rows() {
         .map(|key| sync[key].as_u64().unwrap_or_default())
         .sum();
     assert_eq!(read, 250, "every employee read and planned: {view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_404_on_one_employee_deactivates_nobody_and_keeps_the_event() {
+    let app = spawn_app_with(PersonioSimConfig {
+        employees: 30,
+        seed: 4,
+        ..PersonioSimConfig::default()
+    })
+    .await;
+    let (status, body) = app.create_tenant(&app.spec("proxy", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("proxy", None).await;
+    assert_eq!(view["state"], "live", "{view}");
+    let person = app
+        .personio
+        .employees()
+        .into_iter()
+        .find(|p| !p.employee.is_inactive())
+        .expect("an active employee");
+    let id = person.employee.id.clone();
+    let path = format!("/v1/company/employees/{id}");
+    app.personio.script(ScriptedAnswer::html_not_found(&path));
+    app.personio.emit_event("person.updated", json!({"id": id}));
+    let view = app
+        .wait_for("proxy", Duration::from_secs(20), |view| {
+            view["state"] == "degraded" && view["pending_events"].as_u64() >= Some(1)
+        })
+        .await;
+    let last_error = view["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("404") && last_error.contains("base_url"),
+        "{view}"
+    );
+    let answered_html = app
+        .personio
+        .log
+        .all()
+        .iter()
+        .filter(|call| call.path == path && call.status == 404)
+        .count();
+    assert!(answered_html >= 1, "the employee read met the HTML 404");
+    let user = app
+        .learnamp
+        .user_by_external_id(&id)
+        .expect("the person's user");
+    assert_ne!(
+        user.status,
+        SimUserStatus::Deactivated,
+        "nobody deactivated"
+    );
+    assert!(
+        app.learnamp
+            .users()
+            .iter()
+            .all(|user| user.status != SimUserStatus::Deactivated
+                || app
+                    .personio
+                    .employee(user.integration_external_id.as_deref().unwrap_or(""))
+                    .is_some_and(|p| p.employee.is_inactive())),
+        "no active person's user is deactivated"
+    );
+
+    // Once Personio answers again, the kept event is applied and the tenant recovers.
+    app.personio.clear_scripts();
+    let view = app
+        .wait_for("proxy", Duration::from_secs(30), |view| {
+            view["state"] == "live" && view["pending_events"] == 0
+        })
+        .await;
+    assert!(view["live"]["events_applied"].as_u64() >= Some(1), "{view}");
+    assert_ne!(
+        app.learnamp.user_by_external_id(&id).unwrap().status,
+        SimUserStatus::Deactivated
+    );
 }
