@@ -48,6 +48,9 @@ pub struct TenantDeps {
     pub restart_base: Duration,
     /// Bounds how many tenants run their start-up checks at once (see [`START_GATE`]).
     pub start_gate: Arc<tokio::sync::Semaphore>,
+    /// Paces the Personio v1 calls of every tenant together: Personio limits v1 by
+    /// source IP, which all tenants share.
+    pub personio_v1_pacer: Arc<crate::pacer::Pacer>,
 }
 
 /// Tenants running their start-up checks (authentication, attribute check) at once.
@@ -252,7 +255,8 @@ pub fn clients(spec: &TenantSpec, deps: &TenantDeps) -> (PersonioClient, LearnAm
         },
         deps.http.clone(),
         deps.retry,
-    );
+    )
+    .with_v1_pacer(deps.personio_v1_pacer.clone());
     let learnamp = LearnAmpClient::new(
         LearnAmpConfig {
             base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),

@@ -81,13 +81,15 @@ struct Inner {
     token: Mutex<Option<CachedToken>>,
     /// HTTP requests sent (token requests included).
     requests: AtomicU64,
-    /// Paces every v1 call under Personio's 2,000/min per-IP limit.
-    v1_pacer: Pacer,
+    /// Paces every v1 call under Personio's 2,000/min per-IP limit. One per process,
+    /// shared by every tenant's client (see [`PersonioClient::with_v1_pacer`]).
+    v1_pacer: Arc<Pacer>,
     /// Paces the employee list under its 300/min (15/s burst) limit.
     list_pacer: Pacer,
 }
 
-/// Default pace of all v1 calls: just under the documented 2,000 requests/min.
+/// Default pace of all v1 calls: just under the documented 2,000 requests/min (the
+/// service's own pace comes from `personio.v1_requests_per_minute`).
 pub const V1_RATE: Rate = Rate {
     per_second: 30.0,
     burst: 30,
@@ -176,9 +178,16 @@ impl std::fmt::Debug for PersonioClient {
 
 impl PersonioClient {
     /// A client for `config`, sending through `http` (share one `reqwest::Client` between
-    /// tenants) and retrying transient failures per `retry`.
+    /// tenants) and retrying transient failures per `retry`, with its own v1 pacer at
+    /// [`V1_RATE`] (the service shares one instead, see [`Self::with_v1_pacer`]).
     pub fn new(config: PersonioConfig, http: reqwest::Client, retry: RetryPolicy) -> Self {
-        Self::assemble(config, http, retry, DEFAULT_REQUEST_TIMEOUT)
+        Self::assemble(
+            config,
+            http,
+            retry,
+            DEFAULT_REQUEST_TIMEOUT,
+            Arc::new(Pacer::new(V1_RATE)),
+        )
     }
 
     /// The same client with another per-request timeout (and a fresh token cache).
@@ -188,6 +197,20 @@ impl PersonioClient {
             self.inner.http.clone(),
             self.inner.retry,
             timeout,
+            self.inner.v1_pacer.clone(),
+        )
+    }
+
+    /// The same client pacing its v1 calls with `pacer` (and a fresh token cache).
+    /// Personio limits v1 calls per source IP, so the service gives every tenant's
+    /// client the one pacer of the process.
+    pub fn with_v1_pacer(self, pacer: Arc<Pacer>) -> Self {
+        Self::assemble(
+            self.inner.config.clone(),
+            self.inner.http.clone(),
+            self.inner.retry,
+            self.inner.timeout,
+            pacer,
         )
     }
 
@@ -197,6 +220,7 @@ impl PersonioClient {
         http: reqwest::Client,
         retry: RetryPolicy,
         timeout: Duration,
+        v1_pacer: Arc<Pacer>,
     ) -> Self {
         let base = config.base_url.trim().trim_end_matches('/').to_string();
         let app_id = HeaderValue::from_str(config.app_id.trim())
@@ -218,7 +242,7 @@ impl PersonioClient {
                 timeout,
                 token: Mutex::new(None),
                 requests: AtomicU64::new(0),
-                v1_pacer: Pacer::new(V1_RATE),
+                v1_pacer,
                 list_pacer: Pacer::new(EMPLOYEE_LIST_RATE),
             }),
         }

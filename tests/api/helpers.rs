@@ -57,6 +57,15 @@ pub async fn spawn_app(employees: usize, seed: u64) -> TestApp {
 
 /// Starts simulators with a custom Personio config, and the service.
 pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
+    spawn_app_configured(personio_config, |_| {}).await
+}
+
+/// Starts simulators with a custom Personio config, and the service with its
+/// configuration changed by `configure`.
+pub async fn spawn_app_configured(
+    personio_config: PersonioSimConfig,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         personio_sync::telemetry::init(personio_sync::config::LogFormat::Text);
     }
@@ -70,6 +79,7 @@ pub async fn spawn_app_with(personio_config: PersonioSimConfig) -> TestApp {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
     config.storage.data_dir = data_dir.path().to_path_buf();
+    configure(&mut config);
     let store = Store::open(data_dir.path(), 32).expect("store");
     let options = Options {
         retry: RetryPolicy::fast(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{assert_learnamp_matches_personio, spawn_app_with};
+use crate::helpers::{assert_learnamp_matches_personio, spawn_app_configured, spawn_app_with};
 use personio_sync::sim::learnamp::SimUserStatus;
 use personio_sync::sim::personio::{PersonioSimConfig, ScriptedAnswer};
 
@@ -121,4 +121,46 @@ async fn an_html_404_on_one_employee_deactivates_nobody_and_keeps_the_event() {
         app.learnamp.user_by_external_id(&id).unwrap().status,
         SimUserStatus::Deactivated
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_syncing_at_once_share_one_per_ip_v1_budget() {
+    // Personio allows 30 v1 calls/s from our IP here; the service paces itself at 20/s.
+    // Two tenants pacing 20/s each would reach 40/s and be refused; one shared pacer
+    // keeps both together under the budget.
+    let app = spawn_app_configured(
+        PersonioSimConfig {
+            employees: 300,
+            seed: 8,
+            v1_per_ip_per_minute: 1800.0,
+            ..PersonioSimConfig::default()
+        },
+        |config| config.personio.v1_requests_per_minute = 1200,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for id in ["first", "second"] {
+        let (status, body) = app.create_tenant(&app.spec(id, json!({}))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for id in ["first", "second"] {
+        let view = app.wait_for_sync(id, None).await;
+        assert_eq!(view["state"], "live", "{view}");
+        assert_eq!(view["last_sync"]["failed"], 0, "{view}");
+    }
+    let elapsed = started.elapsed();
+    let usage = app.personio.ip_usage();
+    let local = &usage[&std::net::IpAddr::from([127, 0, 0, 1])];
+    eprintln!(
+        "two full syncs: {} v1 calls in {elapsed:?}, peak {}/s, {} refused by the per-IP limit",
+        local.v1_requests, local.peak_per_second, local.v1_refused
+    );
+    assert_eq!(local.v1_refused, 0, "over the per-IP budget: {local:?}");
+    // In any one second: the shared pacer releases at most its burst (20) plus 20 more
+    // (arrival jitter allowed for); two pacers of 20/s reach about 80.
+    assert!(
+        local.peak_per_second <= 50,
+        "more than one pacer's worth within one second: {local:?}"
+    );
+    assert!(local.v1_requests >= 120, "a real load: {local:?}");
 }

@@ -369,9 +369,10 @@ impl PersonioSim {
             runtime: tokio::runtime::Handle::current(),
             without_app_id: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),
+            // No burst is documented: one second's worth.
             v1_per_ip: RateLimit {
                 per_minute: config.v1_per_ip_per_minute,
-                burst: (config.v1_per_ip_per_minute / 20.0).max(1.0),
+                burst: (config.v1_per_ip_per_minute / 60.0).floor().max(1.0),
             },
             ip_usage: Mutex::new(HashMap::new()),
         });
@@ -640,7 +641,11 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
     let v1 = path.starts_with("/v1/");
-    let within = !shared.rate_limits || within_rate_limits(&shared, &method, &path, ip);
+    let refused = if shared.rate_limits {
+        refusing_limit(&shared, &method, &path, ip)
+    } else {
+        None
+    };
     if v1 {
         shared
             .ip_usage
@@ -648,9 +653,9 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             .expect("personio sim ip usage poisoned")
             .entry(ip)
             .or_default()
-            .record(!within);
+            .record(refused == Some(V1_PER_IP_KEY));
     }
-    if !within {
+    if refused.is_some() {
         tracing::debug!(path = %path, "personio sim: rate limited");
         return errors::too_many_requests(&path);
     }
@@ -740,17 +745,27 @@ fn rate_limits_for(
     }
 }
 
-fn within_rate_limits(shared: &Shared, method: &Method, path: &str, ip: IpAddr) -> bool {
-    rate_limits_for(method, path, ("v1-all", shared.v1_per_ip))
+/// Bucket name of the all-v1 per-IP limit.
+const V1_PER_IP_KEY: &str = "v1-all";
+
+/// The first limit that refuses this call (its bucket name), if any.
+fn refusing_limit(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    ip: IpAddr,
+) -> Option<&'static str> {
+    rate_limits_for(method, path, (V1_PER_IP_KEY, shared.v1_per_ip))
         .into_iter()
-        .all(|(key, limit)| {
-            let key = if key == "v1-all" {
+        .find(|(key, limit)| {
+            let bucket = if *key == V1_PER_IP_KEY {
                 format!("{key}:{ip}")
             } else {
-                key.to_string()
+                (*key).to_string()
             };
-            shared.limiter.try_acquire(&key, limit)
+            !shared.limiter.try_acquire(&bucket, *limit)
         })
+        .map(|(key, _)| key)
 }
 
 /// The scope a v2 path needs, if any.

@@ -680,7 +680,10 @@ async fn v1_calls_are_counted_and_limited_per_source_ip() {
     let local = &usage[&std::net::IpAddr::from([127, 0, 0, 1])];
     assert_eq!(local.v1_requests, 6, "v2 calls are not v1 calls");
     assert_eq!(local.v1_refused, refused);
-    assert_eq!(refused, 3, "a burst of 60/20 = 3, then 1 per second");
+    assert!(
+        refused >= 4,
+        "a burst of 60/60 = 1, then 1 per second: {refused}"
+    );
     assert_eq!(local.peak_per_second, 6);
 }
 
