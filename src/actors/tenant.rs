@@ -178,10 +178,17 @@ pub struct TenantActorState {
     scheduler: Option<ActorRef<SchedulerMsg>>,
     /// The team mapper child.
     team_mapper: Option<ActorRef<TeamMapperMsg>>,
+    /// Why the webhook subscription could not be ensured: while set, the tenant shows
+    /// `degraded` with this message instead of `live`.
+    subscription_problem: Option<String>,
 }
 
 impl TenantActorState {
     fn set_state(&self, state: TenantState, last_error: Option<String>) {
+        let (state, last_error) = match (&self.subscription_problem, state) {
+            (Some(problem), TenantState::Live) => (TenantState::Degraded, Some(problem.clone())),
+            _ => (state, last_error),
+        };
         self.deps.board.update(&self.spec.id, |view| {
             view.state = state;
             view.last_error = last_error;
@@ -296,6 +303,7 @@ impl Actor for TenantActor {
             drain_retry_scheduled: false,
             scheduler: None,
             team_mapper: None,
+            subscription_problem: None,
         };
         let mut state = state;
         state.set_state(TenantState::Starting, None);
@@ -429,6 +437,9 @@ impl Actor for TenantActor {
                 }
             }
             TenantMsg::FullSync { confirm } => {
+                if state.subscription_problem.is_some() {
+                    ensure_subscription(state).instrument(span.clone()).await;
+                }
                 full_sync(&myself, state, confirm).instrument(span).await?;
             }
             TenantMsg::Crash(reason) => {
@@ -800,20 +811,24 @@ async fn apply_people(
 }
 
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
-/// Personio, with the right token and events; repairs or creates it. Failures are
-/// logged and retried at the next start or reconciliation, never fatal for the sync.
-async fn ensure_subscription(state: &TenantActorState) {
+/// Personio, with the right token and events; repairs or creates it. A failure is
+/// never fatal for the sync: it is kept as the tenant's subscription problem (the view
+/// shows `degraded` with it instead of `live`) and retried at the next full sync or start.
+async fn ensure_subscription(state: &mut TenantActorState) {
     let Some(secrets) = &state.spec.webhook else {
         return;
     };
     let url = state.deps.webhook_url(secrets.key.expose());
     let result =
         sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
-    if let Err(error) = result {
-        warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
-        let _ = state
-            .store
-            .append_history(&format!("webhook subscription not ensured: {error}"));
+    match result {
+        Ok(_) => state.subscription_problem = None,
+        Err(error) => {
+            warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
+            let message = error.to_string();
+            let _ = state.store.append_history(&message);
+            state.subscription_problem = Some(message);
+        }
     }
 }
 

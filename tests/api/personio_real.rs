@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::helpers::{assert_learnamp_matches_personio, spawn_app_configured, spawn_app_with};
 use personio_sync::sim::learnamp::SimUserStatus;
 use personio_sync::sim::personio::{PersonioSimConfig, ScriptedAnswer};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sync_reads_every_employee_when_pages_hold_37_rows() {
@@ -163,4 +164,120 @@ async fn two_tenants_syncing_at_once_share_one_per_ip_v1_budget() {
         "more than one pacer's worth within one second: {local:?}"
     );
     assert!(local.v1_requests >= 120, "a real load: {local:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_webhook_creation_is_retried_once_then_degrades_the_tenant() {
+    let app = spawn_app_with(PersonioSimConfig {
+        employees: 10,
+        seed: 2,
+        ..PersonioSimConfig::default()
+    })
+    .await;
+    let conflict = || {
+        ScriptedAnswer::new(
+            Method::POST,
+            "/v2/webhooks",
+            409,
+            "application/problem+json",
+            r#"{"personio_trace_id": "t-409", "errors": [{"title": "Conflict", "detail": "A webhook with this url already exists."}]}"#,
+        )
+    };
+    // One 409, then Personio creates it: the retry after a fresh list succeeds.
+    app.personio.script(conflict().times(1));
+    let (status, body) = app.create_tenant(&app.spec("once", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("once", None).await;
+    assert_eq!(view["state"], "live", "{view}");
+    assert_eq!(app.personio.webhooks().len(), 1);
+
+    // Every create answers 409: two attempts, each after a list, then `degraded`.
+    app.personio.log.clear();
+    app.personio.script(conflict());
+    let (status, body) = app.create_tenant(&app.spec("stuck", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("stuck", None).await;
+    assert_eq!(view["state"], "degraded", "{view}");
+    let last_error = view["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("409") && last_error.contains("restart the tenant"),
+        "{view}"
+    );
+    let calls = |method: &str| {
+        app.personio
+            .log
+            .all()
+            .iter()
+            .filter(|call| call.path == "/v2/webhooks" && call.method.as_str() == method)
+            .count()
+    };
+    assert_eq!(calls("POST"), 2, "created once, retried once, no more");
+    assert_eq!(calls("GET"), 2, "a fresh list before the retry");
+    assert_eq!(
+        view["last_sync"]["failed"], 0,
+        "the sync itself ran: {view}"
+    );
+
+    // Once Personio accepts it, the next sync ensures it and the tenant is live.
+    app.personio.clear_scripts();
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    let (status, _) = app.admin("POST", "/admin/tenants/stuck/sync", None).await;
+    assert_eq!(status, 202);
+    let view = app.wait_for_sync("stuck", previous.as_deref()).await;
+    assert_eq!(view["state"], "live", "{view}");
+    assert_eq!(app.personio.webhooks().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_webhook_url_refused_by_personio_shows_in_the_tenant_view() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+        probe.local_addr().expect("probe addr").port()
+    };
+    let app = spawn_app_configured(
+        PersonioSimConfig {
+            employees: 10,
+            seed: 3,
+            ..PersonioSimConfig::default()
+        },
+        |config| {
+            config.server.listen = format!("127.0.0.1:{port}");
+            config.server.public_url = format!("http://sync.example.com:{port}");
+        },
+    )
+    .await;
+    let (status, body) = app.create_tenant(&app.spec("plain", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("plain", None).await;
+    assert_eq!(view["state"], "degraded", "{view}");
+    let last_error = view["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("not https") && last_error.contains("server.public_url"),
+        "{view}"
+    );
+    let key = view["webhook_url"]
+        .as_str()
+        .and_then(|url| url.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !key.is_empty() && !last_error.contains(&key),
+        "no webhook key in the error"
+    );
+    assert!(app.personio.webhooks().is_empty(), "nothing registered");
+    let refused = app
+        .personio
+        .log
+        .all()
+        .iter()
+        .filter(|call| call.path == "/v2/webhooks" && call.method.as_str() == "POST")
+        .map(|call| call.status)
+        .collect::<Vec<_>>();
+    assert_eq!(refused, [422], "refused once, not retried");
+    assert_eq!(
+        view["last_sync"]["failed"], 0,
+        "the sync itself ran: {view}"
+    );
 }
