@@ -103,6 +103,8 @@ pub struct WebhookRoute {
     pub tenant_id: Arc<str>,
     /// The token Personio must send verbatim.
     pub token: Secret,
+    /// The secret deliveries must be signed with, if the tenant has one.
+    pub signing_secret: Option<Secret>,
 }
 
 impl StatusBoard {
@@ -200,7 +202,13 @@ impl StatusBoard {
     }
 
     /// Routes webhook deliveries with URL key `key` to tenant `id`.
-    pub fn register_webhook(&self, id: &str, key: &Secret, token: &Secret) {
+    pub fn register_webhook(
+        &self,
+        id: &str,
+        key: &Secret,
+        token: &Secret,
+        signing_secret: Option<&Secret>,
+    ) {
         let mut routes = self.webhook_routes.lock().expect("status board poisoned");
         routes.retain(|_, route| &*route.tenant_id != id);
         routes.insert(
@@ -208,6 +216,7 @@ impl StatusBoard {
             Arc::new(WebhookRoute {
                 tenant_id: id.into(),
                 token: token.clone(),
+                signing_secret: signing_secret.cloned(),
             }),
         );
     }

@@ -77,8 +77,12 @@ impl TenantDeps {
     /// spawn and by the application for every stored tenant before it serves.
     pub fn announce(&self, spec: &TenantSpec) {
         if let Some(secrets) = &spec.webhook {
-            self.board
-                .register_webhook(&spec.id, &secrets.key, &secrets.token);
+            self.board.register_webhook(
+                &spec.id,
+                &secrets.key,
+                &secrets.token,
+                spec.personio.webhook_signing_secret.as_ref(),
+            );
         }
         if self.board.view(&spec.id).is_none() {
             let webhook_url = spec

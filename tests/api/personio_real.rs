@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{assert_learnamp_matches_personio, spawn_app_configured, spawn_app_with};
+use crate::helpers::{
+    TestApp, assert_learnamp_matches_personio, spawn_app_configured, spawn_app_with, webhook_body,
+};
+use crate::webhooks::wait_learnamp;
+use personio_sync::personio::assumed;
 use personio_sync::sim::learnamp::SimUserStatus;
-use personio_sync::sim::personio::{PersonioSimConfig, ScriptedAnswer};
+use personio_sync::sim::personio::{DeliveryOutcome, PersonioSimConfig, ScriptedAnswer};
 use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,4 +284,127 @@ async fn an_http_webhook_url_refused_by_personio_shows_in_the_tenant_view() {
         view["last_sync"]["failed"], 0,
         "the sync itself ran: {view}"
     );
+}
+
+/// Posts `body` to `url` with the token and, when given, signature headers.
+async fn post_signed(
+    app: &TestApp,
+    url: &str,
+    token: &str,
+    signature: Option<(i64, String)>,
+    body: &[u8],
+) -> (u16, Value) {
+    let mut request = app
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", token)
+        .body(body.to_vec());
+    if let Some((timestamp, signature)) = signature {
+        request = request
+            .header(assumed::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(assumed::SIGNATURE_HEADER, signature);
+    }
+    let response = request.send().await.expect("delivery");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_deliveries_are_verified_when_the_tenant_has_a_signing_secret() {
+    const SIGNING: &str = "whsec-9f2c41d0b7e3";
+    let app = spawn_app_with(PersonioSimConfig {
+        employees: 20,
+        seed: 6,
+        signing_secret: Some(SIGNING.to_string()),
+        ..PersonioSimConfig::default()
+    })
+    .await;
+    let mut spec = app.spec("signed", json!({}));
+    spec["personio"]["webhook_signing_secret"] = json!(SIGNING);
+    let (status, body) = app.create_tenant(&spec).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains(SIGNING), "never shown: {body}");
+    let view = app.wait_for_sync("signed", None).await;
+    assert_eq!(view["state"], "live", "{view}");
+    assert!(!view.to_string().contains(SIGNING));
+
+    // Personio's own signed delivery is accepted and applied.
+    let mut person = app
+        .personio
+        .employees()
+        .into_iter()
+        .find(|p| !p.employee.is_inactive())
+        .expect("an active employee");
+    let id = person.employee.id.clone();
+    person.employee.position = Some("Signed Position".into());
+    app.personio.upsert_employee(person);
+    wait_learnamp(&app, "signed update applied", |app| {
+        app.learnamp
+            .user_by_external_id(&id)
+            .and_then(|user| user.job_title)
+            .as_deref()
+            == Some("Signed Position")
+    })
+    .await;
+    assert!(
+        app.personio
+            .deliveries()
+            .iter()
+            .all(|d| d.outcome == DeliveryOutcome::Status(200)),
+        "{:?}",
+        app.personio.deliveries()
+    );
+
+    let url = view["webhook_url"]
+        .as_str()
+        .expect("webhook url")
+        .to_string();
+    let token = app.personio.webhooks()[0].token.clone().expect("token");
+    let token = token.expose();
+    let body = serde_json::to_vec(&webhook_body(
+        &app.personio.company().company_id,
+        "person.updated",
+        json!({"id": id}),
+    ))
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let good = |at: i64| Some((at, assumed::sign(SIGNING.as_bytes(), at, &body)));
+
+    let (status, answer) = post_signed(&app, &url, token, None, &body).await;
+    assert_eq!(status, 401, "unsigned refused: {answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("not signed"),
+        "{answer}"
+    );
+
+    let forged = Some((now, assumed::sign(b"another secret", now, &body)));
+    let (status, answer) = post_signed(&app, &url, token, forged, &body).await;
+    assert_eq!(status, 401, "bad signature refused: {answer}");
+    assert_eq!(answer["error"], "bad_signature");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{answer}"
+    );
+
+    let (status, answer) = post_signed(&app, &url, token, good(now - 400), &body).await;
+    assert_eq!(status, 401, "stale timestamp refused: {answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("400 s away"),
+        "{answer}"
+    );
+
+    let (status, answer) = post_signed(&app, &url, token, good(now + 400), &body).await;
+    assert_eq!(status, 401, "future timestamp refused: {answer}");
+
+    let (status, answer) = post_signed(&app, &url, "Bearer wrong", good(now), &body).await;
+    assert_eq!(status, 401, "the token check stays: {answer}");
+    assert_eq!(answer["error"], "unauthorized");
+
+    let (status, answer) = post_signed(&app, &url, token, good(now), &body).await;
+    assert_eq!(status, 200, "valid signature accepted: {answer}");
+    assert!(!answer.to_string().contains(SIGNING));
 }
