@@ -490,7 +490,7 @@ impl PersonioClient {
             return Ok(Some(raw.body));
         }
         if allow_404 && raw.status == StatusCode::NOT_FOUND {
-            if is_personio_not_found(&raw.body) {
+            if is_personio_not_found(&raw.body, call.v1) {
                 return Ok(None);
             }
             let excerpt = parse_error_body(&raw.body)
@@ -1526,6 +1526,9 @@ mod tests {
                     json!({"id": 401, "name": "Support", "parent_id": "400"}),
                 )
             }
+            path if path.starts_with("/v2/") => {
+                Reply::json(404, json!({"errors": [{"title": "Resource not found"}]}))
+            }
             _ => Reply::v1_error(404, "Etwas ist schiefgelaufen"),
         })
         .await;
@@ -1547,6 +1550,47 @@ mod tests {
             fake.seen()
                 .iter()
                 .any(|s| s.path == "/v1/company/employees/a%2Fb")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_without_personios_body_is_never_not_found() {
+        let fake = spawn(|seen| match seen.path.as_str() {
+            "/v1/company/employees/1" => Reply {
+                status: 404,
+                content_type: "text/html",
+                body: b"<html><body><h1>404 Not Found</h1></body></html>".to_vec(),
+                delay: Duration::ZERO,
+            },
+            "/v1/company/employees/2" => Reply::json(
+                404,
+                json!({"errors": [{"title": "Requested resource not found"}]}),
+            ),
+            "/v1/company/employees/3" => Reply::empty(404),
+            _ => Reply {
+                status: 404,
+                content_type: "text/html",
+                body: b"<html>nginx</html>".to_vec(),
+                delay: Duration::ZERO,
+            },
+        })
+        .await;
+        let client = client(&fake);
+        for id in ["1", "2", "3"] {
+            let err = client.get_employee(id).await.unwrap_err();
+            assert!(
+                matches!(err, PersonioError::ForeignNotFound { .. }),
+                "{id}: {err:?}"
+            );
+            assert!(err.is_transient(), "kept and retried, never a deletion");
+        }
+        assert!(client.get_org_unit("9", "team").await.is_err());
+        assert!(client.delete_webhook("w1").await.is_err());
+        assert!(client.profile_picture("1", 64).await.is_err());
+        assert_eq!(
+            fake.count("/v1/company/employees/1"),
+            1,
+            "not retried at once"
         );
     }
 

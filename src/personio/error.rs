@@ -175,11 +175,12 @@ fn v2_message(doc: &Value) -> Option<String> {
     }
 }
 
-/// Whether a 404's body is Personio's own error body: the v1 envelope
-/// `{"success": false, "error": {"code": 0 | 404, "message": …}}` (v1 spec,
-/// `Employee404ErrorResponse`; reference §4.3, §10.1) or a v2 problem body with an
-/// `errors` list (§10.2). Anything else (HTML, an empty body, another API's JSON) is not.
-pub(crate) fn is_personio_not_found(body: &[u8]) -> bool {
+/// Whether a 404's body is Personio's own error body for the endpoint's family: for v1
+/// the envelope `{"success": false, "error": {"code": 0 | 404, "message": …}}` (v1 spec,
+/// `Employee404ErrorResponse`; reference §4.3, §10.1), for v2 a problem body with an
+/// `errors` list (§10.2). Anything else (HTML, an empty body, another API's JSON, the
+/// other family's body) is not.
+pub(crate) fn is_personio_not_found(body: &[u8], v1_endpoint: bool) -> bool {
     let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(body) else {
         return false;
     };
@@ -194,7 +195,7 @@ pub(crate) fn is_personio_not_found(body: &[u8]) -> bool {
         .get("errors")
         .and_then(Value::as_array)
         .is_some_and(|errors| !errors.is_empty());
-    v1 || v2
+    if v1_endpoint { v1 } else { v2 }
 }
 
 /// A short excerpt of a non-JSON body, or `None` if empty.
@@ -314,24 +315,32 @@ mod tests {
 
     #[test]
     fn only_personio_bodies_make_a_404_a_not_found() {
-        assert!(is_personio_not_found(
-            br#"{"success": false, "error": {"code": 0, "message": "Es ist ein Problem aufgetreten"}}"#
-        ));
-        assert!(is_personio_not_found(
-            br#"{"success": false, "error": {"code": 404, "message": "Etwas ist schiefgelaufen ..."}}"#
-        ));
-        assert!(is_personio_not_found(
-            br#"{"personio_trace_id": "t", "errors": [{"title": "Resource not found"}]}"#
-        ));
-        assert!(!is_personio_not_found(
-            b"<html><body><h1>404 Not Found</h1></body></html>"
-        ));
-        assert!(!is_personio_not_found(b""));
-        assert!(!is_personio_not_found(br#"{"message": "Not Found"}"#));
-        assert!(!is_personio_not_found(
-            br#"{"success": false, "error": {"code": 500, "message": "x"}}"#
-        ));
-        assert!(!is_personio_not_found(br#"{"errors": []}"#));
+        let v1_zero =
+            br#"{"success": false, "error": {"code": 0, "message": "Es ist ein Problem aufgetreten"}}"#;
+        let v1_404 =
+            br#"{"success": false, "error": {"code": 404, "message": "Etwas ist schiefgelaufen ..."}}"#;
+        let v2 = br#"{"personio_trace_id": "t", "errors": [{"title": "Resource not found"}]}"#;
+        assert!(is_personio_not_found(v1_zero, true));
+        assert!(is_personio_not_found(v1_404, true));
+        assert!(is_personio_not_found(v2, false));
+        assert!(!is_personio_not_found(v2, true), "the other family's body");
+        assert!(
+            !is_personio_not_found(v1_404, false),
+            "the other family's body"
+        );
+        for v1 in [true, false] {
+            assert!(!is_personio_not_found(
+                b"<html><body><h1>404 Not Found</h1></body></html>",
+                v1
+            ));
+            assert!(!is_personio_not_found(b"", v1));
+            assert!(!is_personio_not_found(br#"{"message": "Not Found"}"#, v1));
+            assert!(!is_personio_not_found(
+                br#"{"success": false, "error": {"code": 500, "message": "x"}}"#,
+                v1
+            ));
+            assert!(!is_personio_not_found(br#"{"errors": []}"#, v1));
+        }
         assert!(
             PersonioError::ForeignNotFound {
                 excerpt: "<html>".into()
