@@ -15,7 +15,7 @@
 //! | signature header | [`SIGNATURE_HEADER`] `X-Personio-Signature`: lowercase hex of the MAC, optionally prefixed `sha256=` | [`verify`], the simulator |
 //! | signed message | `"{timestamp}.{raw body}"` | [`sign`], [`verify`] |
 //! | algorithm | HMAC-SHA256 (RustCrypto `hmac` + `sha2`) | [`sign`], [`verify`] |
-//! | replay window | [`MAX_SKEW`]: 5 minutes either way | [`verify`] |
+//! | replay window | [`MAX_SKEW`]: 5 minutes either way; each delivery attempt is signed when sent, so a retry days later carries a fresh timestamp | [`verify`], the simulator |
 //! | the secret | shown by Personio to the customer's admin, who gives it to the operator: the optional tenant spec field `personio.webhook_signing_secret` (stored sealed, never shown) | the front door |
 //!
 //! Surviving its absence: a tenant without a signing secret is verified by its token
