@@ -31,7 +31,9 @@
 mod auth;
 mod employees;
 mod errors;
+mod ip_usage;
 mod org_units;
+mod scripts;
 mod webhooks;
 
 #[cfg(test)]
@@ -60,6 +62,10 @@ use crate::sim::common::{
 };
 use crate::sim::generator::{self, SimCompany, SimEmployee, SimOrgUnit, employment_id_for};
 
+pub(crate) use ip_usage::IpTally;
+pub use ip_usage::IpUsage;
+pub use scripts::ScriptedAnswer;
+use scripts::take_script;
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, SimWebhook, WebhookAuthType, WebhookStatus};
 
 /// How the simulator starts.
@@ -206,101 +212,6 @@ pub(crate) struct Shared {
     pub(crate) v1_per_ip: RateLimit,
     /// v1 calls per source IP.
     pub(crate) ip_usage: Mutex<HashMap<IpAddr, IpTally>>,
-}
-
-/// v1 calls seen from one source IP (reference §9: Personio limits all v1 calls per IP).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpUsage {
-    /// v1 calls received (refused ones included).
-    pub v1_requests: u64,
-    /// v1 calls refused with 429 by the per-IP limit.
-    pub v1_refused: u64,
-    /// Most v1 calls received within any one second.
-    pub peak_per_second: usize,
-}
-
-/// [`IpUsage`] plus the arrivals of the last second.
-#[derive(Debug, Default)]
-pub(crate) struct IpTally {
-    usage: IpUsage,
-    last_second: std::collections::VecDeque<std::time::Instant>,
-}
-
-impl IpTally {
-    fn record(&mut self, refused: bool) {
-        let now = std::time::Instant::now();
-        while self
-            .last_second
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-        {
-            self.last_second.pop_front();
-        }
-        self.last_second.push_back(now);
-        self.usage.v1_requests += 1;
-        self.usage.v1_refused += u64::from(refused);
-        self.usage.peak_per_second = self.usage.peak_per_second.max(self.last_second.len());
-    }
-}
-
-/// A canned answer the simulator gives instead of the real one, for fault drills
-/// (an HTML 404 from a proxy in front of Personio, a 409, …). Rate limits and the token
-/// check still apply first.
-#[derive(Debug, Clone)]
-pub struct ScriptedAnswer {
-    /// The method it answers.
-    pub method: Method,
-    /// The exact path it answers.
-    pub path: String,
-    /// The status.
-    pub status: u16,
-    /// The `Content-Type`.
-    pub content_type: String,
-    /// The body.
-    pub body: String,
-    /// How many more times it answers (`None` = until cleared).
-    pub times: Option<usize>,
-}
-
-impl ScriptedAnswer {
-    /// An answer to `method path` until cleared.
-    pub fn new(method: Method, path: &str, status: u16, content_type: &str, body: &str) -> Self {
-        Self {
-            method,
-            path: path.to_string(),
-            status,
-            content_type: content_type.to_string(),
-            body: body.to_string(),
-            times: None,
-        }
-    }
-
-    /// The 404 a web server or proxy answers (HTML), not Personio's own.
-    pub fn html_not_found(path: &str) -> Self {
-        Self::new(
-            Method::GET,
-            path,
-            404,
-            "text/html; charset=utf-8",
-            "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>",
-        )
-    }
-
-    /// Answers only the next `times` matching calls.
-    pub fn times(mut self, times: usize) -> Self {
-        self.times = Some(times);
-        self
-    }
-
-    fn response(&self) -> Response {
-        let mut response = Response::new(axum::body::Body::from(self.body.clone()));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if let Ok(value) = axum::http::HeaderValue::from_str(&self.content_type) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        response
-    }
 }
 
 impl Shared {
@@ -526,7 +437,7 @@ impl PersonioSim {
             .lock()
             .expect("personio sim ip usage poisoned")
             .iter()
-            .map(|(ip, tally)| (*ip, tally.usage.clone()))
+            .map(|(ip, tally)| (*ip, tally.usage()))
             .collect()
     }
 
@@ -680,25 +591,6 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         response.headers_mut().insert(header::AUTHORIZATION, value);
     }
     response
-}
-
-/// The first scripted answer for `method path`, counting it down.
-fn take_script(shared: &Shared, method: &Method, path: &str) -> Option<ScriptedAnswer> {
-    let mut state = shared.state();
-    let index = state
-        .scripts
-        .iter()
-        .position(|script| script.method == *method && script.path == path)?;
-    let script = &mut state.scripts[index];
-    let answer = script.clone();
-    match &mut script.times {
-        Some(1) => {
-            state.scripts.remove(index);
-        }
-        Some(left) => *left -= 1,
-        None => {}
-    }
-    Some(answer)
 }
 
 fn is_auth_endpoint(path: &str) -> bool {
