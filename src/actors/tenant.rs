@@ -136,6 +136,10 @@ pub enum TenantMsg {
     /// Sent by the admin API: invite one person now, whatever the policy. Replies with
     /// the outcome, or an error sentence (unknown person, deactivated).
     InviteNow(String, RpcReplyPort<Result<InviteOutcome, InviteError>>),
+    /// Sent by the tenant to itself after a transient failure to ensure its Personio
+    /// webhook subscription: tries again, and on success clears the subscription problem
+    /// (the view returns to `live` unless something else is wrong). No reply.
+    EnsureSubscription,
 }
 
 /// What a manual invitation did.
@@ -185,6 +189,8 @@ pub struct TenantActorState {
     /// Why the webhook subscription could not be ensured: while set, the tenant shows
     /// `degraded` with this message instead of `live`.
     subscription_problem: Option<String>,
+    /// Transient subscription failures in a row (spaces the retries).
+    subscription_failures: u32,
 }
 
 impl TenantActorState {
@@ -308,6 +314,7 @@ impl Actor for TenantActor {
             scheduler: None,
             team_mapper: None,
             subscription_problem: None,
+            subscription_failures: 0,
         };
         let mut state = state;
         state.set_state(TenantState::Starting, None);
@@ -416,7 +423,9 @@ impl Actor for TenantActor {
                 .instrument(span.clone())
                 .await;
                 if result.is_ok() {
-                    ensure_subscription(state).instrument(span.clone()).await;
+                    ensure_subscription(&myself, state)
+                        .instrument(span.clone())
+                        .await;
                 }
                 drop(slot);
                 match result {
@@ -442,9 +451,22 @@ impl Actor for TenantActor {
             }
             TenantMsg::FullSync { confirm } => {
                 if state.subscription_problem.is_some() {
-                    ensure_subscription(state).instrument(span.clone()).await;
+                    ensure_subscription(&myself, state)
+                        .instrument(span.clone())
+                        .await;
                 }
                 full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::EnsureSubscription => {
+                let before = state.subscription_problem.clone();
+                ensure_subscription(&myself, state).instrument(span).await;
+                let view = state.deps.board.view(&state.spec.id);
+                let showing_it = view.is_some_and(|view| {
+                    view.state == TenantState::Degraded && view.last_error == before
+                });
+                if before.is_some() && state.subscription_problem.is_none() && showing_it {
+                    state.set_state(TenantState::Live, None);
+                }
             }
             TenantMsg::Crash(reason) => {
                 panic!("injected fault: {reason}");
@@ -818,7 +840,7 @@ async fn apply_people(
 /// Personio, with the right token and events; repairs or creates it. A failure is
 /// never fatal for the sync: it is kept as the tenant's subscription problem (the view
 /// shows `degraded` with it instead of `live`) and retried at the next full sync or start.
-async fn ensure_subscription(state: &mut TenantActorState) {
+async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
     let Some(secrets) = &state.spec.webhook else {
         return;
     };
@@ -826,12 +848,26 @@ async fn ensure_subscription(state: &mut TenantActorState) {
     let result =
         sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
     match result {
-        Ok(_) => state.subscription_problem = None,
+        Ok(_) => {
+            state.subscription_problem = None;
+            state.subscription_failures = 0;
+        }
         Err(error) => {
             warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
             let message = error.to_string();
             let _ = state.store.append_history(&message);
             state.subscription_problem = Some(message);
+            // A transient failure is retried on its own, sooner than the next sync;
+            // a refusal (409 twice, https) waits for an operator or the next sync.
+            if error.is_transient() {
+                state.subscription_failures += 1;
+                let delay = state
+                    .deps
+                    .restart_base
+                    .saturating_mul(1 << state.subscription_failures.min(12))
+                    .min(Duration::from_secs(300));
+                myself.send_after(delay, || TenantMsg::EnsureSubscription);
+            }
         }
     }
 }

@@ -77,6 +77,12 @@ pub enum SubscriptionError {
 }
 
 impl SubscriptionError {
+    /// Whether trying again later may succeed without an operator (Personio down or
+    /// rate limiting).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Personio(error) if error.is_transient())
+    }
+
     /// Names the https refusal of an `http://` URL; other errors pass through.
     fn from_personio(error: PersonioError, url: &str) -> Self {
         match error {

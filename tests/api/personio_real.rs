@@ -408,3 +408,47 @@ async fn signed_deliveries_are_verified_when_the_tenant_has_a_signing_secret() {
     assert_eq!(status, 200, "valid signature accepted: {answer}");
     assert!(!answer.to_string().contains(SIGNING));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_fails_transiently_is_retried_on_its_own() {
+    let app = spawn_app_with(PersonioSimConfig {
+        employees: 10,
+        seed: 5,
+        ..PersonioSimConfig::default()
+    })
+    .await;
+    // Enough 503s to exhaust the client's retries twice (10 attempts each).
+    app.personio.script(
+        ScriptedAnswer::new(
+            Method::GET,
+            "/v2/webhooks",
+            503,
+            "application/problem+json",
+            r#"{"personio_trace_id": "t-503", "errors": [{"title": "Service Unavailable", "detail": "Please try again later"}]}"#,
+        )
+        .times(20),
+    );
+    let (status, body) = app.create_tenant(&app.spec("later", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app
+        .wait_for("later", Duration::from_secs(60), |view| {
+            view["state"] == "degraded"
+                && view["last_error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("subscription not ensured"))
+        })
+        .await;
+    assert!(app.personio.webhooks().is_empty(), "{view}");
+    let view = app
+        .wait_for("later", Duration::from_secs(60), |view| {
+            view["state"] == "live"
+        })
+        .await;
+    assert_eq!(view["last_error"], Value::Null, "{view}");
+    assert_eq!(
+        app.personio.webhooks().len(),
+        1,
+        "ensured without a new sync"
+    );
+    assert!(view["last_sync"]["finished_at"].is_string(), "{view}");
+}
