@@ -3,7 +3,7 @@
 //!
 //! `personio-api.md` §7.5 says deliveries carry only a static token (`auth_type` `TOKEN`
 //! or `CUSTOM`) and "no HMAC signature, no signature header, no timestamp header and no
-//! replay window" **[documented]**. Issue 12 reports that Personio's webhook
+//! replay window" (marked documented). Issue 12 reports that Personio's webhook
 //! documentation now describes HMAC-SHA256 signing over each delivery's timestamp and
 //! body with a secret shared between Personio and the receiver, but names neither the
 //! headers nor where the secret comes from. Everything below is therefore *assumed*,
