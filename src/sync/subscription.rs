@@ -71,7 +71,7 @@ pub enum SubscriptionError {
     },
     /// Any other failure.
     #[error(
-        "webhook subscription not ensured: {0} (retried at the next sync; live updates wait for reconciliation until then)"
+        "webhook subscription not ensured: {0} (retried automatically; live updates wait for reconciliation until then)"
     )]
     Personio(PersonioError),
 }
@@ -83,14 +83,36 @@ impl SubscriptionError {
         matches!(self, Self::Personio(error) if error.is_transient())
     }
 
-    /// Names the https refusal of an `http://` URL; other errors pass through.
+    /// Names the https refusal of an `http://` URL; other errors pass through. A
+    /// message that echoes the URL has it (and its key) replaced, so the key never
+    /// reaches a log or `last_error`.
     fn from_personio(error: PersonioError, url: &str) -> Self {
+        let key = url.rsplit('/').next().unwrap_or_default();
+        let scrub = |message: String| {
+            let message = message.replace(url, "<webhook URL>");
+            if key.is_empty() {
+                message
+            } else {
+                message.replace(key, "***")
+            }
+        };
         match error {
             PersonioError::Api {
                 status: 400 | 422,
                 message,
                 ..
-            } if url.starts_with("http://") => Self::HttpsRequired { message },
+            } if url.starts_with("http://") => Self::HttpsRequired {
+                message: scrub(message),
+            },
+            PersonioError::Api {
+                status,
+                message,
+                trace_id,
+            } => Self::Personio(PersonioError::Api {
+                status,
+                message: scrub(message),
+                trace_id,
+            }),
             other => Self::Personio(other),
         }
     }
@@ -171,4 +193,43 @@ pub async fn remove(
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_named_and_never_echo_the_webhook_key() {
+        let url = "http://sync.example.com/webhooks/personio/0123abcd";
+        let refused = SubscriptionError::from_personio(
+            PersonioError::Api {
+                status: 422,
+                message: format!("url {url} must be https"),
+                trace_id: None,
+            },
+            url,
+        );
+        assert!(matches!(refused, SubscriptionError::HttpsRequired { .. }));
+        let text = refused.to_string();
+        assert!(
+            text.contains("server.public_url") && !text.contains("0123abcd"),
+            "{text}"
+        );
+        let https = url.replace("http://", "https://");
+        let other = SubscriptionError::from_personio(
+            PersonioError::Api {
+                status: 422,
+                message: "bad key 0123abcd".into(),
+                trace_id: None,
+            },
+            &https,
+        );
+        assert!(matches!(other, SubscriptionError::Personio(_)));
+        assert!(!other.to_string().contains("0123abcd"));
+        assert!(!other.is_transient());
+        let down = SubscriptionError::from_personio(PersonioError::RateLimited, url);
+        assert!(down.is_transient());
+        assert!(!SubscriptionError::Conflict { trace_id: None }.is_transient());
+    }
 }
