@@ -839,7 +839,8 @@ async fn apply_people(
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
 /// Personio, with the right token and events; repairs or creates it. A failure is
 /// never fatal for the sync: it is kept as the tenant's subscription problem (the view
-/// shows `degraded` with it instead of `live`) and retried at the next full sync or start.
+/// shows `degraded` with it instead of `live`) and retried at the next full sync or
+/// start; a transient one also by [`TenantMsg::EnsureSubscription`], sooner.
 async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
     let Some(secrets) = &state.spec.webhook else {
         return;
