@@ -145,6 +145,7 @@ impl Application {
             start_gate: Arc::new(tokio::sync::Semaphore::new(
                 crate::actors::tenant::START_GATE,
             )),
+            personio_v1_pacer: Arc::new(crate::pacer::Pacer::new(config.personio.v1_rate())),
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
             .await

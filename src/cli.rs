@@ -108,6 +108,10 @@ pub enum Command {
         /// without `scope` fails with `invalid_scope`; every route needs its scope).
         #[arg(long)]
         scoped_credentials: bool,
+        /// Most rows one v1 employee page serves, whatever `limit` asks (Personio only;
+        /// default: as many as asked).
+        #[arg(long)]
+        page_cap: Option<usize>,
     },
     /// Load tool: starts the service and both simulators on loopback and measures
     /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
@@ -153,21 +157,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client_secret,
             documented_only,
             scoped_credentials,
+            page_cap,
         } => {
+            let personio = PersonioSimConfig {
+                employees,
+                seed,
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                page_cap,
+                ..PersonioSimConfig::default()
+            };
             let strict = LearnAmpStrictness {
                 documented_only,
                 scoped_credentials,
             };
-            simulate(
-                system,
-                listen,
-                employees,
-                seed,
-                client_id,
-                client_secret,
-                strict,
-            )
-            .await
+            simulate(system, listen, personio, client_id, client_secret, strict).await
         }
         Command::Bench { args } => crate::loadtest::run(args).await,
     }
@@ -213,8 +217,7 @@ struct LearnAmpStrictness {
 async fn simulate(
     system: System,
     listen: String,
-    employees: usize,
-    seed: u64,
+    personio: PersonioSimConfig,
     client_id: String,
     client_secret: String,
     strict: LearnAmpStrictness,
@@ -230,14 +233,7 @@ async fn simulate(
         .with_context(|| format!("cannot listen on {listen}"))?;
     match system {
         System::Personio => {
-            let config = PersonioSimConfig {
-                employees,
-                seed,
-                client_id,
-                client_secret,
-                ..PersonioSimConfig::default()
-            };
-            let sim = PersonioSim::start_on(listener, config).await?;
+            let sim = PersonioSim::start_on(listener, personio).await?;
             println!("{}", sim.base_url);
             shutdown_signal().await;
         }

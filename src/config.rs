@@ -139,6 +139,39 @@ impl Default for SyncConfig {
     }
 }
 
+/// Personio's documented limit on all v1 calls from one source IP, per minute
+/// (reference §9); every tenant shares the service's IP.
+pub const PERSONIO_V1_PER_IP_LIMIT: u32 = 2000;
+
+/// `[personio]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonioSection {
+    /// v1 requests per minute for the whole process, all tenants together (Personio
+    /// limits v1 by source IP). Default: 90% of the documented 2,000/min.
+    pub v1_requests_per_minute: u32,
+}
+
+impl Default for PersonioSection {
+    fn default() -> Self {
+        Self {
+            v1_requests_per_minute: PERSONIO_V1_PER_IP_LIMIT / 10 * 9,
+        }
+    }
+}
+
+impl PersonioSection {
+    /// The pace of the process-wide v1 pacer: the configured rate, with a burst of one
+    /// second's worth.
+    pub fn v1_rate(&self) -> crate::pacer::Rate {
+        let per_second = f64::from(self.v1_requests_per_minute) / 60.0;
+        crate::pacer::Rate {
+            per_second,
+            burst: (per_second.floor() as u32).max(1),
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +197,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[sync]`.
     pub sync: SyncConfig,
+    /// `[personio]`.
+    pub personio: PersonioSection,
 }
 
 /// The kind of value a key holds, to parse its environment override.
@@ -192,6 +227,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("admin", "token_env", Kind::Str),
     ("sync", "reconcile_interval_secs", Kind::Int),
     ("sync", "concurrency", Kind::Int),
+    ("personio", "v1_requests_per_minute", Kind::Int),
 ];
 
 /// The environment variable that overrides `section.key`.
@@ -322,6 +358,11 @@ impl Config {
                 "sync.concurrency: must be between 1 and 256".into(),
             ));
         }
+        if !(1..=PERSONIO_V1_PER_IP_LIMIT).contains(&self.personio.v1_requests_per_minute) {
+            return Err(ConfigError::Invalid(format!(
+                "personio.v1_requests_per_minute: must be between 1 and {PERSONIO_V1_PER_IP_LIMIT} (Personio's per-IP limit)"
+            )));
+        }
         Ok(())
     }
 
@@ -449,6 +490,29 @@ mod tests {
                 .inbox_cap,
             5
         );
+    }
+
+    #[test]
+    fn the_v1_rate_defaults_under_the_per_ip_limit_and_is_checked() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.personio.v1_requests_per_minute, 1800);
+        let rate = config.personio.v1_rate();
+        assert_eq!(rate.per_second, 30.0);
+        assert_eq!(rate.burst, 30);
+        let env = |name: &str| {
+            (name == "PERSONIO_SYNC_PERSONIO_V1_REQUESTS_PER_MINUTE").then(|| "120".to_string())
+        };
+        let config = Config::from_toml_with_env("", env).unwrap();
+        assert_eq!(config.personio.v1_rate().burst, 2);
+        for bad in ["0", "2001"] {
+            let error = Config::from_toml_with_env(
+                &format!("[personio]\nv1_requests_per_minute = {bad}\n"),
+                no_env,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("personio.v1_requests_per_minute"), "{error}");
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub struct Rate {
     pub burst: u32,
 }
 
-/// Hands out request slots at a [`Rate`]. Shared by clones of one client.
+/// Hands out request slots at a [`Rate`]. Shared by clones of one client, or (behind an
+/// `Arc`) by every client that must stay under one common limit.
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,

@@ -109,6 +109,8 @@ pub struct WebhookRoute {
     pub tenant_id: Arc<str>,
     /// The token Personio must send verbatim.
     pub token: Secret,
+    /// The secret deliveries must be signed with, if the tenant has one.
+    pub signing_secret: Option<Secret>,
 }
 
 impl StatusBoard {
@@ -210,7 +212,13 @@ impl StatusBoard {
     }
 
     /// Routes webhook deliveries with URL key `key` to tenant `id`.
-    pub fn register_webhook(&self, id: &str, key: &Secret, token: &Secret) {
+    pub fn register_webhook(
+        &self,
+        id: &str,
+        key: &Secret,
+        token: &Secret,
+        signing_secret: Option<&Secret>,
+    ) {
         let mut routes = lock(&self.webhook_routes);
         routes.retain(|_, route| &*route.tenant_id != id);
         routes.insert(
@@ -218,6 +226,7 @@ impl StatusBoard {
             Arc::new(WebhookRoute {
                 tenant_id: id.into(),
                 token: token.clone(),
+                signing_secret: signing_secret.cloned(),
             }),
         );
     }

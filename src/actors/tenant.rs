@@ -48,6 +48,9 @@ pub struct TenantDeps {
     pub restart_base: Duration,
     /// Bounds how many tenants run their start-up checks at once (see [`START_GATE`]).
     pub start_gate: Arc<tokio::sync::Semaphore>,
+    /// Paces the Personio v1 calls of every tenant together: Personio limits v1 by
+    /// source IP, which all tenants share.
+    pub personio_v1_pacer: Arc<crate::pacer::Pacer>,
 }
 
 /// Tenants running their start-up checks (authentication, attribute check) at once.
@@ -74,8 +77,12 @@ impl TenantDeps {
     /// spawn and by the application for every stored tenant before it serves.
     pub fn announce(&self, spec: &TenantSpec) {
         if let Some(secrets) = &spec.webhook {
-            self.board
-                .register_webhook(&spec.id, &secrets.key, &secrets.token);
+            self.board.register_webhook(
+                &spec.id,
+                &secrets.key,
+                &secrets.token,
+                spec.personio.webhook_signing_secret.as_ref(),
+            );
         }
         if self.board.view(&spec.id).is_none() {
             let webhook_url = spec
@@ -130,6 +137,10 @@ pub enum TenantMsg {
     /// Sent by the admin API: invite one person now, whatever the policy. Replies with
     /// the outcome, or an error sentence (unknown person, deactivated).
     InviteNow(String, RpcReplyPort<Result<InviteOutcome, InviteError>>),
+    /// Sent by the tenant to itself after a transient failure to ensure its Personio
+    /// webhook subscription: tries again, and on success clears the subscription problem
+    /// (the view returns to `live` unless something else is wrong). No reply.
+    EnsureSubscription,
 }
 
 /// What a manual invitation did.
@@ -189,10 +200,19 @@ pub struct TenantActorState {
     scheduler: Option<ActorRef<SchedulerMsg>>,
     /// The team mapper child.
     team_mapper: Option<ActorRef<TeamMapperMsg>>,
+    /// Why the webhook subscription could not be ensured: while set, the tenant shows
+    /// `degraded` with this message instead of `live`.
+    subscription_problem: Option<String>,
+    /// Transient subscription failures in a row (spaces the retries).
+    subscription_failures: u32,
 }
 
 impl TenantActorState {
     fn set_state(&self, state: TenantState, last_error: Option<String>) {
+        let (state, last_error) = match (&self.subscription_problem, state) {
+            (Some(problem), TenantState::Live) => (TenantState::Degraded, Some(problem.clone())),
+            _ => (state, last_error),
+        };
         let last_error = last_error.map(|text| self.scrub(&text));
         self.deps.board.update(&self.spec.id, |view| {
             view.state = state;
@@ -296,7 +316,8 @@ pub fn clients(spec: &TenantSpec, deps: &TenantDeps) -> (PersonioClient, LearnAm
         },
         deps.http.clone(),
         deps.retry,
-    );
+    )
+    .with_v1_pacer(deps.personio_v1_pacer.clone());
     let learnamp = LearnAmpClient::new(
         LearnAmpConfig {
             base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),
@@ -347,6 +368,8 @@ impl Actor for TenantActor {
             retry_once,
             scheduler: None,
             team_mapper: None,
+            subscription_problem: None,
+            subscription_failures: 0,
         };
         let mut state = state;
         state.set_state(TenantState::Starting, None);
@@ -455,7 +478,9 @@ impl Actor for TenantActor {
                 .instrument(span.clone())
                 .await;
                 if result.is_ok() {
-                    ensure_subscription(state).instrument(span.clone()).await;
+                    ensure_subscription(&myself, state)
+                        .instrument(span.clone())
+                        .await;
                 }
                 drop(slot);
                 match result {
@@ -480,7 +505,23 @@ impl Actor for TenantActor {
                 }
             }
             TenantMsg::FullSync { confirm } => {
+                if state.subscription_problem.is_some() {
+                    ensure_subscription(&myself, state)
+                        .instrument(span.clone())
+                        .await;
+                }
                 full_sync(&myself, state, confirm).instrument(span).await?;
+            }
+            TenantMsg::EnsureSubscription => {
+                let before = state.subscription_problem.clone();
+                ensure_subscription(&myself, state).instrument(span).await;
+                let view = state.deps.board.view(&state.spec.id);
+                let showing_it = view.is_some_and(|view| {
+                    view.state == TenantState::Degraded && view.last_error == before
+                });
+                if before.is_some() && state.subscription_problem.is_none() && showing_it {
+                    state.set_state(TenantState::Live, None);
+                }
             }
             TenantMsg::Crash(reason) => {
                 panic!("injected fault: {reason}");
@@ -1036,20 +1077,39 @@ async fn apply_each(
 }
 
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
-/// Personio, with the right token and events; repairs or creates it. Failures are
-/// logged and retried at the next start or reconciliation, never fatal for the sync.
-async fn ensure_subscription(state: &TenantActorState) {
+/// Personio, with the right token and events; repairs or creates it. A failure is
+/// never fatal for the sync: it is kept as the tenant's subscription problem (the view
+/// shows `degraded` with it instead of `live`) and retried at the next full sync or
+/// start; a transient one also by [`TenantMsg::EnsureSubscription`], sooner.
+async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
     let Some(secrets) = &state.spec.webhook else {
         return;
     };
     let url = state.deps.webhook_url(secrets.key.expose());
     let result =
         sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
-    if let Err(error) = result {
-        warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
-        let _ = state
-            .store
-            .append_history(&format!("webhook subscription not ensured: {error}"));
+    match result {
+        Ok(_) => {
+            state.subscription_problem = None;
+            state.subscription_failures = 0;
+        }
+        Err(error) => {
+            warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
+            let message = error.to_string();
+            let _ = state.store.append_history(&message);
+            state.subscription_problem = Some(message);
+            // A transient failure is retried on its own, sooner than the next sync;
+            // a refusal (409 twice, https) waits for an operator or the next sync.
+            if error.is_transient() {
+                state.subscription_failures += 1;
+                let delay = state
+                    .deps
+                    .restart_base
+                    .saturating_mul(1 << state.subscription_failures.min(12))
+                    .min(Duration::from_secs(300));
+                myself.send_after(delay, || TenantMsg::EnsureSubscription);
+            }
+        }
     }
 }
 

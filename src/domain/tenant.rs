@@ -17,6 +17,11 @@ pub struct ApiCredentials {
     pub client_id: String,
     /// OAuth client secret.
     pub client_secret: Secret,
+    /// Personio only, optional: the secret Personio signs webhook deliveries with
+    /// (assumed contract, see [`crate::personio::assumed`]). When set, every delivery
+    /// must carry a valid, fresh signature besides the token. Stored sealed, never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_signing_secret: Option<Secret>,
 }
 
 /// When new users are invited.
@@ -244,6 +249,20 @@ impl TenantSpec {
         }
         validate_credentials("personio", &self.personio)?;
         validate_credentials("learnamp", &self.learnamp)?;
+        if self.learnamp.webhook_signing_secret.is_some() {
+            return Err(FieldError::new(
+                "learnamp.webhook_signing_secret",
+                "only Personio signs webhook deliveries; set personio.webhook_signing_secret",
+            ));
+        }
+        if let Some(secret) = &self.personio.webhook_signing_secret
+            && !(1..=1024).contains(&secret.expose().len())
+        {
+            return Err(FieldError::new(
+                "personio.webhook_signing_secret",
+                "must be 1-1024 characters (omit it when Personio does not sign deliveries)",
+            ));
+        }
         self.settings.validate()
     }
 }
@@ -401,6 +420,45 @@ mod tests {
         let mut bad = spec_json();
         bad["personio"]["base_url"] = json!("ftp://x");
         assert_eq!(parse_spec(bad).unwrap_err().field, "personio.base_url");
+    }
+
+    #[test]
+    fn a_signing_secret_is_optional_personio_only_and_hidden() {
+        let mut with = spec_json();
+        with["personio"]["webhook_signing_secret"] = serde_json::json!("whsec-1");
+        let spec = parse_spec(with.clone()).unwrap();
+        assert_eq!(
+            spec.personio
+                .webhook_signing_secret
+                .as_ref()
+                .map(Secret::expose),
+            Some("whsec-1")
+        );
+        assert!(!format!("{spec:?}").contains("whsec-1"));
+        assert_eq!(
+            parse_spec(spec_json())
+                .unwrap()
+                .personio
+                .webhook_signing_secret,
+            None
+        );
+        let serialised = serde_json::to_value(parse_spec(spec_json()).unwrap()).unwrap();
+        assert!(
+            serialised["personio"]
+                .get("webhook_signing_secret")
+                .is_none()
+        );
+        with["personio"]["webhook_signing_secret"] = serde_json::json!("");
+        assert_eq!(
+            parse_spec(with.clone()).unwrap_err().field,
+            "personio.webhook_signing_secret"
+        );
+        let mut learnamp = spec_json();
+        learnamp["learnamp"]["webhook_signing_secret"] = serde_json::json!("x");
+        assert_eq!(
+            parse_spec(learnamp).unwrap_err().field,
+            "learnamp.webhook_signing_secret"
+        );
     }
 
     #[test]

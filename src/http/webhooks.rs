@@ -1,5 +1,7 @@
 //! The webhook front door (contract §4): `POST /webhooks/personio/{key}`. Verifies the
-//! per-tenant token in constant time, validates the delivery, stores it in the tenant's
+//! per-tenant token in constant time and, for a tenant with a signing secret, the
+//! delivery's HMAC signature and its freshness (assumed contract,
+//! [`crate::personio::assumed`]), validates the delivery, stores it in the tenant's
 //! inbox and makes it durable before answering 200, then wakes the tenant. Neither the
 //! supervisor nor the tenant is on this path, so the answer takes milliseconds whatever
 //! the tenant is doing.
@@ -14,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 pub use super::delivery::parse_delivery;
 use crate::metrics;
+use crate::personio::assumed;
 
 use super::AppState;
 
@@ -103,6 +106,24 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             return response;
         }
     };
+    if let Some(secret) = &route.signing_secret {
+        let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
+        let verified = assumed::verify(
+            secret.expose().as_bytes(),
+            header(assumed::TIMESTAMP_HEADER),
+            header(assumed::SIGNATURE_HEADER),
+            &bytes,
+            chrono::Utc::now().timestamp(),
+        );
+        if let Err(reason) = verified {
+            tracing::warn!(tenant_id = %route.tenant_id, reason = %reason, "webhook signature refused");
+            return answer(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                reason.to_string(),
+            );
+        }
+    }
     let event = match parse_delivery(&bytes) {
         Ok(event) => event,
         Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),

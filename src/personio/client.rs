@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::error::{ErrorBody, PersonioError, parse_error_body, scrub};
+use super::error::{ErrorBody, PersonioError, is_personio_not_found, parse_error_body, scrub};
 use super::model::{self, AttributeInfo, EmployeePage, OrgUnit, TokenAnswer, Webhook, WebhookSpec};
 use crate::domain::{Employee, Secret};
 use crate::pacer::{Pacer, Rate};
@@ -23,7 +23,8 @@ use crate::retry::{RetryPolicy, retry_after};
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page size of `GET /v1/company/employees` (Personio's maximum since 2025).
 const PAGE_SIZE: usize = 100;
-/// Safety bound on v1 pages (500,000 employees): stops a total that grows forever.
+/// Safety bound on v1 pages (500,000 employees at full pages): stops a total that grows
+/// forever.
 const MAX_EMPLOYEE_PAGES: usize = 5_000;
 /// Safety bound on v2 webhook list pages.
 const MAX_WEBHOOK_PAGES: usize = 1_000;
@@ -80,13 +81,15 @@ struct Inner {
     token: Mutex<Option<CachedToken>>,
     /// HTTP requests sent (token requests included).
     requests: AtomicU64,
-    /// Paces every v1 call under Personio's 2,000/min per-IP limit.
-    v1_pacer: Pacer,
+    /// Paces every v1 call under Personio's 2,000/min per-IP limit. One per process,
+    /// shared by every tenant's client (see [`PersonioClient::with_v1_pacer`]).
+    v1_pacer: Arc<Pacer>,
     /// Paces the employee list under its 300/min (15/s burst) limit.
     list_pacer: Pacer,
 }
 
-/// Default pace of all v1 calls: just under the documented 2,000 requests/min.
+/// Default pace of all v1 calls: just under the documented 2,000 requests/min (the
+/// service's own pace comes from `personio.v1_requests_per_minute`).
 pub const V1_RATE: Rate = Rate {
     per_second: 30.0,
     burst: 30,
@@ -175,9 +178,16 @@ impl std::fmt::Debug for PersonioClient {
 
 impl PersonioClient {
     /// A client for `config`, sending through `http` (share one `reqwest::Client` between
-    /// tenants) and retrying transient failures per `retry`.
+    /// tenants) and retrying transient failures per `retry`, with its own v1 pacer at
+    /// [`V1_RATE`] (the service shares one instead, see [`Self::with_v1_pacer`]).
     pub fn new(config: PersonioConfig, http: reqwest::Client, retry: RetryPolicy) -> Self {
-        Self::assemble(config, http, retry, DEFAULT_REQUEST_TIMEOUT)
+        Self::assemble(
+            config,
+            http,
+            retry,
+            DEFAULT_REQUEST_TIMEOUT,
+            Arc::new(Pacer::new(V1_RATE)),
+        )
     }
 
     /// The same client with another per-request timeout (and a fresh token cache).
@@ -187,6 +197,20 @@ impl PersonioClient {
             self.inner.http.clone(),
             self.inner.retry,
             timeout,
+            self.inner.v1_pacer.clone(),
+        )
+    }
+
+    /// The same client pacing its v1 calls with `pacer` (and a fresh token cache).
+    /// Personio limits v1 calls per source IP, so the service gives every tenant's
+    /// client the one pacer of the process.
+    pub fn with_v1_pacer(self, pacer: Arc<Pacer>) -> Self {
+        Self::assemble(
+            self.inner.config.clone(),
+            self.inner.http.clone(),
+            self.inner.retry,
+            self.inner.timeout,
+            pacer,
         )
     }
 
@@ -196,6 +220,7 @@ impl PersonioClient {
         http: reqwest::Client,
         retry: RetryPolicy,
         timeout: Duration,
+        v1_pacer: Arc<Pacer>,
     ) -> Self {
         let base = config.base_url.trim().trim_end_matches('/').to_string();
         let app_id = HeaderValue::from_str(config.app_id.trim())
@@ -217,7 +242,7 @@ impl PersonioClient {
                 timeout,
                 token: Mutex::new(None),
                 requests: AtomicU64::new(0),
-                v1_pacer: Pacer::new(V1_RATE),
+                v1_pacer,
                 list_pacer: Pacer::new(EMPLOYEE_LIST_RATE),
             }),
         }
@@ -230,6 +255,10 @@ impl PersonioClient {
 
     /// Every employee the credential can see (all statuses), via
     /// `GET /v1/company/employees?limit=100&offset=…`, deduplicated by id.
+    ///
+    /// `offset` is a record offset (reference §4.1), so it advances by the rows a page
+    /// actually held: Personio may serve fewer than `limit`. Paging ends at the total
+    /// `metadata.total_elements` gives, or at an empty page, never at a short page.
     ///
     /// Fails with [`PersonioError::Decode`] if paging stops advancing.
     pub async fn list_employees(&self) -> Result<Vec<Employee>, PersonioError> {
@@ -259,11 +288,11 @@ impl PersonioClient {
                 return Err(not_advancing(offset, "holds only employees already seen"));
             }
             previous_first = Some(first);
-            offset += PAGE_SIZE;
-            let past_total = page
+            offset += count;
+            let reached_total = page
                 .total_elements
                 .is_some_and(|total| u64::try_from(offset).is_ok_and(|o| o >= total));
-            if count < PAGE_SIZE || past_total {
+            if reached_total {
                 return Ok(employees);
             }
         }
@@ -284,7 +313,9 @@ impl PersonioClient {
         model::parse_employee_page(&body).map_err(PersonioError::Decode)
     }
 
-    /// One employee by v1 id; `None` if Personio answers 404.
+    /// One employee by v1 id; `None` if Personio answers 404 with its own not-found body.
+    /// A 404 with any other body (HTML, a wrong base URL) is
+    /// [`PersonioError::ForeignNotFound`], never `None`: `None` deactivates.
     pub async fn get_employee(&self, id: &str) -> Result<Option<Employee>, PersonioError> {
         let path = format!("/v1/company/employees/{}", path_segment(id, "employee id")?);
         let call = Call::get(self.url(&path), "get_employee").v1();
@@ -459,7 +490,19 @@ impl PersonioClient {
             return Ok(Some(raw.body));
         }
         if allow_404 && raw.status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            if is_personio_not_found(&raw.body, call.v1) {
+                return Ok(None);
+            }
+            let excerpt = parse_error_body(&raw.body)
+                .message
+                .map(|text| text.chars().take(80).collect::<String>())
+                .unwrap_or_else(|| "empty body".to_string());
+            tracing::warn!(
+                endpoint = call.label,
+                excerpt = %excerpt,
+                "Personio answered 404 without its own error body; not taken as not found"
+            );
+            return Err(PersonioError::ForeignNotFound { excerpt });
         }
         Err(failure(
             call.label,
@@ -596,6 +639,11 @@ impl PersonioClient {
     }
 
     /// Sends one request and reads its answer (bounded), counting it.
+    ///
+    /// Successful v1 answers carry the token back in their `Authorization` header
+    /// (reference §2.1). Today's tokens are stable for 24 h and "rotation is no longer
+    /// required", so that header is deliberately not read: the cached token stays in use
+    /// until it is due for renewal or refused. Headers are never logged.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Raw, PersonioError> {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut response = request.send().await.map_err(transport)?;
@@ -989,12 +1037,19 @@ mod tests {
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }
-        Response::builder()
+        let mut response = Response::builder()
             .status(reply.status)
-            .header("content-type", reply.content_type)
-            .body(Body::from(reply.body))
-            .expect("response")
+            .header("content-type", reply.content_type);
+        if seen.path.starts_with("/v1/") && (200..300).contains(&reply.status) {
+            // Successful v1 answers carry a token back (reference §2.1); this one differs
+            // from the token presented, to show the client does not switch to it.
+            response = response.header("authorization", format!("Bearer {RETURNED_TOKEN}"));
+        }
+        response.body(Body::from(reply.body)).expect("response")
     }
+
+    /// The token every successful v1 answer of the fake carries back.
+    const RETURNED_TOKEN: &str = "papi-returned-in-header";
 
     /// A fake Personio on 127.0.0.1:0. The token endpoint hands out `tok-1`, `tok-2`, …
     /// (with `expires_in`) and insists on the app id and the form fields; every other
@@ -1242,6 +1297,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_token_carried_back_by_v1_answers_is_not_switched_to() {
+        // Reference §2.1: tokens are stable for 24 h; single-use tokens returned in the
+        // `Authorization` response header are legacy and "rotation is no longer
+        // required". The cached token stays in use; the returned one is never sent.
+        let fake = spawn(|seen| paged(seen, 150)).await;
+        let client = client(&fake);
+        assert_eq!(client.list_employees().await.unwrap().len(), 150);
+        client.readable_attributes().await.ok();
+        let calls: Vec<Seen> = fake
+            .seen()
+            .into_iter()
+            .filter(|s| s.path.starts_with("/v1/"))
+            .collect();
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().all(|s| s.bearer() == "tok-1"), "{calls:?}");
+        assert_eq!(fake.count("/v2/auth/token"), 1);
+        assert!(!format!("{client:?}").contains(RETURNED_TOKEN));
+    }
+
+    #[tokio::test]
+    async fn short_pages_do_not_end_the_list() {
+        // The server serves at most 37 rows whatever `limit` says.
+        let fake = spawn(|seen| {
+            let offset: usize = seen
+                .query_value("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let end = (offset + 37).min(250);
+            Reply::json(200, page((offset.min(end)..end).map(|i| i + 1), 250))
+        })
+        .await;
+        let employees = client(&fake).list_employees().await.unwrap();
+        assert_eq!(employees.len(), 250);
+        let offsets: Vec<String> = fake
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/v1/company/employees")
+            .filter_map(|s| s.query_value("offset"))
+            .collect();
+        assert_eq!(
+            offsets,
+            ["0", "37", "74", "111", "148", "185", "222"],
+            "record offsets advance by the rows served"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_total_the_list_ends_at_an_empty_page() {
+        let fake = spawn(|seen| {
+            let offset: usize = seen
+                .query_value("offset")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let end = (offset + 30).min(70);
+            let data: Vec<Value> = (offset.min(end)..end).map(|i| employee(i + 1)).collect();
+            Reply::json(200, json!({"success": true, "data": data}))
+        })
+        .await;
+        assert_eq!(client(&fake).list_employees().await.unwrap().len(), 70);
+        assert_eq!(fake.count("/v1/company/employees"), 4);
+    }
+
+    #[tokio::test]
     async fn a_page_that_never_advances_is_an_error_not_a_hang() {
         let fake = spawn(|_| Reply::json(200, page(1..=100, 1_000))).await;
         let outcome = tokio::time::timeout(Duration::from_secs(10), client(&fake).list_employees())
@@ -1408,6 +1526,9 @@ mod tests {
                     json!({"id": 401, "name": "Support", "parent_id": "400"}),
                 )
             }
+            path if path.starts_with("/v2/") => {
+                Reply::json(404, json!({"errors": [{"title": "Resource not found"}]}))
+            }
             _ => Reply::v1_error(404, "Etwas ist schiefgelaufen"),
         })
         .await;
@@ -1429,6 +1550,47 @@ mod tests {
             fake.seen()
                 .iter()
                 .any(|s| s.path == "/v1/company/employees/a%2Fb")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_without_personios_body_is_never_not_found() {
+        let fake = spawn(|seen| match seen.path.as_str() {
+            "/v1/company/employees/1" => Reply {
+                status: 404,
+                content_type: "text/html",
+                body: b"<html><body><h1>404 Not Found</h1></body></html>".to_vec(),
+                delay: Duration::ZERO,
+            },
+            "/v1/company/employees/2" => Reply::json(
+                404,
+                json!({"errors": [{"title": "Requested resource not found"}]}),
+            ),
+            "/v1/company/employees/3" => Reply::empty(404),
+            _ => Reply {
+                status: 404,
+                content_type: "text/html",
+                body: b"<html>nginx</html>".to_vec(),
+                delay: Duration::ZERO,
+            },
+        })
+        .await;
+        let client = client(&fake);
+        for id in ["1", "2", "3"] {
+            let err = client.get_employee(id).await.unwrap_err();
+            assert!(
+                matches!(err, PersonioError::ForeignNotFound { .. }),
+                "{id}: {err:?}"
+            );
+            assert!(err.is_transient(), "kept and retried, never a deletion");
+        }
+        assert!(client.get_org_unit("9", "team").await.is_err());
+        assert!(client.delete_webhook("w1").await.is_err());
+        assert!(client.profile_picture("1", 64).await.is_err());
+        assert_eq!(
+            fake.count("/v1/company/employees/1"),
+            1,
+            "not retried at once"
         );
     }
 

@@ -54,6 +54,16 @@ pub enum PersonioError {
     /// A caller-supplied value (an id) cannot be sent to Personio; nothing was sent.
     #[error("invalid input for Personio: {0}")]
     InvalidInput(String),
+    /// A 404 without Personio's own error body (an HTML page from a proxy, another server
+    /// behind a wrong base URL): it says nothing about the resource, so it is never read
+    /// as "deleted". Retried later, like a server error.
+    #[error(
+        "Personio answered 404 without its own error body ({excerpt}); check the tenant's Personio base_url; retrying automatically"
+    )]
+    ForeignNotFound {
+        /// The start of the body (or its content type when empty).
+        excerpt: String,
+    },
     /// 409: the resource conflicts with an existing one (e.g. a second webhook for a URL).
     #[error("Personio reported a conflict: {message}")]
     Conflict {
@@ -69,7 +79,10 @@ impl PersonioError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited | Self::Server { .. } | Self::Transport(_)
+            Self::RateLimited
+                | Self::Server { .. }
+                | Self::Transport(_)
+                | Self::ForeignNotFound { .. }
         )
     }
 
@@ -161,6 +174,29 @@ fn v2_message(doc: &Value) -> Option<String> {
         (Some(only), None) | (None, Some(only)) => Some(only.to_string()),
         (None, None) => None,
     }
+}
+
+/// Whether a 404's body is Personio's own error body for the endpoint's family: for v1
+/// the envelope `{"success": false, "error": {"code": 0 | 404, "message": …}}` (v1 spec,
+/// `Employee404ErrorResponse`; reference §4.3, §10.1), for v2 a problem body with an
+/// `errors` list (§10.2). Anything else (HTML, an empty body, another API's JSON, the
+/// other family's body) is not.
+pub(crate) fn is_personio_not_found(body: &[u8], v1_endpoint: bool) -> bool {
+    let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let v1 = doc.get("success") == Some(&Value::Bool(false))
+        && doc
+            .get("error")
+            .and_then(Value::as_object)
+            .and_then(|error| error.get("code"))
+            .and_then(Value::as_i64)
+            .is_some_and(|code| code == 0 || code == 404);
+    let v2 = doc
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(|errors| !errors.is_empty());
+    if v1_endpoint { v1 } else { v2 }
 }
 
 /// A short excerpt of a non-JSON body, or `None` if empty.
@@ -272,6 +308,42 @@ mod tests {
         };
         assert!(!api.is_transient() && !api.is_credentials());
         assert!(!PersonioError::Decode("x".into()).is_transient());
+    }
+
+    #[test]
+    fn only_personio_bodies_make_a_404_a_not_found() {
+        let v1_zero =
+            br#"{"success": false, "error": {"code": 0, "message": "Es ist ein Problem aufgetreten"}}"#;
+        let v1_404 =
+            br#"{"success": false, "error": {"code": 404, "message": "Etwas ist schiefgelaufen ..."}}"#;
+        let v2 = br#"{"personio_trace_id": "t", "errors": [{"title": "Resource not found"}]}"#;
+        assert!(is_personio_not_found(v1_zero, true));
+        assert!(is_personio_not_found(v1_404, true));
+        assert!(is_personio_not_found(v2, false));
+        assert!(!is_personio_not_found(v2, true), "the other family's body");
+        assert!(
+            !is_personio_not_found(v1_404, false),
+            "the other family's body"
+        );
+        for v1 in [true, false] {
+            assert!(!is_personio_not_found(
+                b"<html><body><h1>404 Not Found</h1></body></html>",
+                v1
+            ));
+            assert!(!is_personio_not_found(b"", v1));
+            assert!(!is_personio_not_found(br#"{"message": "Not Found"}"#, v1));
+            assert!(!is_personio_not_found(
+                br#"{"success": false, "error": {"code": 500, "message": "x"}}"#,
+                v1
+            ));
+            assert!(!is_personio_not_found(br#"{"errors": []}"#, v1));
+        }
+        assert!(
+            PersonioError::ForeignNotFound {
+                excerpt: "<html>".into()
+            }
+            .is_transient()
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - [`client`]: the reqwest client (token cache, retries, paging).
 //! - [`model`]: wire formats and their lenient, pure parsing.
 //! - [`error`]: [`PersonioError`] and the parsing of Personio's error bodies.
+//! - [`assumed`]: signed webhook deliveries, which the reference does not document.
 
+pub mod assumed;
 pub mod client;
 pub mod error;
 pub mod model;

@@ -4,7 +4,8 @@
 //! ## Storage format
 //!
 //! A stored tenant spec is the spec's JSON with each secret string (the Personio and
-//! Learn Amp client secrets, the webhook key and token) replaced by
+//! Learn Amp client secrets, the Personio webhook signing secret, the webhook key and
+//! token) replaced by
 //! `{"enc": "<hex of 24-byte nonce ‖ ciphertext ‖ 16-byte tag>"}`. The associated data
 //! binds each sealed value to its tenant and field
 //! (`personio-sync/v1/tenant/<id>/<field path>`), so a sealed value copied to another
@@ -40,8 +41,9 @@ const KEY_LEN: usize = 32;
 /// Bytes of an XChaCha20 nonce.
 const NONCE_LEN: usize = 24;
 /// The JSON paths of every secret in a tenant spec.
-const SECRET_PATHS: [[&str; 2]; 4] = [
+const SECRET_PATHS: [[&str; 2]; 5] = [
     ["personio", "client_secret"],
+    ["personio", "webhook_signing_secret"],
     ["learnamp", "client_secret"],
     ["webhook", "key"],
     ["webhook", "token"],
@@ -524,7 +526,8 @@ mod tests {
     fn tenant(id: &str) -> crate::domain::tenant::TenantSpec {
         let mut spec = crate::domain::tenant::parse_spec(json!({
             "id": id,
-            "personio": {"base_url": "http://p", "client_id": "visible-client-id", "client_secret": "p-secret-4f1c9e"},
+            "personio": {"base_url": "http://p", "client_id": "visible-client-id", "client_secret": "p-secret-4f1c9e",
+                         "webhook_signing_secret": "p-signing-5be07a"},
             "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "l-secret-83ab2d"}
         }))
         .unwrap();
@@ -572,6 +575,7 @@ mod tests {
         );
         for secret in [
             "p-secret-4f1c9e",
+            "p-signing-5be07a",
             "l-secret-83ab2d",
             "hook-key-77e0c1",
             "hook-token-a9d350",

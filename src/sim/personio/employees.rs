@@ -319,10 +319,14 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): Raw
             })
         })
         .collect();
+    // Personio may serve fewer rows than `limit` (the page cap simulates that).
+    let served = state
+        .page_cap
+        .map_or(paging.limit, |cap| paging.limit.min(cap.max(1)));
     let data: Vec<Value> = matching
         .iter()
         .skip(paging.offset)
-        .take(paging.limit)
+        .take(served)
         .map(|sim| render(sim, &shared.base_url, &visible))
         .collect();
     list_body(data, matching.len(), paging.offset, paging.limit)

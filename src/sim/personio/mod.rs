@@ -8,8 +8,17 @@
 //! 429 without `Retry-After`, and the fault knobs of [`crate::sim::common`] apply to every
 //! call.
 //!
+//! Per source IP it counts v1 calls (and enforces the all-v1 per-IP limit, reference §9),
+//! see [`PersonioSim::ip_usage`]. Successful v1 personnel-data answers carry the
+//! presented token back in `Authorization` (§2.1). [`PersonioSim::script`] replaces the
+//! answer of one route (an HTML 404 from a proxy, a 409, …) for fault drills, and
+//! [`PersonioSimConfig::page_cap`] serves fewer rows than `limit`, as Personio may.
+//! With a signing secret ([`PersonioSim::set_signing_secret`]) deliveries are signed as
+//! [`crate::personio::assumed`] describes.
+//!
 //! Deliberate deviations from real Personio, for local testing:
-//! - webhook URLs may be `http://` (Personio requires HTTPS);
+//! - webhook URLs may be `http://` when their host is loopback (Personio requires HTTPS;
+//!   any other `http://` URL is refused with a 422);
 //! - retry delays default to 100 ms doubling (Personio: up to 3 days), see
 //!   [`PersonioSim::set_retry_delays`]; each attempt is a single request (Personio makes
 //!   up to two quick requests per attempt);
@@ -22,19 +31,22 @@
 mod auth;
 mod employees;
 mod errors;
+mod ip_usage;
 mod org_units;
+mod scripts;
 mod webhooks;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
@@ -50,6 +62,10 @@ use crate::sim::common::{
 };
 use crate::sim::generator::{self, SimCompany, SimEmployee, SimOrgUnit, employment_id_for};
 
+pub(crate) use ip_usage::IpTally;
+pub use ip_usage::IpUsage;
+pub use scripts::ScriptedAnswer;
+use scripts::take_script;
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, SimWebhook, WebhookAuthType, WebhookStatus};
 
 /// How the simulator starts.
@@ -67,6 +83,12 @@ pub struct PersonioSimConfig {
     pub readable_attributes: Option<Vec<String>>,
     /// Whether the documented rate limits are enforced.
     pub rate_limits: bool,
+    /// Most rows one v1 list page serves whatever `limit` asks (`None` = `limit`).
+    pub page_cap: Option<usize>,
+    /// The all-v1 limit per source IP, requests per minute (reference §9: 2,000).
+    pub v1_per_ip_per_minute: f64,
+    /// The secret deliveries are signed with (`None` = unsigned, as documented today).
+    pub signing_secret: Option<String>,
 }
 
 impl Default for PersonioSimConfig {
@@ -78,6 +100,9 @@ impl Default for PersonioSimConfig {
             client_secret: "sim-secret".to_string(),
             readable_attributes: None,
             rate_limits: true,
+            page_cap: None,
+            v1_per_ip_per_minute: V1_PER_IP_PER_MINUTE,
+            signing_secret: None,
         }
     }
 }
@@ -91,9 +116,18 @@ impl std::fmt::Debug for PersonioSimConfig {
             .field("client_secret", &"***")
             .field("readable_attributes", &self.readable_attributes)
             .field("rate_limits", &self.rate_limits)
+            .field("page_cap", &self.page_cap)
+            .field("v1_per_ip_per_minute", &self.v1_per_ip_per_minute)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
+
+/// Personio's documented limit on all v1 calls from one source IP (reference §9).
+pub const V1_PER_IP_PER_MINUTE: f64 = 2000.0;
 
 /// Default token lifetime (24 h, as documented).
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
@@ -137,6 +171,12 @@ pub(crate) struct SimState {
     pub(crate) retry_delays: Vec<Duration>,
     /// Per employee, per attribute: when it last changed (for `updated_since`).
     pub(crate) changed_at: HashMap<String, BTreeMap<String, DateTime<Utc>>>,
+    /// Most rows per v1 list page (`None` = `limit`).
+    pub(crate) page_cap: Option<usize>,
+    /// The delivery signing secret, if any.
+    pub(crate) signing_secret: Option<Secret>,
+    /// Canned answers replacing real ones (fault drills), first match wins.
+    pub(crate) scripts: Vec<ScriptedAnswer>,
 }
 
 impl SimState {
@@ -168,6 +208,10 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) without_app_id: AtomicUsize,
     pub(crate) shut_down: AtomicBool,
+    /// The all-v1 limit per source IP.
+    pub(crate) v1_per_ip: RateLimit,
+    /// v1 calls per source IP.
+    pub(crate) ip_usage: Mutex<HashMap<IpAddr, IpTally>>,
 }
 
 impl Shared {
@@ -236,6 +280,12 @@ impl PersonioSim {
             runtime: tokio::runtime::Handle::current(),
             without_app_id: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),
+            // No burst is documented: one second's worth.
+            v1_per_ip: RateLimit {
+                per_minute: config.v1_per_ip_per_minute,
+                burst: (config.v1_per_ip_per_minute / 60.0).floor().max(1.0),
+            },
+            ip_usage: Mutex::new(HashMap::new()),
         });
         let knobs = Arc::new(Knobs::default());
         let log = Arc::new(CallLog::default());
@@ -245,7 +295,8 @@ impl PersonioSim {
             let stopped = async move {
                 let _ = signal.wait_for(|stop| *stop).await;
             };
-            if let Err(error) = axum::serve(listener, app)
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(error) = axum::serve(listener, service)
                 .with_graceful_shutdown(stopped)
                 .await
             {
@@ -359,6 +410,37 @@ impl PersonioSim {
         webhooks::dispatch(&self.shared, event_name, payload);
     }
 
+    /// Sets the most rows one v1 list page serves (`None` = as many as `limit` asks).
+    pub fn set_page_cap(&self, cap: Option<usize>) {
+        self.shared.state().page_cap = cap;
+    }
+
+    /// Sets (or, with `None`, removes) the secret deliveries are signed with.
+    pub fn set_signing_secret(&self, secret: Option<&str>) {
+        self.shared.state().signing_secret = secret.map(Secret::new);
+    }
+
+    /// Answers `answer.method answer.path` with `answer` instead of the real answer.
+    pub fn script(&self, answer: ScriptedAnswer) {
+        self.shared.state().scripts.push(answer);
+    }
+
+    /// Removes every scripted answer.
+    pub fn clear_scripts(&self) {
+        self.shared.state().scripts.clear();
+    }
+
+    /// v1 calls per source IP so far.
+    pub fn ip_usage(&self) -> HashMap<IpAddr, IpUsage> {
+        self.shared
+            .ip_usage
+            .lock()
+            .expect("personio sim ip usage poisoned")
+            .iter()
+            .map(|(ip, tally)| (*ip, tally.usage()))
+            .collect()
+    }
+
     /// Number of calls that came without an `X-Personio-App-ID` header.
     pub fn calls_without_app_id(&self) -> usize {
         self.shared.without_app_id.load(Ordering::Relaxed)
@@ -398,6 +480,9 @@ fn initial_state(company: SimCompany, config: &PersonioSimConfig) -> SimState {
         deliveries: Vec::new(),
         retry_delays: (0..6).map(|n| Duration::from_millis(100 << n)).collect(),
         changed_at: HashMap::new(),
+        page_cap: config.page_cap,
+        signing_secret: config.signing_secret.clone().map(Secret::new),
+        scripts: Vec::new(),
     }
 }
 
@@ -457,35 +542,68 @@ async fn count_app_id(State(shared): State<Arc<Shared>>, request: Request, next:
     next.run(request).await
 }
 
-/// Rate limits, then bearer-token and scope checks.
+/// Rate limits (per source IP for all v1 calls), then bearer-token and scope checks,
+/// scripted answers, and the token carried back on successful v1 personnel-data answers.
 async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    if shared.rate_limits && !within_rate_limits(&shared, request.method(), &path) {
+    let method = request.method().clone();
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+    let v1 = path.starts_with("/v1/");
+    let refused = if shared.rate_limits {
+        refusing_limit(&shared, &method, &path, ip)
+    } else {
+        None
+    };
+    if v1 {
+        shared
+            .ip_usage
+            .lock()
+            .expect("personio sim ip usage poisoned")
+            .entry(ip)
+            .or_default()
+            .record(refused == Some(V1_PER_IP_KEY));
+    }
+    if refused.is_some() {
         tracing::debug!(path = %path, "personio sim: rate limited");
         return errors::too_many_requests(&path);
     }
     if is_auth_endpoint(&path) {
         return next.run(request).await;
     }
-    if let Err(response) = check_token(&shared, request.method(), &path, request.headers()) {
+    if let Err(response) = check_token(&shared, &method, &path, request.headers()) {
         return *response;
     }
-    next.run(request).await
+    if let Some(answer) = take_script(&shared, &method, &path) {
+        return answer.response();
+    }
+    let presented = bearer(request.headers()).map(str::to_string);
+    let mut response = next.run(request).await;
+    // "A successful personnel-data response also carries the token back in a response
+    // header" (reference §2.1): the token presented, as `Bearer <token>`.
+    if v1
+        && response.status().is_success()
+        && let Some(token) = presented
+        && let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        response.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    response
 }
 
 fn is_auth_endpoint(path: &str) -> bool {
     matches!(path, "/v1/auth" | "/v2/auth/token" | "/v2/auth/revoke")
 }
 
-/// The documented limits (reference §9) that apply to one call.
-fn rate_limits_for(method: &Method, path: &str) -> Vec<(&'static str, RateLimit)> {
-    let all_v1 = (
-        "v1-all",
-        RateLimit {
-            per_minute: 2000.0,
-            burst: 100.0,
-        },
-    );
+/// The documented limits (reference §9) that apply to one call; the all-v1 limit is
+/// `all_v1` and counts per source IP.
+fn rate_limits_for(
+    method: &Method,
+    path: &str,
+    all_v1: (&'static str, RateLimit),
+) -> Vec<(&'static str, RateLimit)> {
     match (method, path) {
         (&Method::POST, "/v2/auth/token") => vec![(
             "v2-token",
@@ -519,10 +637,27 @@ fn rate_limits_for(method: &Method, path: &str) -> Vec<(&'static str, RateLimit)
     }
 }
 
-fn within_rate_limits(shared: &Shared, method: &Method, path: &str) -> bool {
-    rate_limits_for(method, path)
+/// Bucket name of the all-v1 per-IP limit.
+const V1_PER_IP_KEY: &str = "v1-all";
+
+/// The first limit that refuses this call (its bucket name), if any.
+fn refusing_limit(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    ip: IpAddr,
+) -> Option<&'static str> {
+    rate_limits_for(method, path, (V1_PER_IP_KEY, shared.v1_per_ip))
         .into_iter()
-        .all(|(key, limit)| shared.limiter.try_acquire(key, limit))
+        .find(|(key, limit)| {
+            let bucket = if *key == V1_PER_IP_KEY {
+                format!("{key}:{ip}")
+            } else {
+                (*key).to_string()
+            };
+            !shared.limiter.try_acquire(&bucket, *limit)
+        })
+        .map(|(key, _)| key)
 }
 
 /// The scope a v2 path needs, if any.

@@ -531,3 +531,229 @@ async fn knobs_inject_failures_and_shutdown_stops_the_server() {
         .await;
     assert!(after.is_err());
 }
+
+#[tokio::test]
+async fn capped_pages_and_the_token_carried_back_on_v1_success() {
+    let sim = PersonioSim::start(PersonioSimConfig {
+        employees: 100,
+        rate_limits: false,
+        page_cap: Some(37),
+        ..PersonioSimConfig::default()
+    })
+    .await
+    .unwrap();
+    let token = token(&sim).await;
+    let response = get(&sim, &token, "/v1/company/employees?limit=100&offset=74").await;
+    assert_eq!(
+        response.headers()["authorization"].to_str().unwrap(),
+        format!("Bearer {token}")
+    );
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 26);
+    assert_eq!(page["metadata"]["total_elements"], 100);
+    assert_eq!(page["limit"], 100);
+    let first: Value = get(&sim, &token, "/v1/company/employees?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["data"].as_array().unwrap().len(), 37);
+    sim.set_page_cap(None);
+    let full: Value = get(&sim, &token, "/v1/company/employees?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full["data"].as_array().unwrap().len(), 100);
+    // Only successful v1 answers carry it: not an error, not v2.
+    let missing = get(&sim, &token, "/v1/company/employees/999999").await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().get("authorization").is_none());
+    let hooks = get(&sim, &token, "/v2/webhooks").await;
+    assert_eq!(hooks.status(), 200);
+    assert!(hooks.headers().get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn scripted_answers_replace_one_route_then_run_out() {
+    let sim = sim(3).await;
+    let token = token(&sim).await;
+    sim.script(ScriptedAnswer::html_not_found("/v1/company/employees/1002").times(1));
+    let scripted = get(&sim, &token, "/v1/company/employees/1002").await;
+    assert_eq!(scripted.status(), 404);
+    assert!(
+        scripted.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        scripted
+            .text()
+            .await
+            .unwrap()
+            .contains("<h1>Not Found</h1>")
+    );
+    assert_eq!(
+        get(&sim, &token, "/v1/company/employees/1002")
+            .await
+            .status(),
+        200
+    );
+    sim.script(ScriptedAnswer::new(
+        Method::POST,
+        "/v2/webhooks",
+        409,
+        "application/problem+json",
+        r#"{"errors": [{"title": "Conflict"}]}"#,
+    ));
+    let body = json!({"url": "https://sync.example/h", "description": "d", "token": "t",
+        "enabled_events": ["person.created"]});
+    assert_eq!(
+        create_webhook(&sim, &token, body.clone()).await.status(),
+        409
+    );
+    assert_eq!(
+        create_webhook(&sim, &token, body.clone()).await.status(),
+        409
+    );
+    sim.clear_scripts();
+    assert_eq!(create_webhook(&sim, &token, body).await.status(), 201);
+}
+
+#[tokio::test]
+async fn plain_http_webhook_urls_are_refused_unless_loopback() {
+    let sim = sim(2).await;
+    let token = token(&sim).await;
+    let body = |url: &str| json!({"url": url, "description": "d", "token": "t", "enabled_events": ["person.created"]});
+    let refused = create_webhook(&sim, &token, body("http://sync.example.com/hook")).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("https"),
+        "{problem}"
+    );
+    for allowed in [
+        "https://sync.example.com/hook",
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://[::1]:9/hook",
+    ] {
+        let created = create_webhook(&sim, &token, body(allowed)).await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{allowed}");
+    }
+    let id = sim.webhooks()[0].id.clone();
+    let patched = client()
+        .patch(format!("{}/v2/webhooks/{id}", sim.base_url))
+        .bearer_auth(&token)
+        .json(&json!({"url": "http://10.0.0.8/hook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn v1_calls_are_counted_and_limited_per_source_ip() {
+    let sim = PersonioSim::start(PersonioSimConfig {
+        employees: 2,
+        v1_per_ip_per_minute: 60.0,
+        ..PersonioSimConfig::default()
+    })
+    .await
+    .unwrap();
+    let token = token(&sim).await;
+    let mut refused = 0;
+    for _ in 0..6 {
+        let status = get(&sim, &token, "/v1/company/employees/attributes")
+            .await
+            .status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    get(&sim, &token, "/v2/webhooks").await;
+    let usage = sim.ip_usage();
+    let local = &usage[&std::net::IpAddr::from([127, 0, 0, 1])];
+    assert_eq!(local.v1_requests, 6, "v2 calls are not v1 calls");
+    assert_eq!(local.v1_refused, refused);
+    assert!(
+        refused >= 4,
+        "a burst of 60/60 = 1, then 1 per second: {refused}"
+    );
+    assert_eq!(local.peak_per_second, 6);
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_when_a_secret_is_set() {
+    use crate::personio::assumed;
+    type Captured = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+    let captured: Captured = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(captured): axum::extract::State<Captured>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    captured.lock().unwrap().push((headers, body.to_vec()));
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(captured.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sim = sim(3).await;
+    let token = token(&sim).await;
+    let created = create_webhook(
+        &sim,
+        &token,
+        json!({"url": url, "description": "sync", "status": "ENABLED", "token": "Bearer t",
+            "enabled_events": ["person.created"]}),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    sim.emit_event("person.created", json!({"id": "1"}));
+    wait_for(|| captured.lock().unwrap().len() == 1).await;
+    sim.set_signing_secret(Some("whsec-sim"));
+    sim.emit_event("person.created", json!({"id": "2"}));
+    wait_for(|| captured.lock().unwrap().len() == 2).await;
+
+    let seen = captured.lock().unwrap().clone();
+    let (unsigned, _) = &seen[0];
+    assert!(unsigned.get(assumed::SIGNATURE_HEADER).is_none());
+    assert!(unsigned.get(assumed::TIMESTAMP_HEADER).is_none());
+    let (headers, body) = &seen[1];
+    let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        assumed::verify(
+            b"whsec-sim",
+            header(assumed::TIMESTAMP_HEADER),
+            header(assumed::SIGNATURE_HEADER),
+            body,
+            now
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        headers["authorization"], "Bearer t",
+        "the token still comes"
+    );
+    assert_eq!(
+        assumed::verify(
+            b"other",
+            header(assumed::TIMESTAMP_HEADER),
+            header(assumed::SIGNATURE_HEADER),
+            body,
+            now
+        ),
+        Err(assumed::SignatureError::Mismatch)
+    );
+}

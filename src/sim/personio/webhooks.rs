@@ -4,7 +4,9 @@
 //! same URL, 422 problem+json for invalid bodies. Deliveries POST
 //! `{company_id, event_name, occurred_at, payload, meta}` with the token verbatim in
 //! `Authorization`, a 3 s timeout, no redirects, and retries on timeouts, transport
-//! errors and 5xx except 501. The simulator accepts `http://` URLs (Personio: HTTPS only).
+//! errors and 5xx except 501. URLs must be HTTPS, except `http://` to a loopback host
+//! (local testing). With a signing secret set, deliveries carry the signature headers
+//! of [`crate::personio::assumed`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::errors::{bad_request, first, problem, query_pairs, resource_not_found, uuid_like};
 use crate::domain::Secret;
+use crate::personio::assumed;
 
 /// Event names a subscription may list.
 pub const KNOWN_EVENTS: &[&str] = &[
@@ -273,9 +276,27 @@ fn apply(mut draft: Draft, body: &Map<String, Value>) -> Result<Draft, String> {
     Ok(draft)
 }
 
-fn valid_url(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .is_ok_and(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some())
+/// Why a delivery URL is refused: Personio requires an absolute HTTPS URL (reference
+/// §7.2); plain `http://` passes only to a loopback host, for local testing.
+fn url_problem(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Some("'url' must be an absolute https URL");
+    };
+    let Some(host) = parsed.host_str() else {
+        return Some("'url' must be an absolute https URL");
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some("'url' must use https: webhooks are only delivered over HTTPS"),
+        _ => Some("'url' must be an absolute https URL"),
+    }
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
@@ -300,8 +321,8 @@ fn finish(draft: Draft, id: String) -> Result<SimWebhook, String> {
         .url
         .filter(|url| !url.is_empty())
         .ok_or("'url' is required")?;
-    if !valid_url(&url) {
-        return Err("'url' must be an absolute http(s) URL".to_string());
+    if let Some(problem) = url_problem(&url) {
+        return Err(problem.to_string());
     }
     let description = draft.description.ok_or("'description' is required")?;
     let events = draft
@@ -607,11 +628,21 @@ fn should_retry(outcome: &DeliveryOutcome) -> bool {
 }
 
 async fn send_once(shared: &Shared, hook: &SimWebhook, body: &Value) -> DeliveryOutcome {
+    let text = body.to_string();
+    let signing_secret = shared.state().signing_secret.clone();
     let mut request = shared
         .http
         .post(&hook.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string());
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(secret) = signing_secret {
+        // Signed at each attempt, so a retry carries a fresh timestamp.
+        let now = Utc::now().timestamp();
+        let signature = assumed::sign(secret.expose().as_bytes(), now, text.as_bytes());
+        request = request
+            .header(assumed::TIMESTAMP_HEADER, now.to_string())
+            .header(assumed::SIGNATURE_HEADER, signature);
+    }
+    let mut request = request.body(text);
     match hook.auth_type {
         WebhookAuthType::Token => {
             if let Some(token) = &hook.token {
@@ -683,7 +714,7 @@ mod tests {
 
     #[test]
     fn defaults_are_disabled_and_token() {
-        let hook = create(json!({"url": "http://x/h", "description": "d",
+        let hook = create(json!({"url": "https://x.example/h", "description": "d",
             "enabled_events": ["person.created"], "token": "Bearer t"}))
         .unwrap();
         assert_eq!(hook.status, WebhookStatus::Disabled);
@@ -693,7 +724,7 @@ mod tests {
 
     #[test]
     fn invalid_bodies_are_refused() {
-        let base = json!({"url": "http://x/h", "description": "d", "enabled_events": ["person.created"], "token": "t"});
+        let base = json!({"url": "https://x.example/h", "description": "d", "enabled_events": ["person.created"], "token": "t"});
         let with = |key: &str, value: Value| {
             let mut object = base.clone();
             object[key] = value;
@@ -729,7 +760,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let hook = create(json!({"url": "http://x/h", "description": "d",
+        let hook = create(json!({"url": "https://x.example/h", "description": "d",
             "enabled_events": ["person.created"], "token": "supersecret"}))
         .unwrap();
         assert!(!format!("{hook:?}").contains("supersecret"));
