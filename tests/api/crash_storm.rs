@@ -436,12 +436,31 @@ async fn wait_for_kill_moment(rng: &mut StdRng, learnamp: &LearnAmpSim) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_during_a_2000_people_sync_and_a_webhook_storm_leave_no_duplicate() {
-    let started = Instant::now();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = seed_from_env(
         "CRASH_STORM_SEED",
         now.map_or(0x5EED, |elapsed| elapsed.as_nanos() as u64),
     );
+    crash_storm(seed).await;
+}
+
+/// A seed whose storm once ended with one report lacking its manager (`person 1740
+/// manager: None != Some(1010)`): the report's manager was cleared in Learn Amp when
+/// its boss was terminated, a SIGKILL right after that write lost the report's record
+/// (it still claimed the boss), and the boss was rehired before the event was applied
+/// again, so the live update and the final reconciliation both found Personio equal to
+/// the record. The reconciliation now compares with what Learn Amp shows. The kill
+/// timing cannot be replayed exactly: the lost record occurs in about a third of the
+/// runs; `full_sync::a_reconciliation_restores_a_manager_learn_amp_lacks_though_the_record_claims_it`
+/// holds the same state deterministically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_seed_1795593225848232899_restores_the_manager_a_lost_record_hid() {
+    crash_storm(1_795_593_225_848_232_899).await;
+}
+
+/// The storm of `seed`: 20 SIGKILLs, then the checks of the module documentation.
+async fn crash_storm(seed: u64) {
+    let started = Instant::now();
     println!("crash storm seed {seed} (CRASH_STORM_SEED={seed} replays the random choices)");
     let mut rng = StdRng::seed_from_u64(seed);
 

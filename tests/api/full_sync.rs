@@ -373,3 +373,68 @@ async fn an_adopted_leaver_whose_fields_are_refused_is_still_deactivated(mode: L
     assert_eq!(app.learnamp.user(id).expect("kept").status, SimUserStatus::Deactivated);
 }
 }
+
+/// Learn Amp lost a report's manager while the stored record still claims it, the state
+/// a SIGKILL between the Learn Amp write and the record write leaves behind (crash storm
+/// seed 1795593225848232899: the manager was cleared when the boss left, the record of
+/// that write was lost, the boss came back). The reconciliation writes it again, and
+/// only it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_restores_a_manager_learn_amp_lacks_though_the_record_claims_it() {
+    let app = spawn_app(60, 21).await;
+    let (status, body) = app.create_tenant(&app.spec("drift", json!({}))).await;
+    assert_eq!(status, 201, "{body}");
+    let view = app.wait_for_sync("drift", None).await;
+    assert_eq!(view["last_sync"]["failed"], 0, "{view}");
+    assert_learnamp_matches_personio(&app);
+    let report = app
+        .learnamp
+        .users()
+        .into_iter()
+        .find(|user| user.manager_id.is_some())
+        .expect("a synced user with a manager");
+
+    // Cleared through Learn Amp's API, behind the service's back.
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/oauth/token", app.learnamp.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("scope", "users:update"),
+        ])
+        .send()
+        .await
+        .expect("token call")
+        .json()
+        .await
+        .expect("token body");
+    let cleared = http
+        .put(format!("{}/v1/users/{}", app.learnamp.base_url, report.id))
+        .bearer_auth(token["access_token"].as_str().expect("access_token"))
+        .form(&[("managerEmail", "")])
+        .send()
+        .await
+        .expect("update call");
+    assert_eq!(cleared.status().as_u16(), 200);
+    assert_eq!(app.learnamp.user(report.id).unwrap().manager_id, None);
+
+    app.learnamp.log.clear();
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    let (status, _) = app.admin("POST", "/admin/tenants/drift/sync", None).await;
+    assert_eq!(status, 202);
+    let view = app.wait_for_sync("drift", previous.as_deref()).await;
+    assert_eq!(view["last_sync"]["failed"], 0, "{view}");
+    assert_learnamp_matches_personio(&app);
+    let writes: Vec<String> = app
+        .learnamp
+        .log
+        .writes()
+        .iter()
+        .map(|call| format!("{} {}", call.method, call.path))
+        .collect();
+    assert_eq!(writes, [format!("PUT /v1/users/{}", report.id)]);
+}
