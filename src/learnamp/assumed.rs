@@ -37,7 +37,9 @@ use tracing::{info, warn};
 
 use crate::domain::fields::{LEAVE_DATE, UserFields};
 
-use super::client::{ApiRequest, LearnAmpClient, RequestBody};
+use crate::api_client::{ApiRequest, RequestBody};
+
+use super::client::LearnAmpClient;
 use super::error::LearnAmpError;
 use super::model::{InvitationOutcome, User, UserFilter, UserStatus};
 
