@@ -1,6 +1,6 @@
-//! The reqwest implementation of the Personio client: token cache, identification
-//! headers, bounded retries, v1 offset paging and v2 cursor paging (reference §2.2, §4,
-//! §7, §9, §10, §13).
+//! The Personio client: its endpoints, identification header, v1 pacing, v1 offset
+//! paging, v2 cursor paging and error mapping (reference §2.2, §4, §7, §9, §10, §13), on
+//! the shared [`crate::api_client`] core (token cache, retries, body cap, metrics).
 
 use std::collections::HashSet;
 use std::sync::Arc;
