@@ -1,15 +1,15 @@
 //! The core both API clients (Personio, Learn Amp) are built on; each client keeps only
 //! its endpoints and its error mapping.
 //!
-//! - [`ApiCore::send`]: one request with bounded retries of transient failures (429,
+//! - `ApiCore::send`: one request with bounded retries of transient failures (429,
 //!   500/502/503/504, connection failures, timeouts) using the shared
 //!   [`crate::retry::RetryPolicy`] back-off, a capped `Retry-After`, pacing, the body cap,
 //!   the request counter and the `api_calls`/`api_retries` metrics.
-//! - [`ApiCore::send_authorized`]: the same with the cached bearer token, refreshed once
+//! - `ApiCore::send_authorized`: the same with the cached bearer token, refreshed once
 //!   when the server refuses it.
-//! - [`token`]: the token cache (one refresh in flight).
-//! - [`request`]: the request as data, its body and path encoding.
-//! - [`scrub`]: keeps the client secret out of texts built from answers.
+//! - `token`: the token cache (one refresh in flight).
+//! - `request`: the request as data, its body and path encoding.
+//! - `scrub`: keeps the client secret out of texts built from answers.
 
 pub(crate) mod request;
 pub(crate) mod token;
