@@ -27,6 +27,7 @@
 //! duplicating.
 
 pub mod actors;
+pub mod api_client;
 pub mod app;
 pub mod cli;
 pub mod clock;

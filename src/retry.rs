@@ -1,4 +1,5 @@
-//! Bounded retries with exponential backoff and full jitter, shared by both API clients.
+//! Bounded retries with exponential backoff and jitter: the one back-off of the service,
+//! for API retries, tenant restarts and tenant-level retries.
 
 use std::time::Duration;
 
@@ -40,19 +41,11 @@ impl RetryPolicy {
         attempt < self.max_attempts
     }
 
-    /// The delay before retrying after attempt number `attempt` (1-based): full jitter
-    /// over `base * 2^(attempt-1)`, capped at `max_delay`. A server-given `Retry-After`
-    /// wins when it is longer.
+    /// The delay before retrying after attempt number `attempt` (1-based): the shared
+    /// [`jittered_backoff`] from `base_delay`, at most `max_delay`. A server-given
+    /// `Retry-After` wins when it is longer.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
-        let ceiling_ms = u64::try_from(ceiling.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let jittered = Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms));
+        let jittered = jittered_backoff(self.base_delay, attempt, self.max_delay);
         match retry_after {
             Some(server_delay) if server_delay > jittered => server_delay,
             _ => jittered,
@@ -61,14 +54,16 @@ impl RetryPolicy {
 }
 
 /// The wait before the next try of something that failed `failures` times in a row
-/// (1-based): `base` doubling per failure, at most `max`, spread over ±25% so that
-/// many tenants failing together (an outage of a shared API) do not retry in lockstep.
-/// Used for tenant restarts and tenant-level retries.
+/// (1-based): `base` doubling per failure, at most `max`, spread over its lower quarter
+/// (75 % to 100 %) so that many tenants or calls failing together (an outage of a shared
+/// API) do not retry in lockstep, while no wait ever exceeds `max`. The one back-off of
+/// the service: API retries ([`RetryPolicy::delay`]), tenant restarts and tenant-level
+/// retries.
 pub fn jittered_backoff(base: Duration, failures: u32, max: Duration) -> Duration {
     let doubled = base
         .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
         .min(max);
-    doubled.mul_f64(rand::rng().random_range(0.75..1.25))
+    doubled.mul_f64(rand::rng().random_range(0.75..=1.0))
 }
 
 /// Reads a `Retry-After` header given in seconds (the HTTP-date form is ignored).

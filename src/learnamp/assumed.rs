@@ -37,48 +37,12 @@ use tracing::{info, warn};
 
 use crate::domain::fields::{LEAVE_DATE, UserFields};
 
-use super::client::{ApiRequest, LearnAmpClient, RequestBody};
+use crate::api_client::{ApiRequest, RequestBody};
+
+use super::client::LearnAmpClient;
 use super::error::LearnAmpError;
+pub use super::model::Assumed;
 use super::model::{InvitationOutcome, User, UserFilter, UserStatus};
-
-/// One assumed contract, as recorded when an account lacks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Assumed {
-    /// A. `POST /v1/users/{id}/invitation`.
-    Invitation,
-    /// B. the `leaveDate` user field.
-    LeaveDate,
-    /// C. `PUT`/`DELETE /v1/users/{id}/avatar`.
-    Avatar,
-}
-
-impl Assumed {
-    /// Every assumed contract.
-    pub const ALL: [Assumed; 3] = [Self::Invitation, Self::LeaveDate, Self::Avatar];
-
-    /// The name shown in the tenant view (`learnamp_unsupported`) and stored.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Invitation => "invitation",
-            Self::LeaveDate => "leave_date",
-            Self::Avatar => "avatar",
-        }
-    }
-
-    /// The route or field, for messages.
-    pub fn contract(self) -> &'static str {
-        match self {
-            Self::Invitation => "invitation route POST /v1/users/{id}/invitation",
-            Self::LeaveDate => "leaveDate user field",
-            Self::Avatar => "avatar route PUT /v1/users/{id}/avatar",
-        }
-    }
-
-    /// The contract named `name` (as [`Assumed::name`] gives it).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|assumed| assumed.name() == name)
-    }
-}
 
 /// Whether a write that carried `leaveDate` saw it echoed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

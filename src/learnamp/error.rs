@@ -63,7 +63,7 @@ pub enum LearnAmpError {
     /// The account does not offer an assumed contract (route missing: 404 for a user
     /// that exists, 405 or 501; see `assumed.rs`).
     #[error("Learn Amp does not offer the assumed {}", .0.contract())]
-    Unsupported(super::assumed::Assumed),
+    Unsupported(super::model::Assumed),
 }
 
 impl LearnAmpError {

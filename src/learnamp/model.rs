@@ -1,17 +1,13 @@
 //! Learn Amp wire model: the user and team objects as read (lenient camelCase JSON,
-//! reference §4 and §6.2), list filters, and the form encoding of writes (reference §3).
+//! reference §4 and §6.2), list filters, and the form encoding of team writes (reference
+//! §3; user writes are encoded in `users.rs`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::domain::fields::{CUSTOM_FIELD_PREFIX, LEAVE_DATE, SECONDARY_TEAMS, UserFields};
-
-use super::assumed;
-
-/// A form body as ordered key/value pairs (keys may repeat).
-pub(crate) type FormPairs = Vec<(String, String)>;
+pub(crate) use crate::api_client::FormPairs;
 
 /// Machine values of a user's status, as used by `filters[status][]` (reference §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -237,41 +233,6 @@ pub enum InvitationOutcome {
     Deactivated,
 }
 
-/// Encodes user fields as a form (reference §3): plain keys as they are,
-/// `secondaryTeamIntegrationExternalIds` "a,b" as repeated `[]` keys, `customField:<name>`
-/// as Rails `customFields[][name]`/`customFields[][value]` pairs, and `leaveDate` through
-/// the assumed leave-date contract. `""` is sent as an empty value (clear).
-pub(crate) fn user_form(fields: &UserFields) -> FormPairs {
-    let mut pairs = FormPairs::new();
-    for (key, value) in fields {
-        if let Some(name) = key.strip_prefix(CUSTOM_FIELD_PREFIX) {
-            pairs.push(("customFields[][name]".to_string(), name.to_string()));
-            pairs.push(("customFields[][value]".to_string(), value.clone()));
-        } else if key == SECONDARY_TEAMS {
-            push_list(&mut pairs, &format!("{SECONDARY_TEAMS}[]"), value);
-        } else if key == LEAVE_DATE {
-            pairs.push(assumed::leave_date_form_field(value));
-        } else {
-            pairs.push((key.clone(), value.clone()));
-        }
-    }
-    pairs
-}
-
-/// The create form: [`user_form`] plus `skipInvitation=true` unless `invite` (then the
-/// documented create sends the invitation email itself, reference §5.4). A caller-given
-/// `skipInvitation` is ignored.
-pub(crate) fn create_user_form(fields: &UserFields, invite: bool) -> FormPairs {
-    let mut pairs: FormPairs = user_form(fields)
-        .into_iter()
-        .filter(|(key, _)| key != "skipInvitation")
-        .collect();
-    if !invite {
-        pairs.push(("skipInvitation".to_string(), "true".to_string()));
-    }
-    pairs
-}
-
 /// Encodes team fields as a form (reference §6.3, §6.4).
 pub(crate) fn team_form(team: &TeamFields) -> FormPairs {
     let mut pairs = FormPairs::new();
@@ -286,22 +247,6 @@ pub(crate) fn team_form(team: &TeamFields) -> FormPairs {
         pairs.push(("parentTeamId".to_string(), value));
     }
     pairs
-}
-
-/// Pushes a comma-separated list as repeated `key` entries; an empty list is sent as
-/// one empty entry, which clears the list.
-fn push_list(pairs: &mut FormPairs, key: &str, joined: &str) {
-    let items: Vec<&str> = joined
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .collect();
-    if items.is_empty() {
-        pairs.push((key.to_string(), String::new()));
-    }
-    for item in items {
-        pairs.push((key.to_string(), item.to_string()));
-    }
 }
 
 /// Accepts a string, a number or a boolean (stringified), or `null`.
@@ -371,94 +316,52 @@ fn field_text(value: Option<&Value>) -> String {
     }
 }
 
+/// One assumed contract, as recorded when an account lacks it (the contracts themselves
+/// are used only in `assumed.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Assumed {
+    /// A. `POST /v1/users/{id}/invitation`.
+    Invitation,
+    /// B. the `leaveDate` user field.
+    LeaveDate,
+    /// C. `PUT`/`DELETE /v1/users/{id}/avatar`.
+    Avatar,
+}
+
+impl Assumed {
+    /// Every assumed contract.
+    pub const ALL: [Assumed; 3] = [Self::Invitation, Self::LeaveDate, Self::Avatar];
+
+    /// The name shown in the tenant view (`learnamp_unsupported`) and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::LeaveDate => "leave_date",
+            Self::Avatar => "avatar",
+        }
+    }
+
+    /// The route or field, for messages.
+    pub fn contract(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation route POST /v1/users/{id}/invitation",
+            Self::LeaveDate => "leaveDate user field",
+            Self::Avatar => "avatar route PUT /v1/users/{id}/avatar",
+        }
+    }
+
+    /// The contract named `name` (as [`Assumed::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|assumed| assumed.name() == name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::fields::{EXTERNAL_ID, FIRST_NAME, LOCATION, custom_field_key};
-
-    fn fields(entries: &[(&str, &str)]) -> UserFields {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn encoded(pairs: &FormPairs) -> String {
         serde_urlencoded::to_string(pairs).expect("encodable")
-    }
-
-    #[test]
-    fn plain_fields_and_empty_values() {
-        let pairs = user_form(&fields(&[
-            (FIRST_NAME, "Ada"),
-            (LOCATION, ""),
-            (EXTERNAL_ID, "HR/1"),
-        ]));
-        assert_eq!(
-            encoded(&pairs),
-            "firstName=Ada&integrationExternalId=HR%2F1&location="
-        );
-    }
-
-    #[test]
-    fn custom_fields_use_rails_pairs() {
-        let pairs = user_form(&fields(&[
-            (&custom_field_key("Employee ID"), "123456"),
-            (&custom_field_key("Shoe"), ""),
-        ]));
-        assert_eq!(
-            pairs,
-            vec![
-                ("customFields[][name]".into(), "Employee ID".into()),
-                ("customFields[][value]".into(), "123456".into()),
-                ("customFields[][name]".into(), "Shoe".into()),
-                ("customFields[][value]".into(), "".into()),
-            ]
-        );
-        assert_eq!(
-            encoded(&pairs[..2].to_vec()),
-            "customFields%5B%5D%5Bname%5D=Employee+ID&customFields%5B%5D%5Bvalue%5D=123456"
-        );
-    }
-
-    #[test]
-    fn secondary_teams_repeat_the_key() {
-        let pairs = user_form(&fields(&[(SECONDARY_TEAMS, "a, b")]));
-        assert_eq!(
-            pairs,
-            vec![
-                ("secondaryTeamIntegrationExternalIds[]".into(), "a".into()),
-                ("secondaryTeamIntegrationExternalIds[]".into(), "b".into()),
-            ]
-        );
-        let cleared = user_form(&fields(&[(SECONDARY_TEAMS, "")]));
-        assert_eq!(
-            cleared,
-            vec![("secondaryTeamIntegrationExternalIds[]".into(), "".into())]
-        );
-    }
-
-    #[test]
-    fn leave_date_and_skip_invitation() {
-        let given = fields(&[(LEAVE_DATE, "2025-06-30"), ("skipInvitation", "false")]);
-        assert_eq!(
-            create_user_form(&given, false),
-            vec![
-                ("leaveDate".into(), "2025-06-30".into()),
-                ("skipInvitation".into(), "true".into()),
-            ]
-        );
-        assert_eq!(
-            create_user_form(&given, true),
-            vec![("leaveDate".into(), "2025-06-30".into())]
-        );
-        let cleared = user_form(&fields(&[(LEAVE_DATE, "")]));
-        assert_eq!(encoded(&cleared), "leaveDate=");
-        assert!(
-            !user_form(&fields(&[(FIRST_NAME, "A")]))
-                .iter()
-                .any(|(k, _)| k == "skipInvitation")
-        );
     }
 
     #[test]

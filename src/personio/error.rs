@@ -212,16 +212,6 @@ fn truncate(text: &str) -> String {
     crate::domain::redact::upstream_excerpt(text)
 }
 
-/// Replaces every occurrence of `secret` in `text` by `***` (defence in depth for
-/// messages built from server answers).
-pub(crate) fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "***")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,14 +334,5 @@ mod tests {
             }
             .is_transient()
         );
-    }
-
-    #[test]
-    fn scrub_removes_secrets() {
-        assert_eq!(
-            scrub("bad secret s3cr3t here", "s3cr3t"),
-            "bad secret *** here"
-        );
-        assert_eq!(scrub("text", ""), "text");
     }
 }
