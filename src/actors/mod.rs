@@ -1,8 +1,6 @@
 //! The actor tree: one [`supervisor::Supervisor`] owns one [`tenant::TenantActor`] per
 //! tenant; tenants publish their state on the shared [`status::StatusBoard`].
 
-pub mod scheduler;
 pub mod status;
 pub mod supervisor;
-pub mod team_mapper;
 pub mod tenant;

@@ -18,7 +18,7 @@ use crate::store::{TeamRecord, TenantStore};
 use super::SyncError;
 use super::plan::{EmployeeStep, Plan, TeamPlan};
 use super::support::Support;
-use crate::actors::team_mapper::TeamMapperMsg;
+use crate::actors::tenant::team_mapper::TeamMapperMsg;
 use ractor::ActorRef;
 
 /// Width requested for profile pictures.

@@ -114,7 +114,8 @@ pub struct SyncContext<'a> {
     /// The time the sync is judged at (invitation days, termination dates).
     pub now: chrono::DateTime<chrono::Utc>,
     /// The tenant's team mapper child.
-    pub team_mapper: Option<&'a ractor::ActorRef<crate::actors::team_mapper::TeamMapperMsg>>,
+    pub team_mapper:
+        Option<&'a ractor::ActorRef<crate::actors::tenant::team_mapper::TeamMapperMsg>>,
 }
 
 /// The Personio attributes this tenant needs: the contract's list plus the custom

@@ -1,6 +1,9 @@
 //! The tenant actor: owns one tenant's Personio and Learn Amp clients and its sled
 //! tree, runs its full syncs and publishes its state on the status board.
 
+pub mod scheduler;
+pub mod team_mapper;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +21,9 @@ use crate::retry::RetryPolicy;
 use crate::store::{Store, StoreError, TenantStore};
 use crate::sync::{self, SyncContext, SyncError};
 
-use super::scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
-use super::status::{StatusBoard, TenantState};
-use super::team_mapper::{TeamMapper, TeamMapperMsg, TeamMapperState};
+use crate::actors::status::{StatusBoard, TenantState};
+use scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
+use team_mapper::{TeamMapper, TeamMapperMsg, TeamMapperState};
 
 /// `X-Personio-App-ID` sent on every Personio call.
 pub const PERSONIO_APP_ID: &str = "PERSONIO_SYNC";
@@ -90,7 +93,7 @@ impl TenantDeps {
                 .as_ref()
                 .map(|secrets| self.webhook_url(secrets.key.expose()))
                 .unwrap_or_default();
-            let mut view = super::status::TenantView::starting(&spec.id, webhook_url);
+            let mut view = crate::actors::status::TenantView::starting(&spec.id, webhook_url);
             // What is stored shows at once: the last sync and the events waiting in
             // the inbox (the actor refreshes both once it runs).
             match self.store.tenant(&spec.id) {
