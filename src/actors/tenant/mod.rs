@@ -1,60 +1,30 @@
 //! The tenant actor: owns one tenant's Personio and Learn Amp clients and its sled
-//! tree, runs its full syncs and publishes its state on the status board.
+//! tree, runs its full syncs and live updates and publishes its state in its view.
 
+pub mod messages;
 pub mod scheduler;
 pub mod team_mapper;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use std::collections::HashMap;
 
-use crate::clock::SharedClock;
+use crate::actors::status::TenantState;
+use crate::app::services::Services;
 use crate::domain::Employee;
 use crate::domain::tenant::TenantSpec;
-use crate::learnamp::{LearnAmpClient, LearnAmpConfig};
-use crate::personio::{PersonioClient, PersonioConfig};
+use crate::learnamp::LearnAmpClient;
+use crate::personio::PersonioClient;
 use crate::retry::RetryPolicy;
-use crate::store::{Store, StoreError, TenantStore};
+use crate::store::{StoreError, TenantStore};
 use crate::sync::{self, SyncContext, SyncError};
 
-use crate::actors::status::{StatusBoard, TenantState};
+pub use messages::{InviteError, InviteOutcome, TenantMsg};
 use scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
 use team_mapper::{TeamMapper, TeamMapperMsg, TeamMapperState};
-
-/// `X-Personio-App-ID` sent on every Personio call.
-pub const PERSONIO_APP_ID: &str = "PERSONIO_SYNC";
-
-/// What every tenant actor shares with the process.
-#[derive(Clone)]
-pub struct TenantDeps {
-    /// The store.
-    pub store: Store,
-    /// The status board.
-    pub board: Arc<StatusBoard>,
-    /// The HTTP client pool.
-    pub http: reqwest::Client,
-    /// Retry policy of both API clients.
-    pub retry: RetryPolicy,
-    /// Learn Amp writes in flight during a full sync.
-    pub concurrency: usize,
-    /// Time between reconciliations.
-    pub reconcile_interval: Duration,
-    /// Base of webhook URLs.
-    pub public_url: String,
-    /// Where "now" comes from.
-    pub clock: SharedClock,
-    /// First restart delay of a crashed tenant (doubles per failure).
-    pub restart_base: Duration,
-    /// Bounds how many tenants run their start-up checks at once (see [`START_GATE`]).
-    pub start_gate: Arc<tokio::sync::Semaphore>,
-    /// Paces the Personio v1 calls of every tenant together: Personio limits v1 by
-    /// source IP, which all tenants share.
-    pub personio_v1_pacer: Arc<crate::pacer::Pacer>,
-}
 
 /// Tenants running their start-up checks (authentication, attribute check) at once.
 /// When thousands of stored tenants start together, an unbounded burst would open one
@@ -66,123 +36,13 @@ pub const START_GATE: usize = 32;
 /// by a tenant whose API hangs must not delay the others by more than this.
 const START_GATE_WAIT: Duration = Duration::from_secs(2);
 
-impl TenantDeps {
-    /// The webhook URL of a tenant with webhook key `key`.
-    pub fn webhook_url(&self, key: &str) -> String {
-        format!(
-            "{}/webhooks/personio/{key}",
-            self.public_url.trim_end_matches('/')
-        )
-    }
-
-    /// Makes a tenant known before its actor runs: routes its webhook URL to it and
-    /// shows a `starting` view if it has none yet. Called by the supervisor before a
-    /// spawn and by the application for every stored tenant before it serves.
-    pub fn announce(&self, spec: &TenantSpec) {
-        if let Some(secrets) = &spec.webhook {
-            self.board.register_webhook(
-                &spec.id,
-                &secrets.key,
-                &secrets.token,
-                spec.personio.webhook_signing_secret.as_ref(),
-            );
-        }
-        if self.board.view(&spec.id).is_none() {
-            let webhook_url = spec
-                .webhook
-                .as_ref()
-                .map(|secrets| self.webhook_url(secrets.key.expose()))
-                .unwrap_or_default();
-            let mut view = crate::actors::status::TenantView::starting(&spec.id, webhook_url);
-            // What is stored shows at once: the last sync and the events waiting in
-            // the inbox (the actor refreshes both once it runs).
-            match self.store.tenant(&spec.id) {
-                Ok(store) => {
-                    view.pending_events = store.pending_count() as u64;
-                    view.last_sync = store.last_sync().ok().flatten();
-                    view.learnamp_unsupported = store.learnamp_unsupported().unwrap_or_default();
-                }
-                Err(error) => {
-                    tracing::warn!(tenant_id = %spec.id, error = %error, "stored state unreadable");
-                }
-            }
-            self.board.insert(view);
-        }
-    }
-}
-
-/// Messages of the tenant actor.
-pub enum TenantMsg {
-    /// Sent by the tenant to itself right after start: check attributes and run the
-    /// initial sync if it has not completed. No reply.
-    Start,
-    /// Sent by the admin API (operator sync) and the reconciliation timer: run a full
-    /// sync; `confirm` lifts the mass-deactivation guard once. Updates `last_sync` and
-    /// the state. No reply (the admin answers 202).
-    FullSync {
-        /// Apply even if the guard would stop it.
-        confirm: bool,
-    },
-    /// Sent by the admin API: plan a full sync and answer the plan as JSON, writing
-    /// nothing. Replies.
-    DryRun(RpcReplyPort<Result<serde_json::Value, String>>),
-    /// Sent by the webhook front door after it stored an event, and by the tenant to
-    /// itself after a failed drain: apply every stored event, oldest first, coalesced
-    /// per person; each leaves the inbox once its effect is stored. No reply.
-    InboxWake,
-    /// Sent by the scheduler child when invitations or deactivations are due for these
-    /// people: re-plans each (which invites or deactivates them once), clears their past
-    /// items and re-arms the scheduler. No reply.
-    Due(Vec<String>),
-    /// Sent by fault drills and tests: the tenant panics, as a bug would make it, so
-    /// that supervision can be seen at work. No reply.
-    Crash(String),
-    /// Sent by the admin API: invite one person now, whatever the policy. Replies with
-    /// the outcome, or an error sentence (unknown person, deactivated).
-    InviteNow(String, RpcReplyPort<Result<InviteOutcome, InviteError>>),
-    /// Sent by the tenant to itself after a transient failure to ensure its Personio
-    /// webhook subscription: tries again, and on success clears the subscription problem
-    /// (the view returns to `live` unless something else is wrong). No reply.
-    EnsureSubscription,
-}
-
-/// What a manual invitation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InviteOutcome {
-    /// The invitation was sent.
-    Sent,
-    /// The person had been invited before (or has confirmed): nothing sent.
-    AlreadyInvited,
-}
-
-/// Why a manual invitation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InviteError {
-    /// The person has no Learn Amp user.
-    #[error("Personio person {0} has no Learn Amp user")]
-    UnknownPerson(String),
-    /// Deactivated users are never invited.
-    #[error("Personio person {0} is deactivated in Learn Amp; deactivated users are never invited")]
-    Deactivated(String),
-    /// The user exists and the account lacks the assumed invitation route, the only way
-    /// to invite an existing user (the documented invite goes out only with a create).
-    #[error(
-        "Personio person {0} already has a Learn Amp user, and this Learn Amp account offers no route to invite an existing user (the assumed POST /v1/users/{{id}}/invitation is missing); send the invitation from Learn Amp itself"
-    )]
-    InvitationUnsupported(String),
-    /// The call failed.
-    #[error("{0}")]
-    Failed(String),
-}
-
 /// The actor (stateless; everything lives in [`TenantActorState`]).
 pub struct TenantActor;
 
 /// A tenant's state inside its actor.
 pub struct TenantActorState {
     spec: TenantSpec,
-    deps: TenantDeps,
+    services: Services,
     store: TenantStore,
     personio: PersonioClient,
     learnamp: LearnAmpClient,
@@ -217,7 +77,7 @@ impl TenantActorState {
             _ => (state, last_error),
         };
         let last_error = last_error.map(|text| self.scrub(&text));
-        self.deps.board.update(&self.spec.id, |view| {
+        self.services.views.update(&self.spec.id, |view| {
             view.state = state;
             view.last_error = last_error;
         });
@@ -243,8 +103,8 @@ impl TenantActorState {
             learnamp: &self.learnamp,
             store: &self.store,
             settings: &self.spec.settings,
-            concurrency: self.deps.concurrency,
-            now: self.deps.clock.now(),
+            concurrency: self.services.concurrency,
+            now: self.services.clock.now(),
             team_mapper: self.team_mapper.as_ref(),
         }
     }
@@ -288,7 +148,7 @@ impl TenantActorState {
         let last_sync = self.store.last_sync()?;
         let pending = self.store.pending_count() as u64;
         let unsupported = self.store.learnamp_unsupported()?;
-        self.deps.board.update(&self.spec.id, |view| {
+        self.services.views.update(&self.spec.id, |view| {
             view.employees = employees;
             view.last_sync = last_sync;
             view.pending_events = pending;
@@ -301,64 +161,35 @@ impl TenantActorState {
     /// work, without the full scan of [`Self::publish_counts`]).
     fn publish_unsupported(&self) -> Result<(), StoreError> {
         let unsupported = self.store.learnamp_unsupported()?;
-        self.deps.board.update(&self.spec.id, |view| {
+        self.services.views.update(&self.spec.id, |view| {
             view.learnamp_unsupported = unsupported;
         });
         Ok(())
     }
 }
 
-/// Builds the two API clients of a tenant.
-pub fn clients(spec: &TenantSpec, deps: &TenantDeps) -> (PersonioClient, LearnAmpClient) {
-    let personio = PersonioClient::new(
-        PersonioConfig {
-            base_url: spec.personio.base_url.trim_end_matches('/').to_string(),
-            client_id: spec.personio.client_id.clone(),
-            client_secret: spec.personio.client_secret.clone(),
-            app_id: PERSONIO_APP_ID.into(),
-        },
-        deps.http.clone(),
-        deps.retry,
-    )
-    .with_v1_pacer(deps.personio_v1_pacer.clone());
-    let learnamp = LearnAmpClient::new(
-        LearnAmpConfig {
-            base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),
-            client_id: spec.learnamp.client_id.clone(),
-            client_secret: spec.learnamp.client_secret.clone(),
-            scopes: crate::learnamp::scopes::requested(spec.settings.remove_empty_teams),
-        },
-        deps.http.clone(),
-        deps.retry,
-    );
-    (personio, learnamp)
-}
-
 impl Actor for TenantActor {
     type Msg = TenantMsg;
     type State = TenantActorState;
-    type Arguments = (TenantSpec, TenantDeps);
+    type Arguments = (TenantSpec, Services);
 
     /// Local only (no network): opens the tenant's tree and builds the clients.
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        (spec, deps): Self::Arguments,
+        (spec, services): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let store = deps.store.tenant(&spec.id)?;
-        let (personio, learnamp) = clients(&spec, &deps);
-        let once = TenantDeps {
-            retry: RetryPolicy {
-                max_attempts: 1,
-                ..deps.retry
-            },
-            ..deps.clone()
+        let store = services.store.tenant(&spec.id)?;
+        let (personio, learnamp) = services.clients(&spec);
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..services.retry
         };
-        let retry_once = clients(&spec, &once);
-        deps.board.set_actor(&spec.id, Some(myself.clone()));
+        let retry_once = services.clients_with(&spec, once);
+        services.router.set_actor(&spec.id, Some(myself.clone()));
         let state = TenantActorState {
             spec,
-            deps,
+            services,
             store,
             personio,
             learnamp,
@@ -388,7 +219,7 @@ impl Actor for TenantActor {
         spawn_scheduler(&myself, state).await?;
         spawn_team_mapper(&myself, state).await?;
         myself.cast(TenantMsg::Start)?;
-        let interval = state.deps.reconcile_interval;
+        let interval = state.services.reconcile_interval;
         state.reconcile_timer =
             Some(myself.send_interval(interval, || TenantMsg::FullSync { confirm: false }));
         Ok(())
@@ -463,7 +294,7 @@ impl Actor for TenantActor {
         let span = info_span!("tenant", tenant_id = %state.spec.id);
         match message {
             TenantMsg::Start => {
-                let gate = state.deps.start_gate.clone();
+                let gate = state.services.start_gate.clone();
                 let slot = tokio::time::timeout(START_GATE_WAIT, gate.acquire_owned())
                     .await
                     .ok()
@@ -518,7 +349,7 @@ impl Actor for TenantActor {
             TenantMsg::EnsureSubscription => {
                 let before = state.subscription_problem.clone();
                 ensure_subscription(&myself, state).instrument(span).await;
-                let view = state.deps.board.view(&state.spec.id);
+                let view = state.services.views.view(&state.spec.id);
                 let showing_it = view.is_some_and(|view| {
                     view.state == TenantState::Degraded && view.last_error == before
                 });
@@ -545,7 +376,7 @@ impl Actor for TenantActor {
                 let _ = reply.send(outcome);
             }
             TenantMsg::InboxWake => {
-                state.deps.board.wake_taken(&state.spec.id);
+                state.services.router.wake_taken(&state.spec.id);
                 state.drain_retry_at = None;
                 if state.store.initial_sync_done()? {
                     drain_inbox(&myself, state).instrument(span).await?;
@@ -686,8 +517,8 @@ async fn drain_inbox(
         // Reports of the people who changed may need a new manager field.
         state.refresh_known(&applied)?;
         state
-            .deps
-            .board
+            .services
+            .views
             .update(&state.spec.id, |view| view.employees += created);
         // Re-plan from the stored snapshot the people just applied and their reports:
         // a manager written concurrently in this batch, or a changed manager, reaches
@@ -774,7 +605,7 @@ async fn drain_inbox(
         crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
         let now = chrono::Utc::now().to_rfc3339();
         let done = sequences.len() as u64;
-        state.deps.board.update(&state.spec.id, |view| {
+        state.services.views.update(&state.spec.id, |view| {
             view.live.events_applied += done;
             view.live.last_event_at = Some(now);
             view.pending_events = view.pending_events.saturating_sub(done);
@@ -862,7 +693,7 @@ async fn spawn_scheduler(
     let args = SchedulerArgs {
         store: state.store.clone(),
         tenant: myself.clone(),
-        clock: state.deps.clock.clone(),
+        clock: state.services.clock.clone(),
     };
     let (scheduler, _) =
         Actor::spawn_linked(None, InviteScheduler, args, myself.get_cell()).await?;
@@ -892,7 +723,7 @@ async fn handle_due(
     state: &mut TenantActorState,
     people: Vec<String>,
 ) -> Result<(), ActorProcessingErr> {
-    let now = state.deps.clock.now();
+    let now = state.services.clock.now();
     match apply_people(state, &people, false).await {
         Ok(_) => {
             for item in state.store.due_until(now)? {
@@ -967,7 +798,8 @@ async fn invite_now(
         .put_employee(personio_id, &record)
         .map_err(|e| failed(&e))?;
     state.store.flush().await.map_err(|e| failed(&e))?;
-    let support = sync::support::Support::new(&state.store, state.deps.clock.now(), &state.spec.id);
+    let support =
+        sync::support::Support::new(&state.store, state.services.clock.now(), &state.spec.id);
     // An operator asking is worth a try even while the route is recorded missing.
     let outcome = match state.learnamp.send_invitation(record.learnamp_id).await {
         Err(crate::learnamp::LearnAmpError::Unsupported(assumed)) => {
@@ -1074,7 +906,7 @@ async fn apply_each(
             let result = sync::live::apply_person(context, &person, source, known).await;
             (person, result)
         })
-        .buffer_unordered(state.deps.concurrency.max(1))
+        .buffer_unordered(state.services.concurrency.max(1))
         .collect()
         .await
 }
@@ -1088,7 +920,7 @@ async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantAct
     let Some(secrets) = &state.spec.webhook else {
         return;
     };
-    let url = state.deps.webhook_url(secrets.key.expose());
+    let url = state.services.webhook_url(secrets.key.expose());
     let result =
         sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
     match result {
@@ -1106,7 +938,7 @@ async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantAct
             if error.is_transient() {
                 state.subscription_failures += 1;
                 let delay = state
-                    .deps
+                    .services
                     .restart_base
                     .saturating_mul(1 << state.subscription_failures.min(12))
                     .min(Duration::from_secs(300));

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::store::TenantStore;
 
-use super::TenantMsg;
+use super::messages::TenantMsg;
 
 /// The longest single timer: a longer wait is cut into pieces so a changed wall clock
 /// is noticed.
