@@ -10,16 +10,14 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use std::collections::HashMap;
-
 use crate::actors::status::TenantState;
 use crate::app::services::Services;
-use crate::domain::Employee;
 use crate::domain::tenant::TenantSpec;
 use crate::learnamp::LearnAmpClient;
 use crate::personio::PersonioClient;
 use crate::retry::RetryPolicy;
 use crate::store::{StoreError, TenantStore};
+use crate::sync::live::drain::{LiveContext, LiveState, ParkedSummary, Round, backoff};
 use crate::sync::{self, SyncContext, SyncError};
 
 pub use messages::{InviteError, InviteOutcome, TenantMsg};
@@ -48,12 +46,10 @@ pub struct TenantActorState {
     learnamp: LearnAmpClient,
     consecutive_failures: u32,
     reconcile_timer: Option<tokio::task::JoinHandle<()>>,
-    /// Active synced employees by Personio id (possible managers for live updates).
-    known: HashMap<String, Employee>,
+    /// What the live path keeps between drains (known employees, parked people).
+    live: LiveState,
     /// When the next scheduled retry of the inbox drain is due, if one is.
     drain_retry_at: Option<std::time::Instant>,
-    /// People whose update keeps failing, by Personio id (see [`drain_inbox`]).
-    parked: HashMap<String, Parked>,
     /// The view shows parked people.
     showing_parked: bool,
     /// Clients that try once: parked people are retried with them, so a person who
@@ -96,6 +92,19 @@ impl TenantActorState {
         crate::domain::redact::scrub(text, &secrets)
     }
 
+    /// The live path's context: the sync context, and the same with clients that try
+    /// once (for parked people).
+    fn live_context(&self) -> LiveContext<'_> {
+        LiveContext {
+            sync: self.context(),
+            once: SyncContext {
+                personio: &self.retry_once.0,
+                learnamp: &self.retry_once.1,
+                ..self.context()
+            },
+        }
+    }
+
     fn context(&self) -> SyncContext<'_> {
         SyncContext {
             tenant_id: &self.spec.id,
@@ -109,28 +118,10 @@ impl TenantActorState {
         }
     }
 
-    /// Reloads the known-employee cache for a few people (after live updates), without
-    /// the full scan of [`Self::publish_counts`].
-    fn refresh_known(&mut self, people: &[String]) -> Result<(), StoreError> {
-        for person in people {
-            match self.store.employee(person)? {
-                Some(record) if !record.deactivated && record.employee.is_some() => {
-                    if let Some(employee) = record.employee {
-                        self.known.insert(person.clone(), employee);
-                    }
-                }
-                _ => {
-                    self.known.remove(person);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Reloads counts and the known-employee cache from the store into the view.
     fn publish_counts(&mut self) -> Result<(), StoreError> {
         let records = self.store.employees()?;
-        self.known = records
+        self.live.known = records
             .iter()
             .filter(|(_, record)| !record.deactivated)
             .filter_map(|(id, record)| {
@@ -195,9 +186,8 @@ impl Actor for TenantActor {
             learnamp,
             consecutive_failures: 0,
             reconcile_timer: None,
-            known: HashMap::new(),
+            live: LiveState::default(),
             drain_retry_at: None,
-            parked: HashMap::new(),
             showing_parked: false,
             retry_once,
             scheduler: None,
@@ -438,191 +428,44 @@ async fn full_sync(
     }
 }
 
-/// Events drained per round.
-const DRAIN_BATCH: usize = 256;
-
-/// A person whose update keeps failing with a transient error: their events stay in
-/// the inbox, held back until `retry_at`, while the rest of the inbox flows.
-struct Parked {
-    /// Failed attempts in a row.
-    failures: u32,
-    /// When the person is tried again.
-    retry_at: std::time::Instant,
-    /// The last error, for the view.
-    error: String,
-}
-
-/// Applies every stored webhook event, oldest first, coalesced per person. Events leave
-/// the inbox only after their effect is stored. A person whose update fails with a
-/// transient error is parked: their events stay stored and are held back (so their
-/// order is kept) and they are retried with backoff, while everybody else's events
-/// are applied. A failed reconciliation (an event naming no person) stops the drain
-/// and schedules another.
+/// Drains the inbox round by round (see [`sync::live::drain`]) and shows each round's
+/// outcome: progress in the view, `degraded` with a scheduled retry while a
+/// reconciliation fails or people are parked, `live` once it recovers.
 async fn drain_inbox(
     myself: &ActorRef<TenantMsg>,
     state: &mut TenantActorState,
 ) -> Result<(), ActorProcessingErr> {
     loop {
-        let now = std::time::Instant::now();
-        let held: std::collections::HashSet<String> = state
-            .parked
-            .iter()
-            .filter(|(_, parked)| parked.retry_at > now)
-            .map(|(person, _)| person.clone())
-            .collect();
-        let batch = state.store.pending_events_except(DRAIN_BATCH, |event| {
-            event
-                .person_id
-                .as_ref()
-                .is_some_and(|person| held.contains(person))
-        })?;
-        if batch.is_empty() {
-            state.parked.retain(|_, parked| parked.retry_at > now);
-            show_parked(myself, state);
-            return Ok(());
-        }
-        let mut people: Vec<String> = Vec::new();
-        let mut needs_full_sync = false;
-        for (_, event) in &batch {
-            match &event.person_id {
-                Some(person) if !people.contains(person) => people.push(person.clone()),
-                Some(_) => {}
-                None => needs_full_sync = true,
+        let mut live = std::mem::take(&mut state.live);
+        let round = live.drain_round(&state.live_context()).await;
+        state.live = live;
+        let report = match round? {
+            Round::Drained(parked) => {
+                show_parked(myself, state, parked);
+                return Ok(());
             }
-        }
-        let results = apply_each(state, &people, false).await;
-        let mut applied: Vec<String> = Vec::new();
-        let mut failed: Vec<(String, SyncError)> = Vec::new();
-        let mut created = 0;
-        for (person, result) in results {
-            match result {
-                Ok(done) => {
-                    created += done.created;
-                    applied.push(person);
-                }
-                Err(error) if error.is_fatal() => {
-                    state.publish_counts()?;
-                    return handle_sync_error(myself, state, error, false);
-                }
-                Err(error) if error.is_transient() => failed.push((person, error)),
-                Err(error) => {
-                    warn!(personio_id = %person, error = %error, "person not applied; the next reconciliation retries them");
-                    let _ = state
-                        .store
-                        .append_history(&format!("person {person} not applied: {error}"));
-                    applied.push(person);
-                }
+            Round::Stopped(error) => {
+                state.publish_counts()?;
+                return handle_sync_error(myself, state, error, false);
             }
-        }
-        // Reports of the people who changed may need a new manager field.
-        state.refresh_known(&applied)?;
-        state
-            .services
-            .views
-            .update(&state.spec.id, |view| view.employees += created);
-        // Re-plan from the stored snapshot the people just applied and their reports:
-        // a manager written concurrently in this batch, or a changed manager, reaches
-        // them now (no Personio call; nothing is written when nothing differs). A
-        // report that fails keeps the events of the people that caused its re-plan.
-        let reports: Vec<String> = state
-            .known
-            .values()
-            .filter(|employee| {
-                applied.contains(&employee.id)
-                    || employee
-                        .supervisor_id
-                        .as_ref()
-                        .is_some_and(|supervisor| applied.contains(supervisor))
-            })
-            .map(|employee| employee.id.clone())
-            .collect();
-        if !reports.is_empty() {
-            for (report, result) in apply_each(state, &reports, true).await {
-                let Err(error) = result else { continue };
-                if error.is_fatal() {
-                    state.publish_counts()?;
-                    return handle_sync_error(myself, state, error, false);
-                }
-                if !error.is_transient() {
-                    warn!(personio_id = %report, error = %error, "report not re-planned");
-                    continue;
-                }
-                let supervisor = state
-                    .known
-                    .get(&report)
-                    .and_then(|employee| employee.supervisor_id.clone());
-                let causes: Vec<String> = applied
-                    .iter()
-                    .filter(|person| **person == report || Some(*person) == supervisor.as_ref())
-                    .cloned()
-                    .collect();
-                applied.retain(|person| !causes.contains(person));
-                failed.extend(
-                    causes
-                        .into_iter()
-                        .map(|person| (person, SyncError::Actor(error.to_string()))),
-                );
-            }
-        }
-        for person in &applied {
-            state.parked.remove(person);
-        }
-        for (person, error) in failed {
-            let parked = state.parked.entry(person.clone()).or_insert(Parked {
-                failures: 0,
-                retry_at: now,
-                error: String::new(),
-            });
-            parked.failures += 1;
-            parked.retry_at = std::time::Instant::now() + backoff(parked.failures);
-            parked.error = error.to_string();
-            warn!(personio_id = %person, failures = parked.failures, error = %error, "person's update failed; their events stay stored and are retried");
-        }
-        let mut full_sync_failed = None;
-        if needs_full_sync {
-            info!("an event named no person: running a full reconciliation");
-            match sync::run_full_sync(&state.context(), false).await {
-                Ok(_) => {}
-                Err(error) if error.is_fatal() => {
-                    state.publish_counts()?;
-                    return handle_sync_error(myself, state, error, false);
-                }
-                Err(error) if error.is_transient() => full_sync_failed = Some(error),
-                Err(error) => {
-                    warn!(error = %error, "events not applied; the next reconciliation retries them")
-                }
-            }
-        }
-        let sequences: Vec<u64> = batch
-            .iter()
-            .filter(|(_, event)| match &event.person_id {
-                Some(person) => applied.contains(person),
-                None => full_sync_failed.is_none(),
-            })
-            .map(|(sequence, _)| *sequence)
-            .collect();
-        state.store.remove_events(&sequences)?;
-        crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
+            Round::Applied(report) => report,
+        };
         let now = chrono::Utc::now().to_rfc3339();
-        let done = sequences.len() as u64;
         state.services.views.update(&state.spec.id, |view| {
-            view.live.events_applied += done;
+            view.employees += report.created;
+            view.live.events_applied += report.removed;
             view.live.last_event_at = Some(now);
-            view.pending_events = view.pending_events.saturating_sub(done);
+            view.pending_events = view.pending_events.saturating_sub(report.removed);
         });
-        if needs_full_sync {
+        if report.reconciled {
             state.publish_counts()?;
         }
         rearm(state);
-        if let Some(error) = full_sync_failed {
+        if let Some(error) = report.retry {
             warn!(error = %error, "inbox drain failed; events stay stored");
             state.consecutive_failures += 1;
-            state.set_state(
-                TenantState::Degraded,
-                Some(format!(
-                    "{error}; stored webhook events are retried automatically"
-                )),
-            );
+            let message = format!("{error}; stored webhook events are retried automatically");
+            state.set_state(TenantState::Degraded, Some(message));
             schedule_drain(myself, state, backoff(state.consecutive_failures));
             return Ok(());
         }
@@ -635,17 +478,17 @@ async fn drain_inbox(
 
 /// Shows the parked people in the view (`degraded` while there are any) and schedules
 /// the drain that retries the first of them.
-fn show_parked(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
-    let next = state.parked.values().map(|parked| parked.retry_at).min();
-    match next {
-        Some(retry_at) => {
-            let count = state.parked.len();
-            let example = state
-                .parked
-                .iter()
-                .min_by_key(|(person, _)| person.as_str())
-                .map(|(person, parked)| format!("person {person}: {}", parked.error))
-                .unwrap_or_default();
+fn show_parked(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+    parked: Option<ParkedSummary>,
+) {
+    match parked {
+        Some(ParkedSummary {
+            count,
+            example,
+            retry_at,
+        }) => {
             state.showing_parked = true;
             state.set_state(
                 TenantState::Degraded,
@@ -724,7 +567,13 @@ async fn handle_due(
     people: Vec<String>,
 ) -> Result<(), ActorProcessingErr> {
     let now = state.services.clock.now();
-    match apply_people(state, &people, false).await {
+    let result = state
+        .live
+        .apply_people(&state.live_context(), &people)
+        .await;
+    // An assumed Learn Amp contract found missing shows in the view at once.
+    state.publish_unsupported()?;
+    match result {
         Ok(_) => {
             for item in state.store.due_until(now)? {
                 if people.contains(&item.personio_id) {
@@ -839,78 +688,6 @@ async fn invite_now(
     Ok(result)
 }
 
-/// Applies the current Personio record of each person, a few at a time. The first
-/// transient or fatal error is returned; other per-person errors are logged.
-async fn apply_people(
-    state: &TenantActorState,
-    people: &[String],
-    from_snapshot: bool,
-) -> Result<u64, SyncError> {
-    let results = apply_each(state, people, from_snapshot).await;
-    let mut first_blocking: Option<SyncError> = None;
-    let mut created = 0;
-    for (person, result) in results {
-        if let Ok(applied) = &result {
-            created += applied.created;
-        }
-        if let Err(error) = result {
-            if error.is_transient() || error.is_fatal() {
-                first_blocking.get_or_insert(error);
-            } else {
-                warn!(personio_id = %person, error = %error, "person not applied");
-                let _ = state
-                    .store
-                    .append_history(&format!("person {person} not applied: {error}"));
-            }
-        }
-    }
-    // An assumed Learn Amp contract found missing shows in the view at once.
-    state.publish_unsupported()?;
-    match first_blocking {
-        Some(error) => Err(error),
-        None => Ok(created),
-    }
-}
-
-/// Applies the current Personio record (or, `from_snapshot`, the stored one) of each
-/// person, a few at a time, and gives each person's outcome. Parked people are tried
-/// once, without the clients' own retries.
-async fn apply_each(
-    state: &TenantActorState,
-    people: &[String],
-    from_snapshot: bool,
-) -> Vec<(String, Result<sync::Applied, SyncError>)> {
-    use futures::StreamExt;
-    let context = state.context();
-    let once = SyncContext {
-        personio: &state.retry_once.0,
-        learnamp: &state.retry_once.1,
-        ..state.context()
-    };
-    let known = &state.known;
-    let parked = &state.parked;
-    let (context, once) = (&context, &once);
-    futures::stream::iter(people.iter().cloned())
-        .map(|person| async move {
-            let source = match known.get(&person) {
-                Some(employee) if from_snapshot => {
-                    sync::live::Source::Snapshot(Box::new(employee.clone()))
-                }
-                _ => sync::live::Source::Fetch,
-            };
-            let context = if parked.contains_key(&person) {
-                once
-            } else {
-                context
-            };
-            let result = sync::live::apply_person(context, &person, source, known).await;
-            (person, result)
-        })
-        .buffer_unordered(state.services.concurrency.max(1))
-        .collect()
-        .await
-}
-
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
 /// Personio, with the right token and events; repairs or creates it. A failure is
 /// never fatal for the sync: it is kept as the tenant's subscription problem (the view
@@ -994,30 +771,5 @@ fn operator_message(error: &SyncError) -> String {
             "Learn Amp refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{{id}}, then restart the tenant"
         ),
         other => other.to_string(),
-    }
-}
-
-/// 1 s doubling to 5 min, ±25% jitter (many tenants failing together must not retry
-/// in lockstep).
-fn backoff(failures: u32) -> Duration {
-    crate::retry::jittered_backoff(Duration::from_secs(1), failures, Duration::from_secs(300))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tenant_retries_are_spread_not_in_lockstep() {
-        for failures in [1u32, 4, 20] {
-            let delays: std::collections::HashSet<Duration> =
-                (0..50).map(|_| backoff(failures)).collect();
-            assert!(delays.len() > 10, "{failures}: {delays:?}");
-            assert!(
-                delays
-                    .iter()
-                    .all(|delay| *delay <= Duration::from_secs(375))
-            );
-        }
     }
 }
