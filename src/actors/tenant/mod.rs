@@ -4,6 +4,7 @@
 pub mod messages;
 pub mod scheduler;
 pub mod team_mapper;
+mod view;
 
 use std::time::Duration;
 
@@ -17,12 +18,13 @@ use crate::learnamp::LearnAmpClient;
 use crate::personio::PersonioClient;
 use crate::retry::RetryPolicy;
 use crate::store::{StoreError, TenantStore};
-use crate::sync::live::drain::{LiveContext, LiveState, ParkedSummary, Round, backoff};
+use crate::sync::live::drain::{LiveContext, LiveState, Round, backoff};
 use crate::sync::{self, SyncContext, SyncError};
 
 pub use messages::{InviteError, InviteOutcome, TenantMsg};
-use scheduler::{InviteScheduler, SchedulerArgs, SchedulerMsg};
-use team_mapper::{TeamMapper, TeamMapperMsg, TeamMapperState};
+use scheduler::SchedulerMsg;
+use team_mapper::TeamMapperMsg;
+use view::OwnView;
 
 /// Tenants running their start-up checks (authentication, attribute check) at once.
 /// When thousands of stored tenants start together, an unbounded burst would open one
@@ -50,8 +52,8 @@ pub struct TenantActorState {
     live: LiveState,
     /// When the next scheduled retry of the inbox drain is due, if one is.
     drain_retry_at: Option<std::time::Instant>,
-    /// The view shows parked people.
-    showing_parked: bool,
+    /// The tenant's own view.
+    view: OwnView,
     /// Clients that try once: parked people are retried with them, so a person who
     /// keeps failing costs one call per retry, not a whole retry cycle.
     retry_once: (PersonioClient, LearnAmpClient),
@@ -59,37 +61,25 @@ pub struct TenantActorState {
     scheduler: Option<ActorRef<SchedulerMsg>>,
     /// The team mapper child.
     team_mapper: Option<ActorRef<TeamMapperMsg>>,
-    /// Why the webhook subscription could not be ensured: while set, the tenant shows
-    /// `degraded` with this message instead of `live`.
-    subscription_problem: Option<String>,
     /// Transient subscription failures in a row (spaces the retries).
     subscription_failures: u32,
 }
 
 impl TenantActorState {
-    fn set_state(&self, state: TenantState, last_error: Option<String>) {
-        let (state, last_error) = match (&self.subscription_problem, state) {
-            (Some(problem), TenantState::Live) => (TenantState::Degraded, Some(problem.clone())),
-            _ => (state, last_error),
-        };
-        let last_error = last_error.map(|text| self.scrub(&text));
-        self.services.views.update(&self.spec.id, |view| {
-            view.state = state;
-            view.last_error = last_error;
-        });
+    /// See [`OwnView::scrub`].
+    fn scrub(&self, text: &str) -> String {
+        self.view.scrub(text)
     }
 
-    /// `text` without the tenant's own secrets or anything that looks like one: what
-    /// the view and the admin API's answers may show of an upstream error.
-    fn scrub(&self, text: &str) -> String {
-        let mut secrets = vec![
-            self.spec.personio.client_secret.expose(),
-            self.spec.learnamp.client_secret.expose(),
-        ];
-        if let Some(webhook) = &self.spec.webhook {
-            secrets.extend([webhook.key.expose(), webhook.token.expose()]);
-        }
-        crate::domain::redact::scrub(text, &secrets)
+    /// Reloads counts into the view and the known-employee cache from the store.
+    fn publish_counts(&mut self) -> Result<(), StoreError> {
+        self.live.known = self.view.publish_counts(&self.store)?;
+        Ok(())
+    }
+
+    /// See [`OwnView::publish_unsupported`].
+    fn publish_unsupported(&self) -> Result<(), StoreError> {
+        self.view.publish_unsupported(&self.store)
     }
 
     /// The live path's context: the sync context, and the same with clients that try
@@ -117,46 +107,6 @@ impl TenantActorState {
             team_mapper: self.team_mapper.as_ref(),
         }
     }
-
-    /// Reloads counts and the known-employee cache from the store into the view.
-    fn publish_counts(&mut self) -> Result<(), StoreError> {
-        let records = self.store.employees()?;
-        self.live.known = records
-            .iter()
-            .filter(|(_, record)| !record.deactivated)
-            .filter_map(|(id, record)| {
-                record
-                    .employee
-                    .clone()
-                    .map(|employee| (id.clone(), employee))
-            })
-            .collect();
-        // People waiting for their invitation day have a record but no user yet.
-        let employees = records
-            .iter()
-            .filter(|(_, record)| record.is_linked())
-            .count() as u64;
-        let last_sync = self.store.last_sync()?;
-        let pending = self.store.pending_count() as u64;
-        let unsupported = self.store.learnamp_unsupported()?;
-        self.services.views.update(&self.spec.id, |view| {
-            view.employees = employees;
-            view.last_sync = last_sync;
-            view.pending_events = pending;
-            view.learnamp_unsupported = unsupported;
-        });
-        Ok(())
-    }
-
-    /// Shows the assumed Learn Amp contracts found missing (after live updates and due
-    /// work, without the full scan of [`Self::publish_counts`]).
-    fn publish_unsupported(&self) -> Result<(), StoreError> {
-        let unsupported = self.store.learnamp_unsupported()?;
-        self.services.views.update(&self.spec.id, |view| {
-            view.learnamp_unsupported = unsupported;
-        });
-        Ok(())
-    }
 }
 
 impl Actor for TenantActor {
@@ -178,7 +128,9 @@ impl Actor for TenantActor {
         };
         let retry_once = services.clients_with(&spec, once);
         services.router.set_actor(&spec.id, Some(myself.clone()));
+        let view = OwnView::new(&spec, services.views.clone());
         let state = TenantActorState {
+            view,
             spec,
             services,
             store,
@@ -188,15 +140,13 @@ impl Actor for TenantActor {
             reconcile_timer: None,
             live: LiveState::default(),
             drain_retry_at: None,
-            showing_parked: false,
             retry_once,
             scheduler: None,
             team_mapper: None,
-            subscription_problem: None,
             subscription_failures: 0,
         };
         let mut state = state;
-        state.set_state(TenantState::Starting, None);
+        state.view.set_state(TenantState::Starting, None);
         state.publish_counts()?;
         Ok(state)
     }
@@ -234,42 +184,29 @@ impl Actor for TenantActor {
         event: ractor::SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            ractor::SupervisionEvent::ActorFailed(cell, error) => {
-                let id = cell.get_id();
-                if state
-                    .scheduler
-                    .as_ref()
-                    .is_some_and(|child| child.get_id() == id)
-                {
-                    warn!(tenant_id = %state.spec.id, error = %error, "scheduler failed; restarting it");
-                    spawn_scheduler(&myself, state).await?;
-                    rearm(state);
-                } else if state
-                    .team_mapper
-                    .as_ref()
-                    .is_some_and(|child| child.get_id() == id)
-                {
-                    warn!(tenant_id = %state.spec.id, error = %error, "team mapper failed; restarting it");
-                    spawn_team_mapper(&myself, state).await?;
-                }
+        use ractor::SupervisionEvent::{ActorFailed, ActorTerminated};
+        let (cell, failure) = match event {
+            ActorFailed(cell, error) => (cell, Some(error)),
+            ActorTerminated(cell, _, _) => (cell, None),
+            _ => return Ok(()),
+        };
+        let is = |child: Option<ractor::ActorCell>| {
+            child.is_some_and(|child| child.get_id() == cell.get_id())
+        };
+        let scheduler = is(state.scheduler.as_ref().map(ActorRef::get_cell));
+        let team_mapper = is(state.team_mapper.as_ref().map(ActorRef::get_cell));
+        match failure {
+            Some(error) if scheduler => {
+                warn!(tenant_id = %state.spec.id, error = %error, "scheduler failed; restarting it");
+                spawn_scheduler(&myself, state).await?;
+                rearm(state);
             }
-            ractor::SupervisionEvent::ActorTerminated(cell, _, _) => {
-                let id = cell.get_id();
-                if state
-                    .scheduler
-                    .as_ref()
-                    .is_some_and(|child| child.get_id() == id)
-                {
-                    state.scheduler = None;
-                } else if state
-                    .team_mapper
-                    .as_ref()
-                    .is_some_and(|child| child.get_id() == id)
-                {
-                    state.team_mapper = None;
-                }
+            Some(error) if team_mapper => {
+                warn!(tenant_id = %state.spec.id, error = %error, "team mapper failed; restarting it");
+                spawn_team_mapper(&myself, state).await?;
             }
+            None if scheduler => state.scheduler = None,
+            None if team_mapper => state.team_mapper = None,
             _ => {}
         }
         Ok(())
@@ -283,53 +220,16 @@ impl Actor for TenantActor {
     ) -> Result<(), ActorProcessingErr> {
         let span = info_span!("tenant", tenant_id = %state.spec.id);
         match message {
-            TenantMsg::Start => {
-                let gate = state.services.start_gate.clone();
-                let slot = tokio::time::timeout(START_GATE_WAIT, gate.acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-                let result = async {
-                    sync::check_attributes(&state.personio, &state.spec.settings).await?;
-                    // Proves the Learn Amp credentials (a 404 for user 0 is the answer).
-                    state
-                        .learnamp
-                        .get_user(0)
-                        .await
-                        .map_err(SyncError::LearnAmp)?;
-                    Ok::<bool, SyncError>(state.store.initial_sync_done()?)
+            TenantMsg::Start => match start(&myself, state).instrument(span.clone()).await {
+                Ok(Begin::FullSync) => full_sync(&myself, state, false).instrument(span).await?,
+                Ok(Begin::Live) => {
+                    state.view.set_state(TenantState::Live, None);
+                    drain_inbox(&myself, state).instrument(span).await?;
                 }
-                .instrument(span.clone())
-                .await;
-                if result.is_ok() {
-                    ensure_subscription(&myself, state)
-                        .instrument(span.clone())
-                        .await;
-                }
-                drop(slot);
-                match result {
-                    Ok(initial_done) => {
-                        let settings_now =
-                            serde_json::to_value(&state.spec.settings).unwrap_or_default();
-                        let settings_changed = state
-                            .store
-                            .settings_applied()?
-                            .is_some_and(|applied| applied != settings_now);
-                        if initial_done && settings_changed {
-                            info!("settings changed: running a full reconciliation");
-                            full_sync(&myself, state, false).instrument(span).await?;
-                        } else if initial_done {
-                            state.set_state(TenantState::Live, None);
-                            drain_inbox(&myself, state).instrument(span).await?;
-                        } else {
-                            full_sync(&myself, state, false).instrument(span).await?;
-                        }
-                    }
-                    Err(error) => handle_sync_error(&myself, state, error, false)?,
-                }
-            }
+                Err(error) => handle_sync_error(&myself, state, error, false)?,
+            },
             TenantMsg::FullSync { confirm } => {
-                if state.subscription_problem.is_some() {
+                if state.view.subscription_problem.is_some() {
                     ensure_subscription(&myself, state)
                         .instrument(span.clone())
                         .await;
@@ -337,15 +237,7 @@ impl Actor for TenantActor {
                 full_sync(&myself, state, confirm).instrument(span).await?;
             }
             TenantMsg::EnsureSubscription => {
-                let before = state.subscription_problem.clone();
-                ensure_subscription(&myself, state).instrument(span).await;
-                let view = state.services.views.view(&state.spec.id);
-                let showing_it = view.is_some_and(|view| {
-                    view.state == TenantState::Degraded && view.last_error == before
-                });
-                if before.is_some() && state.subscription_problem.is_none() && showing_it {
-                    state.set_state(TenantState::Live, None);
-                }
+                retry_subscription(&myself, state).instrument(span).await;
             }
             TenantMsg::Crash(reason) => {
                 panic!("injected fault: {reason}");
@@ -373,18 +265,69 @@ impl Actor for TenantActor {
                 }
             }
             TenantMsg::DryRun(reply) => {
-                let plan = sync::plan_full_sync(&state.context())
-                    .instrument(span)
-                    .await
-                    .map_err(|error| state.scrub(&error.to_string()))
-                    .and_then(|plan| {
-                        serde_json::to_value(&plan).map_err(|error| error.to_string())
-                    });
-                let _ = reply.send(plan);
+                let _ = reply.send(dry_run(state).instrument(span).await);
             }
         }
         Ok(())
     }
+}
+
+/// What a tenant does once its start-up checks pass.
+enum Begin {
+    /// Run a full sync: the initial one has not completed, or the settings changed.
+    FullSync,
+    /// Go live and drain the inbox.
+    Live,
+}
+
+/// The start-up checks, a few tenants at a time (the start gate): Personio attributes,
+/// Learn Amp credentials, then the webhook subscription.
+async fn start(
+    myself: &ActorRef<TenantMsg>,
+    state: &mut TenantActorState,
+) -> Result<Begin, SyncError> {
+    let gate = state.services.start_gate.clone();
+    let slot = tokio::time::timeout(START_GATE_WAIT, gate.acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let result = async {
+        sync::check_attributes(&state.personio, &state.spec.settings).await?;
+        // Proves the Learn Amp credentials (a 404 for user 0 is the answer).
+        state
+            .learnamp
+            .get_user(0)
+            .await
+            .map_err(SyncError::LearnAmp)?;
+        Ok::<bool, SyncError>(state.store.initial_sync_done()?)
+    }
+    .await;
+    if result.is_ok() {
+        ensure_subscription(myself, state).await;
+    }
+    drop(slot);
+    let initial_done = result?;
+    let settings_now = serde_json::to_value(&state.spec.settings).unwrap_or_default();
+    let settings_changed = state
+        .store
+        .settings_applied()?
+        .is_some_and(|applied| applied != settings_now);
+    if initial_done && settings_changed {
+        info!("settings changed: running a full reconciliation");
+        Ok(Begin::FullSync)
+    } else if initial_done {
+        Ok(Begin::Live)
+    } else {
+        Ok(Begin::FullSync)
+    }
+}
+
+/// Plans a full sync and answers the plan as JSON, writing nothing.
+async fn dry_run(state: &TenantActorState) -> Result<serde_json::Value, String> {
+    sync::plan_full_sync(&state.context())
+        .await
+        .map_err(|error| state.scrub(&error.to_string()))
+        .and_then(|plan| serde_json::to_value(&plan).map_err(|error| error.to_string()))
 }
 
 async fn full_sync(
@@ -392,7 +335,7 @@ async fn full_sync(
     state: &mut TenantActorState,
     confirm: bool,
 ) -> Result<(), ActorProcessingErr> {
-    state.set_state(TenantState::Syncing, None);
+    state.view.set_state(TenantState::Syncing, None);
     let started = std::time::Instant::now();
     let result = sync::run_full_sync(&state.context(), confirm).await;
     crate::metrics::sync_finished(&state.spec.id, started.elapsed().as_secs_f64());
@@ -411,7 +354,7 @@ async fn full_sync(
             );
             state.consecutive_failures = 0;
             if report.failed > 0 {
-                state.set_state(
+                state.view.set_state(
                     TenantState::Degraded,
                     Some(format!(
                         "{} employees could not be synced (see the tenant history); the next sync retries them",
@@ -419,7 +362,7 @@ async fn full_sync(
                     )),
                 );
             } else {
-                state.set_state(TenantState::Live, None);
+                state.view.set_state(TenantState::Live, None);
             }
             rearm(state);
             drain_inbox(myself, state).await
@@ -441,7 +384,10 @@ async fn drain_inbox(
         state.live = live;
         let report = match round? {
             Round::Drained(parked) => {
-                show_parked(myself, state, parked);
+                if let Some(retry_at) = state.view.show_parked(parked) {
+                    let delay = retry_at.saturating_duration_since(std::time::Instant::now());
+                    schedule_drain(myself, state, delay);
+                }
                 return Ok(());
             }
             Round::Stopped(error) => {
@@ -451,7 +397,7 @@ async fn drain_inbox(
             Round::Applied(report) => report,
         };
         let now = chrono::Utc::now().to_rfc3339();
-        state.services.views.update(&state.spec.id, |view| {
+        state.view.update(|view| {
             view.employees += report.created;
             view.live.events_applied += report.removed;
             view.live.last_event_at = Some(now);
@@ -465,45 +411,14 @@ async fn drain_inbox(
             warn!(error = %error, "inbox drain failed; events stay stored");
             state.consecutive_failures += 1;
             let message = format!("{error}; stored webhook events are retried automatically");
-            state.set_state(TenantState::Degraded, Some(message));
+            state.view.set_state(TenantState::Degraded, Some(message));
             schedule_drain(myself, state, backoff(state.consecutive_failures));
             return Ok(());
         }
         if state.consecutive_failures > 0 {
             state.consecutive_failures = 0;
-            state.set_state(TenantState::Live, None);
+            state.view.set_state(TenantState::Live, None);
         }
-    }
-}
-
-/// Shows the parked people in the view (`degraded` while there are any) and schedules
-/// the drain that retries the first of them.
-fn show_parked(
-    myself: &ActorRef<TenantMsg>,
-    state: &mut TenantActorState,
-    parked: Option<ParkedSummary>,
-) {
-    match parked {
-        Some(ParkedSummary {
-            count,
-            example,
-            retry_at,
-        }) => {
-            state.showing_parked = true;
-            state.set_state(
-                TenantState::Degraded,
-                Some(format!(
-                    "the updates of {count} people keep failing ({example}); their webhook events stay stored and are retried automatically while the others are applied"
-                )),
-            );
-            let delay = retry_at.saturating_duration_since(std::time::Instant::now());
-            schedule_drain(myself, state, delay);
-        }
-        None if state.showing_parked => {
-            state.showing_parked = false;
-            state.set_state(TenantState::Live, None);
-        }
-        None => {}
     }
 }
 
@@ -533,14 +448,8 @@ async fn spawn_scheduler(
     myself: &ActorRef<TenantMsg>,
     state: &mut TenantActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let args = SchedulerArgs {
-        store: state.store.clone(),
-        tenant: myself.clone(),
-        clock: state.services.clock.clone(),
-    };
-    let (scheduler, _) =
-        Actor::spawn_linked(None, InviteScheduler, args, myself.get_cell()).await?;
-    state.scheduler = Some(scheduler);
+    let clock = state.services.clock.clone();
+    state.scheduler = Some(scheduler::spawn(myself, state.store.clone(), clock).await?);
     Ok(())
 }
 
@@ -549,13 +458,9 @@ async fn spawn_team_mapper(
     myself: &ActorRef<TenantMsg>,
     state: &mut TenantActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let args = TeamMapperState {
-        tenant_id: state.spec.id.clone(),
-        learnamp: state.learnamp.clone(),
-        store: state.store.clone(),
-    };
-    let (mapper, _) = Actor::spawn_linked(None, TeamMapper, args, myself.get_cell()).await?;
-    state.team_mapper = Some(mapper);
+    let learnamp = state.learnamp.clone();
+    let mapper = team_mapper::spawn(myself, &state.spec.id, learnamp, state.store.clone());
+    state.team_mapper = Some(mapper.await?);
     Ok(())
 }
 
@@ -702,14 +607,14 @@ async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantAct
         sync::subscription::ensure(&state.personio, &state.spec.id, &url, &secrets.token).await;
     match result {
         Ok(_) => {
-            state.subscription_problem = None;
+            state.view.subscription_problem = None;
             state.subscription_failures = 0;
         }
         Err(error) => {
             warn!(error = %error, "webhook subscription not ensured; live updates rely on reconciliation until it is");
             let message = error.to_string();
             let _ = state.store.append_history(&message);
-            state.subscription_problem = Some(message);
+            state.view.subscription_problem = Some(message);
             // A transient failure is retried on its own, sooner than the next sync;
             // a refusal (409 twice, https) waits for an operator or the next sync.
             if error.is_transient() {
@@ -722,6 +627,19 @@ async fn ensure_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantAct
                 myself.send_after(delay, || TenantMsg::EnsureSubscription);
             }
         }
+    }
+}
+
+/// Tries the subscription again after a transient failure; on success the view
+/// returns to `live` if the subscription problem is what it was showing.
+async fn retry_subscription(myself: &ActorRef<TenantMsg>, state: &mut TenantActorState) {
+    let before = state.view.subscription_problem.clone();
+    ensure_subscription(myself, state).await;
+    let view = state.view.current();
+    let showing_it =
+        view.is_some_and(|view| view.state == TenantState::Degraded && view.last_error == before);
+    if before.is_some() && state.view.subscription_problem.is_none() && showing_it {
+        state.view.set_state(TenantState::Live, None);
     }
 }
 
@@ -740,21 +658,25 @@ fn handle_sync_error(
     }
     if error.is_fatal() {
         error!(tenant_id = %state.spec.id, error = %message, "tenant needs an operator");
-        state.set_state(TenantState::Failed, Some(operator_message(&error)));
+        state
+            .view
+            .set_state(TenantState::Failed, Some(operator_message(&error)));
         let _ = state.store.append_history(&message);
         myself.stop(Some("failed".into()));
         return Ok(());
     }
     if matches!(error, SyncError::TooManyDeactivations { .. }) {
         warn!(tenant_id = %state.spec.id, error = %message, "mass deactivation guard");
-        state.set_state(TenantState::Degraded, Some(message.clone()));
+        state
+            .view
+            .set_state(TenantState::Degraded, Some(message.clone()));
         let _ = state.store.append_history(&message);
         return Ok(());
     }
     state.consecutive_failures += 1;
     let delay = backoff(state.consecutive_failures);
     warn!(tenant_id = %state.spec.id, error = %message, retry_in_ms = delay.as_millis() as u64, "sync failed; retrying");
-    state.set_state(
+    state.view.set_state(
         TenantState::Degraded,
         Some(format!("{message}; retrying automatically")),
     );

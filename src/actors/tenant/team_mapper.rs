@@ -8,9 +8,27 @@ use crate::learnamp::LearnAmpClient;
 use crate::store::TenantStore;
 use crate::sync::apply::apply_teams;
 
+use super::messages::TenantMsg;
+
 /// Its messages are declared beside the sync that sends them, so the sync needs nothing
 /// from the actor tree.
 pub use crate::sync::TeamMapperMsg;
+
+/// Spawns the team mapper of `tenant` (id `tenant_id`), linked to it.
+pub async fn spawn(
+    tenant: &ActorRef<TenantMsg>,
+    tenant_id: &str,
+    learnamp: LearnAmpClient,
+    store: TenantStore,
+) -> Result<ActorRef<TeamMapperMsg>, ractor::SpawnErr> {
+    let args = TeamMapperState {
+        tenant_id: tenant_id.to_string(),
+        learnamp,
+        store,
+    };
+    let (mapper, _) = Actor::spawn_linked(None, TeamMapper, args, tenant.get_cell()).await?;
+    Ok(mapper)
+}
 
 /// The team mapper actor.
 pub struct TeamMapper;
