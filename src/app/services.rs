@@ -1,6 +1,6 @@
 //! The services every part of the process shares: the store, the tenant views, the
 //! webhook router, the HTTP client pool and the settings that apply to every tenant.
-//! Built once by [`super::Application::build`] and cloned into the supervisor, each
+//! Built once by `Application::build` and cloned into the supervisor, each
 //! tenant actor and the front door.
 
 use std::sync::Arc;
@@ -41,7 +41,8 @@ pub struct Services {
     pub clock: SharedClock,
     /// First restart delay of a crashed tenant (doubles per failure).
     pub restart_base: Duration,
-    /// Bounds how many tenants run their start-up checks at once (see [`crate::actors::tenant::START_GATE`]).
+    /// Bounds how many tenants run their start-up checks at once (the tenant actor's
+    /// `START_GATE`).
     pub start_gate: Arc<tokio::sync::Semaphore>,
     /// Paces the Personio v1 calls of every tenant together: Personio limits v1 by
     /// source IP, which all tenants share.
