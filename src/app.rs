@@ -9,15 +9,18 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
-use crate::actors::status::StatusBoard;
+pub mod services;
+
+use crate::actors::router::WebhookRouter;
+use crate::actors::status::TenantViews;
 use crate::actors::supervisor::{Supervisor, SupervisorMsg};
-use crate::actors::tenant::TenantDeps;
 use crate::config::Config;
 use crate::domain::Secret;
 use crate::domain::tenant::TenantSpec;
 use crate::http::{self, AppState};
 use crate::retry::RetryPolicy;
 use crate::store::{Store, StoreError};
+use services::Services;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -131,10 +134,12 @@ impl Application {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|error| StartError::Http(error.to_string()))?;
-        let board = Arc::new(StatusBoard::default());
-        let deps = TenantDeps {
+        let views = Arc::new(TenantViews::default());
+        let router = Arc::new(WebhookRouter::new(views.clone()));
+        let services = Services {
             store: store.clone(),
-            board: board.clone(),
+            views: views.clone(),
+            router: router.clone(),
             http,
             retry: options.retry,
             concurrency: config.sync.concurrency,
@@ -147,15 +152,16 @@ impl Application {
             )),
             personio_v1_pacer: Arc::new(crate::pacer::Pacer::new(config.personio.v1_rate())),
         };
-        let (supervisor, _handle) = Actor::spawn(None, Supervisor, deps.clone())
+        let (supervisor, _handle) = Actor::spawn(None, Supervisor, services.clone())
             .await
             .map_err(|error| StartError::Actors(error.to_string()))?;
         let state: AppState = Arc::new(http::AppShared {
             store: store.clone(),
-            board,
+            views,
+            router,
             supervisor,
             admin_token,
-            deps,
+            services,
             inbox_cap: config.storage.inbox_cap,
         });
         // Stored tenants are known (views, webhook routes) before the first request is
@@ -163,7 +169,7 @@ impl Application {
         // start once the service is serving (see `run`) and drain what arrived meanwhile.
         let stored = store.tenant_specs()?;
         for spec in &stored {
-            state.deps.announce(spec);
+            state.services.announce(spec);
         }
         Ok(Self {
             listener,

@@ -38,8 +38,8 @@ mod tests {
     /// panic as well.
     #[test]
     fn a_panic_inside_a_board_update_leaves_the_board_usable() {
-        use crate::actors::status::{StatusBoard, TenantView};
-        let board = StatusBoard::default();
+        use crate::actors::status::{TenantView, TenantViews};
+        let board = TenantViews::default();
         board.insert(TenantView::starting("t", String::new()));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             board.update("t", |_| panic!("a bug inside an update"));

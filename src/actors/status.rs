@@ -1,18 +1,14 @@
-//! The status board: every tenant's view (state, errors, counts) and the reference to
-//! its running actor. Tenants write their own entry; the admin API reads it without
-//! ever waiting on a tenant or the supervisor.
+//! The tenant views: every tenant's state, errors and counts as the admin API shows
+//! them. Tenants write their own view; the admin API and the webhook front door read
+//! them without ever waiting on a tenant or the supervisor.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-use ractor::ActorRef;
 use serde::Serialize;
 
-use crate::domain::Secret;
 use crate::domain::report::SyncReport;
 use crate::locks::lock;
-
-use super::tenant::TenantMsg;
 
 /// A tenant's lifecycle state, as the contract names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,168 +83,64 @@ impl TenantView {
     }
 }
 
-struct Entry {
-    view: TenantView,
-    actor: Option<ActorRef<TenantMsg>>,
-    /// An `InboxWake` was cast and the actor has not taken it yet: the front door
-    /// does not cast another (one wake drains everything stored before it is taken).
-    wake_pending: bool,
-}
-
-/// Every tenant's view and actor reference, and the webhook routing table.
+/// Every tenant's view, by tenant id.
 #[derive(Default)]
-pub struct StatusBoard {
-    entries: Mutex<BTreeMap<String, Entry>>,
-    /// Webhook URL key → (tenant id, expected `Authorization` value).
-    webhook_routes: Mutex<HashMap<String, Arc<WebhookRoute>>>,
+pub struct TenantViews {
+    views: Mutex<BTreeMap<String, TenantView>>,
 }
 
-/// Where a webhook delivery goes.
-pub struct WebhookRoute {
-    /// The tenant.
-    pub tenant_id: Arc<str>,
-    /// The token Personio must send verbatim.
-    pub token: Secret,
-    /// The secret deliveries must be signed with, if the tenant has one.
-    pub signing_secret: Option<Secret>,
-}
-
-impl StatusBoard {
+impl TenantViews {
     /// Adds (or replaces) a tenant's view.
     pub fn insert(&self, view: TenantView) {
-        let mut entries = lock(&self.entries);
-        let actor = entries.remove(&view.id).and_then(|entry| entry.actor);
-        entries.insert(
-            view.id.clone(),
-            Entry {
-                view,
-                actor,
-                wake_pending: false,
-            },
-        );
+        lock(&self.views).insert(view.id.clone(), view);
     }
 
-    /// Removes a tenant.
+    /// Removes a tenant's view.
     pub fn remove(&self, id: &str) {
-        lock(&self.entries).remove(id);
+        lock(&self.views).remove(id);
     }
 
     /// One tenant's view.
     pub fn view(&self, id: &str) -> Option<TenantView> {
-        let entries = lock(&self.entries);
-        entries.get(id).map(|entry| entry.view.clone())
+        lock(&self.views).get(id).cloned()
     }
 
     /// Every view, by id.
     pub fn views(&self) -> Vec<TenantView> {
-        let entries = lock(&self.entries);
-        entries.values().map(|entry| entry.view.clone()).collect()
+        lock(&self.views).values().cloned().collect()
     }
 
     /// Changes a tenant's view in place (no-op for an unknown tenant).
     pub fn update(&self, id: &str, change: impl FnOnce(&mut TenantView)) {
-        let mut entries = lock(&self.entries);
-        if let Some(entry) = entries.get_mut(id) {
-            change(&mut entry.view);
+        if let Some(view) = lock(&self.views).get_mut(id) {
+            change(view);
         }
     }
 
-    /// Records (or clears) the running actor of a tenant.
-    pub fn set_actor(&self, id: &str, actor: Option<ActorRef<TenantMsg>>) {
-        let mut entries = lock(&self.entries);
-        if let Some(entry) = entries.get_mut(id) {
-            entry.actor = actor;
-            entry.wake_pending = false;
-        }
-    }
-
-    /// Called by the webhook front door once an event of tenant `id` is durably
-    /// stored: counts it as pending and wakes the running actor, unless a wake is
-    /// already on its way (then that one drains this event too). Coalescing keeps a
-    /// flood of deliveries from filling the actor's mailbox with redundant wakes.
-    pub fn event_stored(&self, id: &str) {
-        let wake = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(id) else {
-                return;
-            };
-            entry.view.pending_events += 1;
-            match &entry.actor {
-                Some(actor) if !entry.wake_pending => {
-                    entry.wake_pending = true;
-                    Some(actor.clone())
-                }
-                _ => None,
-            }
+    /// Counts one more stored event of tenant `id` as pending (no-op for an unknown
+    /// tenant); whether the tenant is known is the answer.
+    pub fn event_stored(&self, id: &str) -> bool {
+        let mut views = lock(&self.views);
+        let Some(view) = views.get_mut(id) else {
+            return false;
         };
-        if let Some(actor) = wake
-            && actor.cast(TenantMsg::InboxWake).is_err()
-        {
-            // The actor is stopping; its successor drains the inbox when it starts.
-            self.wake_taken(id);
-        }
+        view.pending_events += 1;
+        true
     }
 
     /// Events of tenant `id` stored and not yet applied (0 for an unknown tenant).
     pub fn pending_events(&self, id: &str) -> u64 {
-        lock(&self.entries)
+        lock(&self.views)
             .get(id)
-            .map_or(0, |entry| entry.view.pending_events)
-    }
-
-    /// Called by the tenant actor when it takes an `InboxWake`, before it reads the
-    /// inbox: events stored from now on wake it again.
-    pub fn wake_taken(&self, id: &str) {
-        let mut entries = lock(&self.entries);
-        if let Some(entry) = entries.get_mut(id) {
-            entry.wake_pending = false;
-        }
-    }
-
-    /// The running actor of a tenant, if any.
-    pub fn actor(&self, id: &str) -> Option<ActorRef<TenantMsg>> {
-        let entries = lock(&self.entries);
-        entries.get(id).and_then(|entry| entry.actor.clone())
-    }
-
-    /// Routes webhook deliveries with URL key `key` to tenant `id`.
-    pub fn register_webhook(
-        &self,
-        id: &str,
-        key: &Secret,
-        token: &Secret,
-        signing_secret: Option<&Secret>,
-    ) {
-        let mut routes = lock(&self.webhook_routes);
-        routes.retain(|_, route| &*route.tenant_id != id);
-        routes.insert(
-            key.expose().to_string(),
-            Arc::new(WebhookRoute {
-                tenant_id: id.into(),
-                token: token.clone(),
-                signing_secret: signing_secret.cloned(),
-            }),
-        );
-    }
-
-    /// Stops routing webhooks to tenant `id`.
-    pub fn unregister_webhook(&self, id: &str) {
-        let mut routes = lock(&self.webhook_routes);
-        routes.retain(|_, route| &*route.tenant_id != id);
-    }
-
-    /// The route of a webhook URL key.
-    pub fn webhook_route(&self, key: &str) -> Option<Arc<WebhookRoute>> {
-        let routes = lock(&self.webhook_routes);
-        routes.get(key).cloned()
+            .map_or(0, |view| view.pending_events)
     }
 
     /// Number of tenants per state.
     pub fn count_by_state(&self) -> BTreeMap<String, u64> {
-        let entries = lock(&self.entries);
+        let views = lock(&self.views);
         let mut counts = BTreeMap::new();
-        for entry in entries.values() {
-            let state = serde_json::to_value(entry.view.state)
+        for view in views.values() {
+            let state = serde_json::to_value(view.state)
                 .ok()
                 .and_then(|value| value.as_str().map(str::to_string))
                 .unwrap_or_default();

@@ -15,7 +15,8 @@ use tracing::{error, info, warn};
 use crate::domain::tenant::TenantSpec;
 
 use super::status::TenantState;
-use super::tenant::{TenantActor, TenantDeps};
+use super::tenant::TenantActor;
+use crate::app::services::Services;
 
 /// Failures allowed within [`FAILURE_WINDOW`] before a tenant is `failed`.
 pub const MAX_FAILURES: usize = 5;
@@ -58,7 +59,7 @@ pub struct Supervisor;
 
 /// The supervisor's table.
 pub struct SupervisorState {
-    deps: TenantDeps,
+    services: Services,
     tenants: HashMap<String, Entry>,
     by_actor: HashMap<ActorId, String>,
 }
@@ -66,15 +67,15 @@ pub struct SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = TenantDeps;
+    type Arguments = Services;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        deps: Self::Arguments,
+        services: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(SupervisorState {
-            deps,
+            services,
             tenants: HashMap::new(),
             by_actor: HashMap::new(),
         })
@@ -123,7 +124,7 @@ impl Actor for Supervisor {
                 entry.failures.clear();
                 entry.restarts = 0;
                 entry.stopping = false;
-                state.deps.board.update(&id, |view| view.restarts = 0);
+                state.services.views.update(&id, |view| view.restarts = 0);
                 match &entry.actor {
                     Some(actor) => {
                         entry.respawn_when_stopped = true;
@@ -158,11 +159,11 @@ impl Actor for Supervisor {
                         state.tenants.remove(&id);
                     }
                 }
-                state.deps.board.unregister_webhook(&id);
-                state.deps.board.set_actor(&id, None);
+                state.services.router.unregister_webhook(&id);
+                state.services.router.set_actor(&id, None);
                 state
-                    .deps
-                    .board
+                    .services
+                    .views
                     .update(&id, |view| view.state = TenantState::Stopped);
                 if let Some(reply) = reply {
                     let _ = reply.send(());
@@ -204,14 +205,14 @@ impl Actor for Supervisor {
             return Ok(());
         };
         entry.actor = None;
-        state.deps.board.set_actor(&id, None);
+        state.services.router.set_actor(&id, None);
         if entry.stopping {
             if let Some(entry) = state.tenants.remove(&id) {
                 for waiter in entry.stop_waiters {
                     let _ = waiter.send(());
                 }
             }
-            state.deps.board.unregister_webhook(&id);
+            state.services.router.unregister_webhook(&id);
             return Ok(());
         }
         if entry.respawn_when_stopped {
@@ -241,11 +242,11 @@ async fn spawn_tenant(
         return Err(format!("tenant {id} is not known"));
     };
     let spec = entry.spec.clone();
-    state.deps.announce(&spec);
+    state.services.announce(&spec);
     let spawned = Actor::spawn_linked(
         None,
         TenantActor,
-        (spec, state.deps.clone()),
+        (spec, state.services.clone()),
         myself.get_cell(),
     )
     .await;
@@ -279,7 +280,7 @@ fn record_failure(
     entry.failures.push(now);
     if entry.failures.len() > MAX_FAILURES {
         warn!(tenant_id = %id, failures = entry.failures.len(), "restart budget spent; tenant failed");
-        state.deps.board.update(id, |view| {
+        state.services.views.update(id, |view| {
             view.state = TenantState::Failed;
             view.last_error = Some(format!(
                 "the tenant failed {} times within 10 minutes (last: {error}); fix the cause, then POST /admin/tenants/{id}/restart",
@@ -290,8 +291,8 @@ fn record_failure(
     }
     entry.restarts += 1;
     let restarts = entry.restarts;
-    let delay = restart_delay(state.deps.restart_base, entry.failures.len() as u32);
-    state.deps.board.update(id, |view| {
+    let delay = restart_delay(state.services.restart_base, entry.failures.len() as u32);
+    state.services.views.update(id, |view| {
         view.restarts = restarts;
         view.state = TenantState::Degraded;
         view.last_error = Some(format!(

@@ -70,7 +70,7 @@ fn parse_json(body: &Bytes) -> Result<serde_json::Value, ApiError> {
 
 fn view_of(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
     state
-        .board
+        .views
         .view(id)
         .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))
 }
@@ -132,7 +132,7 @@ pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiE
 }
 
 async fn list_tenants(State(state): State<AppState>) -> Json<Vec<TenantView>> {
-    Json(state.board.views())
+    Json(state.views.views())
 }
 
 async fn show_tenant(
@@ -257,7 +257,7 @@ async fn delete_tenant(
     let stored = state.store.tenant_spec(&id)?;
     // No delivery reaches the tenant from now on (404), so none can be stored for it
     // while it stops or after its data is gone.
-    state.board.unregister_webhook(&id);
+    state.router.unregister_webhook(&id);
     let answer = state
         .supervisor
         .call(
@@ -267,7 +267,7 @@ async fn delete_tenant(
         .await;
     if !matches!(answer, Ok(CallResult::Success(()))) {
         if let Some(spec) = &stored {
-            state.deps.announce(spec);
+            state.services.announce(spec);
         }
         tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");
         return Err(ApiError::Unavailable(
@@ -277,14 +277,15 @@ async fn delete_tenant(
     if let Some(spec) = stored
         && let Some(secrets) = &spec.webhook
     {
-        let (personio, _) = crate::actors::tenant::clients(&spec, &state.deps);
-        let url = state.deps.webhook_url(secrets.key.expose());
+        let (personio, _) = state.services.clients(&spec);
+        let url = state.services.webhook_url(secrets.key.expose());
         if let Err(error) = crate::sync::subscription::remove(&personio, &id, &url).await {
             tracing::warn!(tenant_id = %id, error = %error, "webhook subscription not removed from Personio");
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
-    state.board.remove(&id);
+    state.router.remove(&id);
+    state.views.remove(&id);
     tracing::info!(tenant_id = %id, purge = query.purge, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -309,7 +310,7 @@ async fn sync_tenant(
         message: error.body_text(),
     })?;
     view_of(&state, &id)?;
-    let actor = state.board.actor(&id).ok_or_else(|| {
+    let actor = state.router.actor(&id).ok_or_else(|| {
         ApiError::WrongState(format!(
             "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
         ))
@@ -366,7 +367,7 @@ async fn invite_employee(
     Path((id, personio_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     view_of(&state, &id)?;
-    let actor = state.board.actor(&id).ok_or_else(|| {
+    let actor = state.router.actor(&id).ok_or_else(|| {
         ApiError::WrongState(format!(
             "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
         ))

@@ -13,9 +13,10 @@ use axum::Router;
 use axum::routing::{get, post};
 use ractor::ActorRef;
 
-use crate::actors::status::StatusBoard;
+use crate::actors::router::WebhookRouter;
+use crate::actors::status::TenantViews;
 use crate::actors::supervisor::SupervisorMsg;
-use crate::actors::tenant::TenantDeps;
+use crate::app::services::Services;
 use crate::domain::Secret;
 use crate::store::Store;
 
@@ -27,14 +28,16 @@ pub type AppState = Arc<AppShared>;
 pub struct AppShared {
     /// The store.
     pub store: Store,
-    /// The status board.
-    pub board: Arc<StatusBoard>,
+    /// Every tenant's view.
+    pub views: Arc<TenantViews>,
+    /// Webhook routes and running tenant actors.
+    pub router: Arc<WebhookRouter>,
     /// The supervisor.
     pub supervisor: ActorRef<SupervisorMsg>,
     /// The admin bearer token.
     pub admin_token: Secret,
-    /// Shared tenant dependencies (URLs, clients).
-    pub deps: TenantDeps,
+    /// The services shared with the actors (URLs, clients).
+    pub services: Services,
     /// Events a tenant's inbox may hold before deliveries are refused (503).
     pub inbox_cap: u64,
 }
@@ -86,7 +89,7 @@ async fn render_all_metrics(axum::extract::State(state): axum::extract::State<Ap
 
 fn gauges(state: &AppState) -> Vec<crate::metrics::Gauge> {
     let mut gauges = Vec::new();
-    for (tenant_state, count) in state.board.count_by_state() {
+    for (tenant_state, count) in state.views.count_by_state() {
         gauges.push(crate::metrics::Gauge {
             name: "personio_sync_tenants",
             help: "Tenants by state.",
@@ -94,7 +97,7 @@ fn gauges(state: &AppState) -> Vec<crate::metrics::Gauge> {
             value: count as f64,
         });
     }
-    for view in state.board.views() {
+    for view in state.views.views() {
         gauges.push(crate::metrics::Gauge {
             name: "personio_sync_inbox_depth",
             help: "Webhook events stored and not yet applied, by tenant.",

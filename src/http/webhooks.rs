@@ -64,7 +64,7 @@ pub async fn receive(
 }
 
 async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: Body) -> Response {
-    let Some(route) = state.board.webhook_route(key) else {
+    let Some(route) = state.router.webhook_route(key) else {
         return answer(StatusCode::NOT_FOUND, "not_found", "unknown webhook URL");
     };
     let presented = headers
@@ -78,7 +78,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "missing or wrong Authorization token",
         );
     }
-    if state.board.pending_events(&route.tenant_id) >= state.inbox_cap {
+    if state.router.pending_events(&route.tenant_id) >= state.inbox_cap {
         tracing::warn!(tenant_id = %route.tenant_id, inbox_cap = state.inbox_cap, "inbox full: delivery refused");
         let mut response = answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,7 +143,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "the event could not be stored; retry later",
         );
     }
-    state.board.event_stored(&route.tenant_id);
+    state.router.event_stored(&route.tenant_id);
     if let Some((event_name, person_id)) = logged {
         tracing::debug!(tenant_id = %route.tenant_id, event = %event_name, person_id = ?person_id, "webhook stored");
     }

@@ -316,7 +316,7 @@ pub async fn run(config: FaultyConfig) -> anyhow::Result<FaultyFigures> {
         let id = &tenant.id;
         let view = harness
             .state
-            .board
+            .views
             .view(id)
             .with_context(|| format!("calm tenant {id} has no view"))?;
         calm_all_live &= view.state == TenantState::Live && view.restarts == 0;
@@ -513,10 +513,10 @@ async fn crash_all(
 }
 
 async fn crash_each(harness: &Harness, crashes: usize) -> anyhow::Result<CrashCounts> {
-    let board = &harness.state.board;
+    let (views, router) = (&harness.state.views, &harness.state.router);
     let mut counts = CrashCounts::default();
     for _ in 0..crashes {
-        let actor = board
+        let actor = router
             .actor(FAULTY)
             .context("the faulty tenant is not running")?;
         let old = actor.get_id();
@@ -528,8 +528,8 @@ async fn crash_each(harness: &Harness, crashes: usize) -> anyhow::Result<CrashCo
         let deadline = cast_at + HANDLED_WITHIN;
         let mut taken: Option<Duration> = None;
         loop {
-            let state = board.view(FAULTY).map(|view| view.state);
-            let current = board.actor(FAULTY).map(|actor| actor.get_id());
+            let state = views.view(FAULTY).map(|view| view.state);
+            let current = router.actor(FAULTY).map(|actor| actor.get_id());
             if taken.is_none() && current != Some(old) {
                 taken = Some(cast_at.elapsed());
             }
@@ -569,10 +569,10 @@ async fn wait_live(
     old: ractor::ActorId,
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    let board = &harness.state.board;
+    let (views, router) = (&harness.state.views, &harness.state.router);
     loop {
-        let state = board.view(FAULTY).map(|view| view.state);
-        let respawned = board
+        let state = views.view(FAULTY).map(|view| view.state);
+        let respawned = router
             .actor(FAULTY)
             .is_some_and(|actor| actor.get_id() != old);
         if respawned && state == Some(TenantState::Live) {

@@ -16,9 +16,9 @@ use crate::store::schedule::DueKind;
 use crate::store::{TeamRecord, TenantStore};
 
 use super::SyncError;
+use super::TeamMapperMsg;
 use super::plan::{EmployeeStep, Plan, TeamPlan};
 use super::support::Support;
-use crate::actors::tenant::team_mapper::TeamMapperMsg;
 use ractor::ActorRef;
 
 /// Width requested for profile pictures.

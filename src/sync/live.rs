@@ -2,6 +2,8 @@
 //! record is fetched, planned with the same planner as a full sync (so both paths agree
 //! on every rule) and applied with the same apply step.
 
+pub mod drain;
+
 use std::collections::HashMap;
 
 use crate::domain::Employee;

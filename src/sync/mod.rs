@@ -97,6 +97,15 @@ impl SyncError {
     }
 }
 
+/// Messages of the tenant's team mapper (`actors::tenant::team_mapper`), which owns
+/// team writes so that concurrent syncs of one tenant never create a team twice.
+pub enum TeamMapperMsg {
+    /// Sent by the tenant's sync (full or live) before any user is written: carry out
+    /// the team part of a plan. Replies with the number of teams that failed, or a
+    /// blocking error (refused credentials, storage).
+    Ensure(plan::TeamPlan, ractor::RpcReplyPort<Result<u64, SyncError>>),
+}
+
 /// What a full sync needs.
 pub struct SyncContext<'a> {
     /// The tenant id.
@@ -114,8 +123,7 @@ pub struct SyncContext<'a> {
     /// The time the sync is judged at (invitation days, termination dates).
     pub now: chrono::DateTime<chrono::Utc>,
     /// The tenant's team mapper child.
-    pub team_mapper:
-        Option<&'a ractor::ActorRef<crate::actors::tenant::team_mapper::TeamMapperMsg>>,
+    pub team_mapper: Option<&'a ractor::ActorRef<TeamMapperMsg>>,
 }
 
 /// The Personio attributes this tenant needs: the contract's list plus the custom

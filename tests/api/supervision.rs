@@ -16,7 +16,7 @@ use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 /// Injects a panic into the tenant's running actor and waits until the supervisor has
 /// dealt with it (respawned, or marked it failed).
 async fn crash(app: &TestApp, id: &str) -> String {
-    let actor = app.state.board.actor(id).expect("tenant running");
+    let actor = app.state.router.actor(id).expect("tenant running");
     let old = actor.get_id();
     actor.cast(TenantMsg::Crash("drill".into())).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -24,7 +24,7 @@ async fn crash(app: &TestApp, id: &str) -> String {
         let view = app.view(id).await;
         let respawned = app
             .state
-            .board
+            .router
             .actor(id)
             .is_some_and(|actor| actor.get_id() != old);
         if view["state"] == "failed" {

@@ -11,7 +11,23 @@ use tokio::task::JoinHandle;
 use crate::clock::SharedClock;
 use crate::store::TenantStore;
 
-use super::TenantMsg;
+use super::messages::TenantMsg;
+
+/// Spawns the scheduler of `tenant`, linked to it.
+pub async fn spawn(
+    tenant: &ActorRef<TenantMsg>,
+    store: TenantStore,
+    clock: SharedClock,
+) -> Result<ActorRef<SchedulerMsg>, ractor::SpawnErr> {
+    let args = SchedulerArgs {
+        store,
+        tenant: tenant.clone(),
+        clock,
+    };
+    let (scheduler, _) =
+        Actor::spawn_linked(None, InviteScheduler, args, tenant.get_cell()).await?;
+    Ok(scheduler)
+}
 
 /// The longest single timer: a longer wait is cut into pieces so a changed wall clock
 /// is noticed.

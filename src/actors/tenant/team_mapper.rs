@@ -2,20 +2,32 @@
 //! mapping (teams found by `integrationExternalId`) and every team write — creates,
 //! renames, moves under a parent — storing each link right after the call that made it.
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::learnamp::LearnAmpClient;
 use crate::store::TenantStore;
-use crate::sync::SyncError;
 use crate::sync::apply::apply_teams;
-use crate::sync::plan::TeamPlan;
 
-/// Messages of the team mapper.
-pub enum TeamMapperMsg {
-    /// Sent by the tenant's sync (full or live) before any user is written: carry out
-    /// the team part of a plan. Replies with the number of teams that failed, or a
-    /// blocking error (refused credentials, storage).
-    Ensure(TeamPlan, RpcReplyPort<Result<u64, SyncError>>),
+use super::messages::TenantMsg;
+
+/// Its messages are declared beside the sync that sends them, so the sync needs nothing
+/// from the actor tree.
+pub use crate::sync::TeamMapperMsg;
+
+/// Spawns the team mapper of `tenant` (id `tenant_id`), linked to it.
+pub async fn spawn(
+    tenant: &ActorRef<TenantMsg>,
+    tenant_id: &str,
+    learnamp: LearnAmpClient,
+    store: TenantStore,
+) -> Result<ActorRef<TeamMapperMsg>, ractor::SpawnErr> {
+    let args = TeamMapperState {
+        tenant_id: tenant_id.to_string(),
+        learnamp,
+        store,
+    };
+    let (mapper, _) = Actor::spawn_linked(None, TeamMapper, args, tenant.get_cell()).await?;
+    Ok(mapper)
 }
 
 /// The team mapper actor.
