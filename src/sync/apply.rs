@@ -710,4 +710,29 @@ mod tests {
         assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
         assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
     }
+    #[tokio::test]
+    async fn a_manual_invitation_cut_short_by_a_crash_is_recorded_not_sent_again() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        // The invitation went out; the crash came before its outcome was recorded.
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        let intent = EmployeeRecord {
+            learnamp_id: id,
+            invite_started: true,
+            ..EmployeeRecord::default()
+        };
+        setup.store.put_employee(&personio_id, &intent).unwrap();
+        let support = Support::new(&setup.store, chrono::Utc::now(), "t");
+        let outcome = invite::invite_now(&setup.store, &setup.learnamp, &support, &personio_id)
+            .await
+            .unwrap();
+        assert_eq!(outcome, invite::Manual::AlreadyInvited);
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
+        assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
 }

@@ -484,3 +484,69 @@ fn a_user_linked_to_someone_else_is_a_clash_not_an_adoption() {
     assert_eq!(plan.clashes.len(), 1);
     assert!(plan.view().creates.is_empty() && plan.view().updates.is_empty());
 }
+
+#[test]
+fn the_dry_run_answer_keeps_the_contract_fields_in_order_and_lists_every_step() {
+    let mut leaver = person("2", "leaver@x.io");
+    leaver.status = Some(EmployeeStatus::Inactive);
+    let records: HashMap<String, EmployeeRecord> =
+        [("2", 41u64, "leaver@x.io"), ("3", 42, "gone@x.io")]
+            .into_iter()
+            .map(|(id, learnamp_id, email)| {
+                let record = EmployeeRecord {
+                    learnamp_id,
+                    applied: [(fields::EMAIL.to_string(), email.to_string())].into(),
+                    ..EmployeeRecord::default()
+                };
+                (id.to_string(), record)
+            })
+            .collect();
+    let users = [la_user(41, &records, "2"), la_user(42, &records, "3")];
+    let plan = run(
+        &[person("1", "new@x.io"), leaver],
+        &users,
+        &records,
+        &Settings::default(),
+        "2026-05-20T00:00:00Z",
+    );
+    let json = serde_json::to_string(&plan).unwrap();
+    let keys = [
+        "creates",
+        "updates",
+        "deactivations",
+        "reactivations",
+        "invitations",
+        "teams",
+        "scheduled_invitations",
+        "scheduled_creations",
+        "scheduled_deactivations",
+        "clashes",
+        "unsynced_supervisors",
+        "unchanged",
+        "active_synced",
+    ];
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|key| json.find(&format!("\"{key}\":")).unwrap())
+        .collect();
+    assert!(positions.is_sorted(), "{json}");
+    assert!(!json.contains("\"steps\""), "{json}");
+    let view = plan.view();
+    let created: Vec<&str> = view
+        .creates
+        .iter()
+        .map(|c| c.personio_id.as_str())
+        .collect();
+    assert_eq!(created, ["1"]);
+    let mut deactivated: Vec<(&str, &str)> = view
+        .deactivations
+        .iter()
+        .map(|d| (d.personio_id.as_str(), d.reason.as_str()))
+        .collect();
+    deactivated.sort();
+    assert_eq!(
+        deactivated,
+        [("2", "inactive in Personio"), ("3", "deleted in Personio")]
+    );
+    assert_eq!(plan.deactivation_count(), 2);
+}
