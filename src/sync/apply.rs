@@ -281,9 +281,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
     // crash (or the picture fails) before, the next plan still sees a changed record
     // and checks the avatar again.
     let mut record = step.record.clone();
-    let deactivates = step.has(&Action::Deactivate {
-        reason: String::new(),
-    });
+    let deactivates = step.deactivates();
 
     if step.waits_for_creation() {
         // Created on the invitation day (the invitation route is missing): until then

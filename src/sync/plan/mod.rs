@@ -201,7 +201,7 @@ impl Step {
         self
     }
 
-    /// Whether the step has an action like `action` (fields aside).
+    /// Whether the step has an action of the same kind as `action` (its fields aside).
     pub fn has(&self, action: &Action) -> bool {
         self.actions
             .iter()
@@ -237,9 +237,17 @@ impl Step {
     /// invitation day.
     pub fn waits_for_creation(&self) -> bool {
         self.learnamp_id.is_none()
-            && !self.has(&Action::Create {
-                fields: UserFields::new(),
-            })
+            && !self
+                .actions
+                .iter()
+                .any(|action| matches!(action, Action::Create { .. }))
+    }
+
+    /// Whether the step deactivates the user.
+    pub fn deactivates(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|action| matches!(action, Action::Deactivate { .. }))
     }
 
     /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
@@ -303,14 +311,7 @@ impl Plan {
 
     /// Users this plan deactivates.
     pub fn deactivation_count(&self) -> usize {
-        self.steps
-            .iter()
-            .filter(|step| {
-                step.has(&Action::Deactivate {
-                    reason: String::new(),
-                })
-            })
-            .count()
+        self.steps.iter().filter(|step| step.deactivates()).count()
     }
 
     /// Share of active synced users this plan deactivates.

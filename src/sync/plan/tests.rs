@@ -57,9 +57,7 @@ fn applied(plan: &Plan) -> HashMap<String, EmployeeRecord> {
             record.applied = step.desired.clone();
             record.employee = step.employee.clone();
             record.invited |= step.has(&Action::Invite) || step.has(&Action::RecordInvitation);
-            let deactivates = step.has(&Action::Deactivate {
-                reason: String::new(),
-            });
+            let deactivates = step.deactivates();
             record.deactivated =
                 (record.deactivated || deactivates) && !step.has(&Action::Reactivate);
             if let Some(schedule) = step.schedule() {
