@@ -156,6 +156,37 @@ fn planner(c: &mut Criterion) {
         );
     }
     group.finish();
+    // Half the company gone from Personio: every stored person no longer listed is
+    // planned a deactivation (each one a lookup, not a scan of the employees).
+    let mut group = c.benchmark_group("mapping/plan_departures");
+    for count in [1_000usize, 4_000] {
+        let company = steady(count);
+        let remaining = &company.employees[..count / 2];
+        let known = HashMap::new();
+        let org_units = HashMap::new();
+        group.bench_with_input(
+            BenchmarkId::from_parameter(count),
+            &company,
+            |b, company| {
+                b.iter(|| {
+                    plan(black_box(&PlanInput {
+                        employees: remaining,
+                        users: &company.users,
+                        teams: &company.teams,
+                        records: &company.records,
+                        team_records: &company.team_records,
+                        settings: &company.settings,
+                        known_employees: &known,
+                        now: Utc::now(),
+                        org_units: &org_units,
+                        complete: true,
+                        create_invites_only: false,
+                    }))
+                })
+            },
+        );
+    }
+    group.finish();
 }
 
 /// One delivery as the ingest load sends it: the one-pass parser the front door uses,

@@ -4,22 +4,24 @@
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::domain::fields::{self, CUSTOM_FIELD_PREFIX, UserFields};
-use crate::learnamp::{
-    Assumed, InvitationOutcome, LearnAmpClient, LearnAmpError, LeaveDateEcho, TeamFields,
-    UserFilter, UserStatus, Written,
-};
+use crate::domain::fields;
+use crate::learnamp::{Assumed, LearnAmpClient, LearnAmpError, LeaveDateEcho, TeamFields};
 use crate::personio::PersonioClient;
 use crate::store::schedule::DueKind;
 use crate::store::{TeamRecord, TenantStore};
 
 use super::SyncError;
 use super::TeamMapperMsg;
-use super::plan::{EmployeeStep, Plan, TeamPlan};
+use super::invite;
+use super::plan::{self, Action, Plan, Schedule, Step, TeamPlan};
 use super::support::Support;
 use ractor::ActorRef;
+
+mod user;
+
+use user::{CreateInvitation, UserWrite, Write, rejects_manager, write_user};
 
 /// Width requested for profile pictures.
 pub const AVATAR_WIDTH: u32 = 256;
@@ -106,7 +108,7 @@ pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, Sy
         };
     }
     let mut steps = plan.steps;
-    steps.sort_by_key(|step| step.level);
+    steps.sort_by(|a, b| plan::apply_order(a).cmp(&plan::apply_order(b)));
     let mut level_start = 0;
     while level_start < steps.len() {
         let level = steps[level_start].level;
@@ -255,11 +257,8 @@ fn check_fatal_learnamp(error: &LearnAmpError) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Applies one employee's step; stores the record after every call that changed it.
-pub async fn apply_step(
-    step: EmployeeStep,
-    context: &ApplyContext<'_>,
-) -> Result<Applied, SyncError> {
+/// Applies one person's step; stores the record after every call that changed it.
+pub async fn apply_step(step: Step, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
     let personio_id = step.personio_id.clone();
     let result = apply_step_inner(step, context).await;
     if let Err(error) = &result {
@@ -271,10 +270,9 @@ pub async fn apply_step(
     result
 }
 
-async fn apply_step_inner(
-    step: EmployeeStep,
-    context: &ApplyContext<'_>,
-) -> Result<Applied, SyncError> {
+/// Carries out the step's actions in their order; between the user write and the
+/// invitation, the record takes the applied fields and the Personio snapshot.
+async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
     let learnamp = context.learnamp;
     let store = context.store;
     let support = Support::new(store, context.now, context.tenant_id);
@@ -283,17 +281,18 @@ async fn apply_step_inner(
     // crash (or the picture fails) before, the next plan still sees a changed record
     // and checks the avatar again.
     let mut record = step.record.clone();
+    let deactivates = step.deactivates();
 
-    if step.defer_create {
+    if step.waits_for_creation() {
         // Created on the invitation day (the invitation route is missing): until then
         // only that day is stored, and the scheduler re-plans the person on it.
-        if step.schedule_changed() {
-            store_schedule(&step, &mut record, store)?;
+        if let Some(schedule) = step.schedule() {
+            store_schedule(&step.personio_id, schedule, &mut record, store)?;
         }
         return Ok(applied);
     }
 
-    if step.reactivate
+    if step.has(&Action::Reactivate)
         && let Some(id) = step.learnamp_id
     {
         learnamp
@@ -310,21 +309,21 @@ async fn apply_step_inner(
     // a retry then adopts the user (by external id or email) and Learn Amp's status
     // says whether the invitation went out, so there is never a second user nor a
     // second invitation.
-    let invite_on_create = step.learnamp_id.is_none() && step.invite && !record.invited;
+    let invite_on_create =
+        step.learnamp_id.is_none() && step.has(&Action::Invite) && !record.invited;
     if invite_on_create {
-        record.invite_started = true;
-        store.put_employee(&step.personio_id, &record)?;
-        store.flush().await?;
+        invite::write_intent(store, &step.personio_id, &mut record).await?;
     }
 
     let leave_date_skipped = support.skipped(Assumed::LeaveDate)?;
-    let written = match write_user(&step, context, invite_on_create, leave_date_skipped).await {
+    let write = Write::of(&step);
+    let written = match write_user(&write, context, invite_on_create, leave_date_skipped).await {
         Err(error) if rejects_manager(&error) => {
             // The manager is not an active Learn Amp user yet (written concurrently, or
             // being reactivated): write the rest now; the manager follows once the
             // supervisor exists (the stored fields lack it, so it is planned again).
             warn!(tenant_id = context.tenant_id, personio_id = %step.personio_id, "manager not accepted yet; writing without it");
-            let mut fallback = step.clone();
+            let mut fallback = write.clone();
             fallback.send.remove(fields::MANAGER_EMAIL);
             fallback.desired.remove(fields::MANAGER_EMAIL);
             let written =
@@ -335,8 +334,7 @@ async fn apply_step_inner(
             }
         }
         Err(SyncError::LearnAmp(error @ LearnAmpError::Validation { .. }))
-            if step.deactivate.is_some()
-                && let Some(id) = step.learnamp_id =>
+            if deactivates && let Some(id) = step.learnamp_id =>
         {
             // A leaver's profile is final: a refused field (e.g. the team of a
             // department nobody active is in any more) must not keep them active.
@@ -379,7 +377,7 @@ async fn apply_step_inner(
     }
     store.put_employee(&step.personio_id, &record)?;
 
-    if step.check_avatar
+    if step.has(&Action::Avatar)
         && let Some(employee) = &step.employee
     {
         let previous = record.avatar_sha256.clone().unwrap_or_default();
@@ -421,43 +419,22 @@ async fn apply_step_inner(
         store.put_employee(&step.personio_id, &record)?;
     }
 
-    if step.mark_invited {
+    if step.has(&Action::RecordInvitation) {
         record.invited = true;
         store.put_employee(&step.personio_id, &record)?;
     }
-    if step.invite
+    if step.has(&Action::Invite)
         && !record.invited
         && !record.deactivated
         && !support.skipped(Assumed::Invitation)?
     {
-        record.invite_started = true;
-        store.put_employee(&step.personio_id, &record)?;
-        // The intent must survive a crash before the invitation can go out: sled keeps
-        // recent writes in memory, and without this a restart could trust an older
-        // record and invite again.
-        store.flush().await?;
-        match learnamp.send_invitation(learnamp_id).await {
-            Ok(InvitationOutcome::Sent) => {
-                applied.invited += 1;
-                record.invited = true;
-                support.works(Assumed::Invitation)?;
-            }
-            Ok(InvitationOutcome::AlreadyConfirmed) => {
-                record.invited = true;
-                support.works(Assumed::Invitation)?;
-            }
-            Ok(InvitationOutcome::Deactivated) => {}
-            Err(LearnAmpError::Unsupported(assumed)) => {
-                // Nothing went out; an existing user cannot be invited without the route.
-                record.invite_started = false;
-                support.missing(assumed)?;
-            }
-            Err(error) => return Err(SyncError::LearnAmp(error)),
+        let sent = invite::send(store, learnamp, &support, &step.personio_id, &mut record).await?;
+        if sent == invite::Sent::Sent {
+            applied.invited += 1;
         }
-        store.put_employee(&step.personio_id, &record)?;
     }
 
-    if step.deactivate.is_some() {
+    if deactivates {
         learnamp
             .deactivate_user(learnamp_id)
             .await
@@ -467,240 +444,25 @@ async fn apply_step_inner(
         applied.deactivated += 1;
     }
 
-    if step.schedule_changed() {
-        store_schedule(&step, &mut record, store)?;
+    if let Some(schedule) = step.schedule() {
+        store_schedule(&step.personio_id, schedule, &mut record, store)?;
     }
     Ok(applied)
 }
 
-/// Stores the step's invitation and deactivation days in the due-queue and the record.
+/// Stores the planned invitation and deactivation days in the due-queue and the record.
 fn store_schedule(
-    step: &EmployeeStep,
+    personio_id: &str,
+    schedule: &Schedule,
     record: &mut crate::store::EmployeeRecord,
     store: &TenantStore,
 ) -> Result<(), SyncError> {
-    store.set_due(DueKind::Invite, &step.personio_id, step.invite_due)?;
-    store.set_due(DueKind::Deactivate, &step.personio_id, step.deactivate_due)?;
-    record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
-    record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
-    store.put_employee(&step.personio_id, record)?;
+    store.set_due(DueKind::Invite, personio_id, schedule.invite)?;
+    store.set_due(DueKind::Deactivate, personio_id, schedule.deactivate)?;
+    record.invite_due = schedule.invite.map(|at| at.to_rfc3339());
+    record.deactivate_due = schedule.deactivate.map(|at| at.to_rfc3339());
+    store.put_employee(personio_id, record)?;
     Ok(())
-}
-
-/// What a create did about the invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CreateInvitation {
-    /// The create carried the documented invite.
-    Sent,
-    /// The user was adopted (an earlier create whose answer was lost, or a user that
-    /// already existed) and Learn Amp shows it invited or confirmed.
-    AlreadyInvited,
-    /// No invitation went out with this write.
-    NotSent,
-}
-
-/// What writing the user did.
-struct UserWrite {
-    /// The Learn Amp id.
-    id: u64,
-    /// Whether a write was made.
-    wrote: bool,
-    /// The fields now applied.
-    fields: UserFields,
-    /// What the create did about the invitation.
-    invitation: CreateInvitation,
-    /// What became of a `leaveDate` the write carried.
-    leave_date: LeaveDateEcho,
-}
-
-/// Creates (with the documented invite when `invite`) or updates the user as the step
-/// says. `leaveDate` is left out while the account lacks it (`skip_leave_date`); the
-/// applied fields still count it, so it is not planned again each sync.
-async fn write_user(
-    step: &EmployeeStep,
-    context: &ApplyContext<'_>,
-    invite: bool,
-    skip_leave_date: bool,
-) -> Result<UserWrite, SyncError> {
-    let mut send = step.send.clone();
-    if skip_leave_date {
-        send.remove(fields::LEAVE_DATE);
-    }
-    let unchanged = |id| UserWrite {
-        id,
-        wrote: false,
-        fields: step.desired.clone(),
-        invitation: CreateInvitation::NotSent,
-        leave_date: LeaveDateEcho::NotSent,
-    };
-    match step.learnamp_id {
-        None => create_or_adopt(step, &send, context, invite).await,
-        Some(id) if !send.is_empty() => {
-            let written = update(context.learnamp, id, step, &send).await?;
-            Ok(UserWrite {
-                wrote: true,
-                leave_date: written.leave_date,
-                ..unchanged(id)
-            })
-        }
-        Some(id) => Ok(unchanged(id)),
-    }
-}
-
-/// Learn Amp refused `managerEmail` (it must match an active user).
-fn rejects_manager(error: &SyncError) -> bool {
-    match error {
-        SyncError::LearnAmp(LearnAmpError::Validation {
-            message,
-            fields: field_errors,
-            ..
-        }) => {
-            message.contains(fields::MANAGER_EMAIL)
-                || field_errors.contains_key(fields::MANAGER_EMAIL)
-        }
-        _ => false,
-    }
-}
-
-/// Fields every update carries: marked required in the update table (reference §5.5).
-const REQUIRED_ON_UPDATE: [&str; 3] = [fields::EMAIL, fields::FIRST_NAME, fields::LAST_NAME];
-
-/// Updates user `id` with `send`, plus the required fields from the desired ones.
-async fn update(
-    learnamp: &LearnAmpClient,
-    id: u64,
-    step: &EmployeeStep,
-    send: &UserFields,
-) -> Result<Written, SyncError> {
-    let mut form = send.clone();
-    for key in REQUIRED_ON_UPDATE {
-        if let Some(value) = step.desired.get(key)
-            && !form.contains_key(key)
-        {
-            form.insert(key.to_string(), value.clone());
-        }
-    }
-    learnamp
-        .update_user(id, &form)
-        .await
-        .map_err(|error| classify_write_error(error, step))
-}
-
-/// Creates the user (with the documented invite when `invite`); if Learn Amp says the
-/// external id or email is taken (an earlier attempt whose answer was lost, or a user
-/// the listing did not show), adopts that user, and then Learn Amp's status says
-/// whether it was invited.
-async fn create_or_adopt(
-    step: &EmployeeStep,
-    send: &UserFields,
-    context: &ApplyContext<'_>,
-    invite: bool,
-) -> Result<UserWrite, SyncError> {
-    let learnamp = context.learnamp;
-    let error = match learnamp.create_user(send, invite).await {
-        Ok(written) => {
-            return Ok(UserWrite {
-                id: written.user.id,
-                wrote: true,
-                fields: step.desired.clone(),
-                invitation: if invite {
-                    CreateInvitation::Sent
-                } else {
-                    CreateInvitation::NotSent
-                },
-                leave_date: written.leave_date,
-            });
-        }
-        Err(error) => error,
-    };
-    let existing = if error.is_taken(fields::EXTERNAL_ID) {
-        learnamp
-            .find_by_external_id(&step.personio_id)
-            .await
-            .map_err(SyncError::LearnAmp)?
-    } else if error.is_taken(fields::EMAIL) {
-        let email = send.get(fields::EMAIL).cloned().unwrap_or_default();
-        let filter = UserFilter {
-            email: Some(email),
-            statuses: all_statuses(),
-            ..UserFilter::default()
-        };
-        let candidates = learnamp
-            .list_users(&filter)
-            .await
-            .map_err(SyncError::LearnAmp)?;
-        let candidate = candidates.into_iter().next();
-        if let Some(user) = &candidate
-            && let Some(linked) = user
-                .integration_external_id
-                .as_deref()
-                .filter(|linked| !linked.is_empty() && *linked != step.personio_id)
-        {
-            return Err(SyncError::Clash {
-                personio_id: step.personio_id.clone(),
-                learnamp_id: user.id,
-                linked_to: linked.to_string(),
-            });
-        }
-        candidate
-    } else {
-        None
-    };
-    let Some(user) = existing else {
-        return Err(classify_write_error(error, step));
-    };
-    info!(tenant_id = context.tenant_id, personio_id = %step.personio_id, learnamp_id = user.id, "adopting existing user after create conflict");
-    let written = update(learnamp, user.id, step, send).await?;
-    let invitation = if invite {
-        let invited = UserFilter {
-            external_id: Some(step.personio_id.clone()),
-            statuses: vec![UserStatus::InvitePending, UserStatus::Confirmed],
-            ..UserFilter::default()
-        };
-        let found = learnamp
-            .list_users(&invited)
-            .await
-            .map_err(SyncError::LearnAmp)?;
-        if found.is_empty() {
-            CreateInvitation::NotSent
-        } else {
-            CreateInvitation::AlreadyInvited
-        }
-    } else {
-        CreateInvitation::NotSent
-    };
-    Ok(UserWrite {
-        id: user.id,
-        wrote: true,
-        fields: step.desired.clone(),
-        invitation,
-        leave_date: written.leave_date,
-    })
-}
-
-fn all_statuses() -> Vec<crate::learnamp::UserStatus> {
-    use crate::learnamp::UserStatus;
-    vec![
-        UserStatus::NotInvited,
-        UserStatus::InviteScheduled,
-        UserStatus::InvitePending,
-        UserStatus::Confirmed,
-        UserStatus::Deactivated,
-    ]
-}
-
-/// A bare 404 on a write that carries custom fields means a configured custom field
-/// does not exist in Learn Amp (it cannot list them): an operator problem.
-fn classify_write_error(error: LearnAmpError, step: &EmployeeStep) -> SyncError {
-    let custom: Vec<String> = step
-        .send
-        .keys()
-        .filter_map(|key| key.strip_prefix(CUSTOM_FIELD_PREFIX).map(str::to_string))
-        .collect();
-    if matches!(error, LearnAmpError::NotFound) && !custom.is_empty() {
-        return SyncError::UnknownCustomField(custom);
-    }
-    SyncError::LearnAmp(error)
 }
 
 #[cfg(test)]
@@ -944,6 +706,31 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
+    #[tokio::test]
+    async fn a_manual_invitation_cut_short_by_a_crash_is_recorded_not_sent_again() {
+        let setup = Setup::new().await;
+        let (personio_id, email) = setup.crashed_before_the_record();
+        let id = setup
+            .learnamp_sim
+            .insert_user(&email, "A", "B", Some(&personio_id));
+        // The invitation went out; the crash came before its outcome was recorded.
+        setup
+            .learnamp_sim
+            .set_status(id, SimUserStatus::InvitePending);
+        let intent = EmployeeRecord {
+            learnamp_id: id,
+            invite_started: true,
+            ..EmployeeRecord::default()
+        };
+        setup.store.put_employee(&personio_id, &intent).unwrap();
+        let support = Support::new(&setup.store, chrono::Utc::now(), "t");
+        let outcome = invite::invite_now(&setup.store, &setup.learnamp, &support, &personio_id)
+            .await
+            .unwrap();
+        assert_eq!(outcome, invite::Manual::AlreadyInvited);
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
         assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
     }
 }

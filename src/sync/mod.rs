@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod gather;
+pub mod invite;
 pub mod live;
 pub mod plan;
 pub mod subscription;
@@ -255,7 +256,7 @@ pub async fn run_full_sync(
     let ratio = plan.deactivation_ratio();
     if !confirmed && ratio > context.settings.max_deactivation_ratio {
         return Err(SyncError::TooManyDeactivations {
-            count: plan.deactivations.len(),
+            count: plan.deactivation_count(),
             active: plan.active_synced,
             ratio: ratio * 100.0,
             limit: context.settings.max_deactivation_ratio * 100.0,

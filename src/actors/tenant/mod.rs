@@ -507,90 +507,28 @@ async fn invite_now(
     state: &TenantActorState,
     personio_id: &str,
 ) -> Result<InviteOutcome, InviteError> {
-    let failed = |error: &dyn std::fmt::Display| InviteError::Failed(error.to_string());
-    let Some(mut record) = state
-        .store
-        .employee(personio_id)
-        .map_err(|e| failed(&e))?
-        .filter(|record| record.is_linked())
-    else {
-        return Err(InviteError::UnknownPerson(personio_id.to_string()));
-    };
-    if record.deactivated {
-        return Err(InviteError::Deactivated(personio_id.to_string()));
-    }
-    if record.invited {
-        return Ok(InviteOutcome::AlreadyInvited);
-    }
-    if record.invite_started {
-        // A crash cut an earlier invitation short: ask Learn Amp before sending again.
-        let filter = crate::learnamp::UserFilter {
-            external_id: Some(personio_id.to_string()),
-            statuses: vec![
-                crate::learnamp::UserStatus::InvitePending,
-                crate::learnamp::UserStatus::Confirmed,
-            ],
-            ..crate::learnamp::UserFilter::default()
-        };
-        let invited = state
-            .learnamp
-            .list_users(&filter)
-            .await
-            .map_err(|e| failed(&e))?;
-        if !invited.is_empty() {
-            record.invited = true;
-            state
-                .store
-                .put_employee(personio_id, &record)
-                .map_err(|e| failed(&e))?;
-            return Ok(InviteOutcome::AlreadyInvited);
-        }
-    }
-    record.invite_started = true;
-    state
-        .store
-        .put_employee(personio_id, &record)
-        .map_err(|e| failed(&e))?;
-    state.store.flush().await.map_err(|e| failed(&e))?;
+    use sync::invite::Manual;
     let support =
         sync::support::Support::new(&state.store, state.services.clock.now(), &state.spec.id);
-    // An operator asking is worth a try even while the route is recorded missing.
-    let outcome = match state.learnamp.send_invitation(record.learnamp_id).await {
-        Err(crate::learnamp::LearnAmpError::Unsupported(assumed)) => {
-            record.invite_started = false;
-            state
-                .store
-                .put_employee(personio_id, &record)
-                .map_err(|e| failed(&e))?;
-            support.missing(assumed).map_err(|e| failed(&e))?;
-            state.publish_unsupported().map_err(|e| failed(&e))?;
-            return Err(InviteError::InvitationUnsupported(personio_id.to_string()));
-        }
-        other => other.map_err(|e| failed(&e))?,
-    };
-    support
-        .works(crate::learnamp::Assumed::Invitation)
+    let failed = |error: &dyn std::fmt::Display| InviteError::Failed(error.to_string());
+    let outcome = sync::invite::invite_now(&state.store, &state.learnamp, &support, personio_id)
+        .await
         .map_err(|e| failed(&e))?;
     state.publish_unsupported().map_err(|e| failed(&e))?;
-    let result = match outcome {
-        crate::learnamp::InvitationOutcome::Sent => InviteOutcome::Sent,
-        crate::learnamp::InvitationOutcome::AlreadyConfirmed => InviteOutcome::AlreadyInvited,
-        crate::learnamp::InvitationOutcome::Deactivated => {
-            return Err(InviteError::Deactivated(personio_id.to_string()));
+    let person = || personio_id.to_string();
+    match outcome {
+        Manual::Sent | Manual::AlreadyInvited => {
+            rearm(state);
+            Ok(if outcome == Manual::Sent {
+                InviteOutcome::Sent
+            } else {
+                InviteOutcome::AlreadyInvited
+            })
         }
-    };
-    record.invited = true;
-    record.invite_due = None;
-    state
-        .store
-        .put_employee(personio_id, &record)
-        .map_err(|e| failed(&e))?;
-    state
-        .store
-        .set_due(crate::store::schedule::DueKind::Invite, personio_id, None)
-        .map_err(|e| failed(&e))?;
-    rearm(state);
-    Ok(result)
+        Manual::UnknownPerson => Err(InviteError::UnknownPerson(person())),
+        Manual::Deactivated => Err(InviteError::Deactivated(person())),
+        Manual::Unsupported => Err(InviteError::InvitationUnsupported(person())),
+    }
 }
 
 /// Makes sure exactly one enabled subscription for this tenant's URL exists in
