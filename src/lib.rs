@@ -2,29 +2,74 @@
 //!
 //! Keeps the users of Learn Amp in step with Personio, for many tenants from one process.
 //!
-//! ## Architecture
+//! ## The actor tree
 //!
 //! ```text
-//!            axum front door (http)                 admin API (http::admin)
-//!  webhook ─► verify ─► inbox in sled ─► wake ─┐          │
-//!                                              ▼          ▼
-//!                         Supervisor (actors::supervisor) ── one TenantActor per tenant
-//!                                                             │  owns its Personio and
-//!                                                             │  Learn Amp clients and its
-//!                                                             ▼  sled tree (store)
-//!                                     sync::gather ─► sync::plan (pure) ─► sync::apply
+//! app (app.rs: start-up, shutdown; app/services.rs: what every tenant shares)
+//! ├── http::server: one accept loop with deadlines and caps, serving
+//! │   ├── http::webhooks   POST /webhooks/personio/{key}   (the front door)
+//! │   └── http::admin      /admin/…, /healthz, /metrics
+//! └── actors::supervisor::Supervisor: spawns, restarts (backoff) and stops tenants
+//!     └── actors::tenant::TenantActor, one per tenant: its clients, its sled tree
+//!         ├── actors::tenant::scheduler::InviteScheduler: wakes the tenant when
+//!         │   invitations or deactivations fall due
+//!         └── actors::tenant::team_mapper::TeamMapper: one team write at a time
 //! ```
 //!
-//! - [`domain`] holds the pure rules (employee model, tenant spec, field mapping).
-//! - [`personio`] and [`learnamp`] are the two API clients; [`sim`] holds faithful fake
-//!   servers of both APIs used by tests, benchmarks and `personio-sync demo`.
-//! - [`store`] is the only module that talks to sled.
-//! - [`sync`] reads both sides, plans the changes as data, and applies the plan.
+//! ## Two paths
 //!
-//! Durability rules: what exists only in sled (the Personio id → Learn Amp id mapping,
-//! the last applied record, invitations sent) is written right after the Learn Amp call
-//! that caused it, so a crash at any point leads to a re-plan that adopts instead of
-//! duplicating.
+//! A full sync (initial, reconciliation, `POST /admin/tenants/{id}/sync`):
+//!
+//! ```text
+//! TenantActor ─► sync::gather (both APIs read) ─► sync::plan (pure: steps of actions)
+//!             ─► sync::apply (actions → Learn Amp calls, records stored after each)
+//! ```
+//!
+//! One webhook:
+//!
+//! ```text
+//! http::webhooks (key, token, signature, delivery parsed by http::delivery)
+//!   ─► store::inbox push + store::flusher group commit (fsync) ─► 200
+//!   ─► actors::router wakes the tenant (TenantMsg::InboxWake, coalesced)
+//!   ─► sync::live::drain (one round: events coalesced per person, parked people held)
+//!   ─► sync::live::apply_person (fetch from Personio, plan, apply)
+//!   ─► store: record written, then the events removed from the inbox
+//! ```
+//!
+//! A newcomer's tour of one webhook, five files in order: `src/http/webhooks.rs`,
+//! `src/store/flusher.rs`, `src/actors/tenant/mod.rs` (the `InboxWake` arm),
+//! `src/sync/live/drain.rs`, `src/sync/live.rs` (then `src/sync/apply.rs` for the calls).
+//!
+//! ## Durability rules, and where each is enforced
+//!
+//! - **200 only after the inbox write is flushed**: `http::webhooks` answers after
+//!   `store::flusher::GroupFlusher` reports the group commit that covers the event as
+//!   flushed (`src/store/flusher.rs`); a failed flush answers 503.
+//! - **An invitation's intent is flushed before the call**: `sync::invite::write_intent`
+//!   (`src/sync/invite.rs`) is the only writer of `invite_started`, and every path that
+//!   may invite (create with the documented invite, the assumed invitation route, the
+//!   operator's manual invite) goes through it; after a crash, Learn Amp's own status
+//!   decides and nothing is sent twice.
+//! - **An event leaves the inbox only after its effect is recorded**:
+//!   `sync::live::drain` (`src/sync/live/drain.rs`) removes a round's events only for
+//!   people whose apply returned and whose record was stored; a parked person's events
+//!   stay, in order.
+//! - **A write to Learn Amp is followed by its record** (`sync::apply`): what exists only
+//!   in sled (Personio id → Learn Amp id, the last applied fields, invitations) is
+//!   written right after the call that caused it, so a crash between the two leads to a
+//!   re-plan that adopts instead of duplicating, and a full sync compares with Learn
+//!   Amp's own listing so a lost record is repaired.
+//!
+//! ## Modules
+//!
+//! - [`domain`]: the pure rules (employee model, tenant spec, field mapping).
+//! - [`api_client`]: what both API clients share (token cache, retries, body cap,
+//!   redaction, metrics); [`personio`] and [`learnamp`] keep only their endpoints.
+//!   Learn Amp and Personio contracts that are assumed, not documented, live in
+//!   `learnamp/assumed.rs` and `personio/assumed.rs`.
+//! - [`store`]: the only module that talks to sled.
+//! - [`sync`]: gather, plan, apply, live updates, invitations.
+//! - [`sim`]: faithful fakes of both APIs for tests, benchmarks and `personio-sync demo`.
 
 pub mod actors;
 pub mod api_client;
