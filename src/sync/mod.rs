@@ -47,9 +47,11 @@ pub enum SyncError {
     UnknownCustomField(Vec<String>),
     /// The sync would deactivate too many users.
     #[error(
-        "the sync would deactivate {count} of {active} active users ({ratio:.0}% > {limit:.0}%); nothing was written: check Personio, then confirm with POST /admin/tenants/{{id}}/sync?confirm=true"
+        "the sync would deactivate {count} of {active} active users ({ratio:.0}% > {limit:.0}%); nothing was written: check Personio, then confirm with POST /admin/tenants/{tenant_id}/sync?confirm=true"
     )]
     TooManyDeactivations {
+        /// The tenant, named in the path the operator confirms with.
+        tenant_id: String,
         /// Deactivations planned.
         count: usize,
         /// Active synced users.
@@ -256,6 +258,7 @@ pub async fn run_full_sync(
     let ratio = plan.deactivation_ratio();
     if !confirmed && ratio > context.settings.max_deactivation_ratio {
         return Err(SyncError::TooManyDeactivations {
+            tenant_id: context.tenant_id.to_string(),
             count: plan.deactivation_count(),
             active: plan.active_synced,
             ratio: ratio * 100.0,

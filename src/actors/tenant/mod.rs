@@ -596,9 +596,10 @@ fn handle_sync_error(
     }
     if error.is_fatal() {
         error!(tenant_id = %state.spec.id, error = %message, "tenant needs an operator");
-        state
-            .view
-            .set_state(TenantState::Failed, Some(operator_message(&error)));
+        state.view.set_state(
+            TenantState::Failed,
+            Some(operator_message(&error, &state.spec.id)),
+        );
         let _ = state.store.append_history(&message);
         myself.stop(Some("failed".into()));
         return Ok(());
@@ -622,13 +623,15 @@ fn handle_sync_error(
     Ok(())
 }
 
-fn operator_message(error: &SyncError) -> String {
+/// The `last_error` of a tenant stopped by `error`: what to do, with the tenant's own
+/// admin path.
+fn operator_message(error: &SyncError, id: &str) -> String {
     match error {
         SyncError::Personio(inner) if inner.is_credentials() => format!(
-            "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{{id}}, then restart the tenant"
+            "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
         ),
         SyncError::LearnAmp(inner) if inner.is_credentials() => format!(
-            "Learn Amp refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{{id}}, then restart the tenant"
+            "Learn Amp refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
         ),
         other => other.to_string(),
     }
