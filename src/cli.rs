@@ -8,10 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::{Application, Options, shutdown_signal};
 use crate::config::Config;
 use crate::domain::Secret;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
 use crate::telemetry;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// personio-sync: keeps Learn Amp users in step with Personio, for many tenants.
 #[derive(Debug, Parser)]

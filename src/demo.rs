@@ -9,12 +9,13 @@ use serde_json::{Value, json};
 
 use crate::app::{Application, Options, shutdown_signal};
 use crate::config::Config;
+use crate::domain::Secret;
 use crate::domain::tenant::random_hex;
-use crate::domain::{EmployeeStatus, Secret};
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Runs the demo.
 pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
@@ -74,7 +75,7 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         users.len(),
         users
             .iter()
-            .filter(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated)
+            .filter(|user| user.status == personio_sync_sim::learnamp::SimUserStatus::Deactivated)
             .count(),
         learnamp.teams().len(),
         learnamp.invitations().len()
@@ -137,7 +138,9 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
             == Some("Head of Demonstrations");
         let leaver_done = learnamp
             .user_by_external_id(&leaver_id)
-            .is_some_and(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated);
+            .is_some_and(|user| {
+                user.status == personio_sync_sim::learnamp::SimUserStatus::Deactivated
+            });
         let hire_done = learnamp.user_by_external_id(&hire_id).is_some();
         if promoted_done && leaver_done && hire_done {
             break;

@@ -16,7 +16,8 @@
 //! ```
 //!
 //! - [`domain`] holds the pure rules (employee model, tenant spec, field mapping).
-//! - [`personio`] and [`learnamp`] are the two API clients; [`sim`] holds faithful fake
+//! - [`personio`] and [`learnamp`] are the two API clients; the
+//!   [`personio_sync_sim`] crate (`crates/sim`) holds faithful fake
 //!   servers of both APIs used by tests, benchmarks and `personio-sync demo`.
 //! - [`store`] is the only module that talks to sled.
 //! - [`sync`] reads both sides, plans the changes as data, and applies the plan.
@@ -42,7 +43,6 @@ pub mod metrics;
 pub mod pacer;
 pub mod personio;
 pub mod retry;
-pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -13,8 +13,8 @@ use super::harness::{
 };
 use super::stats::{LatencySummary, summarise};
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::LearnAmpSimConfig;
-use crate::sim::personio::PersonioSimConfig;
+use personio_sync_sim::learnamp::LearnAmpSimConfig;
+use personio_sync_sim::personio::PersonioSimConfig;
 
 /// How to run the end-to-end scenario.
 #[derive(Debug, Clone, Copy)]

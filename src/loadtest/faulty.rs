@@ -37,8 +37,8 @@ use super::stats::{LatencySummary, ratio, summarise};
 use crate::actors::status::TenantState;
 use crate::actors::tenant::TenantMsg;
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// How to run the faulty-tenant scenario.
 #[derive(Debug, Clone, Copy)]

@@ -12,9 +12,9 @@ use super::harness::{Harness, HarnessConfig, set_latency};
 use super::stats::{CallCounts, LowerBound, SyncLimits, lower_bound, ratio};
 use crate::personio::client::{EMPLOYEE_LIST_RATE, V1_RATE};
 use crate::retry::RetryPolicy;
-use crate::sim::common::{CallRecord, RateLimit};
-use crate::sim::learnamp::LearnAmpSimConfig;
-use crate::sim::personio::PersonioSimConfig;
+use personio_sync_sim::common::{CallRecord, RateLimit};
+use personio_sync_sim::learnamp::LearnAmpSimConfig;
+use personio_sync_sim::personio::PersonioSimConfig;
 
 /// How to run one full sync.
 #[derive(Debug, Clone, Copy)]

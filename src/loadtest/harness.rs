@@ -13,9 +13,9 @@ use crate::domain::Secret;
 use crate::domain::tenant::random_hex;
 use crate::http::AppState;
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// How to set up a harness.
 pub struct HarnessConfig {

@@ -16,8 +16,8 @@ use super::harness::{Harness, HarnessConfig};
 use super::rawhttp::{LoadResult, drive, post_request};
 use super::stats::{median, ratio};
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::LearnAmpSimConfig;
-use crate::sim::personio::PersonioSimConfig;
+use personio_sync_sim::learnamp::LearnAmpSimConfig;
+use personio_sync_sim::personio::PersonioSimConfig;
 
 /// How to run the ingest scenario.
 #[derive(Debug, Clone, Copy)]

@@ -15,9 +15,9 @@ use serde_json::json;
 
 use super::stats::ratio;
 use crate::domain::tenant::{parse_spec, random_hex};
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// What one start measured.
 #[derive(Debug, Clone, Serialize)]

@@ -11,10 +11,10 @@ use personio_sync::app::{Application, Options};
 use personio_sync::config::Config;
 use personio_sync::domain::Secret;
 use personio_sync::retry::RetryPolicy;
-use personio_sync::sim::generator::{SimEmployee, employment_id_for};
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
 use personio_sync::store::Store;
+use personio_sync_sim::generator::{SimEmployee, employment_id_for};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -3,4 +3,6 @@
 pub mod common;
 pub mod generator;
 pub mod learnamp;
+pub mod person;
 pub mod personio;
+mod secret;

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::errors::{first, oauth_error, v1_error, with_content_type};
 use super::{GRANTED_SCOPES, IssuedToken, Shared, SimState};
-use crate::domain::Secret;
+use crate::secret::Secret;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 

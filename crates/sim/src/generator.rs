@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::domain::{Employee, EmployeeStatus, OrgRef};
+pub use crate::person::{Employee, EmployeeStatus, OrgRef};
 
 /// First employee id; the CEO.
 pub const FIRST_EMPLOYEE_ID: u64 = 1001;

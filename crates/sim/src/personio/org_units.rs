@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::errors::{bad_request, first, query_pairs, resource_not_found};
-use crate::sim::generator::{OrgUnitKind, SimOrgUnit};
+use crate::generator::{OrgUnitKind, SimOrgUnit};
 
 /// `GET /v2/org-units/{id}`.
 pub(crate) async fn get_one(

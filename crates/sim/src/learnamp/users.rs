@@ -723,7 +723,7 @@ mod tests {
 
     use serde_json::Value;
 
-    use crate::sim::learnamp::form::test_form as form;
+    use crate::learnamp::form::test_form as form;
 
     /// `parse_changes` of a URL-encoded body, in a company with the custom field
     /// `Cost code`.

@@ -721,7 +721,7 @@ async fn path_and_body_errors_keep_their_order() {
 #[tokio::test]
 async fn rate_limit_answers_429() {
     let config = LearnAmpSimConfig {
-        rate_limit: Some(crate::sim::common::RateLimit {
+        rate_limit: Some(crate::common::RateLimit {
             per_minute: 1.0,
             burst: 2.0,
         }),

@@ -6,7 +6,7 @@
 //! `Authorization`, a 3 s timeout, no redirects, and retries on timeouts, transport
 //! errors and 5xx except 501. URLs must be HTTPS, except `http://` to a loopback host
 //! (local testing). With a signing secret set, deliveries carry the signature headers
-//! of [`crate::personio::assumed`].
+//! of [`signing`](super::signing).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::errors::{bad_request, first, problem, query_pairs, resource_not_found, uuid_like};
-use crate::domain::Secret;
-use crate::personio::assumed;
+use super::signing as assumed;
+use crate::secret::Secret;
 
 /// Event names a subscription may list.
 pub const KNOWN_EVENTS: &[&str] = &[

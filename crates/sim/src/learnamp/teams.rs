@@ -428,7 +428,7 @@ pub(super) async fn remove_member<K: TeamKey>(
 mod tests {
     use super::*;
 
-    use crate::sim::learnamp::form::test_form as form;
+    use crate::learnamp::form::test_form as form;
 
     #[test]
     fn create_reports_missing_name_and_unknown_parent_together() {

@@ -61,9 +61,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use crate::sim::common::{
-    CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware,
-};
+use crate::common::{CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware};
 
 pub use model::{InvitationRecord, SimTeam, SimUser, SimUserStatus};
 
@@ -136,7 +134,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the state (never held across an await).
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::locks::lock(&self.inner)
+        crate::common::lock(&self.inner)
     }
 
     /// The current token lifetime.

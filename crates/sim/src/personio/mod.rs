@@ -5,7 +5,7 @@
 //! attribute whitelisting, `GET /v2/org-units/{id}`, webhook management under
 //! `/v2/webhooks`, and webhook delivery with Personio's retry rules. Errors come in the
 //! family of the endpoint (v1 envelope, v2 problem+json, OAuth2 object), rate limits answer
-//! 429 without `Retry-After`, and the fault knobs of [`crate::sim::common`] apply to every
+//! 429 without `Retry-After`, and the fault knobs of [`crate::common`] apply to every
 //! call.
 //!
 //! Per source IP it counts v1 calls (and enforces the all-v1 per-IP limit, reference §9),
@@ -14,7 +14,7 @@
 //! answer of one route (an HTML 404 from a proxy, a 409, …) for fault drills, and
 //! [`PersonioSimConfig::page_cap`] serves fewer rows than `limit`, as Personio may.
 //! With a signing secret ([`PersonioSim::set_signing_secret`]) deliveries are signed as
-//! [`crate::personio::assumed`] describes.
+//! the service's `personio::assumed` describes.
 //!
 //! Deliberate deviations from real Personio, for local testing:
 //! - webhook URLs may be `http://` when their host is loopback (Personio requires HTTPS;
@@ -34,6 +34,7 @@ mod errors;
 mod ip_usage;
 mod org_units;
 mod scripts;
+pub mod signing;
 mod webhooks;
 
 #[cfg(test)]
@@ -56,11 +57,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::domain::{OrgRef, Secret};
-use crate::sim::common::{
-    CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware,
-};
-use crate::sim::generator::{self, SimCompany, SimEmployee, SimOrgUnit, employment_id_for};
+use crate::common::{CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fault_middleware};
+use crate::generator::{self, SimCompany, SimEmployee, SimOrgUnit, employment_id_for};
+use crate::person::OrgRef;
+use crate::secret::Secret;
 
 pub(crate) use ip_usage::IpTally;
 pub use ip_usage::IpUsage;
@@ -217,7 +217,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks the state.
     pub(crate) fn state(&self) -> MutexGuard<'_, SimState> {
-        crate::locks::lock(&self.state)
+        crate::common::lock(&self.state)
     }
 }
 

@@ -13,6 +13,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
+/// Locks `mutex`, recovering the guard if an earlier holder panicked: every critical
+/// section in the simulators is a read or a single update, so the data stays consistent
+/// and one panicking request must not break every later one.
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// Fault knobs, changeable while the simulator runs (tests flip them mid-run).
 #[derive(Debug, Default)]
 pub struct Knobs {
@@ -98,12 +105,12 @@ pub struct CallLog {
 impl CallLog {
     /// A copy of every call so far.
     pub fn all(&self) -> Vec<CallRecord> {
-        crate::locks::lock(&self.calls).clone()
+        crate::common::lock(&self.calls).clone()
     }
 
     /// Number of calls so far.
     pub fn len(&self) -> usize {
-        crate::locks::lock(&self.calls).len()
+        crate::common::lock(&self.calls).len()
     }
 
     /// Whether no call was made yet.
@@ -113,7 +120,7 @@ impl CallLog {
 
     /// Forgets every recorded call (tests call this between phases).
     pub fn clear(&self) {
-        crate::locks::lock(&self.calls).clear();
+        crate::common::lock(&self.calls).clear();
     }
 
     /// Calls that could change state and were not injected failures.
@@ -125,7 +132,7 @@ impl CallLog {
     }
 
     fn push(&self, record: CallRecord) {
-        crate::locks::lock(&self.calls).push(record);
+        crate::common::lock(&self.calls).push(record);
     }
 }
 
@@ -147,7 +154,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Takes one token from bucket `key`; `false` means the caller must answer 429.
     pub fn try_acquire(&self, key: &str, limit: RateLimit) -> bool {
-        let mut buckets = crate::locks::lock(&self.buckets);
+        let mut buckets = crate::common::lock(&self.buckets);
         let now = Instant::now();
         let (tokens, last) = buckets.entry(key.to_string()).or_insert((limit.burst, now));
         let refill = now.duration_since(*last).as_secs_f64() * limit.per_minute / 60.0;

@@ -12,11 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{first, query_pairs, v1_error, v1_not_found};
 use super::{Shared, SimState, employee_key};
-use crate::domain::{Employee, OrgRef};
-use crate::sim::generator::{
+use crate::generator::{
     COST_CODE_ATTRIBUTE, ELIGIBLE_ATTRIBUTE, SimEmployee, employment_id_for, personio_date_time,
     personio_timestamp,
 };
+use crate::person::{Employee, OrgRef};
 
 /// Label, type, whether `universal_id` equals the key, and list options of an attribute.
 struct AttributeMeta {
@@ -551,7 +551,7 @@ fn events_for(id: &str, created: bool, changed: &[String]) -> Vec<(String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::generator::generate_at;
+    use crate::generator::generate_at;
 
     fn sample() -> SimEmployee {
         let today = NaiveDate::from_ymd_opt(2025, 3, 15).unwrap();
