@@ -40,10 +40,13 @@
 //!   for `public`; every route then needs its documented scope (403 otherwise).
 
 mod auth;
+mod avatar;
 mod error;
 mod form;
+mod indexes;
 mod model;
 mod paging;
+mod state;
 mod teams;
 #[cfg(test)]
 mod tests;
@@ -65,7 +68,7 @@ use crate::common::{CallLog, FaultLayerState, Knobs, RateLimit, RateLimiter, fau
 
 pub use model::{InvitationRecord, SimTeam, SimUser, SimUserStatus};
 
-use model::Inner;
+use state::Inner;
 
 /// How the simulator is set up.
 #[derive(Clone)]
@@ -366,8 +369,8 @@ fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
         ("/v1/users/{id}/invitation", post(users::invite)),
         (
             "/v1/users/{id}/avatar",
-            put(users::put_avatar)
-                .delete(users::delete_avatar)
+            put(avatar::put_avatar)
+                .delete(avatar::delete_avatar)
                 .layer(DefaultBodyLimit::disable()),
         ),
         ("/v1/teams", get(teams::list).post(teams::create)),

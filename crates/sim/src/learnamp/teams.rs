@@ -11,8 +11,9 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{ApiError, FieldErrors};
 use super::form::{Absent, Form, Mode, id_segment, read_form, read_json, segment};
-use super::model::{Inner, TeamRec, set};
+use super::model::{TeamRec, set};
 use super::paging::PageRequest;
+use super::state::Inner;
 use super::views::{View, json_or_not_found};
 
 /// Validated changes to one team (`None` = unchanged).

@@ -4,19 +4,17 @@
 //! refused request changes nothing.
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{ApiError, FieldErrors};
-use super::form::{
-    Absent, Form, Mode, header_str, id_segment, is_iso_date, media_type, read_form, segment,
-};
-use super::model::{Inner, SimUserStatus, UserRec, set};
+use super::form::{Absent, Form, Mode, id_segment, is_iso_date, read_form, segment};
+use super::model::{SimUserStatus, UserRec, set};
 use super::paging::PageRequest;
+use super::state::Inner;
 use super::views::{View, json_or_not_found};
 
 /// Roles the API may set (§4.3); `hr` needs a package the simulated company lacks (422).
@@ -37,9 +35,6 @@ const LANGUAGES: [&str; 27] = [
     "en", "en-US", "de", "es", "es-CO", "fr", "fr-CA", "it", "nl", "pt-BR", "pl", "ru", "no", "sv",
     "da", "zh-CN", "zh-TW", "ja", "ar", "sk", "ca", "cy", "el", "hu", "pt-PT", "ro", "tr",
 ];
-
-/// Largest avatar accepted (assumed contract C).
-const AVATAR_LIMIT: usize = 5 * 1024 * 1024;
 
 /// A validated set of changes to one user (`None` = leave unchanged).
 #[derive(Debug, Default)]
@@ -577,7 +572,7 @@ pub(super) async fn update_by_ext(
 }
 
 /// Changes user `id` through `change`: 204, or 404 when there is no such user.
-fn change_user(
+pub(super) fn change_user(
     shared: &AppState,
     id: u64,
     change: impl FnOnce(&mut UserRec),
@@ -651,70 +646,6 @@ pub(super) async fn invite(
             Ok(StatusCode::NO_CONTENT)
         }
     }
-}
-
-/// Whether `bytes` are an image of the declared media type (PNG or JPEG magic bytes).
-fn valid_image(media_type: &str, bytes: &[u8]) -> bool {
-    const PNG: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    match media_type {
-        "image/png" => bytes.starts_with(&PNG),
-        "image/jpeg" => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
-        _ => false,
-    }
-}
-
-/// Lower-case hex of a sha256.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `PUT /v1/users/{id}/avatar` (assumed contract C): 204, 400 `Invalid image`, 413, 404.
-pub(super) async fn put_avatar(
-    State(shared): State<AppState>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<StatusCode, ApiError> {
-    let id = id_segment(&id)?;
-    if !shared.lock().contains_user(id) {
-        return Err(ApiError::not_found());
-    }
-    let too_large = || {
-        ApiError::message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Image too large (5 MiB at most)",
-        )
-    };
-    let declared_length =
-        header_str(request.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
-    if declared_length.is_some_and(|len| len > AVATAR_LIMIT) {
-        return Err(too_large());
-    }
-    let content_type = media_type(&request).unwrap_or_default();
-    let bytes = axum::body::to_bytes(request.into_body(), AVATAR_LIMIT)
-        .await
-        .map_err(|_| too_large())?;
-    if bytes.is_empty() || !valid_image(&content_type, &bytes) {
-        return Err(ApiError::bad_request("Invalid image"));
-    }
-    let digest = sha256_hex(&bytes);
-    change_user(&shared, id, |user| {
-        user.avatar_sha256 = Some(digest);
-        user.updated_at = Utc::now();
-    })
-}
-
-/// `DELETE /v1/users/{id}/avatar` (assumed contract C): 204.
-pub(super) async fn delete_avatar(
-    State(shared): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    change_user(&shared, id_segment(&id)?, |user| {
-        user.avatar_sha256 = None;
-        user.updated_at = Utc::now();
-    })
 }
 
 #[cfg(test)]
@@ -804,13 +735,5 @@ mod tests {
             json!({"error": "Validation failed: Email has already been taken",
                    "fullErrors": {"email": ["has already been taken"]}})
         );
-    }
-
-    #[test]
-    fn image_magic_bytes_are_checked() {
-        assert!(valid_image("image/png", b"\x89PNG\r\n\x1a\n...."));
-        assert!(valid_image("image/jpeg", b"\xFF\xD8\xFF\xE0...."));
-        assert!(!valid_image("image/jpeg", b"\x89PNG\r\n\x1a\n...."));
-        assert!(!valid_image("image/gif", b"GIF89a"));
     }
 }

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::error::ApiError;
-use super::model::{Inner, TeamRec, UserRec};
+use super::model::{TeamRec, UserRec};
+use super::state::Inner;
 
 /// `status` with the JSON `value`, or 404 `{"error": "Not found"}` when there is none.
 pub(super) fn json_or_not_found(status: StatusCode, value: Option<Value>) -> Response {

@@ -29,6 +29,7 @@
 //! server gracefully and stops pending webhook retries.
 
 mod auth;
+mod delivery;
 mod employees;
 mod errors;
 mod ip_usage;
@@ -335,7 +336,7 @@ impl PersonioSim {
     pub fn upsert_employee(&self, employee: SimEmployee) {
         let events = employees::upsert(&self.shared, employee);
         for (event_name, payload) in events {
-            webhooks::dispatch(&self.shared, &event_name, payload);
+            delivery::dispatch(&self.shared, &event_name, payload);
         }
     }
 
@@ -347,8 +348,8 @@ impl PersonioSim {
             state.employees.remove(&employee_key(id)).is_some()
         };
         if removed {
-            webhooks::dispatch(&self.shared, "person.deleted", json!({"id": id}));
-            webhooks::dispatch(
+            delivery::dispatch(&self.shared, "person.deleted", json!({"id": id}));
+            delivery::dispatch(
                 &self.shared,
                 "employment.deleted",
                 json!({"id": employment_id_for(id), "person_id": id}),
@@ -407,7 +408,7 @@ impl PersonioSim {
 
     /// Delivers an arbitrary event to every enabled subscription listing it.
     pub fn emit_event(&self, event_name: &str, payload: Value) {
-        webhooks::dispatch(&self.shared, event_name, payload);
+        delivery::dispatch(&self.shared, event_name, payload);
     }
 
     /// Sets the most rows one v1 list page serves (`None` = as many as `limit` asks).
