@@ -28,6 +28,7 @@
 //! duplicating.
 
 pub mod actors;
+pub mod admin_client;
 pub mod app;
 pub mod cli;
 pub mod clock;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use ractor::ActorRef;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Secret;
 use crate::domain::report::SyncReport;
@@ -15,7 +15,7 @@ use crate::locks::lock;
 use super::tenant::TenantMsg;
 
 /// A tenant's lifecycle state, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Authenticating and checking attributes.
@@ -33,7 +33,7 @@ pub enum TenantState {
 }
 
 /// Webhook work counters (never overwrite `last_sync`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveStats {
     /// Events applied since the tenant was created.
     pub events_applied: u64,
@@ -43,7 +43,7 @@ pub struct LiveStats {
 
 /// The tenant view of the admin API. Holds no secret but the webhook URL's key, which
 /// the contract shows to operators.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantView {
     /// Tenant id.
     pub id: String,
