@@ -1,12 +1,16 @@
-//! `spawn_app()`: simulators, a temporary store and the real service on port 0, plus
-//! typed helpers for the admin API and checks of the Learn Amp state.
+//! What the integration tests, the benchmarks and the load tool share: [`spawn`] starts
+//! both simulators, a temporary store and the real service on port 0 ([`spawn_app`] and
+//! its variants are the tests' shorthands); [`TestApp`] reaches the admin API through
+//! the service's [`AdminClient`]; the checks compare Learn Amp with Personio.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+pub use personio_sync::admin_client::{AdminClient, AdminError, Answer};
 use personio_sync::app::{Application, Options};
 use personio_sync::config::Config;
 use personio_sync::domain::Secret;
@@ -25,15 +29,20 @@ pub const TOKEN: &str = "test-admin-token-0123456789abcdef01234567";
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The service address.
+    pub addr: SocketAddr,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// The admin API, with [`TOKEN`].
+    pub admin: AdminClient,
     /// The Personio simulator.
     pub personio: PersonioSim,
     /// The Learn Amp simulator.
     pub learnamp: LearnAmpSim,
     /// The service's shared state (status board, supervisor), for fault injection.
     pub state: personio_sync::http::AppState,
-    /// `http://127.0.0.1:PORT` of the private metrics listener.
+    /// `http://127.0.0.1:PORT` of the private metrics listener (empty when
+    /// [`Setup::metrics`] is off).
     pub metrics_base: String,
     _data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -66,32 +75,6 @@ impl LaMode {
             ..LearnAmpSimConfig::default()
         }
     }
-}
-
-/// Declares `async fn name(mode: LaMode) { … }` as two tests, `name::default_mode`
-/// and `name::strict_mode`, each running the body against a Learn Amp simulator in
-/// that mode (the body builds its app with [`spawn_app_in`] and `mode`).
-#[macro_export]
-macro_rules! in_both_modes {
-    ($(#[$meta:meta])* async fn $name:ident($mode:ident: LaMode) $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn run($mode: $crate::helpers::LaMode) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn default_mode() {
-                run($crate::helpers::LaMode::Default).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn strict_mode() {
-                run($crate::helpers::LaMode::Strict).await
-            }
-        }
-    };
 }
 
 /// Starts simulators (with `employees` generated from `seed`) and the service.
@@ -140,36 +123,84 @@ pub async fn spawn_app_configured_in(
     if std::env::var_os("TEST_LOG").is_some() {
         personio_sync::telemetry::init(personio_sync::config::LogFormat::Text);
     }
-    let personio = PersonioSim::start(personio_config)
-        .await
-        .expect("personio sim");
-    let learnamp = LearnAmpSim::start(mode.config())
-        .await
-        .expect("learn amp sim");
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    let setup = Setup {
+        personio: personio_config,
+        learnamp: mode.config(),
+        ..Setup::default()
+    };
+    spawn(setup, configure).await.expect("service starts")
+}
+
+/// How [`spawn`] sets up the simulators and the service. The default is the tests':
+/// fast retries, a 10 s request timeout, quick restarts, a metrics listener.
+pub struct Setup {
+    /// The Personio simulator.
+    pub personio: PersonioSimConfig,
+    /// The Learn Amp simulator.
+    pub learnamp: LearnAmpSimConfig,
+    /// Retry policy of the API clients.
+    pub retry: RetryPolicy,
+    /// Timeout of each API call.
+    pub request_timeout: Duration,
+    /// First delay before the supervisor restarts a failed tenant.
+    pub restart_base: Duration,
+    /// Whether the private metrics listener runs.
+    pub metrics: bool,
+    /// Cache of the store, MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            personio: PersonioSimConfig::default(),
+            learnamp: LearnAmpSimConfig::default(),
+            retry: RetryPolicy::fast(),
+            request_timeout: Duration::from_secs(10),
+            restart_base: Duration::from_millis(50),
+            metrics: true,
+            cache_mb: 32,
+        }
+    }
+}
+
+/// Starts both simulators and the service (port 0 for its listeners, a temporary data
+/// dir, admin token [`TOKEN`]) with its config changed by `configure`.
+pub async fn spawn(setup: Setup, configure: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+    let personio = PersonioSim::start(setup.personio).await?;
+    let learnamp = LearnAmpSim::start(setup.learnamp).await?;
+    let data_dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
-    config.server.metrics_listen = "127.0.0.1:0".into();
+    config.server.metrics_listen = if setup.metrics {
+        "127.0.0.1:0".into()
+    } else {
+        String::new()
+    };
     config.storage.data_dir = data_dir.path().to_path_buf();
     configure(&mut config);
-    let store = Store::open(data_dir.path(), 32).expect("store");
+    let store = Store::open(data_dir.path(), setup.cache_mb)?;
     let options = Options {
-        retry: RetryPolicy::fast(),
-        request_timeout: Duration::from_secs(10),
-        restart_base: Duration::from_millis(50),
+        retry: setup.retry,
+        request_timeout: setup.request_timeout,
+        restart_base: setup.restart_base,
     };
-    let app = Application::build(&config, store, Secret::new(TOKEN), options)
-        .await
-        .expect("service starts");
-    let base = format!("http://{}", app.local_addr());
-    let metrics_base = format!("http://{}", app.metrics_addr().expect("a metrics listener"));
+    let app = Application::build(&config, store, Secret::new(TOKEN), options).await?;
+    let addr = app.local_addr();
+    let base = format!("http://{addr}");
+    let metrics_base = app
+        .metrics_addr()
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
     let state = app.state().clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    TestApp {
+    Ok(TestApp {
+        admin: AdminClient::new(base.clone(), Secret::new(TOKEN)),
         base,
+        addr,
         http: reqwest::Client::new(),
         personio,
         learnamp,
@@ -177,7 +208,7 @@ pub async fn spawn_app_configured_in(
         metrics_base,
         _data_dir: data_dir,
         shutdown: Some(shutdown),
-    }
+    })
 }
 
 impl TestApp {
@@ -194,7 +225,12 @@ impl TestApp {
     /// Any admin call with the right token.
     pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        admin_request(&self.http, &self.base, method, path, body).await
+        let answer = self
+            .admin
+            .send(method, path, body)
+            .await
+            .expect("admin call");
+        (answer.status.as_u16(), answer.body.unwrap_or(Value::Null))
     }
 
     /// The tenant view.
@@ -258,22 +294,16 @@ pub fn tenant_spec(
 /// An admin call to the service at `base` with the right token; returns status and body
 /// (`null` if the body is not JSON).
 pub async fn admin_request(
-    http: &reqwest::Client,
     base: &str,
     method: reqwest::Method,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await.expect("admin call");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let answer = AdminClient::new(base, Secret::new(TOKEN))
+        .send(method, path, body)
+        .await
+        .expect("admin call");
+    (answer.status.as_u16(), answer.body.unwrap_or(Value::Null))
 }
 
 /// First names the randomised tests give to changed and hired people.
