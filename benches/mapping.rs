@@ -193,7 +193,7 @@ fn planner(c: &mut Criterion) {
 /// beside building the `serde_json::Value` tree alone (what the former parser did
 /// before it picked any field out).
 fn delivery(c: &mut Criterion) {
-    let body = personio_sync::loadtest::ingest::delivery("4711");
+    let body = personio_sync_bench::ingest::delivery("4711");
     c.bench_function("delivery/parse_delivery", |b| {
         b.iter(|| personio_sync::http::webhooks::parse_delivery(black_box(&body)))
     });

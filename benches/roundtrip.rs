@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use personio_sync::loadtest::harness::{
+use personio_sync::retry::RetryPolicy;
+use personio_sync_bench::harness::{
     Harness, HarnessConfig, synced_active_people, time_position_change,
 };
-use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::PersonioSimConfig;
 

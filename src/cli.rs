@@ -114,13 +114,6 @@ pub enum Command {
         #[arg(long)]
         page_cap: Option<usize>,
     },
-    /// Load tool: starts the service and both simulators on loopback and measures
-    /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
-    Bench {
-        /// What to measure and how.
-        #[command(flatten)]
-        args: crate::loadtest::BenchArgs,
-    },
 }
 
 /// A simulated system.
@@ -174,7 +167,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             simulate(system, listen, personio, client_id, client_secret, strict).await
         }
-        Command::Bench { args } => crate::loadtest::run(args).await,
     }
 }
 

@@ -38,7 +38,6 @@ pub mod domain;
 pub mod export;
 pub mod http;
 pub mod learnamp;
-pub mod loadtest;
 pub mod locks;
 pub mod metrics;
 pub mod pacer;

@@ -12,7 +12,7 @@ use super::harness::{
     Harness, HarnessConfig, set_latency, synced_active_people, time_position_change,
 };
 use super::stats::{LatencySummary, summarise};
-use crate::retry::RetryPolicy;
+use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::PersonioSimConfig;
 

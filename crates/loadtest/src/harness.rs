@@ -2,20 +2,20 @@
 //! end-to-end and full-sync scenarios run against.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::app::{Application, Options};
-use crate::config::Config;
-use crate::domain::Secret;
-use crate::domain::tenant::random_hex;
-use crate::http::AppState;
-use crate::retry::RetryPolicy;
-use crate::store::Store;
-use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync::actors::status::{TenantState, TenantView};
+use personio_sync::app::Options;
+use personio_sync::config::Config;
+use personio_sync::domain::Secret;
+use personio_sync::retry::RetryPolicy;
+use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_testkit::{Setup, TestApp, spawn};
 
 /// How to set up a harness.
 pub struct HarnessConfig {
@@ -29,29 +29,18 @@ pub struct HarnessConfig {
     pub retry: RetryPolicy,
 }
 
-/// A running service with its simulators and a temporary data directory.
+/// A running service with its simulators and a temporary data directory: the test kit's
+/// [`TestApp`] with the service's production timings (30 s calls, default restarts)
+/// and no metrics listener.
 pub struct Harness {
-    /// `http://127.0.0.1:PORT` of the service.
-    pub base: String,
-    /// The service address.
-    pub addr: SocketAddr,
-    /// The Personio simulator.
-    pub personio: PersonioSim,
-    /// The Learn Amp simulator.
-    pub learnamp: LearnAmpSim,
-    /// The service's shared state.
-    pub state: AppState,
-    http: reqwest::Client,
-    token: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _data_dir: tempfile::TempDir,
+    app: TestApp,
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+impl Deref for Harness {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
     }
 }
 
@@ -68,39 +57,18 @@ pub struct WebhookTarget {
 impl Harness {
     /// Starts both simulators and the service on port 0 with an on-disk store.
     pub async fn start(config: HarnessConfig) -> anyhow::Result<Self> {
-        let personio = PersonioSim::start(config.personio).await?;
-        let learnamp = LearnAmpSim::start(config.learnamp).await?;
-        let data_dir = tempfile::tempdir().context("temporary data dir")?;
-        let mut service = Config::default();
-        service.server.listen = "127.0.0.1:0".into();
-        service.server.metrics_listen = String::new();
-        service.storage.data_dir = data_dir.path().to_path_buf();
-        service.sync.concurrency = config.concurrency;
-        let store = Store::open(data_dir.path(), service.storage.cache_mb)?;
-        let token = random_hex(24);
-        let options = Options {
+        let setup = Setup {
+            personio: config.personio,
+            learnamp: config.learnamp,
             retry: config.retry,
             request_timeout: Duration::from_secs(30),
-            ..Options::default()
+            restart_base: Options::default().restart_base,
+            metrics: false,
+            cache_mb: Config::default().storage.cache_mb,
         };
-        let app = Application::build(&service, store, Secret::new(token.clone()), options).await?;
-        let addr = app.local_addr();
-        let state = app.state().clone();
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run(async move {
-            let _ = stopped.await;
-        }));
-        Ok(Self {
-            base: format!("http://{addr}"),
-            addr,
-            personio,
-            learnamp,
-            state,
-            http: reqwest::Client::new(),
-            token,
-            shutdown: Some(shutdown),
-            _data_dir: data_dir,
-        })
+        let concurrency = config.concurrency;
+        let app = spawn(setup, |service| service.sync.concurrency = concurrency).await?;
+        Ok(Self { app })
     }
 
     /// Creates a tenant against the harness's simulators (`POST /admin/tenants`).
@@ -129,69 +97,27 @@ impl Harness {
             "learnamp": {"base_url": learnamp_base, "client_id": "sim-client", "client_secret": "sim-secret"},
             "settings": settings,
         });
-        let response = self
-            .http
-            .post(format!("{}/admin/tenants", self.base))
-            .bearer_auth(&self.token)
-            .json(&spec)
-            .send()
-            .await?;
-        let status = response.status();
-        if status.as_u16() != 201 {
-            bail!(
-                "creating tenant {id} answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
+        self.admin
+            .create(&spec)
+            .await
+            .with_context(|| format!("creating tenant {id}"))?;
         Ok(())
     }
 
     /// Restarts a tenant as an operator would (`POST /admin/tenants/{id}/restart`, 202).
     pub async fn restart_tenant(&self, id: &str) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(format!("{}/admin/tenants/{id}/restart", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        let status = response.status();
-        if status.as_u16() != 202 {
-            bail!(
-                "restarting tenant {id} answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
+        self.admin
+            .restart(id)
+            .await
+            .with_context(|| format!("restarting tenant {id}"))
     }
 
     /// Deletes a tenant (`DELETE /admin/tenants/{id}`, with `?purge=true` if `purge`; 204).
     pub async fn delete_tenant(&self, id: &str, purge: bool) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .delete(format!("{}/admin/tenants/{id}?purge={purge}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        let status = response.status();
-        if status.as_u16() != 204 {
-            bail!(
-                "deleting tenant {id} answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
-    /// The tenant view (`GET /admin/tenants/{id}`).
-    pub async fn view(&self, id: &str) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .get(format!("{}/admin/tenants/{id}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(response.json().await?)
+        self.admin
+            .delete(id, purge)
+            .await
+            .with_context(|| format!("deleting tenant {id}"))
     }
 
     /// Polls the view every `every` until `done` holds; fails after `timeout`.
@@ -200,25 +126,19 @@ impl Harness {
         id: &str,
         timeout: Duration,
         every: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let view = self.view(id).await?;
-            if done(&view) {
-                return Ok(view);
-            }
-            if Instant::now() >= deadline {
-                bail!("tenant {id} not ready within {timeout:?}: {view}");
-            }
-            tokio::time::sleep(every).await;
-        }
+        done: impl Fn(&TenantView) -> bool,
+    ) -> anyhow::Result<TenantView> {
+        Ok(self.admin.wait_for(id, timeout, every, done).await?)
     }
 
     /// Waits until the first full sync finished and the tenant is `live`.
-    pub async fn wait_live_after_sync(&self, id: &str, timeout: Duration) -> anyhow::Result<Value> {
+    pub async fn wait_live_after_sync(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<TenantView> {
         self.wait_for(id, timeout, Duration::from_millis(100), |view| {
-            view["last_sync"]["finished_at"].is_string() && view["state"] == "live"
+            view.last_sync.is_some() && view.state == TenantState::Live
         })
         .await
     }

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::harness::{Harness, HarnessConfig};
 use super::rawhttp::{LoadResult, drive, post_request};
 use super::stats::{median, ratio};
-use crate::retry::RetryPolicy;
+use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::PersonioSimConfig;
 
@@ -80,7 +80,7 @@ async fn start_bare() -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let app = Router::new().route(
         "/bare/{key}",
-        post(|_body: Bytes| async { crate::http::webhooks::stored_response() }),
+        post(|_body: Bytes| async { personio_sync::http::webhooks::stored_response() }),
     );
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

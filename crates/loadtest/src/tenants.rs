@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::stats::ratio;
-use crate::domain::tenant::{parse_spec, random_hex};
-use crate::store::Store;
+use personio_sync::domain::tenant::{parse_spec, random_hex};
+use personio_sync::store::Store;
 use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
@@ -54,6 +54,19 @@ pub struct TenantRun {
     pub start_ratio: f64,
 }
 
+/// The `personio-sync` binary built beside this one (`cargo build --release --workspace`
+/// builds both).
+fn service_binary() -> anyhow::Result<std::path::PathBuf> {
+    let bench = std::env::current_exe().context("cannot find the load tool's own path")?;
+    let binary = bench.with_file_name(format!("personio-sync{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} is missing: build it beside the load tool (cargo build --release --workspace)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
 /// Runs the scenario for every count in `counts`.
 pub async fn run(counts: &[usize]) -> anyhow::Result<TenantsFigures> {
     let personio = PersonioSim::start(PersonioSimConfig {
@@ -63,7 +76,7 @@ pub async fn run(counts: &[usize]) -> anyhow::Result<TenantsFigures> {
     })
     .await?;
     let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default()).await?;
-    let binary = std::env::current_exe().context("cannot find the personio-sync binary")?;
+    let binary = service_binary()?;
     let urls = (personio.base_url.clone(), learnamp.base_url.clone());
     let baseline = one_start(&binary, 0, &urls).await?;
     let mut runs = Vec::new();

@@ -34,9 +34,9 @@ use serde_json::json;
 
 use super::harness::{Harness, HarnessConfig, synced_active_people};
 use super::stats::{LatencySummary, ratio, summarise};
-use crate::actors::status::TenantState;
-use crate::actors::tenant::TenantMsg;
-use crate::retry::RetryPolicy;
+use personio_sync::actors::status::TenantState;
+use personio_sync::actors::tenant::TenantMsg;
+use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 

@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::harness::{Harness, HarnessConfig, set_latency};
 use super::stats::{CallCounts, LowerBound, SyncLimits, lower_bound, ratio};
-use crate::personio::client::{EMPLOYEE_LIST_RATE, V1_RATE};
-use crate::retry::RetryPolicy;
+use personio_sync::actors::status::TenantState;
+use personio_sync::personio::client::{EMPLOYEE_LIST_RATE, V1_RATE};
+use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::common::{CallRecord, RateLimit};
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::PersonioSimConfig;
@@ -128,14 +129,13 @@ pub async fn run(config: FullSyncConfig) -> anyhow::Result<FullSyncFigures> {
             "bulk",
             time_limit(&config),
             Duration::from_millis(250),
-            |view| view["last_sync"]["finished_at"].is_string() && view["state"] != "syncing",
+            |view| view.last_sync.is_some() && view.state != TenantState::Syncing,
         )
         .await?;
-    let finished_at = view["last_sync"]["finished_at"]
-        .as_str()
-        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+    let report = view.last_sync.clone().unwrap_or_default();
+    let finished_at = chrono::DateTime::parse_from_rfc3339(&report.finished_at)
         .map(|time| time.with_timezone(&chrono::Utc))
-        .ok_or_else(|| anyhow::anyhow!("no finished_at in {view}"))?;
+        .map_err(|_| anyhow::anyhow!("no finished_at in {view:?}"))?;
     let seconds = (finished_at - created_at).num_milliseconds() as f64 / 1000.0;
     set_latency(&harness, Duration::ZERO);
     let (calls, personio_429, learnamp_429) = count_calls(&harness);
@@ -157,7 +157,7 @@ pub async fn run(config: FullSyncConfig) -> anyhow::Result<FullSyncFigures> {
         ratio: ratio(seconds, bound.bound_s),
         phased_ratio: ratio(seconds, bound.phased_s),
         bound,
-        created: view["last_sync"]["created"].as_u64().unwrap_or(0),
-        failed: view["last_sync"]["failed"].as_u64().unwrap_or(0),
+        created: report.created,
+        failed: report.failed,
     })
 }

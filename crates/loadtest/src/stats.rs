@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::pacer::Rate;
+use personio_sync::pacer::Rate;
 
 /// Summary of a set of latencies, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
