@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use personio_sync::loadtest::harness::{
+use personio_sync::retry::RetryPolicy;
+use personio_sync_bench::harness::{
     Harness, HarnessConfig, synced_active_people, time_position_change,
 };
-use personio_sync::retry::RetryPolicy;
-use personio_sync::sim::learnamp::LearnAmpSimConfig;
-use personio_sync::sim::personio::PersonioSimConfig;
+use personio_sync_sim::learnamp::LearnAmpSimConfig;
+use personio_sync_sim::personio::PersonioSimConfig;
 
 /// Changes one position and waits until Learn Amp shows it.
 async fn round_trip(harness: &Harness, id: &str, serial: u64) -> Duration {

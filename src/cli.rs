@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::admin_client::{AdminClient, describe_failure};
 use crate::app::{Application, Options, shutdown_signal};
 use crate::config::Config;
 use crate::domain::Secret;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
 use crate::telemetry;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// personio-sync: keeps Learn Amp users in step with Personio, for many tenants.
 #[derive(Debug, Parser)]
@@ -113,13 +114,6 @@ pub enum Command {
         #[arg(long)]
         page_cap: Option<usize>,
     },
-    /// Load tool: starts the service and both simulators on loopback and measures
-    /// ingest, end-to-end latency, full syncs and idle tenants (see BENCHMARKS.md).
-    Bench {
-        /// What to measure and how.
-        #[command(flatten)]
-        args: crate::loadtest::BenchArgs,
-    },
 }
 
 /// A simulated system.
@@ -173,7 +167,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             simulate(system, listen, personio, client_id, client_secret, strict).await
         }
-        Command::Bench { args } => crate::loadtest::run(args).await,
     }
 }
 
@@ -434,18 +427,10 @@ async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::
             )
         })?;
     let (method, path) = admin_request(&action);
-    let response = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the service at {base}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("cannot read the answer of {base}"))?;
-    let body: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let answer = AdminClient::new(base, Secret::new(token))
+        .send(method, &path, None)
+        .await?;
+    let (status, body, text) = (answer.status, answer.body, answer.text);
     if !status.is_success() {
         anyhow::bail!("{}", describe_failure(status, body.as_ref(), &text));
     }
@@ -487,23 +472,6 @@ fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
             reqwest::Method::POST,
             format!("/admin/tenants/{id}/restart"),
         ),
-    }
-}
-
-/// One line for a non-2xx answer: the status and the `{error, message}` body.
-fn describe_failure(
-    status: reqwest::StatusCode,
-    body: Option<&serde_json::Value>,
-    text: &str,
-) -> String {
-    let field = |name: &str| {
-        body.and_then(|body| body.get(name))
-            .and_then(serde_json::Value::as_str)
-    };
-    match (field("error"), field("message")) {
-        (Some(error), Some(message)) => format!("HTTP {status}: {error}: {message}"),
-        _ if text.trim().is_empty() => format!("HTTP {status}"),
-        _ => format!("HTTP {status}: {}", text.trim()),
     }
 }
 

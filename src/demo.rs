@@ -5,16 +5,19 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::actors::status::{TenantState, TenantView};
+use crate::admin_client::AdminClient;
 use crate::app::{Application, Options, shutdown_signal};
 use crate::config::Config;
+use crate::domain::Secret;
 use crate::domain::tenant::random_hex;
-use crate::domain::{EmployeeStatus, Secret};
 use crate::retry::RetryPolicy;
-use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use crate::sim::personio::{PersonioSim, PersonioSimConfig};
 use crate::store::Store;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Runs the demo.
 pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
@@ -52,11 +55,7 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     let base = format!("http://{}", app.local_addr());
     let metrics_addr = app.metrics_addr();
     let server = tokio::spawn(app.run(shutdown_signal()));
-    let admin = AdminClient {
-        http: reqwest::Client::new(),
-        base: base.clone(),
-        token: admin_token.clone(),
-    };
+    let admin = AdminClient::new(base.clone(), Secret::new(admin_token.clone()));
 
     println!("\nCreating tenant `demo` (invite policy: immediately) ...");
     let spec = json!({
@@ -65,8 +64,8 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
         "settings": {"invite_policy": {"mode": "immediately"}}
     });
-    admin.post("/admin/tenants", &spec).await?;
-    let view = admin.wait_for_sync(None).await?;
+    admin.create(&spec).await?;
+    let view = wait_for_sync(&admin).await?;
     print_report("Initial sync", &view);
     let users = learnamp.users();
     println!(
@@ -74,7 +73,7 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         users.len(),
         users
             .iter()
-            .filter(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated)
+            .filter(|user| user.status == personio_sync_sim::learnamp::SimUserStatus::Deactivated)
             .count(),
         learnamp.teams().len(),
         learnamp.invitations().len()
@@ -137,7 +136,9 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
             == Some("Head of Demonstrations");
         let leaver_done = learnamp
             .user_by_external_id(&leaver_id)
-            .is_some_and(|user| user.status == crate::sim::learnamp::SimUserStatus::Deactivated);
+            .is_some_and(|user| {
+                user.status == personio_sync_sim::learnamp::SimUserStatus::Deactivated
+            });
         let hire_done = learnamp.user_by_external_id(&hire_id).is_some();
         if promoted_done && leaver_done && hire_done {
             break;
@@ -149,8 +150,8 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     }
     let reached_after = changed.elapsed();
     let view = loop {
-        let view = admin.view().await?;
-        if view["pending_events"] == 0 || Instant::now() > deadline {
+        let view = admin.view("demo").await?;
+        if view.pending_events == 0 || Instant::now() > deadline {
             break view;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -158,11 +159,9 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     println!(
         "All three changes reached Learn Amp {} ms after the Personio edit ({} webhook events applied).",
         reached_after.as_millis(),
-        view["live"]["events_applied"],
+        view.live.events_applied,
     );
-    let plan = admin
-        .post("/admin/tenants/demo/sync?dry_run=true", &json!({}))
-        .await?;
+    let plan = admin.dry_run("demo").await?;
     println!(
         "A dry run now plans {} creates, {} updates, {} deactivations, {} invitations: nothing left to do.",
         plan["creates"].as_array().map_or(0, Vec::len),
@@ -185,74 +184,39 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(title: &str, view: &Value) {
-    let sync = &view["last_sync"];
+fn print_report(title: &str, view: &TenantView) {
+    let sync = view.last_sync.clone().unwrap_or_default();
     println!(
         "{title}: state {}, created {}, updated {}, deactivated {}, reactivated {}, invited {}, unchanged {}, failed {}",
-        view["state"],
-        sync["created"],
-        sync["updated"],
-        sync["deactivated"],
-        sync["reactivated"],
-        sync["invited"],
-        sync["unchanged"],
-        sync["failed"]
+        json!(view.state),
+        sync.created,
+        sync.updated,
+        sync.deactivated,
+        sync.reactivated,
+        sync.invited,
+        sync.unchanged,
+        sync.failed
     );
 }
 
-struct AdminClient {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl AdminClient {
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("POST {path} answered {status}: {body}");
+/// Waits until the demo tenant's first full sync has finished.
+async fn wait_for_sync(admin: &AdminClient) -> anyhow::Result<TenantView> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let view = admin.view("demo").await?;
+        let finished = view.last_sync.is_some();
+        if finished && view.state != TenantState::Syncing {
+            return Ok(view);
         }
-        Ok(body)
-    }
-
-    async fn view(&self) -> anyhow::Result<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/admin/tenants/demo", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
-
-    /// Waits until a full sync newer than `previous` has finished.
-    async fn wait_for_sync(&self, previous: Option<String>) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let view = self.view().await?;
-            let finished = view["last_sync"]["finished_at"]
-                .as_str()
-                .map(str::to_string);
-            let state = view["state"].as_str().unwrap_or_default().to_string();
-            if finished.is_some() && finished != previous && state != "syncing" {
-                return Ok(view);
-            }
-            if state == "failed" {
-                bail!("the demo tenant failed: {}", view["last_error"]);
-            }
-            if Instant::now() > deadline {
-                bail!("the sync did not finish within 5 minutes: {view}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if view.state == TenantState::Failed {
+            bail!(
+                "the demo tenant failed: {}",
+                view.last_error.unwrap_or_default()
+            );
         }
+        if Instant::now() > deadline {
+            bail!("the sync did not finish within 5 minutes: {view:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -69,9 +69,12 @@
 //!   `learnamp/assumed.rs` and `personio/assumed.rs`.
 //! - [`store`]: the only module that talks to sled.
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
-//! - [`sim`]: faithful fakes of both APIs for tests, benchmarks and `personio-sync demo`.
+//! - The `personio-sync-sim` crate (`crates/sim`) holds faithful fakes of both APIs for
+//!   tests, benchmarks and `personio-sync demo`; `crates/testkit` starts the service
+//!   against them for the tests and the load tool (`crates/loadtest`).
 
 pub mod actors;
+pub mod admin_client;
 pub mod api_client;
 pub mod app;
 pub mod cli;
@@ -82,13 +85,11 @@ pub mod domain;
 pub mod export;
 pub mod http;
 pub mod learnamp;
-pub mod loadtest;
 pub mod locks;
 pub mod metrics;
 pub mod pacer;
 pub mod personio;
 pub mod retry;
-pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

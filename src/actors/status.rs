@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::report::SyncReport;
 use crate::locks::lock;
 
 /// A tenant's lifecycle state, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Authenticating and checking attributes.
@@ -29,7 +29,7 @@ pub enum TenantState {
 }
 
 /// Webhook work counters (never overwrite `last_sync`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveStats {
     /// Events applied since the tenant was created.
     pub events_applied: u64,
@@ -39,7 +39,7 @@ pub struct LiveStats {
 
 /// The tenant view of the admin API. Holds no secret but the webhook URL's key, which
 /// the contract shows to operators.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantView {
     /// Tenant id.
     pub id: String,

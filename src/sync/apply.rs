@@ -475,10 +475,10 @@ mod tests {
     use crate::learnamp::{LearnAmpConfig, scopes};
     use crate::personio::PersonioConfig;
     use crate::retry::RetryPolicy;
-    use crate::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
-    use crate::sim::personio::{PersonioSim, PersonioSimConfig};
     use crate::store::{EmployeeRecord, Store};
     use crate::sync::{SyncContext, live, run_full_sync};
+    use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+    use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
     /// Both simulators (Learn Amp strict), their clients and a tenant store.
     struct Setup {
@@ -653,7 +653,7 @@ mod tests {
             .unwrap();
         leaver.picture = Some(b"\x89PNG\r\n\x1a\nportrait".to_vec());
         leaver.employee.has_profile_picture = true;
-        leaver.employee.status = Some(crate::domain::EmployeeStatus::Inactive);
+        leaver.employee.status = Some(personio_sync_sim::person::EmployeeStatus::Inactive);
         let personio_id = leaver.employee.id.clone();
         let email = leaver.employee.email.clone().unwrap();
         setup.personio_sim.upsert_employee(leaver);

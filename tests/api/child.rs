@@ -183,7 +183,7 @@ impl ServiceProcess {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        admin_request(&self.http, &self.base, method, path, body).await
+        admin_request(&self.base, method, path, body).await
     }
 
     /// The view of `tenant`, which must answer 200.

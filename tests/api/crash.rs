@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use crate::child::ServiceProcess;
 use crate::helpers::{set_subscriptions_status, tenant_spec, webhook_body, webhook_payload};
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::generator::SimEmployee;
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_sim::generator::SimEmployee;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// The tenant every test creates.
 const TENANT: &str = "crash";

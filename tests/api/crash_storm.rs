@@ -34,10 +34,10 @@ use crate::helpers::{
     FIRST_NAMES, POSITIONS, problems_summary, seed_from_env, simulator_mismatches, tenant_spec,
     webhook_body, webhook_payload,
 };
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::generator::SimEmployee;
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig, WebhookStatus};
+use personio_sync_sim::generator::SimEmployee;
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUserStatus};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig, WebhookStatus};
 
 /// The tenant of the test.
 const TENANT: &str = "storm";

@@ -8,8 +8,8 @@ use crate::helpers::{
     LaMode, assert_learnamp_matches_personio, spawn_app, spawn_app_in, spawn_app_with,
 };
 use crate::in_both_modes;
-use personio_sync::sim::learnamp::SimUserStatus;
-use personio_sync::sim::personio::PersonioSimConfig;
+use personio_sync_sim::learnamp::SimUserStatus;
+use personio_sync_sim::personio::PersonioSimConfig;
 
 /// The assumed contracts the tenant view lists as missing after a sync in `mode` that
 /// wrote avatars and leave dates: none against the default simulator, both against a
@@ -297,7 +297,7 @@ async fn under_immediately_every_active_person_is_invited_once_and_live_hires_an
         .expect("someone has a picture");
     let leaver_id = leaver.employee.id.clone();
     let mut gone = (*leaver).clone();
-    gone.employee.status = Some(personio_sync::domain::EmployeeStatus::Inactive);
+    gone.employee.status = Some(personio_sync_sim::person::EmployeeStatus::Inactive);
     gone.picture = Some(b"\x89PNG\r\n\x1a\nnew picture".to_vec());
     app.personio.upsert_employee(gone);
     crate::webhooks::wait_learnamp(&app, "hire created and leaver deactivated", |app| {

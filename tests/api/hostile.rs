@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app, webhook_body, webhook_payload};
 use crate::webhooks::live_tenant;
 use personio_sync::actors::supervisor::SupervisorMsg;
-use personio_sync::domain::EmployeeStatus;
+use personio_sync_sim::person::EmployeeStatus;
 
 /// Every request a [`Recorder`] saw: method, URI, headers and body, as one text.
 type Seen = Arc<Mutex<Vec<String>>>;

@@ -15,8 +15,8 @@ use crate::helpers::{
     webhook_body, webhook_payload,
 };
 use crate::webhooks::live_tenant;
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Contract §6: "SIGTERM: exit 0 within 10 s".
 const EXIT_WITHIN: Duration = Duration::from_secs(10);

@@ -11,8 +11,8 @@ use crate::helpers::{
 };
 use crate::webhooks::wait_learnamp;
 use personio_sync::personio::assumed;
-use personio_sync::sim::learnamp::SimUserStatus;
-use personio_sync::sim::personio::{DeliveryOutcome, PersonioSimConfig, ScriptedAnswer};
+use personio_sync_sim::learnamp::SimUserStatus;
+use personio_sync_sim::personio::{DeliveryOutcome, PersonioSimConfig, ScriptedAnswer};
 use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,8 +27,8 @@ use crate::helpers::{
     webhook_payload,
 };
 use crate::webhooks::{live_tenant, post_raw};
-use personio_sync::domain::{EmployeeStatus, OrgRef};
-use personio_sync::sim::generator::{OrgUnitKind, SimEmployee, tiny_png};
+use personio_sync_sim::generator::{OrgUnitKind, SimEmployee, tiny_png};
+use personio_sync_sim::person::{EmployeeStatus, OrgRef};
 
 /// Employees generated before the first mutation.
 const EMPLOYEES: usize = 120;

@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_personio-sync");

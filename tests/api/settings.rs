@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::helpers::{LaMode, TestApp, personio_v2_token, spawn_app, spawn_app_in};
 use crate::in_both_modes;
 use crate::webhooks::live_tenant;
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::learnamp::SimUserStatus;
+use personio_sync_sim::learnamp::SimUserStatus;
+use personio_sync_sim::person::EmployeeStatus;
 
 /// Deletes every webhook subscription in the Personio simulator (so Personio changes
 /// reach the service only through a full sync).

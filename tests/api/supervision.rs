@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app};
 use crate::webhooks::{live_tenant, wait_learnamp};
 use personio_sync::actors::tenant::{START_GATE, TenantMsg};
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
-use personio_sync::sim::personio::{PersonioSim, PersonioSimConfig};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
+use personio_sync_sim::person::EmployeeStatus;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Injects a panic into the tenant's running actor and waits until the supervisor has
 /// dealt with it (respawned, or marked it failed).

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 use crate::webhooks::{live_tenant, wait_learnamp};
-use personio_sync::sim::generator::OrgUnitKind;
+use personio_sync_sim::generator::OrgUnitKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_level_department_tree_and_a_five_deep_supervisor_chain_arrive_intact() {

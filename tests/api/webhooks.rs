@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_in};
 use crate::in_both_modes;
-use personio_sync::domain::EmployeeStatus;
-use personio_sync::sim::learnamp::SimUserStatus;
+use personio_sync_sim::learnamp::SimUserStatus;
+use personio_sync_sim::person::EmployeeStatus;
 
 /// Creates a tenant and waits for its initial sync.
 pub async fn live_tenant(app: &TestApp, id: &str, settings: Value) -> Value {
@@ -225,4 +225,29 @@ async fn the_front_door_answers_every_case_of_the_contract() {
         view["live"]["events_applied"].as_u64().unwrap() > before
     })
     .await;
+}
+
+/// The Personio simulator signs deliveries the way the service's verifier expects (the
+/// two sides of the assumed contract in `personio::assumed`); another secret fails.
+#[test]
+fn the_simulator_signs_as_the_service_verifies() {
+    use personio_sync::personio::assumed;
+    use personio_sync_sim::personio::signing;
+    assert_eq!(signing::TIMESTAMP_HEADER, assumed::TIMESTAMP_HEADER);
+    assert_eq!(signing::SIGNATURE_HEADER, assumed::SIGNATURE_HEADER);
+    let now = chrono::Utc::now().timestamp();
+    let timestamp = now.to_string();
+    let body = br#"{"event_name":"person.created","data":{"id":"2"}}"#;
+    let signature = signing::sign(b"whsec-sim", now, body);
+    let verify = |secret: &[u8]| {
+        assumed::verify(
+            secret,
+            Some(timestamp.as_bytes()),
+            Some(signature.as_bytes()),
+            body,
+            now,
+        )
+    };
+    assert_eq!(verify(b"whsec-sim"), Ok(()));
+    assert_eq!(verify(b"other"), Err(assumed::SignatureError::Mismatch));
 }

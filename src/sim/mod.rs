@@ -1,6 +1,0 @@
-//! Faithful simulators of the Personio and Learn Amp APIs (axum fake servers).
-
-pub mod common;
-pub mod generator;
-pub mod learnamp;
-pub mod personio;
