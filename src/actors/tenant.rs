@@ -769,7 +769,15 @@ async fn drain_inbox(
             .collect();
         state.store.remove_events(&sequences)?;
         crate::metrics::events_applied(&state.spec.id, sequences.len() as u64);
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = state.deps.clock.now();
+        crate::metrics::webhooks_applied(
+            batch
+                .iter()
+                .filter(|(sequence, _)| sequences.binary_search(sequence).is_ok())
+                .map(|(_, event)| event.received_at.as_str()),
+            now,
+        );
+        let now = now.to_rfc3339();
         let done = sequences.len() as u64;
         state.deps.board.update(&state.spec.id, |view| {
             view.live.events_applied += done;

@@ -437,13 +437,14 @@ impl LearnAmpClient {
         let mut attempt: u32 = 1;
         loop {
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let outcome = self.build(request, bearer).send().await;
             let endpoint = crate::metrics::endpoint_template(&request.path);
             let status = match &outcome {
                 Ok(response) => response.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
-            crate::metrics::api_call("learnamp", &endpoint, &status);
+            crate::metrics::api_call("learnamp", &endpoint, &status, started.elapsed());
             let server_delay = match &outcome {
                 Ok(response) if is_retryable_status(response.status()) => {
                     Some(capped_retry_after(response.headers()))

@@ -524,6 +524,7 @@ impl PersonioClient {
             if call.min_429_wait {
                 self.inner.list_pacer.acquire().await;
             }
+            let started = Instant::now();
             let raw = self.send(self.request(call, &token)).await;
             crate::metrics::api_call(
                 "personio",
@@ -531,6 +532,7 @@ impl PersonioClient {
                 &raw.as_ref()
                     .map(|raw| raw.status.as_u16().to_string())
                     .unwrap_or_else(|_| "error".into()),
+                started.elapsed(),
             );
             let raw = match raw {
                 Ok(raw) => raw,
