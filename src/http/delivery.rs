@@ -35,7 +35,7 @@ pub fn is_plain_name(text: &str) -> bool {
 /// Validates a delivery body and extracts what the inbox keeps; the error names the
 /// problem (it becomes the 400's message). An `event_name` that is not a plain name
 /// ([`is_plain_name`]) is refused; a person id that is not one counts as naming no
-/// person.
+/// person. `received_at` is left empty: the front door stamps it by its clock.
 pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
     let body: Shape<Fields> =
         serde_json::from_slice(bytes).map_err(|error| format!("the body is not JSON: {error}"))?;
@@ -84,7 +84,7 @@ pub fn parse_delivery(bytes: &[u8]) -> Result<InboxEvent, String> {
                 .flatten()
         });
     Ok(InboxEvent {
-        received_at: chrono::Utc::now().to_rfc3339(),
+        received_at: String::new(),
         event_name,
         occurred_at,
         person_id,
