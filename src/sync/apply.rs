@@ -481,8 +481,8 @@ fn store_schedule(
 ) -> Result<(), SyncError> {
     store.set_due(DueKind::Invite, &step.personio_id, step.invite_due)?;
     store.set_due(DueKind::Deactivate, &step.personio_id, step.deactivate_due)?;
-    record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
-    record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
+    record.invite_due = step.invite_due;
+    record.deactivate_due = step.deactivate_due;
     store.put_employee(&step.personio_id, record)?;
     Ok(())
 }

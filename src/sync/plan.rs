@@ -264,10 +264,8 @@ pub struct EmployeeStep {
 impl EmployeeStep {
     /// Whether the stored schedule of this person differs from the planned one.
     pub fn schedule_changed(&self) -> bool {
-        let stored = |value: &Option<String>| value.clone();
-        let planned = |value: &Option<DateTime<Utc>>| value.map(|at| at.to_rfc3339());
-        stored(&self.record.invite_due) != planned(&self.invite_due)
-            || stored(&self.record.deactivate_due) != planned(&self.deactivate_due)
+        self.record.invite_due != self.invite_due
+            || self.record.deactivate_due != self.deactivate_due
     }
 
     /// Whether this step calls Learn Amp (or Personio, for the avatar) at all.
@@ -1034,8 +1032,8 @@ mod tests {
                 record.invited |= step.invite || step.mark_invited;
                 record.deactivated =
                     (record.deactivated || step.deactivate.is_some()) && !step.reactivate;
-                record.invite_due = step.invite_due.map(|at| at.to_rfc3339());
-                record.deactivate_due = step.deactivate_due.map(|at| at.to_rfc3339());
+                record.invite_due = step.invite_due;
+                record.deactivate_due = step.deactivate_due;
                 (step.personio_id.clone(), record)
             })
             .collect()
