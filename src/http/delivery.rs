@@ -9,6 +9,11 @@
 //! as the tree refused it), numbers are parsed the same way, duplicate keys keep the
 //! last value as the tree's map did. A property test below holds the two parsers to
 //! the same answer, error messages included.
+//!
+//! Why not `#[derive(Deserialize)]` with `RawValue` fields: derived structs refuse a
+//! repeated key (serde's "duplicate field" error) where the tree kept the last, and
+//! `RawValue` / `IgnoredAny` skip strings without decoding them, so they accept a lone
+//! `\ud800` the tree refused (both cases are among the hand-picked bodies below).
 
 use std::fmt;
 
