@@ -1,80 +1,200 @@
-//! Process-wide counters, rendered in the Prometheus text format on `GET /metrics`.
+//! Process-wide metrics on `prometheus-client`, rendered in the Prometheus text format
+//! (0.0.4) on `GET /metrics`.
 //!
-//! Series labelled with a `tenant_id` name a customer, so they are served only on the
-//! private metrics listener (`server.metrics_listen`); the public `/metrics` of the
-//! front door renders the others ([`render_public`]).
+//! Series labelled with a `tenant_id` name a customer, so they live in their own
+//! registry served only on the private metrics listener (`server.metrics_listen`); the
+//! public `/metrics` of the front door renders the others ([`render_public`]).
+//!
+//! Recording takes no process-wide lock: counters and [`AtomicHistogram`]s are atomics;
+//! a labelled series is found under its family's read lock (a write lock only the first
+//! time a label set is seen), and the webhook outcome counters are looked up once and
+//! kept, so a delivery costs one atomic add.
 
-use std::collections::BTreeMap;
-use std::sync::{LazyLock, Mutex};
+mod histogram;
 
-use crate::locks::lock;
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
-/// A counter family: label values → count.
-type Family = BTreeMap<Vec<(&'static str, String)>, f64>;
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge;
+use prometheus_client::registry::Registry;
 
-struct Registry {
-    counters: BTreeMap<&'static str, (&'static str, Family)>,
+pub use histogram::AtomicHistogram;
+use histogram::{LATENCY_BUCKETS, SYNC_BUCKETS};
+
+/// The outcomes a webhook delivery is counted under, by answer status.
+const WEBHOOK_OUTCOMES: [(u16, &str); 7] = [
+    (200, "stored"),
+    (401, "unauthorized"),
+    (404, "unknown_key"),
+    (400, "bad_request"),
+    (413, "too_large"),
+    (503, "storage_unavailable"),
+    (0, "other"),
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
-    Mutex::new(Registry {
-        counters: BTreeMap::new(),
-    })
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    system: &'static str,
+    endpoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    system: &'static str,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant_id: String,
+}
+
+type HistogramFamily<S> = Family<S, AtomicHistogram, fn() -> AtomicHistogram>;
+
+struct Metrics {
+    /// Series that name no tenant: served on both listeners.
+    public: Registry,
+    /// Series labelled by `tenant_id`: served on the private listener only.
+    private: Registry,
+    webhooks: Family<OutcomeLabels, Counter>,
+    /// The webhook counters, looked up once per outcome.
+    webhook_counters: [OnceLock<Counter>; WEBHOOK_OUTCOMES.len()],
+    webhook_latency: AtomicHistogram,
+    api_calls: Family<CallLabels, Counter>,
+    api_retries: Family<EndpointLabels, Counter>,
+    api_latency: HistogramFamily<EndpointLabels>,
+    events_applied: Family<TenantLabels, Counter>,
+    full_sync: HistogramFamily<TenantLabels>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let webhooks = Family::default();
+    let webhook_latency = AtomicHistogram::new(LATENCY_BUCKETS);
+    let api_calls = Family::default();
+    let api_retries = Family::default();
+    let api_latency: HistogramFamily<EndpointLabels> =
+        Family::new_with_constructor(|| AtomicHistogram::new(LATENCY_BUCKETS));
+    let events_applied = Family::default();
+    let full_sync: HistogramFamily<TenantLabels> =
+        Family::new_with_constructor(|| AtomicHistogram::new(SYNC_BUCKETS));
+    // `prometheus-client` adds `_total` to counter names and a full stop to help texts.
+    let mut public = Registry::default();
+    public.register(
+        "personio_sync_webhooks_received",
+        "Webhook deliveries received, by outcome",
+        webhooks.clone(),
+    );
+    public.register(
+        "personio_sync_webhook_to_learnamp_seconds",
+        "Time from a webhook delivery's receipt to its event being applied in Learn Amp",
+        webhook_latency.clone(),
+    );
+    public.register(
+        "personio_sync_api_calls",
+        "Outbound API calls, by system, endpoint and status",
+        api_calls.clone(),
+    );
+    public.register(
+        "personio_sync_api_retries",
+        "Retries of outbound API calls, by system and endpoint",
+        api_retries.clone(),
+    );
+    public.register(
+        "personio_sync_api_call_seconds",
+        "Latency of outbound API calls (each attempt), by system and endpoint",
+        api_latency.clone(),
+    );
+    let mut private = Registry::default();
+    private.register(
+        "personio_sync_events_applied",
+        "Webhook events applied, by tenant",
+        events_applied.clone(),
+    );
+    private.register(
+        "personio_sync_full_sync_seconds",
+        "Duration of full syncs, by tenant",
+        full_sync.clone(),
+    );
+    Metrics {
+        public,
+        private,
+        webhooks,
+        webhook_counters: Default::default(),
+        webhook_latency,
+        api_calls,
+        api_retries,
+        api_latency,
+        events_applied,
+        full_sync,
+    }
 });
-
-fn add(name: &'static str, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
-    let mut registry = lock(&REGISTRY);
-    let (_, family) = registry
-        .counters
-        .entry(name)
-        .or_insert_with(|| (help, Family::new()));
-    *family.entry(labels).or_insert(0.0) += value;
-}
 
 /// A webhook delivery was answered with `status`.
 pub fn webhook_received(status: u16) {
-    let outcome = match status {
-        200 => "stored",
-        401 => "unauthorized",
-        404 => "unknown_key",
-        400 => "bad_request",
-        413 => "too_large",
-        503 => "storage_unavailable",
-        _ => "other",
-    };
-    add(
-        "personio_sync_webhooks_received_total",
-        "Webhook deliveries received, by outcome.",
-        vec![("outcome", outcome.to_string())],
-        1.0,
-    );
+    let index = WEBHOOK_OUTCOMES
+        .iter()
+        .position(|(code, _)| *code == status)
+        .unwrap_or(WEBHOOK_OUTCOMES.len() - 1);
+    let metrics = &*METRICS;
+    metrics.webhook_counters[index]
+        .get_or_init(|| {
+            metrics.webhooks.get_or_create_owned(&OutcomeLabels {
+                outcome: WEBHOOK_OUTCOMES[index].1,
+            })
+        })
+        .inc();
 }
 
-/// An outbound API call answered `status` (`"error"` for a transport failure).
-pub fn api_call(system: &'static str, endpoint: &str, status: &str) {
-    add(
-        "personio_sync_api_calls_total",
-        "Outbound API calls, by system, endpoint and status.",
-        vec![
-            ("system", system.to_string()),
-            ("endpoint", endpoint.to_string()),
-            ("status", status.to_string()),
-        ],
-        1.0,
-    );
+/// Webhook events received at `received_at` (RFC 3339, as the inbox stores them) were
+/// applied in Learn Amp at `now`; records each one's latency. An unreadable time is
+/// skipped.
+pub fn webhooks_applied<'a>(received_at: impl IntoIterator<Item = &'a str>, now: DateTime<Utc>) {
+    for received in received_at {
+        if let Ok(received) = DateTime::parse_from_rfc3339(received) {
+            let seconds = (now - received.with_timezone(&Utc)).num_microseconds();
+            let seconds = seconds.unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+            METRICS.webhook_latency.observe(seconds);
+        }
+    }
+}
+
+/// An outbound API call answered `status` (`"error"` for a transport failure) after
+/// `elapsed`.
+pub fn api_call(system: &'static str, endpoint: &str, status: &str, elapsed: Duration) {
+    let endpoint = endpoint.to_string();
+    METRICS
+        .api_calls
+        .get_or_create(&CallLabels {
+            system,
+            endpoint: endpoint.clone(),
+            status: status.to_string(),
+        })
+        .inc();
+    METRICS
+        .api_latency
+        .get_or_create(&EndpointLabels { system, endpoint })
+        .observe(elapsed.as_secs_f64());
 }
 
 /// An outbound API call is retried after a transient failure.
 pub fn api_retry(system: &'static str, endpoint: &str) {
-    add(
-        "personio_sync_api_retries_total",
-        "Retries of outbound API calls, by system and endpoint.",
-        vec![
-            ("system", system.to_string()),
-            ("endpoint", endpoint.to_string()),
-        ],
-        1.0,
-    );
+    METRICS
+        .api_retries
+        .get_or_create(&EndpointLabels {
+            system,
+            endpoint: endpoint.to_string(),
+        })
+        .inc();
 }
 
 /// A request path with its ids replaced by `{id}`, so label values stay few.
@@ -98,36 +218,22 @@ pub fn endpoint_template(path: &str) -> String {
 
 /// `count` inbox events were applied for `tenant_id`.
 pub fn events_applied(tenant_id: &str, count: u64) {
-    add(
-        "personio_sync_events_applied_total",
-        "Webhook events applied, by tenant.",
-        vec![("tenant_id", tenant_id.to_string())],
-        count as f64,
-    );
+    METRICS
+        .events_applied
+        .get_or_create(&TenantLabels {
+            tenant_id: tenant_id.to_string(),
+        })
+        .inc_by(count);
 }
 
 /// A full sync of `tenant_id` took `seconds`.
 pub fn sync_finished(tenant_id: &str, seconds: f64) {
-    let labels = vec![("tenant_id", tenant_id.to_string())];
-    add(
-        "personio_sync_full_sync_seconds_sum",
-        "Total seconds spent in full syncs, by tenant.",
-        labels.clone(),
-        seconds,
-    );
-    add(
-        "personio_sync_full_sync_seconds_count",
-        "Full syncs finished, by tenant.",
-        labels,
-        1.0,
-    );
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    METRICS
+        .full_sync
+        .get_or_create(&TenantLabels {
+            tenant_id: tenant_id.to_string(),
+        })
+        .observe(seconds);
 }
 
 /// A gauge sample computed at render time.
@@ -149,146 +255,55 @@ fn names_no_tenant(labels: &[(&str, String)]) -> bool {
     labels.iter().all(|(key, _)| *key != TENANT_LABEL)
 }
 
-/// Renders every counter plus the gauges given (samples of one name adjacent): what
+/// Renders every series plus the gauges given (samples of one name adjacent): what
 /// the private metrics listener serves.
 pub fn render(gauges: &[Gauge]) -> String {
-    render_where(gauges, |_| true)
-}
-
-/// Like [`render`] without the samples that name a tenant: what the public front
-/// door serves.
-pub fn render_public(gauges: &[Gauge]) -> String {
-    render_where(gauges, names_no_tenant)
-}
-
-fn render_where(gauges: &[Gauge], keep: impl Fn(&[(&str, String)]) -> bool) -> String {
-    let registry = lock(&REGISTRY);
     let mut out = String::new();
-    for (name, (help, family)) in &registry.counters {
-        let kind = if name.ends_with("_sum") || name.ends_with("_count") || name.ends_with("_total")
-        {
-            "counter"
-        } else {
-            "gauge"
-        };
-        let mut samples = family.iter().filter(|(labels, _)| keep(labels)).peekable();
-        if samples.peek().is_none() {
-            continue;
-        }
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, value) in samples {
-            out.push_str(&format!("{name}{} {value}\n", label_text(labels)));
-        }
-    }
-    let mut last_name = "";
-    for gauge in gauges.iter().filter(|gauge| keep(&gauge.labels)) {
-        let name = gauge.name;
-        if name != last_name {
-            out.push_str(&format!(
-                "# HELP {name} {}\n# TYPE {name} gauge\n",
-                gauge.help
-            ));
-            last_name = name;
-        }
-        out.push_str(&format!(
-            "{name}{} {}\n",
-            label_text(&gauge.labels),
-            gauge.value
-        ));
-    }
+    encode(&mut out, &METRICS.public);
+    encode(&mut out, &METRICS.private);
+    encode(&mut out, &gauge_registry(gauges, |_| true));
     out
 }
 
-fn label_text(labels: &[(&str, String)]) -> String {
-    if labels.is_empty() {
-        return String::new();
+/// Like [`render`] without the series that name a tenant: what the public front door
+/// serves.
+pub fn render_public(gauges: &[Gauge]) -> String {
+    let mut out = String::new();
+    encode(&mut out, &METRICS.public);
+    encode(&mut out, &gauge_registry(gauges, names_no_tenant));
+    out
+}
+
+fn encode(out: &mut String, registry: &Registry) {
+    // Writing to a `String` cannot fail.
+    let _ = prometheus_text::encode(out, registry);
+}
+
+type GaugeFamily<T, A> = Family<Vec<(&'static str, String)>, gauge::Gauge<T, A>>;
+
+/// A registry holding `gauges` that `keep` admits, one family per name; a family whose
+/// values are all whole numbers renders them as integers.
+fn gauge_registry(gauges: &[Gauge], keep: impl Fn(&[(&str, String)]) -> bool) -> Registry {
+    let mut registry = Registry::default();
+    let kept: Vec<&Gauge> = gauges.iter().filter(|gauge| keep(&gauge.labels)).collect();
+    for group in kept.chunk_by(|a, b| a.name == b.name) {
+        let (name, help) = (group[0].name, group[0].help.trim_end_matches('.'));
+        if group.iter().all(|gauge| gauge.value.fract() == 0.0) {
+            let family = GaugeFamily::<i64, std::sync::atomic::AtomicI64>::default();
+            for gauge in group {
+                family.get_or_create(&gauge.labels).set(gauge.value as i64);
+            }
+            registry.register(name, help, family);
+        } else {
+            let family = GaugeFamily::<f64, std::sync::atomic::AtomicU64>::default();
+            for gauge in group {
+                family.get_or_create(&gauge.labels).set(gauge.value);
+            }
+            registry.register(name, help, family);
+        }
     }
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-        .collect();
-    format!("{{{}}}", inner.join(","))
+    registry
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_hide_ids() {
-        assert_eq!(
-            endpoint_template("/v1/users/123/deactivate"),
-            "/v1/users/{id}/deactivate"
-        );
-        assert_eq!(
-            endpoint_template("/v1/users/by_integration_external_id/HR%2F1?x=1"),
-            "/v1/users/by_integration_external_id/{id}"
-        );
-        assert_eq!(
-            endpoint_template("/v1/company/employees"),
-            "/v1/company/employees"
-        );
-    }
-
-    #[test]
-    fn the_public_rendering_names_no_tenant() {
-        events_applied("tenant-in-metrics", 2);
-        webhook_received(200);
-        let gauges = [
-            Gauge {
-                name: "personio_sync_inbox_depth",
-                help: "Inbox.",
-                labels: vec![(TENANT_LABEL, "tenant-in-gauge".into())],
-                value: 1.0,
-            },
-            Gauge {
-                name: "personio_sync_tenants",
-                help: "Tenants by state.",
-                labels: vec![("state", "live".into())],
-                value: 1.0,
-            },
-        ];
-        let private = render(&gauges);
-        assert!(private.contains("tenant-in-metrics"), "{private}");
-        assert!(private.contains("tenant-in-gauge"), "{private}");
-        let public = render_public(&gauges);
-        assert!(!public.contains("tenant-in"), "{public}");
-        assert!(!public.contains(TENANT_LABEL), "{public}");
-        assert!(
-            !public.contains("personio_sync_events_applied_total"),
-            "no empty family header: {public}"
-        );
-        assert!(
-            public.contains("personio_sync_tenants{state=\"live\"} 1"),
-            "{public}"
-        );
-        assert!(
-            public.contains("personio_sync_webhooks_received_total"),
-            "{public}"
-        );
-    }
-
-    #[test]
-    fn counters_render_in_text_format() {
-        webhook_received(200);
-        webhook_received(200);
-        let text = render(&[Gauge {
-            name: "personio_sync_tenants",
-            help: "Tenants by state.",
-            labels: vec![("state", "live".into())],
-            value: 3.0,
-        }]);
-        assert!(
-            text.contains("# TYPE personio_sync_webhooks_received_total counter"),
-            "{text}"
-        );
-        assert!(
-            text.contains("personio_sync_webhooks_received_total{outcome=\"stored\"}"),
-            "{text}"
-        );
-        assert!(
-            text.contains("personio_sync_tenants{state=\"live\"} 3"),
-            "{text}"
-        );
-    }
-}
+mod tests;

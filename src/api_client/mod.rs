@@ -212,12 +212,18 @@ impl ApiCore {
             for pacer in &request.pacers {
                 pacer.acquire().await;
             }
+            let started = std::time::Instant::now();
             let outcome = self.attempt(request, bearer).await;
             let status = match &outcome {
                 Ok(raw) => raw.status.as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
-            crate::metrics::api_call(self.api.system, &request.endpoint, &status);
+            crate::metrics::api_call(
+                self.api.system,
+                &request.endpoint,
+                &status,
+                started.elapsed(),
+            );
             let transient = match &outcome {
                 Ok(raw) => is_transient(request, raw),
                 Err(failure) => failure.transient,

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 pub use super::delivery::parse_delivery;
 use crate::metrics;
 use crate::personio::assumed;
+use crate::store::inbox::InboxEvent;
 
 use super::AppState;
 
@@ -113,7 +114,7 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             header(assumed::TIMESTAMP_HEADER),
             header(assumed::SIGNATURE_HEADER),
             &bytes,
-            chrono::Utc::now().timestamp(),
+            state.services.clock.now().timestamp(),
         );
         if let Err(reason) = verified {
             tracing::warn!(tenant_id = %route.tenant_id, reason = %reason, "webhook signature refused");
@@ -125,7 +126,10 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         }
     }
     let event = match parse_delivery(&bytes) {
-        Ok(event) => event,
+        Ok(event) => InboxEvent {
+            received_at: state.services.clock.now().to_rfc3339(),
+            ..event
+        },
         Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),
     };
     // Copied for the log line only when it is written.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::domain::Employee;
@@ -62,10 +63,12 @@ pub struct EmployeeRecord {
     pub invite_started: bool,
     /// sha256 of the last avatar uploaded (`Some("")` = none uploaded, Personio has none).
     pub avatar_sha256: Option<String>,
-    /// When the invitation is scheduled (RFC 3339), mirrored in the due-queue.
-    pub invite_due: Option<String>,
-    /// When the deactivation is scheduled (RFC 3339), mirrored in the due-queue.
-    pub deactivate_due: Option<String>,
+    /// When the invitation is scheduled, mirrored in the due-queue.
+    #[serde(with = "schedule::stored_instant")]
+    pub invite_due: Option<DateTime<Utc>>,
+    /// When the deactivation is scheduled, mirrored in the due-queue.
+    #[serde(with = "schedule::stored_instant")]
+    pub deactivate_due: Option<DateTime<Utc>>,
 }
 
 impl EmployeeRecord {

@@ -73,6 +73,39 @@ fn parse_queue_key(key: &[u8]) -> Option<DueItem> {
     })
 }
 
+/// How a scheduled instant is kept in a stored record: RFC 3339 text, written as
+/// `to_rfc3339` always wrote it (so stored bytes are unchanged and exports round-trip),
+/// read as an instant with any offset. A value that is not a date-time reads as no
+/// schedule: the record only mirrors the due-queue, and the next plan of the person
+/// stores it again.
+pub mod stored_instant {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `at` as RFC 3339 text (`null` for none).
+    pub fn serialize<S: Serializer>(
+        at: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => serializer.serialize_str(&at.to_rfc3339()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads RFC 3339 text (any offset) as an instant; anything else as none.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let text = Option::<serde_json::Value>::deserialize(deserializer)?;
+        Ok(text
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| at.with_timezone(&Utc)))
+    }
+}
+
 impl TenantStore {
     /// Sets (or with `None` cancels) when `kind` is due for a person, atomically
     /// replacing any earlier plan.
@@ -141,7 +174,32 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{EmployeeRecord, Store};
+
+    #[test]
+    fn stored_schedules_load_as_instants_and_are_written_as_before() {
+        let stored = br#"{"learnamp_id":7,"invite_due":"2026-05-01T02:00:00+02:00","deactivate_due":"2026-06-30T22:00:00+00:00"}"#;
+        let record: EmployeeRecord = serde_json::from_slice(stored).unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(record.invite_due, Some(at("2026-05-01T00:00:00Z")));
+        assert_eq!(record.deactivate_due, Some(at("2026-06-30T22:00:00Z")));
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["invite_due"], "2026-05-01T00:00:00+00:00");
+        assert_eq!(written["deactivate_due"], "2026-06-30T22:00:00+00:00");
+        let again: EmployeeRecord = serde_json::to_vec(&record)
+            .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+            .unwrap();
+        assert_eq!(again, record);
+        for odd in [
+            r#"{"invite_due":null}"#,
+            r#"{"invite_due":"next tuesday"}"#,
+            r#"{"invite_due":17}"#,
+            r#"{}"#,
+        ] {
+            let record: EmployeeRecord = serde_json::from_str(odd).unwrap();
+            assert_eq!(record.invite_due, None, "{odd}");
+        }
+    }
 
     #[test]
     fn replanning_moves_the_item_and_cancelling_removes_it() {

@@ -459,8 +459,8 @@ fn store_schedule(
 ) -> Result<(), SyncError> {
     store.set_due(DueKind::Invite, personio_id, schedule.invite)?;
     store.set_due(DueKind::Deactivate, personio_id, schedule.deactivate)?;
-    record.invite_due = schedule.invite.map(|at| at.to_rfc3339());
-    record.deactivate_due = schedule.deactivate.map(|at| at.to_rfc3339());
+    record.invite_due = schedule.invite;
+    record.deactivate_due = schedule.deactivate;
     store.put_employee(personio_id, record)?;
     Ok(())
 }

@@ -252,7 +252,10 @@ pub async fn run_full_sync(
     context: &SyncContext<'_>,
     confirmed: bool,
 ) -> Result<SyncReport, SyncError> {
-    let started_at = chrono::Utc::now().to_rfc3339();
+    // Wall times come from the tenant's clock (read into `context.now`); the duration
+    // from a monotonic instant.
+    let started = std::time::Instant::now();
+    let started_at = context.now.to_rfc3339();
     probe_invitation_route(context).await?;
     let plan = plan_full_sync(context).await?;
     let ratio = plan.deactivation_ratio();
@@ -293,7 +296,9 @@ pub async fn run_full_sync(
     let report = SyncReport {
         kind: "full".into(),
         started_at,
-        finished_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: (context.now
+            + chrono::Duration::from_std(started.elapsed()).unwrap_or_default())
+        .to_rfc3339(),
         created: applied.created,
         updated: applied.updated,
         deactivated: applied.deactivated,

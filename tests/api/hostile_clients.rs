@@ -276,7 +276,24 @@ async fn public_metrics_name_no_tenant_while_the_private_listener_has_them() {
         public.contains("personio_sync_tenants{state=\"live\"} 1"),
         "{public}"
     );
+    for histogram in [
+        "personio_sync_webhook_to_learnamp_seconds_count ",
+        "personio_sync_api_call_seconds_count{system=\"learnamp\",endpoint=\"/v1/users\"} ",
+        "personio_sync_api_call_seconds_bucket{system=\"personio\",endpoint=\"list_employees\",le=\"+Inf\"} ",
+    ] {
+        let count = public
+            .lines()
+            .find_map(|line| line.strip_prefix(histogram))
+            .and_then(|value| value.parse::<f64>().ok());
+        assert!(count >= Some(1.0), "{histogram}: {public}");
+    }
     let private = text(format!("{}/metrics", app.metrics_base)).await;
+    assert!(
+        private.contains(&format!(
+            "personio_sync_full_sync_seconds_count{{tenant_id=\"{tenant}\"}} 1"
+        )),
+        "{private}"
+    );
     assert!(
         private.contains(&format!(
             "personio_sync_inbox_depth{{tenant_id=\"{tenant}\"}}"

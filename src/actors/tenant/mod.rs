@@ -92,6 +92,7 @@ impl TenantActorState {
                 learnamp: &self.retry_once.1,
                 ..self.context()
             },
+            clock: self.services.clock.clone(),
         }
     }
 
@@ -396,7 +397,7 @@ async fn drain_inbox(
             }
             Round::Applied(report) => report,
         };
-        let now = chrono::Utc::now().to_rfc3339();
+        let now = state.services.clock.now().to_rfc3339();
         state.view.update(|view| {
             view.employees += report.created;
             view.live.events_applied += report.removed;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::clock::SharedClock;
 use crate::domain::Employee;
 use crate::store::StoreError;
 
@@ -66,6 +67,8 @@ pub struct LiveContext<'a> {
     /// The same with clients that try once: parked people are retried with them, so a
     /// person who keeps failing costs one call per retry, not a whole retry cycle.
     pub once: SyncContext<'a>,
+    /// When events count as applied (the webhook → Learn Amp latency metric).
+    pub clock: SharedClock,
 }
 
 /// What one round of the drain did.
@@ -323,6 +326,13 @@ impl LiveState {
             .collect();
         store.remove_events(&sequences)?;
         crate::metrics::events_applied(context.sync.tenant_id, sequences.len() as u64);
+        crate::metrics::webhooks_applied(
+            batch
+                .iter()
+                .filter(|(sequence, _)| sequences.binary_search(sequence).is_ok())
+                .map(|(_, event)| event.received_at.as_str()),
+            context.clock.now(),
+        );
         Ok(Round::Applied(RoundReport {
             created,
             removed: sequences.len() as u64,

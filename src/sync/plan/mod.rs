@@ -190,10 +190,8 @@ impl Step {
     /// Adds the schedule when it differs from the stored one and puts the actions in
     /// apply's order.
     fn finish(mut self, schedule: Schedule) -> Self {
-        let stored = |value: &Option<String>| value.clone();
-        let planned = |value: &Option<DateTime<Utc>>| value.map(|at| at.to_rfc3339());
-        if stored(&self.record.invite_due) != planned(&schedule.invite)
-            || stored(&self.record.deactivate_due) != planned(&schedule.deactivate)
+        if self.record.invite_due != schedule.invite
+            || self.record.deactivate_due != schedule.deactivate
         {
             self.actions.push(Action::Schedule(schedule));
         }

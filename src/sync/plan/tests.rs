@@ -61,8 +61,8 @@ fn applied(plan: &Plan) -> HashMap<String, EmployeeRecord> {
             record.deactivated =
                 (record.deactivated || deactivates) && !step.has(&Action::Reactivate);
             if let Some(schedule) = step.schedule() {
-                record.invite_due = schedule.invite.map(|at| at.to_rfc3339());
-                record.deactivate_due = schedule.deactivate.map(|at| at.to_rfc3339());
+                record.invite_due = schedule.invite;
+                record.deactivate_due = schedule.deactivate;
             }
             (step.personio_id.clone(), record)
         })
