@@ -198,14 +198,6 @@ pub(super) fn default_message(status: StatusCode) -> &'static str {
     }
 }
 
-/// Unknown routes: 404 `{"error": "Not found"}`, or 406 when a non-JSON format suffix was asked.
-pub(super) async fn fallback(uri: axum::http::Uri) -> ApiError {
-    if super::form::non_json_format(uri.path()) {
-        return not_acceptable();
-    }
-    ApiError::not_found()
-}
-
 /// 406 for a non-JSON format.
 pub(super) fn not_acceptable() -> ApiError {
     ApiError::message(

@@ -436,6 +436,14 @@ pub(super) fn non_json_format(path: &str) -> bool {
     NON_JSON_FORMATS.iter().any(|ext| lower.ends_with(ext))
 }
 
+/// Unknown routes: 404 `{"error": "Not found"}`, or 406 when a non-JSON format suffix was asked.
+pub(super) async fn fallback(uri: axum::http::Uri) -> ApiError {
+    if non_json_format(uri.path()) {
+        return not_acceptable();
+    }
+    ApiError::not_found()
+}
+
 /// A captured path segment without its `.json` suffix; 406 for another format suffix.
 pub(super) fn segment(raw: &str) -> Result<&str, ApiError> {
     if let Some(stripped) = raw.strip_suffix(".json") {

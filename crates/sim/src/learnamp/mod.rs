@@ -401,7 +401,7 @@ fn router(shared: AppState, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
     Router::new()
         .route("/oauth/token", post(auth::token))
         .merge(v1)
-        .fallback(error::fallback)
+        .fallback(form::fallback)
         .layer(axum::middleware::from_fn(auth::check_accept))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

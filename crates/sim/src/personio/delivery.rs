@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::signing as assumed;
-use super::webhooks::{
+use super::subscription::{
     DeliveryOutcome, DeliveryRecord, SimWebhook, WebhookAuthType, WebhookStatus,
 };
 

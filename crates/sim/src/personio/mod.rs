@@ -36,6 +36,7 @@ mod ip_usage;
 mod org_units;
 mod scripts;
 pub mod signing;
+mod subscription;
 mod webhooks;
 
 #[cfg(test)]
@@ -67,7 +68,9 @@ pub(crate) use ip_usage::IpTally;
 pub use ip_usage::IpUsage;
 pub use scripts::ScriptedAnswer;
 use scripts::take_script;
-pub use webhooks::{DeliveryOutcome, DeliveryRecord, SimWebhook, WebhookAuthType, WebhookStatus};
+pub use subscription::{
+    DeliveryOutcome, DeliveryRecord, SimWebhook, WebhookAuthType, WebhookStatus,
+};
 
 /// How the simulator starts.
 #[derive(Clone)]
