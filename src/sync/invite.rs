@@ -95,6 +95,11 @@ pub async fn send(
     record: &mut EmployeeRecord,
 ) -> Result<Sent, InviteFailure> {
     if shown_invited(learnamp, personio_id).await? {
+        tracing::info!(
+            personio_id,
+            learnamp_id = record.learnamp_id,
+            "invitation not sent: Learn Amp shows the user invited already"
+        );
         record.invited = true;
         store.put_employee(personio_id, record)?;
         return Ok(Sent::ShownInvited);
