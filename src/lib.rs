@@ -49,7 +49,8 @@
 //!   (`src/sync/invite.rs`) is the only writer of `invite_started`, and every path that
 //!   may invite (create with the documented invite, the assumed invitation route, the
 //!   operator's manual invite) goes through it; after a crash, Learn Amp's own status
-//!   decides and nothing is sent twice.
+//!   decides and nothing is sent twice (the route is called only for a user Learn Amp
+//!   shows not invited).
 //! - **An event leaves the inbox only after its effect is recorded**:
 //!   `sync::live::drain` (`src/sync/live/drain.rs`) removes a round's events only for
 //!   people whose apply returned and whose record was stored; a parked person's events

@@ -492,6 +492,11 @@ mod tests {
 
     impl Setup {
         async fn new() -> Self {
+            Self::with_learnamp(true).await
+        }
+
+        /// `documented_only: false`: the assumed invitation route exists.
+        async fn with_learnamp(documented_only: bool) -> Self {
             let personio_sim = PersonioSim::start(PersonioSimConfig {
                 employees: 12,
                 seed: 5,
@@ -500,7 +505,7 @@ mod tests {
             .await
             .unwrap();
             let learnamp_sim = LearnAmpSim::start(LearnAmpSimConfig {
-                documented_only: true,
+                documented_only,
                 scoped_credentials: true,
                 ..LearnAmpSimConfig::default()
             })
@@ -732,5 +737,81 @@ mod tests {
         assert_eq!(outcome, invite::Manual::AlreadyInvited);
         assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
         assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
+
+    /// Sets `personio_id`'s employment in the Personio simulator: a leaver since
+    /// yesterday, or (`active`) a rehire.
+    fn set_employment(setup: &Setup, personio_id: &str, active: bool) {
+        let mut person = setup
+            .personio_sim
+            .employees()
+            .into_iter()
+            .find(|p| p.employee.id == personio_id)
+            .unwrap();
+        let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+        let employee = &mut person.employee;
+        if active {
+            employee.status = Some(crate::domain::EmployeeStatus::Active);
+            employee.termination_date = None;
+            employee.last_working_day = None;
+            employee.hire_date = Some(yesterday);
+        } else {
+            employee.status = Some(crate::domain::EmployeeStatus::Inactive);
+            employee.termination_date = Some(yesterday);
+            employee.last_working_day = Some(yesterday);
+        }
+        setup.personio_sim.upsert_employee(person);
+    }
+
+    /// The crash storm's duplicate: the record of a create that carried the invite is
+    /// lost (only the flushed intent is left), the person leaves before the next sync
+    /// (which adopts and deactivates the user: a deactivated user's status hides the
+    /// invitation), and is rehired. The reactivated user was invited: no second one.
+    async fn rehire_after_a_lost_invitation_record(rehire_live: bool) {
+        let setup = Setup::with_learnamp(false).await;
+        let report = run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        let (personio_id, _) = setup.crashed_before_the_record();
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        set_employment(&setup, &personio_id, false);
+        let report = run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        let id = setup
+            .store
+            .employee(&personio_id)
+            .unwrap()
+            .unwrap()
+            .learnamp_id;
+        let user = setup.learnamp_sim.user(id).unwrap();
+        assert_eq!(user.status, SimUserStatus::Deactivated);
+        set_employment(&setup, &personio_id, true);
+        if rehire_live {
+            live::apply_person(
+                &setup.context(),
+                &personio_id,
+                live::Source::Fetch,
+                &HashMap::new(),
+            )
+            .await
+            .unwrap();
+        } else {
+            let report = run_full_sync(&setup.context(), false).await.unwrap();
+            assert_eq!(report.failed, 0, "{report:?}");
+        }
+        assert_eq!(setup.users_and_invitations(&personio_id), (1, 1));
+        let user = setup.learnamp_sim.user(id).unwrap();
+        assert_eq!(user.status, SimUserStatus::InvitePending);
+        let record = setup.store.employee(&personio_id).unwrap().unwrap();
+        assert!(record.invited && !record.deactivated, "{record:?}");
+    }
+
+    #[tokio::test]
+    async fn a_live_rehire_after_a_lost_invitation_record_is_not_invited_again() {
+        rehire_after_a_lost_invitation_record(true).await;
+    }
+
+    #[tokio::test]
+    async fn a_synced_rehire_after_a_lost_invitation_record_is_not_invited_again() {
+        rehire_after_a_lost_invitation_record(false).await;
     }
 }

@@ -5,6 +5,9 @@
 //! The rule: the intent (`invite_started`) is flushed to disk before any call that may
 //! send an invitation; a retry that finds the intent without the outcome asks Learn Amp
 //! ([`shown_invited`]) instead of sending again. So a crash never sends a second one.
+//! And the invitation route is called only for a user Learn Amp shows not invited: the
+//! record can be older than Learn Amp (a lost write), and a deactivated user's status
+//! hides an earlier invitation from the plan until the user is reactivated.
 
 use crate::learnamp::{
     Assumed, InvitationOutcome, LearnAmpClient, LearnAmpError, UserFilter, UserStatus,
@@ -70,6 +73,10 @@ pub enum Sent {
     Sent,
     /// The user had confirmed already: nothing went out, the record says invited.
     AlreadyConfirmed,
+    /// Learn Amp showed the user invited or confirmed before the call (an invitation
+    /// whose record a crash lost, or one a deactivation hid): nothing went out, the
+    /// record says invited.
+    ShownInvited,
     /// The user is deactivated: nothing went out.
     Deactivated,
     /// The account lacks the assumed invitation route: nothing went out, and the
@@ -77,7 +84,8 @@ pub enum Sent {
     Unsupported,
 }
 
-/// Sends the invitation to the user `record` links, intent first; stores the outcome
+/// Sends the invitation to the user `record` links, unless Learn Amp shows that user
+/// invited already (then only the record is updated), intent first; stores the outcome
 /// in `record` and whether the assumed route works in `support`.
 pub async fn send(
     store: &TenantStore,
@@ -86,6 +94,16 @@ pub async fn send(
     personio_id: &str,
     record: &mut EmployeeRecord,
 ) -> Result<Sent, InviteFailure> {
+    if shown_invited(learnamp, personio_id).await? {
+        tracing::info!(
+            personio_id,
+            learnamp_id = record.learnamp_id,
+            "invitation not sent: Learn Amp shows the user invited already"
+        );
+        record.invited = true;
+        store.put_employee(personio_id, record)?;
+        return Ok(Sent::ShownInvited);
+    }
     write_intent(store, personio_id, record).await?;
     let sent = match learnamp.send_invitation(record.learnamp_id).await {
         Ok(InvitationOutcome::Sent) => {
@@ -149,15 +167,9 @@ pub async fn invite_now(
     if record.invited {
         return Ok(Manual::AlreadyInvited);
     }
-    // A crash cut an earlier invitation short: ask Learn Amp before sending again.
-    if record.invite_started && shown_invited(learnamp, personio_id).await? {
-        record.invited = true;
-        store.put_employee(personio_id, &record)?;
-        return Ok(Manual::AlreadyInvited);
-    }
     let outcome = match send(store, learnamp, support, personio_id, &mut record).await? {
         Sent::Sent => Manual::Sent,
-        Sent::AlreadyConfirmed => Manual::AlreadyInvited,
+        Sent::AlreadyConfirmed | Sent::ShownInvited => Manual::AlreadyInvited,
         Sent::Deactivated => return Ok(Manual::Deactivated),
         Sent::Unsupported => return Ok(Manual::Unsupported),
     };

@@ -325,7 +325,8 @@ fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
     problems
 }
 
-/// For the first people named in `problems`: every Personio and Learn Amp call about
+/// For the first people named in `problems` (`person <id> …` or `user <id> (person
+/// <id>, …)`): every Personio and Learn Amp call about
 /// them, each with its position in the call log and the start of the binary that made
 /// it (start `n` ran between kill `n - 1` and kill `n`; `kills_at` holds the call-log
 /// lengths at each kill).
@@ -337,8 +338,8 @@ fn call_evidence(
 ) -> String {
     let people: Vec<String> = problems
         .iter()
-        .filter_map(|problem| problem.strip_prefix("person "))
-        .filter_map(|rest| rest.split(' ').next())
+        .filter_map(|problem| problem.split_once("person ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split([' ', ',']).next())
         .take(5)
         .map(str::to_string)
         .collect();
@@ -675,7 +676,12 @@ async fn crash_storm(seed: u64) {
         problems.is_empty() && invitation_problems.is_empty(),
         "after {KILLS} SIGKILLs (seed {seed}):\nLearn Amp differs from Personio: {}\n{}\ninvitations: {}\nview: {view}\npanics: {panics:?}\n{}",
         problems_summary(&problems),
-        call_evidence(&problems, &personio, &learnamp, &kills_at),
+        call_evidence(
+            &[problems.as_slice(), invitation_problems.as_slice()].concat(),
+            &personio,
+            &learnamp,
+            &kills_at
+        ),
         problems_summary(&invitation_problems),
         service.log_tail()
     );
