@@ -751,12 +751,12 @@ mod tests {
         let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
         let employee = &mut person.employee;
         if active {
-            employee.status = Some(crate::domain::EmployeeStatus::Active);
+            employee.status = Some(personio_sync_sim::person::EmployeeStatus::Active);
             employee.termination_date = None;
             employee.last_working_day = None;
             employee.hire_date = Some(yesterday);
         } else {
-            employee.status = Some(crate::domain::EmployeeStatus::Inactive);
+            employee.status = Some(personio_sync_sim::person::EmployeeStatus::Inactive);
             employee.termination_date = Some(yesterday);
             employee.last_working_day = Some(yesterday);
         }
