@@ -39,7 +39,7 @@ pub struct TestApp {
     pub personio: PersonioSim,
     /// The Learn Amp simulator.
     pub learnamp: LearnAmpSim,
-    /// The service's shared state (status board, supervisor), for fault injection.
+    /// The service's shared state (tenant views, webhook router, supervisor), for fault injection.
     pub state: personio_sync::http::AppState,
     /// `http://127.0.0.1:PORT` of the private metrics listener (empty when
     /// [`Setup::metrics`] is off).
