@@ -22,6 +22,10 @@ pub struct WebhookRoute {
     pub token: Secret,
     /// The secret deliveries must be signed with, if the tenant has one.
     pub signing_secret: Option<Secret>,
+    /// A DELETE of the tenant is waiting for the supervisor: deliveries get a 503
+    /// (Personio retries it) until the delete completes (no route, 404) or is refused
+    /// (the route is registered again).
+    pub closing: bool,
 }
 
 /// A tenant's running actor.
@@ -68,8 +72,25 @@ impl WebhookRouter {
                 tenant_id: id.into(),
                 token: token.clone(),
                 signing_secret: signing_secret.cloned(),
+                closing: false,
             }),
         );
+    }
+
+    /// Marks the route of tenant `id` as closing (see [`WebhookRoute::closing`]).
+    /// Called by the admin API before it asks the supervisor to stop the tenant.
+    pub fn close_webhook(&self, id: &str) {
+        let mut routes = lock(&self.routes);
+        for route in routes.values_mut() {
+            if &*route.tenant_id == id {
+                *route = Arc::new(WebhookRoute {
+                    tenant_id: route.tenant_id.clone(),
+                    token: route.token.clone(),
+                    signing_secret: route.signing_secret.clone(),
+                    closing: true,
+                });
+            }
+        }
     }
 
     /// Stops routing webhooks to tenant `id`.

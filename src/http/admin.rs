@@ -255,9 +255,10 @@ async fn delete_tenant(
     })?;
     view_of(&state, &id)?;
     let stored = state.store.tenant_spec(&id)?;
-    // No delivery reaches the tenant from now on (404), so none can be stored for it
-    // while it stops or after its data is gone.
-    state.router.unregister_webhook(&id);
+    // No delivery is stored for the tenant from now on, neither while it stops nor
+    // after its data is gone. Until the supervisor confirms they get a 503, which
+    // Personio retries: if the delete is refused, nothing is lost.
+    state.router.close_webhook(&id);
     let answer = state
         .supervisor
         .call(
@@ -266,8 +267,9 @@ async fn delete_tenant(
         )
         .await;
     if !matches!(answer, Ok(CallResult::Success(()))) {
-        if let Some(spec) = &stored {
-            state.services.announce(spec);
+        match &stored {
+            Some(spec) => state.services.announce(spec),
+            None => state.router.unregister_webhook(&id),
         }
         tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");
         return Err(ApiError::Unavailable(

@@ -44,6 +44,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `Retry-After` (seconds) of the 503 for a full inbox.
 const INBOX_FULL_RETRY_AFTER: &str = "60";
 
+/// `Retry-After` (seconds) of the 503 for a tenant whose DELETE is pending: the admin
+/// API waits at most 10 s for the supervisor, so a retry then finds it settled.
+const CLOSING_RETRY_AFTER: &str = "15";
+
 fn answer(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
@@ -78,6 +82,18 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
             "unauthorized",
             "missing or wrong Authorization token",
         );
+    }
+    if route.closing {
+        let mut response = answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tenant_closing",
+            "this tenant is being deleted; retry later",
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(CLOSING_RETRY_AFTER),
+        );
+        return response;
     }
     if state.router.pending_events(&route.tenant_id) >= state.inbox_cap {
         tracing::warn!(tenant_id = %route.tenant_id, inbox_cap = state.inbox_cap, "inbox full: delivery refused");

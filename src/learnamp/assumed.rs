@@ -101,18 +101,26 @@ pub(crate) async fn send_invitation(
 }
 
 /// A. Finds out whether the invitation route exists without sending anyone an email:
-/// it is called for a confirmed or deactivated user (a real account always has its
-/// confirmed owner), whom the contract answers 409; a 404 for that user, 405 or 501
-/// mean the route is missing. `None` when the account has no such user to ask about
-/// (the route is then found out on its first use).
+/// it is called for a deactivated user (Learn Amp documents that inviting one does
+/// nothing, reference §11.5) or, only if the account has none, a confirmed one (a real
+/// account always has its confirmed owner; only the assumed contract says it answers
+/// 409). A 404 for that user, 405 or 501 mean the route is missing. `None` when the
+/// account has no such user to ask about (the route is then found out on its first use).
 pub(crate) async fn probe_invitation(
     client: &LearnAmpClient,
 ) -> Result<Option<bool>, LearnAmpError> {
-    let filter = UserFilter {
-        statuses: vec![UserStatus::Confirmed, UserStatus::Deactivated],
-        ..UserFilter::default()
-    };
-    let Some(user) = client.first_user(&filter).await? else {
+    let mut asked = None;
+    for status in [UserStatus::Deactivated, UserStatus::Confirmed] {
+        let filter = UserFilter {
+            statuses: vec![status],
+            ..UserFilter::default()
+        };
+        asked = client.first_user(&filter).await?;
+        if asked.is_some() {
+            break;
+        }
+    }
+    let Some(user) = asked else {
         return Ok(None);
     };
     match send_invitation(client, user.id).await {

@@ -280,10 +280,51 @@ async fn a_delete_the_supervisor_does_not_confirm_removes_nothing() {
         .supervisor
         .cast(SupervisorMsg::Stall(Duration::from_secs(12)))
         .unwrap();
-    let (status, body) = app
-        .admin("DELETE", "/admin/tenants/stays?purge=true", None)
-        .await;
+    // While the DELETE waits for the supervisor, a delivery gets a 503 that Personio
+    // retries, not a 404 it would drop. A malformed body (400, nothing stored) shows
+    // when the DELETE has taken the route.
+    let pending = async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = app
+                .http
+                .post(&url)
+                .header("authorization", &token)
+                .body("not json")
+                .send()
+                .await
+                .map(|answer| answer.status().as_u16())
+                .unwrap_or(0);
+            if status != 400 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body = webhook_body(
+            "1",
+            "person.updated",
+            webhook_payload("person.updated", &person),
+        );
+        let answer = app
+            .http
+            .post(&url)
+            .header("authorization", &token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            answer.status().as_u16(),
+            answer.headers().get("retry-after").cloned(),
+        )
+    };
+    let ((status, body), (during, retry_after)) = tokio::join!(
+        app.admin("DELETE", "/admin/tenants/stays?purge=true", None),
+        pending
+    );
     assert_eq!(status, 503, "{body}");
+    assert_eq!(during, 503, "a delivery during the pending DELETE");
+    assert!(retry_after.is_some(), "the 503 says when to retry");
     assert!(app.state.store.tenant_spec("stays").unwrap().is_some());
     assert!(app.state.store.has_tenant_data("stays"));
     assert_eq!(

@@ -267,6 +267,52 @@ async fn invitation_outcomes() {
     );
 }
 
+/// A fake account listing confirmed user 3 before deactivated user 7 (when both are
+/// present and asked for), recording whom the invitation route was asked about.
+async fn probe_with(deactivated: bool) -> (Option<bool>, Vec<u64>) {
+    let invited: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let record = invited.clone();
+    let routes = Router::new()
+        .route(
+            "/v1/users",
+            get(move |RawQuery(query): RawQuery| async move {
+                let query = query.unwrap_or_default();
+                let mut users = Vec::new();
+                if query.contains("=confirmed") {
+                    users.push(serde_json::json!({"id": 3, "email": "u3@example.com"}));
+                }
+                if deactivated && query.contains("=deactivated") {
+                    users.push(serde_json::json!({"id": 7, "email": "u7@example.com"}));
+                }
+                axum::Json(serde_json::json!({ "users": users }))
+            }),
+        )
+        .route(
+            "/v1/users/{id}/invitation",
+            post(move |Path(id): Path<u64>| {
+                let record = record.clone();
+                async move {
+                    record.lock().expect("lock").push(id);
+                    (AxumStatus::CONFLICT, "{\"error\": \"User is deactivated\"}")
+                }
+            }),
+        );
+    let client = serve(routes, Arc::new(Seen::default())).await;
+    let found = client.probe_invitation_route().await.expect("probe");
+    let asked = invited.lock().expect("lock").clone();
+    (found, asked)
+}
+
+#[tokio::test]
+async fn the_invitation_probe_asks_about_a_deactivated_user_first() {
+    assert_eq!(probe_with(true).await, (Some(true), vec![7]));
+    assert_eq!(
+        probe_with(false).await,
+        (Some(true), vec![3]),
+        "a confirmed user only when none is deactivated"
+    );
+}
+
 #[tokio::test]
 async fn create_skips_invitation_and_duplicates_are_taken() {
     let seen = Arc::new(Seen::default());

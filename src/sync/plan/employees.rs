@@ -201,8 +201,13 @@ pub(super) fn plan_employee(
                 to: employee.id.clone(),
             },
         );
+        // An unlinked record (an invitation intent written before a create) is about
+        // this person, whichever user they turn out to have: its invitation flags stay.
+        let unlinked = !step.record.is_linked();
         step.record = EmployeeRecord {
             learnamp_id: user.id,
+            invited: unlinked && step.record.invited,
+            invite_started: unlinked && step.record.invite_started,
             ..EmployeeRecord::default()
         };
         employee.has_profile_picture

@@ -484,6 +484,44 @@ fn a_user_linked_to_someone_else_is_a_clash_not_an_adoption() {
 }
 
 #[test]
+fn adopting_a_user_for_an_unlinked_record_keeps_its_invitation_flags() {
+    let employees = [person("1", "a@x.io")];
+    let intent = EmployeeRecord {
+        invited: true,
+        invite_started: true,
+        ..EmployeeRecord::default()
+    };
+    let records = HashMap::from([("1".to_string(), intent)]);
+    let user = LaUser {
+        id: 9,
+        email: "a@x.io".into(),
+        external_id: None,
+        status: LaStatus::NotInvited,
+        fields: UserFields::new(),
+    };
+    let plan = run(
+        &employees,
+        &[user],
+        &records,
+        &Settings::default(),
+        "2026-07-01T00:00:00Z",
+    );
+    let step = plan
+        .steps
+        .iter()
+        .find(|step| step.personio_id == "1")
+        .expect("an adoption step");
+    assert_eq!(step.learnamp_id, Some(9), "{step:?}");
+    assert_eq!(step.record.learnamp_id, 9);
+    assert!(
+        step.record.invited && step.record.invite_started,
+        "{:?}",
+        step.record
+    );
+    assert!(!step.has(&Action::Invite), "{step:?}");
+}
+
+#[test]
 fn the_dry_run_answer_keeps_the_contract_fields_in_order_and_lists_every_step() {
     let mut leaver = person("2", "leaver@x.io");
     leaver.status = Some(EmployeeStatus::Inactive);
