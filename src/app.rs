@@ -167,6 +167,20 @@ impl Application {
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
         // start once the service is serving (see `run`) and drain what arrived meanwhile.
+        // Decided once, before any tenant starts: each tenant reads its own mark.
+        let reconcile = config.sync.reconcile_after_unclean_stop;
+        if let crate::store::PreviousRun::Unclean { tenants } = store.begin_run(reconcile).await? {
+            if reconcile {
+                tracing::warn!(
+                    tenants,
+                    "the last run did not stop cleanly: every synced tenant runs one full reconciliation after it starts"
+                );
+            } else {
+                tracing::warn!(
+                    "the last run did not stop cleanly (sync.reconcile_after_unclean_stop is off: no reconciliation at start)"
+                );
+            }
+        }
         let stored = store.tenant_specs()?;
         for spec in &stored {
             state.services.announce(spec);
@@ -254,8 +268,14 @@ impl Application {
         }
         starter.abort();
         self.state.supervisor.stop(Some("shutdown".into()));
-        if let Err(error) = self.state.store.flush().await {
-            tracing::error!(error = %error, "final flush failed");
+        match self.state.store.flush().await {
+            // Only a run whose writes are all durable counts as a clean stop.
+            Ok(()) => {
+                if let Err(error) = self.state.store.end_run().await {
+                    tracing::error!(error = %error, "clean stop not recorded");
+                }
+            }
+            Err(error) => tracing::error!(error = %error, "final flush failed"),
         }
         result
     }

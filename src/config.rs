@@ -128,6 +128,9 @@ pub struct SyncConfig {
     pub reconcile_interval_secs: u64,
     /// Learn Amp writes in flight at once per tenant during a full sync.
     pub concurrency: usize,
+    /// After an unclean stop (kill, crash), every tenant whose initial sync is done runs
+    /// one full reconciliation when it starts: sled may have lost its last writes.
+    pub reconcile_after_unclean_stop: bool,
 }
 
 impl Default for SyncConfig {
@@ -135,6 +138,7 @@ impl Default for SyncConfig {
         Self {
             reconcile_interval_secs: 86_400,
             concurrency: 8,
+            reconcile_after_unclean_stop: true,
         }
     }
 }
@@ -206,6 +210,7 @@ pub struct Config {
 enum Kind {
     Str,
     Int,
+    Bool,
 }
 
 /// Every overridable key: (section, key, kind). `""` is the top level.
@@ -227,6 +232,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("admin", "token_env", Kind::Str),
     ("sync", "reconcile_interval_secs", Kind::Int),
     ("sync", "concurrency", Kind::Int),
+    ("sync", "reconcile_after_unclean_stop", Kind::Bool),
     ("personio", "v1_requests_per_minute", Kind::Int),
 ];
 
@@ -278,6 +284,12 @@ impl Config {
                     toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
                         var: var.clone(),
                         reason: "expected an integer".into(),
+                    })?)
+                }
+                Kind::Bool => {
+                    toml::Value::Boolean(raw.trim().parse().map_err(|_| ConfigError::Env {
+                        var: var.clone(),
+                        reason: "expected true or false".into(),
                     })?)
                 }
             };

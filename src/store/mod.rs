@@ -6,6 +6,7 @@ pub mod crypto;
 mod flusher;
 pub mod inbox;
 mod raw;
+mod run;
 pub mod schedule;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
+pub use run::PreviousRun;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};

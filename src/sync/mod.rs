@@ -308,6 +308,7 @@ pub async fn run_full_sync(
         failed: applied.failed + clashes,
     };
     context.store.put_last_sync(&report)?;
+    context.store.clear_reconcile_due()?;
     if applied.failed == 0 {
         context.store.mark_initial_sync_done()?;
         let settings = serde_json::to_value(context.settings).unwrap_or_default();

@@ -47,7 +47,12 @@ impl Rig {
         let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
             .await
             .expect("learn amp sim");
-        let service = ServiceProcess::start(&[("RUST_LOG", "info")]).await;
+        // No reconciliation after a kill: it would repair a lost delivery and hide it.
+        let service = ServiceProcess::start(&[
+            ("RUST_LOG", "info"),
+            ("PERSONIO_SYNC_SYNC_RECONCILE_AFTER_UNCLEAN_STOP", "false"),
+        ])
+        .await;
         Rig {
             personio,
             learnamp,

@@ -16,4 +16,5 @@ mod secrets;
 mod settings;
 mod supervision;
 mod teams;
+mod unclean_stop;
 mod webhooks;

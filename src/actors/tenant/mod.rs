@@ -275,7 +275,8 @@ impl Actor for TenantActor {
 
 /// What a tenant does once its start-up checks pass.
 enum Begin {
-    /// Run a full sync: the initial one has not completed, or the settings changed.
+    /// Run a full sync: the initial one has not completed, the settings changed, or the
+    /// last run did not stop cleanly.
     FullSync,
     /// Go live and drain the inbox.
     Live,
@@ -315,6 +316,9 @@ async fn start(
         .is_some_and(|applied| applied != settings_now);
     if initial_done && settings_changed {
         info!("settings changed: running a full reconciliation");
+        Ok(Begin::FullSync)
+    } else if initial_done && state.store.reconcile_due()? {
+        info!("the last run did not stop cleanly: running a full reconciliation");
         Ok(Begin::FullSync)
     } else if initial_done {
         Ok(Begin::Live)

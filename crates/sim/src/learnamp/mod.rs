@@ -306,6 +306,15 @@ impl LearnAmpSim {
             .is_some()
     }
 
+    /// Sets a user's job title behind the service's back (tests: Learn Amp differing from
+    /// what the service recorded); false if unknown.
+    pub fn set_job_title(&self, id: u64, title: Option<&str>) -> bool {
+        self.shared
+            .lock()
+            .update_user(id, |user| user.job_title = title.map(str::to_string))
+            .is_some()
+    }
+
     /// The custom field values of a user (a convenience over [`LearnAmpSim::user`]).
     pub fn custom_fields_of(&self, id: u64) -> Option<BTreeMap<String, String>> {
         self.user(id).map(|u| u.custom_fields)
