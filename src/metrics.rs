@@ -26,12 +26,13 @@ pub use histogram::AtomicHistogram;
 use histogram::{LATENCY_BUCKETS, SYNC_BUCKETS};
 
 /// The outcomes a webhook delivery is counted under, by answer status.
-const WEBHOOK_OUTCOMES: [(u16, &str); 7] = [
+const WEBHOOK_OUTCOMES: [(u16, &str); 8] = [
     (200, "stored"),
     (401, "unauthorized"),
     (404, "unknown_key"),
     (400, "bad_request"),
     (413, "too_large"),
+    (408, "incomplete"),
     (503, "storage_unavailable"),
     (0, "other"),
 ];

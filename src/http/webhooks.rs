@@ -109,8 +109,17 @@ async fn receive_inner(state: &AppState, key: &str, headers: &HeaderMap, body: B
         return response;
     }
     let bytes = match read_limited(body).await {
-        Some(bytes) => bytes,
-        None => {
+        Ok(bytes) => bytes,
+        Err(BodyError::Incomplete) => {
+            // The client hung up or missed the body deadline (the server answers 408 for
+            // the latter itself); counted apart from oversized deliveries.
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                "incomplete_body",
+                "the delivery's body did not arrive completely",
+            );
+        }
+        Err(BodyError::TooLarge) => {
             let mut response = answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -176,27 +185,54 @@ const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// The body if it fits in [`MAX_BODY_BYTES`]; `None` (after draining a bounded amount)
 /// if it does not or cannot be read.
-async fn read_limited(body: Body) -> Option<axum::body::Bytes> {
+/// Why a delivery's body was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// Over [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The body stream failed: the client hung up or missed the body deadline.
+    Incomplete,
+}
+
+async fn read_limited(body: Body) -> Result<axum::body::Bytes, BodyError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut kept: Vec<u8> = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
+        let chunk = chunk.map_err(|_| BodyError::Incomplete)?;
         seen += chunk.len();
         if seen <= MAX_BODY_BYTES {
             kept.extend_from_slice(&chunk);
         } else if seen > DRAIN_LIMIT_BYTES {
-            return None;
+            return Err(BodyError::TooLarge);
         }
     }
-    (seen <= MAX_BODY_BYTES).then(|| axum::body::Bytes::from(kept))
+    if seen <= MAX_BODY_BYTES {
+        Ok(axum::body::Bytes::from(kept))
+    } else {
+        Err(BodyError::TooLarge)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[tokio::test]
+    async fn a_body_that_breaks_off_is_incomplete_not_too_large() {
+        let chunks: Vec<Result<&'static [u8], std::io::Error>> = vec![
+            Ok(b"{\"company_id\": 1".as_slice()),
+            Err(std::io::Error::other("client hung up")),
+        ];
+        let broken = Body::from_stream(futures::stream::iter(chunks));
+        assert_eq!(read_limited(broken).await, Err(BodyError::Incomplete));
+        let large = Body::from(vec![b' '; MAX_BODY_BYTES + 1]);
+        assert_eq!(read_limited(large).await, Err(BodyError::TooLarge));
+        let fine = Body::from(b"{}".to_vec());
+        assert_eq!(read_limited(fine).await.as_deref(), Ok(b"{}".as_slice()));
+    }
 
     fn body(value: Value) -> Vec<u8> {
         serde_json::to_vec(&value).unwrap()

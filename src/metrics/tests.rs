@@ -188,6 +188,7 @@ fn every_webhook_outcome_is_counted_under_its_name() {
         (404, "unknown_key"),
         (400, "bad_request"),
         (413, "too_large"),
+        (408, "incomplete"),
         (503, "storage_unavailable"),
         (418, "other"),
     ];
