@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::StoreError;
 use super::inbox::InboxEvent;
+use crate::locks::lock;
 
 /// Outcome of the flushes so far: every ticket up to `done` has been through a flush;
 /// it is durable unless it falls in one of the `failures`.
@@ -108,24 +109,18 @@ impl GroupFlusher {
     /// Runs `remove` (the removal of tenant `id`) with no event write in progress, and
     /// drops every later event of `id` until [`Self::undelete`].
     pub(super) fn deleting<T>(&self, id: &str, remove: impl FnOnce() -> T) -> T {
-        let mut deleted = crate::locks::lock(&self.deleted);
+        let mut deleted = lock(&self.deleted);
         deleted.insert(id.to_string());
         remove()
     }
 
     /// Stores events of `id` again (the tenant was created anew).
     pub(super) fn undelete(&self, id: &str) {
-        self.deleted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        lock(&self.deleted).remove(id);
     }
 
     fn ticket(&self, event: Option<(Arc<str>, InboxEvent)>) -> u64 {
-        let mut queue = self
-            .queue
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut queue = lock(&self.queue);
         queue.last_ticket += 1;
         queue.events.extend(event);
         queue.last_ticket
@@ -161,12 +156,7 @@ impl GroupFlusher {
     /// is about to take: yields while the queue keeps growing (a few rounds at most).
     /// Fewer, larger group commits cost less CPU per event than many small ones.
     async fn gather(&self) {
-        let queued = || {
-            self.queue
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .last_ticket
-        };
+        let queued = || lock(&self.queue).last_ticket;
         let mut seen = queued();
         for _ in 0..GATHER_ROUNDS {
             tokio::task::yield_now().await;
@@ -205,10 +195,7 @@ impl GroupFlusher {
     async fn commit(&self, leader: tokio::sync::OwnedMutexGuard<()>) {
         self.gather().await;
         let (covered, events) = {
-            let mut queue = self
-                .queue
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut queue = lock(&self.queue);
             (queue.last_ticket, std::mem::take(&mut queue.events))
         };
         // sled 0.34's `flush_async` can lose its wake-up under concurrency
@@ -264,7 +251,7 @@ fn write_and_flush(
         }
     }
     {
-        let deleted = crate::locks::lock(deleted);
+        let deleted = lock(deleted);
         for (tenant_id, events) in by_tenant {
             if deleted.contains(&*tenant_id) {
                 tracing::warn!(tenant_id = %tenant_id, events = events.len(), "events of a deleted tenant dropped");

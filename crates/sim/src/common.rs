@@ -58,7 +58,7 @@ impl Knobs {
     /// Makes every call to `path` (e.g. `/v1/company/employees/4711`) answer 503, or
     /// answer normally again.
     pub fn set_path_failing(&self, path: &str, failing: bool) {
-        let mut paths = self.failing_paths.lock().unwrap_or_else(|p| p.into_inner());
+        let mut paths = lock(&self.failing_paths);
         if failing {
             paths.insert(path.to_string());
         } else {
@@ -67,10 +67,7 @@ impl Knobs {
     }
 
     fn path_fails(&self, path: &str) -> bool {
-        self.failing_paths
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(path)
+        lock(&self.failing_paths).contains(path)
     }
 }
 
