@@ -11,6 +11,7 @@ mod full_sync;
 mod helpers;
 mod hostile;
 mod hostile_clients;
+mod oidc;
 mod personio_real;
 mod random_mutations;
 mod secrets;
