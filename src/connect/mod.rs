@@ -127,6 +127,12 @@ pub async fn connect_tenant(
         },
     };
     verify(services, &credential, &spec.settings).await?;
+    // A tenant that synced before reads everything again once reconnected: changes
+    // made while it was disconnected (or failed) are not lost.
+    let tenant_store = services.store.tenant(tenant_id)?;
+    if tenant_store.initial_sync_done()? {
+        tenant_store.mark_reconcile_due()?;
+    }
     let now = services.clock.now().to_rfc3339();
     let (personio, personio_oidc, info) = match &connection {
         Connection::ClientCredentials { client_secret, .. } => {

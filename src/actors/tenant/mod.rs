@@ -635,7 +635,7 @@ fn handle_sync_error(
 fn operator_message(error: &SyncError, id: &str) -> String {
     match error {
         SyncError::Personio(crate::personio::PersonioError::ConnectionRevoked) => format!(
-            "Personio refused the connection's refresh token: reconnect Personio through a new invitation (personio-sync tenants invite {id})"
+            "Personio refused the connection's refresh token, so the connection is gone; reconnect Personio through a new invitation (personio-sync tenants invite {id})"
         ),
         SyncError::Personio(inner) if inner.is_credentials() => format!(
             "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
