@@ -298,7 +298,7 @@ mod tests {
         let find = |id: &str| specs.iter().find(|spec| spec.id == id).unwrap().clone();
         let info = find("legacy").connection.expect("recorded");
         assert_eq!(
-            (info.method, info.by),
+            (info.method, info.by.clone()),
             (ConnectionMethod::ClientCredentials, None)
         );
         assert_eq!(find("awaiting").connection, None);
