@@ -70,6 +70,8 @@
 //!   `learnamp/assumed.rs` and `personio/assumed.rs`.
 //! - [`store`]: the only module that talks to sled.
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
+//! - [`web`]: the customer's pages (connect flow, app), sessions and CSRF, rendered
+//!   from askama templates under `templates/`.
 //! - The `personio-sync-sim` crate (`crates/sim`) holds faithful fakes of both APIs for
 //!   tests, benchmarks and `personio-sync demo`; `crates/testkit` starts the service
 //!   against them for the tests and the load tool (`crates/loadtest`).
@@ -94,3 +96,4 @@ pub mod retry;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod web;
