@@ -120,7 +120,10 @@ pub fn overview_page(layout: Layout, view: &TenantView) -> OverviewPage {
         },
         webhook_url: view.webhook_url.clone(),
         employees: view.employees,
-        last_sync: view.last_sync.clone(),
+        last_sync: view.last_sync.clone().map(|mut sync| {
+            sync.finished_at = super::display_time(&sync.finished_at);
+            sync
+        }),
     }
 }
 

@@ -227,3 +227,28 @@ pub fn not_found() -> Response {
         None,
     )
 }
+
+/// An RFC 3339 time as pages show it: `7 Dec 2026, 04:26 UTC` (unparsable text as is).
+pub fn display_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|time| {
+            time.with_timezone(&chrono::Utc)
+                .format("%-d %b %Y, %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_words_and_utc() {
+        assert_eq!(
+            display_time("2026-12-07T04:26:26.236+01:00"),
+            "7 Dec 2026, 03:26 UTC"
+        );
+        assert_eq!(display_time("soon"), "soon");
+    }
+}
