@@ -227,7 +227,11 @@ async fn simulate(
     match system {
         System::Personio => {
             let sim = PersonioSim::start_on(listener, personio).await?;
+            // Line 1: the base URL (also the OpenID Connect issuer); line 2: the test
+            // administrator's login for the simulated provider's sign-in page.
+            let (email, password) = sim.oidc_admin();
             println!("{}", sim.base_url);
+            println!("admin: {email} {password}");
             shutdown_signal().await;
         }
         System::Learnamp => {
