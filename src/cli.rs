@@ -287,6 +287,23 @@ pub enum TenantsAction {
         /// The tenant id.
         id: String,
     },
+    /// Make an invitation link for the customer's administrator to connect Personio;
+    /// prints the link.
+    Invite {
+        /// The tenant id.
+        id: String,
+        /// Whom the link is for.
+        #[arg(long)]
+        email: Option<String>,
+        /// Days the link stays valid (1-30, default 7).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke every open invitation link of a tenant.
+    Uninvite {
+        /// The tenant id.
+        id: String,
+    },
 }
 
 /// Creates `dir` and its missing parents readable by their owner only (0700 on Unix);
@@ -431,12 +448,22 @@ async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::
             )
         })?;
     let (method, path) = admin_request(&action);
+    let request_body = admin_body(&action);
     let answer = AdminClient::new(base, Secret::new(token))
-        .send(method, &path, None)
+        .send(method, &path, request_body.as_ref())
         .await?;
     let (status, body, text) = (answer.status, answer.body, answer.text);
     if !status.is_success() {
         anyhow::bail!("{}", describe_failure(status, body.as_ref(), &text));
+    }
+    if let TenantsAction::Invite { .. } = action
+        && let Some(url) = body.as_ref().and_then(|body| body["url"].as_str())
+    {
+        println!("{url}");
+        if let Some(expires_at) = body.as_ref().and_then(|body| body["expires_at"].as_str()) {
+            eprintln!("valid until {expires_at}");
+        }
+        return Ok(());
     }
     match body {
         Some(body) => println!("{}", serde_json::to_string_pretty(&body)?),
@@ -476,6 +503,31 @@ fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
             reqwest::Method::POST,
             format!("/admin/tenants/{id}/restart"),
         ),
+        TenantsAction::Invite { id, .. } => (
+            reqwest::Method::POST,
+            format!("/admin/tenants/{id}/invitations"),
+        ),
+        TenantsAction::Uninvite { id } => (
+            reqwest::Method::DELETE,
+            format!("/admin/tenants/{id}/invitations"),
+        ),
+    }
+}
+
+/// The JSON body of a `tenants` action, if it sends one.
+fn admin_body(action: &TenantsAction) -> Option<serde_json::Value> {
+    match action {
+        TenantsAction::Invite { email, days, .. } => {
+            let mut body = serde_json::json!({});
+            if let Some(email) = email {
+                body["email"] = serde_json::json!(email);
+            }
+            if let Some(days) = days {
+                body["expires_in_days"] = serde_json::json!(days);
+            }
+            Some(body)
+        }
+        _ => None,
     }
 }
 

@@ -743,7 +743,10 @@ mod tests {
         assert_eq!(summary.need_credentials, vec!["acme".to_string()]);
         let restored = target.tenant_spec("acme").unwrap().unwrap();
         assert_eq!(restored.settings, original.settings);
-        assert_eq!(restored.personio.client_secret.expose(), "");
+        assert_eq!(
+            restored.personio.as_ref().unwrap().client_secret.expose(),
+            ""
+        );
         assert_ne!(restored.webhook, original.webhook);
     }
 

@@ -8,12 +8,16 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::report::SyncReport;
+use crate::domain::tenant::ConnectionInfo;
 use crate::locks::lock;
 
 /// A tenant's lifecycle state, as the contract names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
+    /// Created without a Personio connection: runs nothing until the customer's
+    /// administrator connects Personio through an invitation.
+    AwaitingConnection,
     /// Authenticating and checking attributes.
     Starting,
     /// Running a full sync.
@@ -63,6 +67,9 @@ pub struct TenantView {
     /// `avatar`), each with the RFC 3339 time it was last found missing; tried again a
     /// day after that time.
     pub learnamp_unsupported: BTreeMap<String, String>,
+    /// How and when the tenant was connected to Personio; `null` while it awaits its
+    /// connection.
+    pub connection: Option<ConnectionInfo>,
 }
 
 impl TenantView {
@@ -79,6 +86,7 @@ impl TenantView {
             employees: 0,
             pending_events: 0,
             learnamp_unsupported: BTreeMap::new(),
+            connection: None,
         }
     }
 }

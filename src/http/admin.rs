@@ -17,7 +17,9 @@ use subtle::ConstantTimeEq;
 use crate::actors::status::TenantView;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::tenant::{InviteError, TenantMsg};
-use crate::domain::tenant::{TenantSpec, WebhookSecrets, merge_patch, parse_spec};
+use crate::domain::tenant::{
+    ConnectionInfo, ConnectionMethod, TenantSpec, WebhookSecrets, merge_patch, parse_spec,
+};
 
 use super::AppState;
 use super::error::ApiError;
@@ -37,6 +39,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/tenants/{id}/sync", post(sync_tenant))
         .route("/admin/tenants/{id}/restart", post(restart_tenant))
+        .route(
+            "/admin/tenants/{id}/invitations",
+            post(super::invitations::create).delete(super::invitations::revoke),
+        )
         .route(
             "/admin/tenants/{id}/employees/{personio_id}/invite",
             post(invite_employee),
@@ -95,6 +101,7 @@ async fn create_tenant(
     };
     let mut spec = parse_spec(document)?;
     spec.webhook = Some(WebhookSecrets::generate());
+    spec.connection = operator_connection(&spec, state.services.clock.now());
     if state.store.tenant_spec(&spec.id)?.is_some() {
         return Err(ApiError::Conflict(spec.id));
     }
@@ -111,6 +118,19 @@ async fn create_tenant(
     tracing::info!(tenant_id = %id, "tenant created");
     start_tenant(&state, spec).await?;
     Ok((StatusCode::CREATED, Json(view_of(&state, &id)?)))
+}
+
+/// The connection of a spec an operator posts: client credentials by an operator (no
+/// email), now; none while the tenant awaits its connection.
+fn operator_connection(
+    spec: &TenantSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<ConnectionInfo> {
+    spec.personio.as_ref().map(|_| ConnectionInfo {
+        method: ConnectionMethod::ClientCredentials,
+        by: None,
+        at: now.to_rfc3339(),
+    })
 }
 
 /// Asks the supervisor to spawn a tenant.
@@ -154,7 +174,7 @@ async fn patch_tenant(
             message: "a merge patch must be a JSON object".into(),
         });
     }
-    for forbidden in ["id", "webhook"] {
+    for forbidden in ["id", "webhook", "personio_oidc", "connection"] {
         if patch.get(forbidden).is_some() {
             return Err(ApiError::Invalid {
                 field: forbidden.into(),
@@ -168,15 +188,39 @@ async fn patch_tenant(
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
     require_restated_secrets(&stored, &patch)?;
     let secrets = stored.webhook.clone();
+    let connection = stored.connection.clone();
     let mut document = serde_json::to_value(TenantSpec {
         webhook: None,
+        personio_oidc: None,
+        connection: None,
         ..stored
     })
     .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     merge_patch(&mut document, &patch);
     let mut updated = parse_spec(document)?;
     updated.webhook = secrets;
-    state.store.put_tenant_spec(&updated).await?;
+    // Credentials in the patch are the operator's connection; otherwise the stored
+    // connection (an OpenID grant whose refresh token may rotate meanwhile) is kept.
+    let new_credentials = patch.get("personio").is_some_and(|p| !p.is_null());
+    updated.connection = match connection {
+        Some(info) if !new_credentials => Some(info),
+        _ => operator_connection(&updated, state.services.clock.now()),
+    };
+    let updated = state
+        .store
+        .update_tenant_spec(&id, |current| {
+            let mut next = updated.clone();
+            if !new_credentials {
+                next.personio_oidc = current.personio_oidc.clone();
+            }
+            if !next.is_connected() {
+                next.connection = None;
+            }
+            *current = next.clone();
+            next
+        })
+        .await?
+        .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
     tracing::info!(tenant_id = %id, "tenant spec patched");
     let answer = state
         .supervisor
@@ -200,18 +244,14 @@ fn require_restated_secrets(
     stored: &TenantSpec,
     patch: &serde_json::Value,
 ) -> Result<(), ApiError> {
-    let systems = [
-        (
-            "personio",
-            &stored.personio.base_url,
-            &stored.personio.client_id,
-        ),
-        (
-            "learnamp",
-            &stored.learnamp.base_url,
-            &stored.learnamp.client_id,
-        ),
-    ];
+    let mut systems = vec![(
+        "learnamp",
+        &stored.learnamp.base_url,
+        &stored.learnamp.client_id,
+    )];
+    if let Some(personio) = &stored.personio {
+        systems.push(("personio", &personio.base_url, &personio.client_id));
+    }
     for (system, base_url, client_id) in systems {
         let Some(section) = patch.get(system) else {
             continue;
@@ -278,6 +318,7 @@ async fn delete_tenant(
     }
     if let Some(spec) = stored
         && let Some(secrets) = &spec.webhook
+        && spec.is_connected()
     {
         let (personio, _) = state.services.clients(&spec);
         let url = state.services.webhook_url(secrets.key.expose());
@@ -286,6 +327,7 @@ async fn delete_tenant(
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
+    state.services.oidc_tokens.forget(&id);
     state.router.remove(&id);
     state.views.remove(&id);
     tracing::info!(tenant_id = %id, purge = query.purge, "tenant deleted");

@@ -4,6 +4,7 @@
 pub mod admin;
 mod delivery;
 pub mod error;
+mod invitations;
 pub mod server;
 pub mod webhooks;
 

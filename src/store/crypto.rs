@@ -5,7 +5,7 @@
 //!
 //! A stored tenant spec is the spec's JSON with each secret string (the Personio and
 //! Learn Amp client secrets, the Personio webhook signing secret, the webhook key and
-//! token) replaced by
+//! token, the refresh token of a "Sign in with Personio" connection) replaced by
 //! `{"enc": "<hex of 24-byte nonce ‖ ciphertext ‖ 16-byte tag>"}`. The associated data
 //! binds each sealed value to its tenant and field
 //! (`personio-sync/v1/tenant/<id>/<field path>`), so a sealed value copied to another
@@ -41,12 +41,13 @@ const KEY_LEN: usize = 32;
 /// Bytes of an XChaCha20 nonce.
 const NONCE_LEN: usize = 24;
 /// The JSON paths of every secret in a tenant spec.
-const SECRET_PATHS: [[&str; 2]; 5] = [
+const SECRET_PATHS: [[&str; 2]; 6] = [
     ["personio", "client_secret"],
     ["personio", "webhook_signing_secret"],
     ["learnamp", "client_secret"],
     ["webhook", "key"],
     ["webhook", "token"],
+    ["personio_oidc", "refresh_token"],
 ];
 /// The field name of a sealed value.
 const SEALED_FIELD: &str = "enc";

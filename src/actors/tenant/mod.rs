@@ -147,6 +147,8 @@ impl Actor for TenantActor {
             subscription_failures: 0,
         };
         let mut state = state;
+        let connection = state.spec.connection.clone();
+        state.view.update(|view| view.connection = connection);
         state.view.set_state(TenantState::Starting, None);
         state.publish_counts()?;
         Ok(state)
@@ -632,6 +634,9 @@ fn handle_sync_error(
 /// admin path.
 fn operator_message(error: &SyncError, id: &str) -> String {
     match error {
+        SyncError::Personio(crate::personio::PersonioError::ConnectionRevoked) => format!(
+            "Personio refused the connection's refresh token: reconnect Personio through a new invitation (personio-sync tenants invite {id})"
+        ),
         SyncError::Personio(inner) if inner.is_credentials() => format!(
             "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
         ),
