@@ -10,6 +10,7 @@ use axum::routing::get;
 use super::{Layout, Session, render};
 use crate::actors::status::{TenantState, TenantView};
 use crate::domain::report::SyncReport;
+use crate::domain::tenant::ConnectionMethod;
 use crate::http::AppState;
 
 /// Seconds between reloads of the overview while the tenant starts or syncs.
@@ -68,6 +69,11 @@ pub struct OverviewPage {
 /// The state's label, badge style and plain sentence.
 pub fn describe_state(state: TenantState) -> (&'static str, &'static str, &'static str) {
     match state {
+        TenantState::AwaitingConnection => (
+            "Not connected",
+            "wait",
+            "Personio is not connected yet: open your invitation link to connect it.",
+        ),
         TenantState::Starting => (
             "Starting",
             "wait",
@@ -97,6 +103,22 @@ pub fn describe_state(state: TenantState) -> (&'static str, &'static str, &'stat
     }
 }
 
+/// The webhook subscription's state in words. The view has no field of its own for
+/// it: a tenant ensures its subscription while starting, and a subscription problem
+/// shows as `degraded` with `last_error`.
+pub fn subscription_words(view: &TenantView) -> &'static str {
+    match view.state {
+        _ if view.webhook_url.is_empty() => "Not set up yet",
+        TenantState::AwaitingConnection => "Set up once Personio is connected",
+        TenantState::Starting => "Being set up",
+        TenantState::Degraded | TenantState::Failed if view.last_error.is_some() => {
+            "Not confirmed: see the problem above"
+        }
+        TenantState::Stopped => "Registered; changes wait until the sync resumes",
+        _ => "Active: Personio sends each change to the webhook URL",
+    }
+}
+
 /// The overview of a view.
 pub fn overview_page(layout: Layout, view: &TenantView) -> OverviewPage {
     let (state_label, state_class, state_words) = describe_state(view.state);
@@ -112,12 +134,15 @@ pub fn overview_page(layout: Layout, view: &TenantView) -> OverviewPage {
         state_words,
         syncing,
         last_error: view.last_error.clone(),
-        connection: None,
-        subscription: if view.webhook_url.is_empty() {
-            "Not subscribed yet".into()
-        } else {
-            "Subscribed".into()
-        },
+        connection: view.connection.as_ref().map(|connection| ConnectionFacts {
+            method: match connection.method {
+                ConnectionMethod::Oidc => "with \"Sign in with Personio\"".into(),
+                ConnectionMethod::ClientCredentials => "with API credentials".into(),
+            },
+            by: connection.by.clone(),
+            at: Some(super::display_time(&connection.at)),
+        }),
+        subscription: subscription_words(view).into(),
         webhook_url: view.webhook_url.clone(),
         employees: view.employees,
         last_sync: view.last_sync.clone().map(|mut sync| {
