@@ -21,6 +21,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/app/{tenant}", get(to_overview))
         .route("/app/{tenant}/", get(overview))
+        .route("/app/{tenant}/{*rest}", get(unknown_page))
+}
+
+/// Any other path under `/app/{tenant}/`: refused for another tenant's session like
+/// every app page, else an HTML 404.
+async fn unknown_page(_session: Session) -> Response {
+    super::not_found()
 }
 
 async fn to_overview(session: Session) -> Response {
