@@ -561,6 +561,44 @@ mod tenants_client_tests {
     }
 
     #[test]
+    fn invitations_map_to_their_admin_routes() {
+        let cli = Cli::try_parse_from([
+            "personio-sync",
+            "tenants",
+            "invite",
+            "acme",
+            "--email",
+            "it@acme.test",
+            "--days",
+            "3",
+        ])
+        .unwrap();
+        let Command::Tenants { action, .. } = cli.command else {
+            panic!("tenants expected");
+        };
+        assert_eq!(
+            admin_request(&action),
+            (
+                reqwest::Method::POST,
+                "/admin/tenants/acme/invitations".to_string()
+            )
+        );
+        assert_eq!(
+            admin_body(&action),
+            Some(serde_json::json!({"email": "it@acme.test", "expires_in_days": 3}))
+        );
+        let uninvite = TenantsAction::Uninvite { id: "acme".into() };
+        assert_eq!(
+            admin_request(&uninvite),
+            (
+                reqwest::Method::DELETE,
+                "/admin/tenants/acme/invitations".to_string()
+            )
+        );
+        assert_eq!(admin_body(&uninvite), None);
+    }
+
+    #[test]
     fn failures_show_the_error_body() {
         let body = serde_json::json!({"error": "not_found", "message": "no tenant with id `x`"});
         let line = describe_failure(reqwest::StatusCode::NOT_FOUND, Some(&body), "");

@@ -528,6 +528,56 @@ mod tests {
     }
 
     #[test]
+    fn the_connect_flow_keys_have_defaults_and_name_themselves_when_wrong() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.personio.base_url, "https://api.personio.de");
+        assert!(!config.personio_oidc.enabled());
+        assert_eq!(
+            config.personio_oidc.client_secret_env,
+            "PERSONIO_SYNC_OIDC_CLIENT_SECRET"
+        );
+        assert_eq!(config.oidc_client_secret(no_env).unwrap(), None);
+        for (text, key) in [
+            ("[personio]\nbase_url = \"ftp://x\"\n", "personio.base_url"),
+            (
+                "[personio_oidc]\nissuer = \"nope\"\nclient_id = \"c\"\n",
+                "personio_oidc.issuer",
+            ),
+            (
+                "[personio_oidc]\nissuer = \"https://id.example\"\n",
+                "personio_oidc.client_id",
+            ),
+            ("[personio_oidc]\nsecret = \"x\"\n", "secret"),
+        ] {
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+        let text = "[personio_oidc]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nclient_secret_env = \"MY_OIDC\"\n";
+        let config = Config::from_toml_with_env(text, no_env).unwrap();
+        let error = config.oidc_client_secret(no_env).unwrap_err().to_string();
+        assert!(
+            error.contains("personio_oidc.client_secret_env") && error.contains("MY_OIDC"),
+            "{error}"
+        );
+        let secret = config
+            .oidc_client_secret(|name| (name == "MY_OIDC").then(|| "s3cret".to_string()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        let config = Config::from_toml_with_env("", |name| {
+            (name == "PERSONIO_SYNC_PERSONIO_OIDC_ISSUER").then(|| "https://id.example".to_string())
+        });
+        assert!(
+            config
+                .unwrap_err()
+                .to_string()
+                .contains("personio_oidc.client_id")
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let error = Config::from_toml_with_env("[server]\nlisten_port = 3\n", no_env)
             .unwrap_err()

@@ -101,7 +101,10 @@ pub async fn connect_tenant(
         .store
         .tenant_spec(tenant_id)?
         .ok_or_else(|| ConnectError::UnknownTenant(tenant_id.to_string()))?;
-    let invitation = invitation_token.and_then(|token| services.invitations().open(token).ok());
+    // Only an invitation of this tenant counts (its email, marking it used).
+    let invitation = invitation_token
+        .and_then(|token| services.invitations().open(token).ok())
+        .filter(|open| open.tenant_id == tenant_id);
     let base_url = services.personio_base_url.trim_end_matches('/').to_string();
     let credential = match &connection {
         Connection::ClientCredentials {
@@ -127,6 +130,12 @@ pub async fn connect_tenant(
         },
     };
     verify(services, &credential, &spec.settings).await?;
+    // A tenant that synced before reads everything again once reconnected: changes
+    // made while it was disconnected (or failed) are not lost.
+    let tenant_store = services.store.tenant(tenant_id)?;
+    if tenant_store.initial_sync_done()? {
+        tenant_store.mark_reconcile_due()?;
+    }
     let now = services.clock.now().to_rfc3339();
     let (personio, personio_oidc, info) = match &connection {
         Connection::ClientCredentials { client_secret, .. } => {
@@ -187,7 +196,7 @@ pub async fn connect_tenant(
         .views
         .update(tenant_id, |view| view.connection = Some(info.clone()));
     tracing::info!(tenant_id, method = ?info.method, "tenant connected to Personio");
-    if let Some(token) = invitation_token
+    if let Some(token) = invitation_token.filter(|_| invitation.is_some())
         && let Err(error) = services.invitations().mark_used(token).await
     {
         tracing::warn!(tenant_id, error = %error, "invitation not marked used");

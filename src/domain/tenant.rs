@@ -554,6 +554,50 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_without_personio_awaits_its_connection() {
+        let mut json = spec_json();
+        json.as_object_mut().unwrap().remove("personio");
+        let spec = parse_spec(json.clone()).unwrap();
+        assert!(!spec.is_connected());
+        assert_eq!(spec.personio_base_url(), None);
+        assert!(parse_spec(spec_json()).unwrap().is_connected());
+        for field in ["personio_oidc", "connection"] {
+            let mut with = json.clone();
+            with[field] = json!({});
+            assert_eq!(parse_spec(with).unwrap_err().field, field);
+        }
+        let mut connected = spec.clone();
+        connected.personio_oidc = Some(OidcConnection {
+            base_url: "https://api.personio.de".into(),
+            issuer: "https://id.example".into(),
+            subject: "u1".into(),
+            email: None,
+            refresh_token: "rt-secret".into(),
+        });
+        assert!(connected.is_connected());
+        assert_eq!(
+            connected.personio_base_url(),
+            Some("https://api.personio.de")
+        );
+        assert!(
+            connected
+                .secrets()
+                .iter()
+                .any(|secret| secret.expose() == "rt-secret")
+        );
+        assert!(!format!("{connected:?}").contains("rt-secret"));
+        let info = ConnectionInfo {
+            method: ConnectionMethod::ClientCredentials,
+            by: None,
+            at: "2026-01-01T00:00:00+00:00".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&info).unwrap(),
+            json!({"method": "client_credentials", "by": null, "at": "2026-01-01T00:00:00+00:00"})
+        );
+    }
+
+    #[test]
     fn merge_patch_follows_rfc7396() {
         let mut target = json!({"a": 1, "b": {"c": 2, "d": 3}});
         merge_patch(&mut target, &json!({"b": {"c": null, "e": 4}, "f": [1]}));

@@ -609,6 +609,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sign_in_refresh_token_never_reaches_the_sled_files() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate();
+        let mut spec = tenant("oidc");
+        spec.personio = None;
+        spec.personio_oidc = Some(crate::domain::tenant::OidcConnection {
+            base_url: "http://p".into(),
+            issuer: "http://issuer".into(),
+            subject: "visible-subject-1".into(),
+            email: None,
+            refresh_token: "refresh-token-0c7d1e".into(),
+        });
+        {
+            let store = Store::open_with_key(dir.path(), 8, key.clone()).unwrap();
+            assert!(store.insert_new_tenant_spec(&spec).await.unwrap());
+            let rotated = store
+                .update_tenant_spec("oidc", |stored| {
+                    if let Some(oidc) = stored.personio_oidc.as_mut() {
+                        oidc.refresh_token = "refresh-token-rotated-44a0".into();
+                    }
+                })
+                .await
+                .unwrap();
+            assert_eq!(rotated, Some(()));
+            store.flush().await.unwrap();
+        }
+        let files = all_bytes_under(dir.path());
+        assert!(
+            contains(&files, "visible-subject-1"),
+            "the scan sees the spec"
+        );
+        for secret in ["refresh-token-0c7d1e", "refresh-token-rotated-44a0"] {
+            assert!(
+                !contains(&files, secret),
+                "{secret} found in the sled files"
+            );
+        }
+        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
+        let stored = store.tenant_spec("oidc").unwrap().unwrap();
+        assert_eq!(
+            stored.personio_oidc.unwrap().refresh_token.expose(),
+            "refresh-token-rotated-44a0"
+        );
+    }
+
+    #[tokio::test]
     async fn the_default_key_lives_in_the_data_dir() {
         use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();

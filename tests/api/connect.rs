@@ -383,3 +383,214 @@ fn synced_users(app: &TestApp) -> u64 {
         .filter(|user| user.integration_external_id.is_some())
         .count() as u64
 }
+
+/// Signs in at the simulator as `user` through the service's relying party and
+/// finishes: the grant.
+async fn sign_in(
+    app: &TestApp,
+    user: (String, String),
+) -> Result<personio_sync::personio::oidc::OidcGrant, personio_sync::personio::oidc::OidcError> {
+    let rp = app
+        .state
+        .services
+        .oidc
+        .clone()
+        .expect("Sign in with Personio configured");
+    let redirect = format!("{}/connect/oidc/callback", app.base);
+    let (url, pending) = rp.begin(&redirect).await?;
+    let back = app
+        .personio
+        .oidc_sign_in(
+            &url,
+            &user.0,
+            &user.1,
+            personio_sync_sim::personio::Consent::Allow,
+        )
+        .await
+        .expect("signed in at the simulator");
+    let back = reqwest::Url::parse(&back).expect("redirect");
+    let param = |key: &str| {
+        back.query_pairs()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    rp.finish(&pending, &param("code"), &param("state")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocation() {
+    let app = spawn_connect_app(200, true).await;
+    let (status, body) = app
+        .create_tenant(&awaiting_spec("acme", &app.personio, &app.learnamp))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let invitations = app.state.services.invitations();
+    let first = invitations.create("acme", None, None).await.unwrap();
+
+    // A Personio user without administrator rights: refused, nothing stored.
+    let grant = sign_in(&app, app.personio.oidc_non_admin())
+        .await
+        .expect("grant");
+    let error = connect_tenant(
+        &app.state,
+        "acme",
+        Connection::Oidc(grant),
+        Some(token_of(&first.url)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            personio_sync::connect::ConnectError::Refused(VerifyError::NotAdministrator)
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .customer_message()
+            .contains("this Personio user lacks administrator access")
+            || error
+                .customer_message()
+                .contains("This Personio user lacks administrator access"),
+        "{}",
+        error.customer_message()
+    );
+    assert!(
+        app.state
+            .store
+            .tenant_spec("acme")
+            .unwrap()
+            .unwrap()
+            .personio_oidc
+            .is_none()
+    );
+
+    // The administrator: connected, live, everyone synced. Access tokens live 3 s, so
+    // the sync itself refreshes (and rotates) them.
+    app.personio
+        .set_oidc_access_token_ttl(Duration::from_secs(3));
+    let grant = sign_in(&app, app.personio.oidc_admin())
+        .await
+        .expect("grant");
+    let first_refresh_token = grant.refresh_token.clone();
+    let view = connect_tenant(
+        &app.state,
+        "acme",
+        Connection::Oidc(grant),
+        Some(token_of(&first.url)),
+    )
+    .await
+    .expect("connected");
+    let info = view.connection.clone().expect("connection");
+    assert_eq!(
+        (info.method, info.by.as_deref()),
+        (
+            personio_sync::domain::tenant::ConnectionMethod::Oidc,
+            Some(app.personio.oidc_admin().0.as_str())
+        )
+    );
+    let view = app
+        .wait_for("acme", Duration::from_secs(120), |view| {
+            view["state"] == "live" && view["last_sync"]["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(view["connection"]["method"], "oidc", "{view}");
+    assert_learnamp_matches_personio(&app);
+    let synced = synced_users(&app);
+    assert!(synced > 100, "{synced}");
+    assert_eq!(app.personio.webhooks().len(), 1, "one subscription");
+
+    // Later syncs need refreshes (the tokens live 3 s): each rotated refresh token is
+    // stored, and the tenant stays live on them.
+    let stored_token = || {
+        app.state
+            .store
+            .tenant_spec("acme")
+            .unwrap()
+            .unwrap()
+            .personio_oidc
+            .expect("oidc connection")
+            .refresh_token
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut view = view;
+    let mut syncs = 0;
+    while stored_token() == first_refresh_token || syncs < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh: {view}");
+        let previous = view["last_sync"]["finished_at"]
+            .as_str()
+            .map(str::to_string);
+        let (status, body) = app.admin("POST", "/admin/tenants/acme/sync", None).await;
+        assert_eq!(status, 202, "{body}");
+        view = app.wait_for_sync("acme", previous.as_deref()).await;
+        assert_eq!(view["state"], "live", "{view}");
+        syncs += 1;
+    }
+    let stored_token = stored_token();
+    assert_ne!(
+        stored_token, first_refresh_token,
+        "the rotated token is stored"
+    );
+    // Never in clear in an answer or an export without secrets.
+    let export = personio_sync::export::export(&app.state.store, false).unwrap();
+    let export = format!(
+        "{:?}",
+        serde_json::to_string(&export.tenants[0].spec).unwrap()
+    );
+    assert!(
+        !export.contains(stored_token.expose()),
+        "refresh token in the export"
+    );
+    assert!(!view.to_string().contains(stored_token.expose()));
+
+    // The provider revokes every grant: the next call fails, the tenant is `failed`
+    // and says how to reconnect.
+    app.personio.revoke_oidc_grants();
+    let (status, body) = app.admin("POST", "/admin/tenants/acme/sync", None).await;
+    assert_eq!(status, 202, "{body}");
+    let view = app
+        .wait_for("acme", Duration::from_secs(60), |view| {
+            view["state"] == "failed"
+        })
+        .await;
+    let message = view["last_error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("reconnect") && message.contains("personio-sync tenants invite acme"),
+        "{view}"
+    );
+
+    // A new invitation and sign-in: live again, nobody twice.
+    app.personio
+        .set_oidc_access_token_ttl(Duration::from_secs(3600));
+    let second = invitations.create("acme", None, None).await.unwrap();
+    let grant = sign_in(&app, app.personio.oidc_admin())
+        .await
+        .expect("grant");
+    let previous = view["last_sync"]["finished_at"]
+        .as_str()
+        .map(str::to_string);
+    connect_tenant(
+        &app.state,
+        "acme",
+        Connection::Oidc(grant),
+        Some(token_of(&second.url)),
+    )
+    .await
+    .expect("reconnected");
+    let view = app
+        .wait_for("acme", Duration::from_secs(120), |view| {
+            view["state"] == "live"
+                && view["last_sync"]["finished_at"]
+                    .as_str()
+                    .map(str::to_string)
+                    != previous
+        })
+        .await;
+    assert_eq!(view["last_error"], Value::Null, "{view}");
+    assert_learnamp_matches_personio(&app);
+    assert_eq!(synced_users(&app), synced, "no duplicate users");
+    assert_eq!(app.learnamp.users().len() as u64, synced, "no extra users");
+    assert_eq!(app.personio.webhooks().len(), 1, "one subscription");
+}
