@@ -123,6 +123,8 @@ impl Application {
         } else {
             config.server.public_url.clone()
         };
+        // Session cookies are `Secure` when the pages are served over https.
+        let secure_cookie = public_url.starts_with("https://");
         if public_url.starts_with("http://")
             && !public_url.contains("127.0.0.1")
             && !public_url.contains("localhost")
@@ -171,6 +173,7 @@ impl Application {
             admin_token,
             services,
             inbox_cap: config.storage.inbox_cap,
+            sessions: crate::web::Sessions::new(secure_cookie),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors

@@ -72,6 +72,8 @@
 //!   before saving, OpenID Connect token refresh); `personio::oidc` is the relying party.
 //! - [`store`]: the only module that talks to sled.
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
+//! - [`web`]: the customer's pages (connect flow, app), sessions and CSRF, rendered
+//!   from askama templates under `templates/`.
 //! - The `personio-sync-sim` crate (`crates/sim`) holds faithful fakes of both APIs for
 //!   tests, benchmarks and `personio-sync demo`; `crates/testkit` starts the service
 //!   against them for the tests and the load tool (`crates/loadtest`).
@@ -97,3 +99,4 @@ pub mod retry;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod web;

@@ -41,6 +41,8 @@ pub struct AppShared {
     pub services: Services,
     /// Events a tenant's inbox may hold before deliveries are refused (503).
     pub inbox_cap: u64,
+    /// Sessions of the customer pages.
+    pub sessions: crate::web::Sessions,
 }
 
 /// The whole router.
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(render_public_metrics))
         .route("/webhooks/personio/{key}", post(webhooks::receive))
         .merge(admin::routes(state.clone()))
+        .merge(crate::web::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

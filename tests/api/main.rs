@@ -19,4 +19,5 @@ mod settings;
 mod supervision;
 mod teams;
 mod unclean_stop;
+mod web;
 mod webhooks;
