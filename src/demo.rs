@@ -41,6 +41,13 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
 
     let data_dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
     let mut config = Config::default();
+    // The demo's webhooks and links point at wherever it listens (port 0: the bound port).
+    // An unspecified host (0.0.0.0) is reached through loopback.
+    let reachable = match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        _ => listen.clone(),
+    };
+    config.server.public_url = format!("http://{reachable}");
     config.server.listen = listen;
     // Any free port: a demo must not clash with a service running beside it.
     config.server.metrics_listen = "127.0.0.1:0".into();
