@@ -3,12 +3,13 @@
 //! them without ever waiting on a tenant or the supervisor.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::report::SyncReport;
 use crate::locks::lock;
+use crate::sync::progress::{Progress, SyncProgress};
 
 /// A tenant's lifecycle state, as the contract names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,10 @@ pub struct TenantView {
     /// `avatar`), each with the RFC 3339 time it was last found missing; tried again a
     /// day after that time.
     pub learnamp_unsupported: BTreeMap<String, String>,
+    /// A running full sync's phase and steps; `null` otherwise. Filled in when the view
+    /// is read (see [`TenantViews::set_progress`]).
+    #[serde(default)]
+    pub progress: Option<Progress>,
 }
 
 impl TenantView {
@@ -79,6 +84,7 @@ impl TenantView {
             employees: 0,
             pending_events: 0,
             learnamp_unsupported: BTreeMap::new(),
+            progress: None,
         }
     }
 }
@@ -87,6 +93,8 @@ impl TenantView {
 #[derive(Default)]
 pub struct TenantViews {
     views: Mutex<BTreeMap<String, TenantView>>,
+    /// Each running tenant's progress cell, read into its view on the way out.
+    progress: Mutex<BTreeMap<String, Arc<SyncProgress>>>,
 }
 
 impl TenantViews {
@@ -98,16 +106,36 @@ impl TenantViews {
     /// Removes a tenant's view.
     pub fn remove(&self, id: &str) {
         lock(&self.views).remove(id);
+        lock(&self.progress).remove(id);
+    }
+
+    /// Sets the progress cell a tenant's full sync writes to (a restarted tenant
+    /// brings a new one); its views show it as `progress`.
+    pub fn set_progress(&self, id: &str, progress: Arc<SyncProgress>) {
+        lock(&self.progress).insert(id.to_string(), progress);
+    }
+
+    /// `view` with its tenant's current progress.
+    fn with_progress(&self, mut view: TenantView) -> TenantView {
+        view.progress = lock(&self.progress)
+            .get(&view.id)
+            .and_then(|progress| progress.snapshot());
+        view
     }
 
     /// One tenant's view.
     pub fn view(&self, id: &str) -> Option<TenantView> {
-        lock(&self.views).get(id).cloned()
+        let view = lock(&self.views).get(id).cloned()?;
+        Some(self.with_progress(view))
     }
 
     /// Every view, by id.
     pub fn views(&self) -> Vec<TenantView> {
-        lock(&self.views).values().cloned().collect()
+        let views: Vec<TenantView> = lock(&self.views).values().cloned().collect();
+        views
+            .into_iter()
+            .map(|view| self.with_progress(view))
+            .collect()
     }
 
     /// Changes a tenant's view in place (no-op for an unknown tenant).

@@ -5,6 +5,7 @@
 pub mod crypto;
 mod flusher;
 pub mod inbox;
+mod person_history;
 mod raw;
 mod run;
 pub mod schedule;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
+pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use run::PreviousRun;
 
 use chrono::{DateTime, Utc};
