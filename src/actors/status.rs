@@ -12,7 +12,7 @@ use crate::locks::lock;
 use crate::sync::progress::{Progress, SyncProgress};
 
 /// A tenant's lifecycle state, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Authenticating and checking attributes.
@@ -30,7 +30,7 @@ pub enum TenantState {
 }
 
 /// Webhook work counters (never overwrite `last_sync`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveStats {
     /// Events applied since the tenant was created.
     pub events_applied: u64,
@@ -40,7 +40,7 @@ pub struct LiveStats {
 
 /// The tenant view of the admin API. Holds no secret but the webhook URL's key, which
 /// the contract shows to operators.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// Tenant id.
     pub id: String,

@@ -38,7 +38,7 @@ pub enum TenantMsg {
 }
 
 /// What a manual invitation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InviteOutcome {
     /// The invitation was sent.
