@@ -1,5 +1,5 @@
-//! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text or
-//! JSON lines.
+//! Logging: `tracing` to stderr (or, for the demo, a file), filtered by `RUST_LOG`
+//! (default `info`), as text or JSON lines.
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,4 +15,15 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Installs the global subscriber writing text lines to `file` (the demo keeps its
+/// terminal for its own narrative). Later calls are ignored.
+pub fn init_to_file(file: std::fs::File) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
