@@ -342,6 +342,17 @@ async fn patch_tenant(
     merge_patch(&mut document, &patch);
     let mut updated = parse_spec(document)?;
     updated.webhook = secrets;
+    Ok(Json(store_patched_spec(&state, updated).await?))
+}
+
+/// Stores a validated, patched spec (webhook secrets kept) and restarts its tenant with
+/// it; the tenant runs a full reconciliation when the settings changed. Shared by PATCH
+/// and the settings page.
+pub async fn store_patched_spec(
+    state: &AppState,
+    updated: TenantSpec,
+) -> Result<TenantView, ApiError> {
+    let id = updated.id.clone();
     state.store.put_tenant_spec(&updated).await?;
     tracing::info!(tenant_id = %id, "tenant spec patched");
     let answer = state
@@ -352,7 +363,7 @@ async fn patch_tenant(
         )
         .await;
     match answer {
-        Ok(CallResult::Success(_)) => Ok(Json(view_of(&state, &id)?)),
+        Ok(CallResult::Success(_)) => view_of(state, &id),
         _ => Err(ApiError::Unavailable(
             "the supervisor did not answer".into(),
         )),

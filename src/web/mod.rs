@@ -10,6 +10,7 @@
 pub mod app_pages;
 pub mod connect;
 pub mod session;
+pub mod settings;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.css", get(stylesheet))
         .merge(connect::routes())
         .merge(app_pages::routes())
+        .merge(settings::routes())
 }
 
 async fn stylesheet() -> Response {

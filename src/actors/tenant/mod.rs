@@ -280,6 +280,9 @@ impl Actor for TenantActor {
             TenantMsg::DryRun(reply) => {
                 let _ = reply.send(dry_run(state).instrument(span).await);
             }
+            TenantMsg::DryRunWith(settings, reply) => {
+                let _ = reply.send(dry_run_with(state, &settings).instrument(span).await);
+            }
         }
         Ok(())
     }
@@ -345,6 +348,21 @@ async fn dry_run(state: &TenantActorState) -> Result<serde_json::Value, String> 
         .await
         .map_err(|error| state.scrub(&error.to_string()))
         .and_then(|plan| serde_json::to_value(&plan).map_err(|error| error.to_string()))
+}
+
+/// Plans a full sync with candidate `settings` instead of the tenant's, writing nothing.
+async fn dry_run_with(
+    state: &TenantActorState,
+    settings: &crate::domain::tenant::Settings,
+) -> Result<sync::plan::Plan, String> {
+    let context = SyncContext {
+        settings,
+        progress: None,
+        ..state.context()
+    };
+    sync::plan_full_sync(&context)
+        .await
+        .map_err(|error| state.scrub(&error.to_string()))
 }
 
 async fn full_sync(
