@@ -568,20 +568,20 @@ fn timezones() -> Vec<&'static str> {
 fn stored_spec(
     state: &AppState,
     session: &Session,
-) -> Result<crate::domain::tenant::TenantSpec, Response> {
+) -> Result<crate::domain::tenant::TenantSpec, Box<Response>> {
     match state.store.tenant_spec(&session.tenant_id) {
         Ok(Some(spec)) => Ok(spec),
-        Ok(None) => Err(super::message(
+        Ok(None) => Err(Box::new(super::message(
             StatusCode::NOT_FOUND,
             "This connection no longer exists",
             &[
                 "Your company's connection has been removed by the operator. Ask your Learn Amp contact for a new invitation.",
             ],
             None,
-        )),
+        ))),
         Err(error) => {
             tracing::error!(tenant_id = %session.tenant_id, error = %error, "settings not readable");
-            Err(unavailable())
+            Err(Box::new(unavailable()))
         }
     }
 }
@@ -643,7 +643,7 @@ async fn form_page(
 async fn show(State(state): State<AppState>, session: Session) -> Response {
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let values = FormValues::of(&spec.settings);
     form_page(&state, &session, &spec, values, None, None).await
@@ -679,7 +679,7 @@ async fn save(
 ) -> Response {
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let values = FormValues::posted(&form);
     let settings = match values.settings() {
@@ -748,7 +748,7 @@ async fn confirm(
 ) -> Response {
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     // The carried settings are the admin's own input: parsed and validated again like
     // any other, never trusted for having passed through the preview.
