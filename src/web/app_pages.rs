@@ -26,6 +26,12 @@ pub fn routes() -> Router<AppState> {
         .route("/app/{tenant}/", get(overview))
         .route("/app/{tenant}/progress.json", get(progress_json))
         .route("/app/{tenant}/sync", post(sync_now))
+        .route("/app/{tenant}/{*rest}", get(unknown_page))
+}
+
+/// Any other path under the app: the page that says so (not a bare 404).
+async fn unknown_page() -> Response {
+    super::not_found()
 }
 
 async fn to_overview(session: Session) -> Response {
