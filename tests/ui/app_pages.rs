@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{Days, Utc};
 use personio_sync_sim::person::EmployeeStatus;
 use personio_sync_sim::personio::PersonioSimConfig;
-use personio_sync_testkit::{TestApp, spawn_app, spawn_app_configured};
+use personio_sync_testkit::{TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 use crate::harness::{ready, run_script};
@@ -64,7 +64,9 @@ async fn days_before_start_is_previewed_confirmed_and_shown_on_people() {
         })
         .collect();
     assert!(
-        joiners.iter().any(|joiner| joiner["scheduled"] == json!(true)),
+        joiners
+            .iter()
+            .any(|joiner| joiner["scheduled"] == json!(true)),
         "seed 7 has a future joiner more than a week away: {joiners:?}"
     );
     let outcome = run_script(
@@ -86,7 +88,10 @@ async fn days_before_start_is_previewed_confirmed_and_shown_on_people() {
         json!({"mode": "days_before_hire", "days": 7}),
         "Confirm stored the setting"
     );
-    for joiner in joiners.iter().filter(|joiner| joiner["scheduled"] == json!(true)) {
+    for joiner in joiners
+        .iter()
+        .filter(|joiner| joiner["scheduled"] == json!(true))
+    {
         let email = joiner["email"].as_str().unwrap();
         let (status, page) = app
             .admin(
@@ -107,14 +112,11 @@ async fn the_progress_bar_moves_during_a_long_sync() {
     if !ready("the_progress_bar_moves_during_a_long_sync") {
         return;
     }
-    let app = spawn_app_configured(
-        PersonioSimConfig {
-            employees: 2_000,
-            seed: 3,
-            ..PersonioSimConfig::default()
-        },
-        |config| config.sync.concurrency = 4,
-    )
+    let app = spawn_app_with(PersonioSimConfig {
+        employees: 2_000,
+        seed: 3,
+        ..PersonioSimConfig::default()
+    })
     .await;
     app.personio.knobs.set_latency(Duration::from_millis(2));
     app.learnamp.knobs.set_latency(Duration::from_millis(2));
@@ -149,10 +151,16 @@ async fn the_progress_bar_moves_during_a_long_sync() {
         .iter()
         .filter(|percent| (1..100).contains(*percent))
         .count();
-    assert!(between > 0, "the bar moved through values between: {samples:?}");
+    assert!(
+        between > 0,
+        "the bar moved through values between: {samples:?}"
+    );
     let view = app.view("big").await;
     assert_eq!(view["state"], "live", "{view}");
-    assert_eq!(view["last_sync"]["created"], json!(app.learnamp.users().len()));
+    assert_eq!(
+        view["last_sync"]["created"],
+        json!(app.learnamp.users().len())
+    );
 }
 
 /// (c) `Search people` finds a person by email; their history shows the change a
@@ -206,7 +214,11 @@ async fn search_finds_a_person_whose_history_shows_a_webhook_change() {
         ],
     )
     .await;
-    assert_eq!(outcome.result["rows"], json!(1), "one person matches the email");
+    assert_eq!(
+        outcome.result["rows"],
+        json!(1),
+        "one person matches the email"
+    );
     let (status, detail) = app
         .admin("GET", &format!("/admin/tenants/acme/employees/{id}"), None)
         .await;
