@@ -90,8 +90,6 @@ pub struct OverviewPage {
     pub pending_events: u64,
     /// How the tenant is connected.
     pub connection: Option<ConnectionFacts>,
-    /// The webhook URL registered in Personio.
-    pub webhook_url: String,
     /// The webhook subscription's state, in words.
     pub subscription: String,
     /// Employees linked to a Learn Amp user.
@@ -249,7 +247,6 @@ pub fn overview_page(layout: Layout, view: &TenantView, csrf: &str) -> OverviewP
         pending_events: view.pending_events,
         connection: None,
         subscription: subscription_health(view),
-        webhook_url: view.webhook_url.clone(),
         employees: view.employees,
         last_sync: view.last_sync.clone().map(|mut sync| {
             sync.finished_at = super::display_time(&sync.finished_at);
@@ -378,7 +375,11 @@ mod tests {
             assert!(html.contains(link), "{link}");
         }
         assert!(html.contains(r#"href="/app/acme/" aria-current="page""#));
-        assert!(html.contains("https://sync.example/webhooks/personio/k"));
+        assert!(
+            !html.contains("/webhooks/personio/k"),
+            "the webhook URL holds its secret key: never on a page"
+        );
+        assert!(html.contains("Active: Personio reports changes as they happen"));
         assert!(
             !html.contains("http-equiv=\"refresh\""),
             "a live tenant is not reloaded"

@@ -207,9 +207,14 @@ impl FormValues {
             "immediately" => InvitePolicy::Immediately,
             "on_hire_date" => InvitePolicy::OnHireDate,
             "days_before_hire" => {
-                let days = self.days.parse::<u16>().map_err(|_| {
-                    field_error("days", "Enter a whole number of days from 0 to 365.")
-                })?;
+                let days = self
+                    .days
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|days| *days <= 365)
+                    .ok_or_else(|| {
+                        field_error("days", "Enter a whole number of days from 0 to 365.")
+                    })?;
                 InvitePolicy::DaysBeforeHire { days }
             }
             "manual" => InvitePolicy::Manual,
