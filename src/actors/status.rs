@@ -131,11 +131,12 @@ impl TenantViews {
 
     /// Every view, by id.
     pub fn views(&self) -> Vec<TenantView> {
-        let views: Vec<TenantView> = lock(&self.views).values().cloned().collect();
+        let mut views: Vec<TenantView> = lock(&self.views).values().cloned().collect();
+        let progress = lock(&self.progress);
+        for view in &mut views {
+            view.progress = progress.get(&view.id).and_then(|cell| cell.snapshot());
+        }
         views
-            .into_iter()
-            .map(|view| self.with_progress(view))
-            .collect()
     }
 
     /// Changes a tenant's view in place (no-op for an unknown tenant).

@@ -10,6 +10,7 @@ mod full_sync;
 mod helpers;
 mod hostile;
 mod hostile_clients;
+mod people;
 mod personio_real;
 mod random_mutations;
 mod secrets;
