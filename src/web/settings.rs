@@ -3,7 +3,8 @@
 //! [`Settings`], checked by the same validation as `PATCH /admin/tenants/{id}`; a
 //! change that would deactivate or invite anyone is first shown as a preview (the
 //! dry-run plan with the candidate settings, writing nothing) and applied only on
-//! `Confirm`, which validates the carried settings again.
+//! `Confirm`. The previewed settings travel in the confirm form, signed for this tenant
+//! and session with a per-process key, and are validated again on `Confirm`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -447,12 +448,65 @@ pub struct PreviewPage {
     pub csrf: String,
     /// The candidate settings as JSON (carried to `Confirm`, validated again there).
     pub settings_json: String,
+    /// [`sign_preview`] of `settings_json`.
+    pub signature: String,
     /// The settings page.
     pub back: String,
     /// Invited, deactivated, created, updated.
     pub sections: Vec<PreviewSection>,
     /// People that need nothing.
     pub unchanged: u64,
+}
+
+/// The key previews are signed with: random per process (a preview does not outlive a
+/// restart; the admin then saves again).
+static PREVIEW_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key
+});
+
+fn preview_mac(tenant_id: &str, csrf: &str, settings_json: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(PREVIEW_KEY.as_slice())
+        .expect("HMAC accepts keys of any length");
+    for part in [tenant_id, csrf, settings_json] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    mac
+}
+
+/// The signature of a previewed change, bound to the tenant and the session (its CSRF
+/// token): `Confirm` applies only what this page previewed, in this session.
+pub fn sign_preview(tenant_id: &str, csrf: &str, settings_json: &str) -> String {
+    use hmac::Mac;
+    preview_mac(tenant_id, csrf, settings_json)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Whether `signature` is [`sign_preview`]'s for these values (constant time).
+pub fn preview_signed(tenant_id: &str, csrf: &str, settings_json: &str, signature: &str) -> bool {
+    use hmac::Mac;
+    let Some(bytes) = (0..signature.len())
+        .step_by(2)
+        .map(|at| {
+            signature
+                .get(at..at + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    preview_mac(tenant_id, csrf, settings_json)
+        .verify_slice(&bytes)
+        .is_ok()
 }
 
 /// Whether a plan deactivates or invites anyone (now or later): the change needs a
@@ -704,11 +758,13 @@ async fn save(
         return apply(&state, &session, spec, settings).await;
     }
     let (created, updated, deactivated, invited) = preview_tables(&plan, settings.tz());
+    let settings_json = serde_json::to_string(&settings).unwrap_or_default();
     let page = PreviewPage {
         layout: Layout::app(&state, &session, "Preview of your change", "settings"),
         action: format!("/app/{}/settings/confirm", session.tenant_id),
         csrf: session.csrf.clone(),
-        settings_json: serde_json::to_string(&settings).unwrap_or_default(),
+        signature: sign_preview(&session.tenant_id, &session.csrf, &settings_json),
+        settings_json,
         back: format!("/app/{}/settings", session.tenant_id),
         sections: vec![
             PreviewSection {
@@ -741,10 +797,12 @@ async fn save(
     render(&page)
 }
 
-/// `Confirm`'s form: the previewed settings.
+/// `Confirm`'s form: the previewed settings and their signature.
 #[derive(serde::Deserialize)]
 struct ConfirmForm {
     settings: String,
+    #[serde(default)]
+    signature: String,
 }
 
 async fn confirm(
@@ -755,8 +813,25 @@ async fn confirm(
         Ok(spec) => spec,
         Err(page) => return *page,
     };
-    // The carried settings are the admin's own input: parsed and validated again like
-    // any other, never trusted for having passed through the preview.
+    if !preview_signed(
+        &session.tenant_id,
+        &session.csrf,
+        &form.settings,
+        &form.signature,
+    ) {
+        let values = FormValues::of(&spec.settings);
+        return form_page(
+            &state,
+            &session,
+            &spec,
+            values,
+            None,
+            Some("This preview is no longer valid (the service restarted, or the page was changed). Choose your settings and save again.".into()),
+        )
+        .await;
+    }
+    // Signed, and still validated again like any input: the rules may have changed
+    // since the preview.
     let settings = match serde_json::from_str::<Settings>(&form.settings)
         .map_err(|error| FieldError {
             field: "settings".into(),
@@ -903,6 +978,47 @@ mod tests {
             assert_eq!(got, id, "{field}={value}: {message}");
             assert!(message.ends_with('.'), "{message}");
         }
+    }
+
+    #[test]
+    fn a_preview_signature_binds_the_settings_tenant_and_session() {
+        let signature = sign_preview("acme", "csrf-1", r#"{"timezone":"UTC"}"#);
+        assert!(preview_signed(
+            "acme",
+            "csrf-1",
+            r#"{"timezone":"UTC"}"#,
+            &signature
+        ));
+        assert!(!preview_signed(
+            "acme",
+            "csrf-1",
+            r#"{"timezone":"GMT"}"#,
+            &signature
+        ));
+        assert!(!preview_signed(
+            "other",
+            "csrf-1",
+            r#"{"timezone":"UTC"}"#,
+            &signature
+        ));
+        assert!(!preview_signed(
+            "acme",
+            "csrf-2",
+            r#"{"timezone":"UTC"}"#,
+            &signature
+        ));
+        assert!(!preview_signed(
+            "acme",
+            "csrf-1",
+            r#"{"timezone":"UTC"}"#,
+            ""
+        ));
+        assert!(!preview_signed(
+            "acme",
+            "csrf-1",
+            r#"{"timezone":"UTC"}"#,
+            "zz"
+        ));
     }
 
     #[test]

@@ -259,6 +259,10 @@ async fn every_page_passes_axe_at_both_widths() {
     assert_eq!(
         serde_json::to_value(stored.settings.invite_policy).unwrap(),
         json!({"mode": "manual"}),
-        "invalid input and an unconfirmed preview changed nothing"
+        "invalid input, an unconfirmed preview and a forged one changed no invitation"
+    );
+    assert_eq!(
+        stored.settings.timezone, "Europe/Berlin",
+        "a change inviting nobody is saved without a preview"
     );
 }

@@ -52,6 +52,17 @@ await run(name, async ({ page, context, browser, step }) => {
   await page.getByRole('heading', { name: 'Preview of your change' }).waitFor({ timeout: 60_000 });
   await step('09-preview');
   pages.push({ label: '09-preview' });
+  // A preview changed in the page is not applied.
+  await page.locator('input[name="settings"]').evaluate((input) => { input.value = input.value.replace('immediately', 'on_hire_date'); });
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByText('This preview is no longer valid').waitFor();
+  await step('09b-preview-tampered');
+  pages.push({ label: '09b-preview-tampered' });
+  // A change that invites and deactivates nobody is saved at once, without a preview.
+  await page.getByText('Advanced').click();
+  await page.getByLabel('Time zone').fill('Europe/Berlin');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: 60_000 });
   await visit('10-people', new URL('people', app).href);
   await visit('11-history', new URL(`people/${need('PERSON_ID')}`, app).href);
   await visit('12-person-not-found', new URL('people/999999999', app).href);
