@@ -171,11 +171,16 @@ pub fn history_rows(detail: &PersonDetail) -> Vec<HistoryRow> {
                         Some("") => "(empty)".to_string(),
                         Some(value) => value.to_string(),
                     };
-                    format!(
-                        "{field}: {} → {}",
-                        shown(&values.before),
-                        shown(&values.after)
-                    )
+                    if values.before.is_none() {
+                        // A new or adopted user: nothing known before.
+                        format!("{field}: {}", shown(&values.after))
+                    } else {
+                        format!(
+                            "{field}: {} → {}",
+                            shown(&values.before),
+                            shown(&values.after)
+                        )
+                    }
                 })
                 .collect(),
         })
@@ -350,5 +355,12 @@ mod tests {
         let rows = history_rows(&detail);
         assert_eq!(rows[0].source, "Webhook");
         assert_eq!(rows[0].fields, vec!["jobTitle: Engineer → Lead"]);
+        let mut created = detail.history[0].clone();
+        created.fields.get_mut("jobTitle").unwrap().before = None;
+        let detail = PersonDetail {
+            history: vec![created],
+            ..detail
+        };
+        assert_eq!(history_rows(&detail)[0].fields, vec!["jobTitle: Lead"]);
     }
 }

@@ -82,5 +82,14 @@ await run(name, async ({ page, context, browser, step }) => {
   check(page.url().startsWith(app.href), `Sync now returns to the overview, not ${page.url()}`);
   await step('16-sync-now');
   pages.push({ label: '16-sync-now' });
+  // Without JavaScript the settings page shows `Days before` always, with its hint.
+  const plain = await browser.newContext({ javaScriptEnabled: false });
+  await plain.addCookies([{ name: 'psync_session', value: need('SESSION_ID'), domain: app.hostname, path: '/', httpOnly: true, sameSite: 'Lax' }]);
+  const noScript = await plain.newPage();
+  await noScript.goto(new URL('settings', app).href);
+  check(await noScript.getByLabel('Days before').isVisible(), 'without JavaScript `Days before` is shown');
+  const hint = await noScript.locator('#days-hint').innerText();
+  check(hint.includes('Used only with'), `without JavaScript its hint says when it applies: ${hint}`);
+  await plain.close();
   report({ pages });
 });
