@@ -70,28 +70,35 @@ impl TenantStore {
     ) -> Result<(), StoreError> {
         let prefix = person_prefix(personio_id);
         let value = encode(change);
+        let seq_of = |key: &[u8]| {
+            <[u8; 8]>::try_from(&key[prefix.len()..])
+                .ok()
+                .map(u64::from_be_bytes)
+        };
         loop {
-            // Sequence numbers per person follow the newest stored key, so the order
-            // survives an export and import (no process-wide generator involved).
-            let mut keys: Vec<sled::IVec> = Vec::new();
-            for key in self.tree.scan_prefix(&prefix).keys() {
-                keys.push(key?);
-            }
-            let next = keys
-                .last()
-                .and_then(|key| <[u8; 8]>::try_from(&key[prefix.len()..]).ok())
-                .map_or(0, |seq| u64::from_be_bytes(seq) + 1);
+            // Sequence numbers per person follow the newest stored key (so the order
+            // survives an export and import) and stay contiguous (only the oldest are
+            // removed): the first and last keys give the count without a scan.
+            let mut keys = self.tree.scan_prefix(&prefix).keys();
+            let first = keys.next().transpose()?.and_then(|key| seq_of(&key));
+            let last = keys.next_back().transpose()?.and_then(|key| seq_of(&key));
+            drop(keys);
+            let next = last.or(first).map_or(0, |seq| seq + 1);
             let mut key = prefix.clone();
             key.extend_from_slice(&next.to_be_bytes());
             let stored =
                 self.tree
                     .compare_and_swap(&key, None as Option<&[u8]>, Some(value.as_slice()))?;
             if stored.is_err() {
-                // Another write for this person took the number: count again.
+                // Another write for this person took the number: look again.
                 continue;
             }
-            let excess = (keys.len() + 1).saturating_sub(PERSON_HISTORY_CAP);
-            for old in keys.into_iter().take(excess) {
+            let oldest = first.unwrap_or(next);
+            let kept = next - oldest + 1;
+            let excess = kept.saturating_sub(PERSON_HISTORY_CAP as u64);
+            for seq in oldest..oldest + excess {
+                let mut old = prefix.clone();
+                old.extend_from_slice(&seq.to_be_bytes());
                 self.tree.remove(old)?;
             }
             return Ok(());
