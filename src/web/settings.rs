@@ -454,8 +454,39 @@ pub struct PreviewPage {
     pub back: String,
     /// Invited, deactivated, created, updated.
     pub sections: Vec<PreviewSection>,
+    /// What the tables hold, in one sentence.
+    pub summary: String,
     /// People that need nothing.
     pub unchanged: u64,
+}
+
+/// `n people` / `1 person` / `nobody`.
+fn people(count: usize) -> String {
+    match count {
+        0 => "nobody".into(),
+        1 => "1 person".into(),
+        n => format!("{n} people"),
+    }
+}
+
+/// The preview's sentence: who would be invited (how many later), deactivated,
+/// created, updated.
+pub fn preview_summary(plan: &Plan) -> String {
+    let view = plan.view();
+    let later = view.scheduled_invitations.len();
+    let invited = view.invitations.len() + later;
+    let mut invite = format!("invite {}", people(invited));
+    if later > 0 && later < invited {
+        invite.push_str(&format!(" ({later} on a later day)"));
+    } else if later > 0 {
+        invite.push_str(" on a later day");
+    }
+    format!(
+        "With the new settings the sync would {invite}, deactivate {}, create {} and update {}.",
+        people(view.deactivations.len() + view.scheduled_deactivations.len()),
+        people(view.creates.len()),
+        people(view.updates.len()),
+    )
 }
 
 /// The key previews are signed with: random per process (a preview does not outlive a
@@ -792,6 +823,7 @@ async fn save(
                 rows: updated,
             },
         ],
+        summary: preview_summary(&plan),
         unchanged: plan.unchanged,
     };
     render(&page)
@@ -978,6 +1010,69 @@ mod tests {
             assert_eq!(got, id, "{field}={value}: {message}");
             assert!(message.ends_with('.'), "{message}");
         }
+    }
+
+    fn step(id: &str, actions: Vec<crate::sync::plan::Action>) -> crate::sync::plan::Step {
+        let mut employee = crate::domain::Employee::with_id(id);
+        employee.first_name = Some("Ann".into());
+        employee.last_name = Some(format!("No{id}"));
+        employee.email = Some(format!("ann{id}@example.com"));
+        crate::sync::plan::Step {
+            personio_id: id.into(),
+            employee: Some(employee),
+            learnamp_id: Some(id.parse().unwrap()),
+            desired: Default::default(),
+            level: 0,
+            record: Default::default(),
+            actions,
+        }
+    }
+
+    #[test]
+    fn a_plan_that_invites_or_deactivates_needs_confirmation_and_is_tabled() {
+        use crate::sync::plan::{Action, Schedule};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-13T23:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let quiet = Plan {
+            steps: vec![step("1", vec![])],
+            ..Plan::default()
+        };
+        assert!(!needs_confirmation(&quiet));
+        let plan = Plan {
+            steps: vec![
+                step("1", vec![Action::Invite]),
+                step(
+                    "2",
+                    vec![Action::Schedule(Schedule {
+                        invite: Some(at),
+                        ..Schedule::default()
+                    })],
+                ),
+            ],
+            ..Plan::default()
+        };
+        assert!(needs_confirmation(&plan));
+        let leaver = Plan {
+            steps: vec![step(
+                "3",
+                vec![Action::Deactivate {
+                    reason: "inactive in Personio".into(),
+                }],
+            )],
+            ..Plan::default()
+        };
+        assert!(needs_confirmation(&leaver));
+        assert_eq!(
+            preview_summary(&plan),
+            "With the new settings the sync would invite 2 people (1 on a later day), deactivate nobody, create nobody and update nobody."
+        );
+        let (_, _, _, invited) = preview_tables(&plan, chrono_tz::Europe::Berlin);
+        assert_eq!(invited.len(), 2);
+        assert_eq!(invited[0].name, "Ann No1");
+        assert_eq!(invited[0].detail, vec!["Now"]);
+        assert_eq!(invited[1].email, "ann2@example.com");
+        assert_eq!(invited[1].detail, vec!["On 14 Dec 2026, 00:00 CET"]);
     }
 
     #[test]
