@@ -650,6 +650,34 @@ pub fn preview_tables(
     (created, updated, deactivated, invited)
 }
 
+/// The first attribute the form names that Personio does not let this connection read
+/// (its field and a message); `None` when all are readable or the list is unknown.
+pub fn unreadable_attribute(
+    values: &FormValues,
+    readable: &[AttributeOption],
+) -> Option<(String, String)> {
+    if readable.is_empty() {
+        return None;
+    }
+    let unreadable =
+        |key: &str| !key.is_empty() && !readable.iter().any(|attribute| attribute.key == key);
+    let message = |key: &str| {
+        format!(
+            "Personio does not let this connection read “{key}”: tick it among the API credential's readable employee attributes in Personio, or choose another."
+        )
+    };
+    if let Some((index, row)) = values
+        .custom
+        .iter()
+        .enumerate()
+        .find(|(_, row)| unreadable(&row.key))
+    {
+        return Some((format!("custom-key-{index}"), message(&row.key)));
+    }
+    unreadable(&values.attribute_key)
+        .then(|| ("attribute-key".to_string(), message(&values.attribute_key)))
+}
+
 fn timezones() -> Vec<&'static str> {
     chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect()
 }
@@ -778,6 +806,9 @@ async fn save(
     };
     if settings == spec.settings {
         return super::see_other(&super::overview_path(&session.tenant_id));
+    }
+    if let Some(error) = unreadable_attribute(&values, &attributes(&state, &spec).await) {
+        return form_page(&state, &session, &spec, values, Some(error), None).await;
     }
     let plan = match preview_plan(&state, &session.tenant_id, settings.clone()).await {
         Ok(plan) => plan,
@@ -1073,6 +1104,34 @@ mod tests {
         assert_eq!(invited[0].detail, vec!["Now"]);
         assert_eq!(invited[1].email, "ann2@example.com");
         assert_eq!(invited[1].detail, vec!["On 14 Dec 2026, 00:00 CET"]);
+    }
+
+    #[test]
+    fn an_attribute_personio_does_not_let_us_read_is_marked_on_its_row() {
+        let readable = vec![AttributeOption {
+            key: "dynamic_1".into(),
+            label: "Cost centre".into(),
+        }];
+        let mut values = FormValues::posted(&posted(&base()));
+        assert_eq!(unreadable_attribute(&values, &readable), None);
+        assert_eq!(
+            unreadable_attribute(&values, &[]),
+            None,
+            "unknown list: no judgement"
+        );
+        values.custom[1] = CustomRow {
+            key: "dynamic_2".into(),
+            name: "Badge".into(),
+        };
+        let (field, message) = unreadable_attribute(&values, &readable).unwrap();
+        assert_eq!(field, "custom-key-1");
+        assert!(message.contains("dynamic_2"), "{message}");
+        values.custom[1] = CustomRow::default();
+        values.attribute_key = "dynamic_9".into();
+        assert_eq!(
+            unreadable_attribute(&values, &readable).unwrap().0,
+            "attribute-key"
+        );
     }
 
     #[test]
