@@ -402,6 +402,53 @@ mod tests {
     }
 
     #[test]
+    fn the_bar_counts_applied_steps_and_ends_full() {
+        let applying = |done, total| {
+            Some(Progress {
+                phase: SyncPhase::Applying,
+                done,
+                total,
+            })
+        };
+        let reading = Some(Progress {
+            phase: SyncPhase::Reading,
+            done: 0,
+            total: None,
+        });
+        assert_eq!(bar(TenantState::Syncing, reading).percent, 0);
+        let half = bar(TenantState::Syncing, applying(1000, Some(2000)));
+        assert_eq!(half.percent, 50);
+        assert!(half.syncing);
+        assert_eq!(half.text, "Writing to Learn Amp: 1000 of 2000");
+        assert_eq!(bar(TenantState::Syncing, applying(7, Some(0))).percent, 100);
+        assert_eq!(bar(TenantState::Syncing, applying(9, Some(4))).percent, 100);
+        let done = bar(TenantState::Live, None);
+        assert!(!done.syncing);
+        assert_eq!(done.percent, 100);
+        assert!(bar(TenantState::Starting, None).syncing);
+    }
+
+    #[test]
+    fn a_problem_comes_with_what_to_do() {
+        assert!(
+            advice(
+                TenantState::Failed,
+                Some("the Personio credential cannot read the attributes dynamic_1")
+            )
+            .contains("API credentials")
+        );
+        assert!(advice(TenantState::Failed, Some("boom")).contains("restart"));
+        assert!(advice(TenantState::Degraded, Some("timeout")).contains("retries by itself"));
+        let mut view = TenantView::starting("acme", "https://sync.example/w/k".into());
+        view.state = TenantState::Degraded;
+        view.last_error = Some("webhook subscription not ensured: 503".into());
+        assert_eq!(subscription_health(&view), "Needs attention (see above)");
+        view.state = TenantState::Live;
+        view.last_error = None;
+        assert!(subscription_health(&view).starts_with("Active"));
+    }
+
+    #[test]
     fn page_text_is_escaped() {
         let mut view = TenantView::starting("acme", String::new());
         view.last_error = Some("<script>alert(1)</script>".into());
