@@ -73,6 +73,9 @@ pub struct Options {
     pub request_timeout: Duration,
     /// First restart delay of a crashed tenant (1 s in production).
     pub restart_base: Duration,
+    /// The `[personio_oidc]` client secret; `None` = read from the variable
+    /// `personio_oidc.client_secret_env` names (tests pass the simulator's).
+    pub oidc_client_secret: Option<Secret>,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             restart_base: Duration::from_secs(1),
+            oidc_client_secret: None,
         }
     }
 }
@@ -136,6 +140,7 @@ impl Application {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|error| StartError::Http(error.to_string()))?;
+        let oidc = relying_party(config, &options, &http)?;
         let views = Arc::new(TenantViews::default());
         let router = Arc::new(WebhookRouter::new(views.clone()));
         let services = Services {
@@ -153,6 +158,9 @@ impl Application {
                 crate::actors::tenant::START_GATE,
             )),
             personio_v1_pacer: Arc::new(crate::pacer::Pacer::new(config.personio.v1_rate())),
+            personio_base_url: config.personio.base_url.clone(),
+            oidc,
+            oidc_tokens: Arc::default(),
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, services.clone())
             .await
@@ -282,6 +290,33 @@ impl Application {
         }
         result
     }
+}
+
+/// The "Sign in with Personio" relying party of `[personio_oidc]`, if an issuer is
+/// configured; its client secret from `options` or the variable the config names.
+fn relying_party(
+    config: &Config,
+    options: &Options,
+    http: &reqwest::Client,
+) -> Result<Option<Arc<crate::personio::oidc::RelyingParty>>, StartError> {
+    let section = &config.personio_oidc;
+    if !section.enabled() {
+        return Ok(None);
+    }
+    let secret = match &options.oidc_client_secret {
+        Some(secret) => secret.clone(),
+        None => config
+            .oidc_client_secret(|name| std::env::var(name).ok())?
+            .unwrap_or_default(),
+    };
+    let settings = crate::personio::oidc::OidcSettings {
+        issuer: section.issuer.trim().to_string(),
+        client_id: section.client_id.trim().to_string(),
+        client_secret: secret,
+    };
+    crate::personio::oidc::RelyingParty::new(settings, http.clone())
+        .map(|rp| Some(Arc::new(rp)))
+        .map_err(|error| StartError::Config(crate::config::ConfigError::Invalid(error.to_string())))
 }
 
 /// Binds `addr`; the listener and its bound address.

@@ -231,7 +231,11 @@ async fn simulate(
     match system {
         System::Personio => {
             let sim = PersonioSim::start_on(listener, personio).await?;
+            // Line 1: the base URL (also the OpenID Connect issuer); line 2: the test
+            // administrator's login for the simulated provider's sign-in page.
+            let (email, password) = sim.oidc_admin();
             println!("{}", sim.base_url);
+            println!("admin: {email} {password}");
             shutdown_signal().await;
         }
         System::Learnamp => {
@@ -325,6 +329,23 @@ pub enum TenantsAction {
         /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Make an invitation link for the customer's administrator to connect Personio;
+    /// prints the link.
+    Invite {
+        /// The tenant id.
+        id: String,
+        /// Whom the link is for.
+        #[arg(long)]
+        email: Option<String>,
+        /// Days the link stays valid (1-30, default 7).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke every open invitation link of a tenant.
+    Uninvite {
+        /// The tenant id.
+        id: String,
     },
 }
 
@@ -533,12 +554,23 @@ async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::
         }
         _ => {
             let (method, path) = admin_request(&action);
-            client.send(method, &path, None).await?
+            client
+                .send(method, &path, admin_body(&action).as_ref())
+                .await?
         }
     };
     let (status, body, text) = (answer.status, answer.body, answer.text);
     if !status.is_success() {
         anyhow::bail!("{}", describe_failure(status, body.as_ref(), &text));
+    }
+    if let TenantsAction::Invite { .. } = action
+        && let Some(url) = body.as_ref().and_then(|body| body["url"].as_str())
+    {
+        println!("{url}");
+        if let Some(expires_at) = body.as_ref().and_then(|body| body["expires_at"].as_str()) {
+            eprintln!("valid until {expires_at}");
+        }
+        return Ok(());
     }
     match body {
         Some(body) => println!("{}", serde_json::to_string_pretty(&body)?),
@@ -589,6 +621,31 @@ fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
             reqwest::Method::GET,
             format!("/admin/tenants/{id}/employees/{personio_id}"),
         ),
+        TenantsAction::Invite { id, .. } => (
+            reqwest::Method::POST,
+            format!("/admin/tenants/{id}/invitations"),
+        ),
+        TenantsAction::Uninvite { id } => (
+            reqwest::Method::DELETE,
+            format!("/admin/tenants/{id}/invitations"),
+        ),
+    }
+}
+
+/// The JSON body of a `tenants` action, if it sends one.
+fn admin_body(action: &TenantsAction) -> Option<serde_json::Value> {
+    match action {
+        TenantsAction::Invite { email, days, .. } => {
+            let mut body = serde_json::json!({});
+            if let Some(email) = email {
+                body["email"] = serde_json::json!(email);
+            }
+            if let Some(days) = days {
+                body["expires_in_days"] = serde_json::json!(days);
+            }
+            Some(body)
+        }
+        _ => None,
     }
 }
 
@@ -622,6 +679,44 @@ mod tenants_client_tests {
         );
         let show = TenantsAction::Show { id: "acme".into() };
         assert_eq!(admin_request(&show).1, "/admin/tenants/acme");
+    }
+
+    #[test]
+    fn invitations_map_to_their_admin_routes() {
+        let cli = Cli::try_parse_from([
+            "personio-sync",
+            "tenants",
+            "invite",
+            "acme",
+            "--email",
+            "it@acme.test",
+            "--days",
+            "3",
+        ])
+        .unwrap();
+        let Command::Tenants { action, .. } = cli.command else {
+            panic!("tenants expected");
+        };
+        assert_eq!(
+            admin_request(&action),
+            (
+                reqwest::Method::POST,
+                "/admin/tenants/acme/invitations".to_string()
+            )
+        );
+        assert_eq!(
+            admin_body(&action),
+            Some(serde_json::json!({"email": "it@acme.test", "expires_in_days": 3}))
+        );
+        let uninvite = TenantsAction::Uninvite { id: "acme".into() };
+        assert_eq!(
+            admin_request(&uninvite),
+            (
+                reqwest::Method::DELETE,
+                "/admin/tenants/acme/invitations".to_string()
+            )
+        );
+        assert_eq!(admin_body(&uninvite), None);
     }
 
     #[test]

@@ -154,13 +154,46 @@ pub struct PersonioSection {
     /// v1 requests per minute for the whole process, all tenants together (Personio
     /// limits v1 by source IP). Default: 90% of the documented 2,000/min.
     pub v1_requests_per_minute: u32,
+    /// The Personio API of tenants connected from the connect page.
+    pub base_url: String,
 }
 
 impl Default for PersonioSection {
     fn default() -> Self {
         Self {
             v1_requests_per_minute: PERSONIO_V1_PER_IP_LIMIT / 10 * 9,
+            base_url: "https://api.personio.de".into(),
         }
+    }
+}
+
+/// `[personio_oidc]`: "Sign in with Personio" (OpenID Connect) on the connect page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonioOidcSection {
+    /// The issuer URL (discovery at `{issuer}/.well-known/openid-configuration`);
+    /// empty = "Sign in with Personio" is unavailable and only API credentials work.
+    pub issuer: String,
+    /// The service's client id at the issuer.
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret.
+    pub client_secret_env: String,
+}
+
+impl Default for PersonioOidcSection {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret_env: "PERSONIO_SYNC_OIDC_CLIENT_SECRET".into(),
+        }
+    }
+}
+
+impl PersonioOidcSection {
+    /// Whether "Sign in with Personio" is configured (an issuer is set).
+    pub fn enabled(&self) -> bool {
+        !self.issuer.trim().is_empty()
     }
 }
 
@@ -203,6 +236,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// `[personio]`.
     pub personio: PersonioSection,
+    /// `[personio_oidc]`.
+    pub personio_oidc: PersonioOidcSection,
 }
 
 /// The kind of value a key holds, to parse its environment override.
@@ -234,7 +269,17 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("sync", "concurrency", Kind::Int),
     ("sync", "reconcile_after_unclean_stop", Kind::Bool),
     ("personio", "v1_requests_per_minute", Kind::Int),
+    ("personio", "base_url", Kind::Str),
+    ("personio_oidc", "issuer", Kind::Str),
+    ("personio_oidc", "client_id", Kind::Str),
+    ("personio_oidc", "client_secret_env", Kind::Str),
 ];
+
+/// Whether `text` parses as an http:// or https:// URL.
+fn is_http_url(text: &str) -> bool {
+    (text.starts_with("http://") || text.starts_with("https://"))
+        && reqwest::Url::parse(text).is_ok()
+}
 
 /// The environment variable that overrides `section.key`.
 pub fn env_var_name(section: &str, key: &str) -> String {
@@ -375,7 +420,51 @@ impl Config {
                 "personio.v1_requests_per_minute: must be between 1 and {PERSONIO_V1_PER_IP_LIMIT} (Personio's per-IP limit)"
             )));
         }
+        if !is_http_url(&self.personio.base_url) {
+            return Err(ConfigError::Invalid(
+                "personio.base_url: must be an http:// or https:// URL".into(),
+            ));
+        }
+        let oidc = &self.personio_oidc;
+        if oidc.enabled() {
+            if !is_http_url(&oidc.issuer) {
+                return Err(ConfigError::Invalid(
+                    "personio_oidc.issuer: must be an http:// or https:// URL (or empty for none)"
+                        .into(),
+                ));
+            }
+            if oidc.client_id.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "personio_oidc.client_id: must be set when personio_oidc.issuer is".into(),
+                ));
+            }
+            if oidc.client_secret_env.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "personio_oidc.client_secret_env: must name an environment variable".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The client secret of `[personio_oidc]`, read from the variable
+    /// `client_secret_env` names; `Ok(None)` when no issuer is configured. A missing or
+    /// empty variable is an error naming the key and the variable (never the value).
+    pub fn oidc_client_secret(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<crate::domain::Secret>, ConfigError> {
+        let oidc = &self.personio_oidc;
+        if !oidc.enabled() {
+            return Ok(None);
+        }
+        match env(&oidc.client_secret_env).filter(|value| !value.is_empty()) {
+            Some(value) => Ok(Some(crate::domain::Secret::new(value))),
+            None => Err(ConfigError::Invalid(format!(
+                "personio_oidc.client_secret_env: the variable {} is not set; set it to the client secret of personio_oidc.client_id",
+                oidc.client_secret_env
+            ))),
+        }
     }
 
     /// Checks `server.listen` after a change made in code.
@@ -436,6 +525,56 @@ mod tests {
         };
         let config = Config::from_toml_with_env("", env).unwrap();
         assert_eq!(config.storage.key_file, PathBuf::from("/run/secrets/key"));
+    }
+
+    #[test]
+    fn the_connect_flow_keys_have_defaults_and_name_themselves_when_wrong() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.personio.base_url, "https://api.personio.de");
+        assert!(!config.personio_oidc.enabled());
+        assert_eq!(
+            config.personio_oidc.client_secret_env,
+            "PERSONIO_SYNC_OIDC_CLIENT_SECRET"
+        );
+        assert_eq!(config.oidc_client_secret(no_env).unwrap(), None);
+        for (text, key) in [
+            ("[personio]\nbase_url = \"ftp://x\"\n", "personio.base_url"),
+            (
+                "[personio_oidc]\nissuer = \"nope\"\nclient_id = \"c\"\n",
+                "personio_oidc.issuer",
+            ),
+            (
+                "[personio_oidc]\nissuer = \"https://id.example\"\n",
+                "personio_oidc.client_id",
+            ),
+            ("[personio_oidc]\nsecret = \"x\"\n", "secret"),
+        ] {
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+        let text = "[personio_oidc]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nclient_secret_env = \"MY_OIDC\"\n";
+        let config = Config::from_toml_with_env(text, no_env).unwrap();
+        let error = config.oidc_client_secret(no_env).unwrap_err().to_string();
+        assert!(
+            error.contains("personio_oidc.client_secret_env") && error.contains("MY_OIDC"),
+            "{error}"
+        );
+        let secret = config
+            .oidc_client_secret(|name| (name == "MY_OIDC").then(|| "s3cret".to_string()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        let config = Config::from_toml_with_env("", |name| {
+            (name == "PERSONIO_SYNC_PERSONIO_OIDC_ISSUER").then(|| "https://id.example".to_string())
+        });
+        assert!(
+            config
+                .unwrap_err()
+                .to_string()
+                .contains("personio_oidc.client_id")
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Runs the demo.
 pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
-    crate::telemetry::init(crate::config::LogFormat::Text);
+    // The terminal is the demo's narrative; the service's log goes to a file it names.
+    let log_path = std::env::temp_dir().join("personio-sync-demo.log");
+    let log_file = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create the log file {}", log_path.display()))?;
+    crate::telemetry::init_to_file(log_file);
+    println!("The service logs to {}", log_path.display());
     let personio = PersonioSim::start(PersonioSimConfig {
         employees,
         ..PersonioSimConfig::default()
@@ -47,8 +52,14 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         crate::store::crypto::SecretKey::generate(),
     )?;
     let admin_token = random_hex(24);
+    // "Sign in with Personio" against the simulator's provider; its client is the
+    // simulator's API client.
+    config.personio.base_url = personio.base_url.clone();
+    config.personio_oidc.issuer = personio.base_url.clone();
+    config.personio_oidc.client_id = "sim-client".into();
     let options = Options {
         retry: RetryPolicy::fast(),
+        oidc_client_secret: Some(Secret::new("sim-secret")),
         ..Options::default()
     };
     let app = Application::build(&config, store, Secret::new(admin_token.clone()), options).await?;
@@ -57,14 +68,37 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(shutdown_signal()));
     let admin = AdminClient::new(base.clone(), Secret::new(admin_token.clone()));
 
-    println!("\nCreating tenant `demo` (invite policy: immediately) ...");
+    println!(
+        "\nCreating tenant `demo` (invite policy: immediately), awaiting its Personio connection ..."
+    );
     let spec = json!({
         "id": "demo",
-        "personio": {"base_url": personio.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
         "learnamp": {"base_url": learnamp.base_url, "client_id": "sim-client", "client_secret": "sim-secret"},
         "settings": {"invite_policy": {"mode": "immediately"}}
     });
     admin.create(&spec).await?;
+    let invitation = admin
+        .send(
+            reqwest::Method::POST,
+            "/admin/tenants/demo/invitations",
+            Some(&json!({"expires_in_days": 7})),
+        )
+        .await?;
+    let invite_url = invitation
+        .body
+        .as_ref()
+        .and_then(|body| body["url"].as_str())
+        .map(str::to_string)
+        .with_context(|| format!("the invitation was not made ({})", invitation.status))?;
+    let (admin_email, admin_password) = personio.oidc_admin();
+    println!("Invitation for the customer's admin: {invite_url}");
+    println!("The customer's app (after connecting): {base}/app/demo/");
+    println!("Personio admin login at the simulator: {admin_email} {admin_password}");
+    println!(
+        "Connecting as that admin's browser would: open the link, Sign in with Personio, log in, Allow ..."
+    );
+    let overview = connect_as_browser(&invite_url, &admin_email, &admin_password).await?;
+    println!("Connected; the overview is at {overview}");
     let view = wait_for_sync(&admin).await?;
     print_report("Initial sync", &view);
     let users = learnamp.users();
@@ -219,4 +253,170 @@ async fn wait_for_sync(admin: &AdminClient) -> anyhow::Result<TenantView> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Connects the demo tenant as the admin's browser would, over plain HTTP without
+/// following redirects: opens the invitation (keeping the session cookie), presses
+/// `Sign in with Personio`, logs in and allows at the simulator, and follows the way
+/// back to the service. Answers the overview URL it ends on.
+async fn connect_as_browser(
+    invite_url: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = invite_url
+        .split_once("/connect/")
+        .map(|(base, _)| base.to_string())
+        .context("the invitation URL has no /connect/ path")?;
+    let opened = http.get(invite_url).send().await?;
+    let cookie = opened
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::to_string)
+        .with_context(|| {
+            format!(
+                "opening the invitation started no session ({})",
+                opened.status()
+            )
+        })?;
+    let connect_page = http
+        .get(format!("{base}/connect"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let (action, fields) = form_with_button(&connect_page, "Sign in with Personio")
+        .context("the connect page has no `Sign in with Personio` form")?;
+    let started = http
+        .post(format!("{base}{action}"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&fields)
+        .send()
+        .await?;
+    let authorize_url =
+        location(&started).context("`Sign in with Personio` did not lead to Personio")?;
+    let provider = reqwest::Url::parse(&authorize_url)?;
+    let login_page = http
+        .get(authorize_url.as_str())
+        .send()
+        .await?
+        .text()
+        .await?;
+    let (action, mut fields) = form_with_button(&login_page, "Sign in")
+        .context("the Personio login page has no `Sign in` form")?;
+    fields.retain(|(name, _)| name != "email" && name != "password");
+    fields.push(("email".into(), email.into()));
+    fields.push(("password".into(), password.into()));
+    let consent_page = http
+        .post(provider.join(&action)?)
+        .form(&fields)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let (action, mut fields) = form_with_button(&consent_page, "Allow")
+        .context("signing in at Personio did not lead to its consent page")?;
+    fields.push(("decision".into(), "allow".into()));
+    let allowed = http
+        .post(provider.join(&action)?)
+        .form(&fields)
+        .send()
+        .await?;
+    let callback = location(&allowed).context("`Allow` did not lead back to the service")?;
+    let back = http
+        .get(callback.as_str())
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await?;
+    match location(&back) {
+        Some(overview) if overview.starts_with("/app/") => Ok(format!("{base}{overview}")),
+        _ => {
+            let status = back.status();
+            let page = back.text().await.unwrap_or_default();
+            bail!(
+                "the service did not connect ({status}): {}",
+                page_text(&page)
+            );
+        }
+    }
+}
+
+/// The `Location` of a redirect.
+fn location(response: &reqwest::Response) -> Option<String> {
+    response
+        .status()
+        .is_redirection()
+        .then(|| response.headers().get(reqwest::header::LOCATION))
+        .flatten()
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The form holding a button whose text is `button`: its action and its hidden fields.
+fn form_with_button(html: &str, button: &str) -> Option<(String, Vec<(String, String)>)> {
+    html.split("<form").skip(1).find_map(|form| {
+        let form = form.split("</form>").next()?;
+        if !form.contains(&format!(">{button}</button>")) {
+            return None;
+        }
+        let action = attribute(form, "action")?;
+        let fields = form
+            .split("<input")
+            .skip(1)
+            .filter(|input| attribute(input, "type").as_deref() == Some("hidden"))
+            .filter_map(|input| {
+                Some((
+                    attribute(input, "name")?,
+                    attribute(input, "value").unwrap_or_default(),
+                ))
+            })
+            .collect();
+        Some((action, fields))
+    })
+}
+
+/// The value of `name="…"` in the tag starting `tag` (the simulators' and the
+/// service's markup: double quotes, `&amp;`-style escapes for `&`, `"`, `<`, `>`).
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let tag = tag.split('>').next()?;
+    let marker = format!(" {name}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    let value = &tag[start..start + tag[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&#60;", "<")
+            .replace("&gt;", ">")
+            .replace("&#62;", ">")
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The visible text of a page, roughly (for an error message).
+fn page_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for character in html.split("<main").nth(1).unwrap_or(html).chars() {
+        match character {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(character),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -362,6 +362,16 @@ fn decode_spec(
             *slot = Value::String(String::new());
         }
     }
+    if let Some(slot) = json
+        .get_mut("personio_oidc")
+        .and_then(|oidc| oidc.get_mut("refresh_token"))
+        && slot.is_null()
+    {
+        // A connection without its refresh token fails at its first refresh and asks
+        // for a new invitation.
+        missing = true;
+        *slot = Value::String(String::new());
+    }
     let webhook_missing = json.get("webhook").is_some_and(|webhook| {
         webhook.get("key").is_none_or(Value::is_null)
             || webhook.get("token").is_none_or(Value::is_null)
@@ -743,8 +753,64 @@ mod tests {
         assert_eq!(summary.need_credentials, vec!["acme".to_string()]);
         let restored = target.tenant_spec("acme").unwrap().unwrap();
         assert_eq!(restored.settings, original.settings);
-        assert_eq!(restored.personio.client_secret.expose(), "");
+        assert_eq!(
+            restored.personio.as_ref().unwrap().client_secret.expose(),
+            ""
+        );
         assert_ne!(restored.webhook, original.webhook);
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_connection_travels_sealed_and_only_with_secrets() {
+        let source = Store::temporary().unwrap();
+        let mut spec = crate::domain::tenant::parse_spec(serde_json::json!({
+            "id": "oidc",
+            "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "l-secret-9"}
+        }))
+        .unwrap();
+        spec.webhook = Some(WebhookSecrets::generate());
+        spec.personio_oidc = Some(crate::domain::tenant::OidcConnection {
+            base_url: "http://p".into(),
+            issuer: "http://p".into(),
+            subject: "user-1".into(),
+            email: Some("admin@oidc.test".into()),
+            refresh_token: "refresh-token-5e1f".into(),
+        });
+        spec.connection = Some(crate::domain::tenant::ConnectionInfo {
+            method: crate::domain::tenant::ConnectionMethod::Oidc,
+            by: Some("admin@oidc.test".into()),
+            at: "2026-12-07T00:00:00+00:00".into(),
+        });
+        assert!(source.insert_new_tenant_spec(&spec).await.unwrap());
+
+        let with = export(&source, true).unwrap();
+        let target = Store::temporary().unwrap();
+        import(&target, &with, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(target.tenant_spec("oidc").unwrap().unwrap(), spec);
+
+        let without = export(&source, false).unwrap();
+        let mut text = Vec::new();
+        write_document(&mut text, &without).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(!text.contains("refresh-token-5e1f"), "{text}");
+        assert!(text.contains("\"refresh_token\": null"), "{text}");
+        assert!(
+            text.contains("admin@oidc.test"),
+            "the connection is carried"
+        );
+        let target = Store::temporary().unwrap();
+        let options = ImportOptions {
+            allow_missing_secrets: true,
+        };
+        let summary = import(&target, &without, options).await.unwrap();
+        assert_eq!(summary.need_credentials, vec!["oidc".to_string()]);
+        let restored = target.tenant_spec("oidc").unwrap().unwrap();
+        assert_eq!(restored.connection, spec.connection);
+        let oidc = restored.personio_oidc.unwrap();
+        assert_eq!(oidc.subject, "user-1");
+        assert_eq!(oidc.refresh_token.expose(), "");
     }
 
     #[test]

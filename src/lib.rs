@@ -68,6 +68,8 @@
 //!   redaction, metrics); [`personio`] and [`learnamp`] keep only their endpoints.
 //!   Learn Amp and Personio contracts that are assumed, not documented, live in
 //!   `learnamp/assumed.rs` and `personio/assumed.rs`.
+//! - [`connect`]: the customer's side of connecting Personio (invitations, the check
+//!   before saving, OpenID Connect token refresh); `personio::oidc` is the relying party.
 //! - [`store`]: the only module that talks to sled.
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
 //! - [`web`]: the customer's pages (connect flow, app), sessions and CSRF, rendered
@@ -83,6 +85,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod demo;
 pub mod domain;
 pub mod export;

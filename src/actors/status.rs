@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::report::SyncReport;
+use crate::domain::tenant::ConnectionInfo;
 use crate::locks::lock;
 use crate::sync::progress::{Progress, SyncProgress};
 
@@ -15,6 +16,9 @@ use crate::sync::progress::{Progress, SyncProgress};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
+    /// Created without a Personio connection: runs nothing until the customer's
+    /// administrator connects Personio through an invitation.
+    AwaitingConnection,
     /// Authenticating and checking attributes.
     Starting,
     /// Running a full sync.
@@ -68,6 +72,9 @@ pub struct TenantView {
     /// is read (see [`TenantViews::set_progress`]).
     #[serde(default)]
     pub progress: Option<Progress>,
+    /// How and when the tenant was connected to Personio; `null` while it awaits its
+    /// connection.
+    pub connection: Option<ConnectionInfo>,
 }
 
 impl TenantView {
@@ -85,6 +92,7 @@ impl TenantView {
             pending_events: 0,
             learnamp_unsupported: BTreeMap::new(),
             progress: None,
+            connection: None,
         }
     }
 }

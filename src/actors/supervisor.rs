@@ -243,6 +243,15 @@ async fn spawn_tenant(
     };
     let spec = entry.spec.clone();
     state.services.announce(&spec);
+    if !spec.is_connected() {
+        // Nothing runs until the customer connects Personio (`connect::connect_tenant`
+        // restarts the tenant with its connection).
+        state.services.views.update(id, |view| {
+            view.state = TenantState::AwaitingConnection;
+            view.last_error = None;
+        });
+        return Ok(());
+    }
     let spawned = Actor::spawn_linked(
         None,
         TenantActor,

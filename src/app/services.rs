@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actors::router::WebhookRouter;
-use crate::actors::status::{TenantView, TenantViews};
+use crate::actors::status::{TenantState, TenantView, TenantViews};
 use crate::clock::SharedClock;
+use crate::domain::Secret;
 use crate::domain::tenant::TenantSpec;
 use crate::learnamp::{LearnAmpClient, LearnAmpConfig};
 use crate::personio::{PersonioClient, PersonioConfig};
@@ -47,6 +48,15 @@ pub struct Services {
     /// Paces the Personio v1 calls of every tenant together: Personio limits v1 by
     /// source IP, which all tenants share.
     pub personio_v1_pacer: Arc<crate::pacer::Pacer>,
+    /// The Personio API of tenants connected from the connect page (`[personio]
+    /// base_url`).
+    pub personio_base_url: String,
+    /// "Sign in with Personio" (the OpenID Connect relying party), when
+    /// `[personio_oidc] issuer` is configured.
+    pub oidc: Option<Arc<crate::personio::oidc::RelyingParty>>,
+    /// The access tokens of tenants connected through OpenID Connect, one refresher per
+    /// tenant shared by all its clients.
+    pub oidc_tokens: Arc<crate::connect::tokens::OidcTokenSources>,
 }
 
 impl Services {
@@ -67,7 +77,7 @@ impl Services {
                 &spec.id,
                 &secrets.key,
                 &secrets.token,
-                spec.personio.webhook_signing_secret.as_ref(),
+                spec.webhook_signing_secret(),
             );
         }
         if self.views.view(&spec.id).is_none() {
@@ -77,6 +87,10 @@ impl Services {
                 .map(|secrets| self.webhook_url(secrets.key.expose()))
                 .unwrap_or_default();
             let mut view = TenantView::starting(&spec.id, webhook_url);
+            view.connection = spec.connection.clone();
+            if !spec.is_connected() {
+                view.state = TenantState::AwaitingConnection;
+            }
             // What is stored shows at once: the last sync and the events waiting in
             // the inbox (the actor refreshes both once it runs).
             match self.store.tenant(&spec.id) {
@@ -104,17 +118,7 @@ impl Services {
         spec: &TenantSpec,
         retry: RetryPolicy,
     ) -> (PersonioClient, LearnAmpClient) {
-        let personio = PersonioClient::new(
-            PersonioConfig {
-                base_url: spec.personio.base_url.trim_end_matches('/').to_string(),
-                client_id: spec.personio.client_id.clone(),
-                client_secret: spec.personio.client_secret.clone(),
-                app_id: PERSONIO_APP_ID.into(),
-            },
-            self.http.clone(),
-            retry,
-        )
-        .with_v1_pacer(self.personio_v1_pacer.clone());
+        let personio = self.personio_client(spec, retry);
         let learnamp = LearnAmpClient::new(
             LearnAmpConfig {
                 base_url: spec.learnamp.base_url.trim_end_matches('/').to_string(),
@@ -126,5 +130,49 @@ impl Services {
             retry,
         );
         (personio, learnamp)
+    }
+
+    /// The Personio client of a tenant: client credentials, or the tokens of its
+    /// OpenID Connect grant. A tenant awaiting its connection gets a client without
+    /// credentials (its actor never runs, so it is never used).
+    pub fn personio_client(&self, spec: &TenantSpec, retry: RetryPolicy) -> PersonioClient {
+        let config = |base_url: &str, client_id: &str, client_secret: Secret| PersonioConfig {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            client_id: client_id.to_string(),
+            client_secret,
+            app_id: PERSONIO_APP_ID.into(),
+        };
+        let client = match (&spec.personio, &spec.personio_oidc) {
+            (Some(credentials), _) => PersonioClient::new(
+                config(
+                    &credentials.base_url,
+                    &credentials.client_id,
+                    credentials.client_secret.clone(),
+                ),
+                self.http.clone(),
+                retry,
+            ),
+            (None, Some(oidc)) => PersonioClient::new(
+                config(&oidc.base_url, "", Secret::default()),
+                self.http.clone(),
+                retry,
+            )
+            .with_token_source(self.oidc_tokens.source(&spec.id, self)),
+            (None, None) => PersonioClient::new(
+                config(&self.personio_base_url, "", Secret::default()),
+                self.http.clone(),
+                retry,
+            ),
+        };
+        client.with_v1_pacer(self.personio_v1_pacer.clone())
+    }
+
+    /// The invitations of every tenant (create, revoke, open).
+    pub fn invitations(&self) -> crate::connect::Invitations {
+        crate::connect::Invitations::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.public_url.clone(),
+        )
     }
 }

@@ -176,14 +176,59 @@ pub fn random_hex(bytes: usize) -> String {
     buffer.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// How a tenant is connected to Personio: the `connection` of its view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionMethod {
+    /// "Sign in with Personio": the customer's administrator signed in (OpenID Connect).
+    Oidc,
+    /// API credentials (client id and secret), posted by an operator or pasted on the
+    /// connect page.
+    ClientCredentials,
+}
+
+/// Who connected a tenant to Personio, how and when (shown in the tenant view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInfo {
+    /// How.
+    pub method: ConnectionMethod,
+    /// The email of the Personio user who connected (OpenID Connect; for API
+    /// credentials the email given on the connect page, if any); `null` for an operator.
+    pub by: Option<String>,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// A connection made through "Sign in with Personio" (OpenID Connect): the Personio
+/// API is called with access tokens of the signing-in user's grant. The refresh token
+/// is stored sealed (see `store::crypto`) and rotated by `connect::tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConnection {
+    /// The Personio API base the tokens are used at (`[personio] base_url`).
+    pub base_url: String,
+    /// The issuer that granted the tokens.
+    pub issuer: String,
+    /// The user's stable identifier at the issuer (`sub`).
+    pub subject: String,
+    /// The user's email, for display only.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The refresh token of the grant (the only long-lived secret; rotated on use).
+    pub refresh_token: Secret,
+}
+
 /// A tenant as posted by an operator (plus, once created, its webhook secrets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
     /// 1–63 of `a-z 0-9 -`.
     pub id: String,
-    /// Personio API access.
-    pub personio: ApiCredentials,
+    /// Personio API access by client credentials; absent while the tenant awaits its
+    /// connection or when it is connected through OpenID Connect (`personio_oidc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personio: Option<ApiCredentials>,
     /// Learn Amp API access.
     pub learnamp: ApiCredentials,
     /// Settings.
@@ -193,6 +238,14 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub webhook: Option<WebhookSecrets>,
+    /// Set by the connect flow ("Sign in with Personio"); never accepted from an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub personio_oidc: Option<OidcConnection>,
+    /// How and when the tenant was connected; set by the service, never accepted from
+    /// an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionInfo>,
 }
 
 /// A spec problem, naming the field.
@@ -223,11 +276,17 @@ pub fn parse_spec(value: serde_json::Value) -> Result<TenantSpec, FieldError> {
             message: error.into_inner().to_string(),
         }
     })?;
-    if spec.webhook.is_some() {
-        return Err(FieldError::new(
-            "webhook",
-            "is set by the service, not accepted",
-        ));
+    for (field, present) in [
+        ("webhook", spec.webhook.is_some()),
+        ("personio_oidc", spec.personio_oidc.is_some()),
+        ("connection", spec.connection.is_some()),
+    ] {
+        if present {
+            return Err(FieldError::new(
+                field,
+                "is set by the service, not accepted",
+            ));
+        }
     }
     spec.validate()?;
     Ok(spec)
@@ -250,7 +309,9 @@ impl TenantSpec {
                 "must be 1-63 characters of a-z, 0-9 and -",
             ));
         }
-        validate_credentials("personio", &self.personio)?;
+        if let Some(personio) = &self.personio {
+            validate_credentials("personio", personio)?;
+        }
         validate_credentials("learnamp", &self.learnamp)?;
         if self.learnamp.webhook_signing_secret.is_some() {
             return Err(FieldError::new(
@@ -258,7 +319,7 @@ impl TenantSpec {
                 "only Personio signs webhook deliveries; set personio.webhook_signing_secret",
             ));
         }
-        if let Some(secret) = &self.personio.webhook_signing_secret
+        if let Some(secret) = self.webhook_signing_secret()
             && !(1..=1024).contains(&secret.expose().len())
         {
             return Err(FieldError::new(
@@ -267,6 +328,44 @@ impl TenantSpec {
             ));
         }
         self.settings.validate()
+    }
+
+    /// Whether the tenant has a Personio connection (client credentials or OpenID
+    /// Connect); without one it is `awaiting_connection` and runs nothing.
+    pub fn is_connected(&self) -> bool {
+        self.personio.is_some() || self.personio_oidc.is_some()
+    }
+
+    /// The secret Personio signs deliveries with, if the operator gave one.
+    pub fn webhook_signing_secret(&self) -> Option<&Secret> {
+        self.personio
+            .as_ref()
+            .and_then(|personio| personio.webhook_signing_secret.as_ref())
+    }
+
+    /// The Personio API base the tenant is connected to, if it is connected.
+    pub fn personio_base_url(&self) -> Option<&str> {
+        match (&self.personio, &self.personio_oidc) {
+            (Some(credentials), _) => Some(&credentials.base_url),
+            (None, Some(oidc)) => Some(&oidc.base_url),
+            (None, None) => None,
+        }
+    }
+
+    /// Every secret of the spec (kept out of what the tenant's view shows).
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut secrets = vec![self.learnamp.client_secret.clone()];
+        if let Some(personio) = &self.personio {
+            secrets.push(personio.client_secret.clone());
+            secrets.extend(personio.webhook_signing_secret.clone());
+        }
+        if let Some(oidc) = &self.personio_oidc {
+            secrets.push(oidc.refresh_token.clone());
+        }
+        if let Some(webhook) = &self.webhook {
+            secrets.extend([webhook.key.clone(), webhook.token.clone()]);
+        }
+        secrets
     }
 }
 
@@ -431,18 +530,12 @@ mod tests {
         with["personio"]["webhook_signing_secret"] = serde_json::json!("whsec-1");
         let spec = parse_spec(with.clone()).unwrap();
         assert_eq!(
-            spec.personio
-                .webhook_signing_secret
-                .as_ref()
-                .map(Secret::expose),
+            spec.webhook_signing_secret().map(Secret::expose),
             Some("whsec-1")
         );
         assert!(!format!("{spec:?}").contains("whsec-1"));
         assert_eq!(
-            parse_spec(spec_json())
-                .unwrap()
-                .personio
-                .webhook_signing_secret,
+            parse_spec(spec_json()).unwrap().webhook_signing_secret(),
             None
         );
         let serialised = serde_json::to_value(parse_spec(spec_json()).unwrap()).unwrap();
@@ -461,6 +554,50 @@ mod tests {
         assert_eq!(
             parse_spec(learnamp).unwrap_err().field,
             "learnamp.webhook_signing_secret"
+        );
+    }
+
+    #[test]
+    fn a_spec_without_personio_awaits_its_connection() {
+        let mut json = spec_json();
+        json.as_object_mut().unwrap().remove("personio");
+        let spec = parse_spec(json.clone()).unwrap();
+        assert!(!spec.is_connected());
+        assert_eq!(spec.personio_base_url(), None);
+        assert!(parse_spec(spec_json()).unwrap().is_connected());
+        for field in ["personio_oidc", "connection"] {
+            let mut with = json.clone();
+            with[field] = json!({});
+            assert_eq!(parse_spec(with).unwrap_err().field, field);
+        }
+        let mut connected = spec.clone();
+        connected.personio_oidc = Some(OidcConnection {
+            base_url: "https://api.personio.de".into(),
+            issuer: "https://id.example".into(),
+            subject: "u1".into(),
+            email: None,
+            refresh_token: "rt-secret".into(),
+        });
+        assert!(connected.is_connected());
+        assert_eq!(
+            connected.personio_base_url(),
+            Some("https://api.personio.de")
+        );
+        assert!(
+            connected
+                .secrets()
+                .iter()
+                .any(|secret| secret.expose() == "rt-secret")
+        );
+        assert!(!format!("{connected:?}").contains("rt-secret"));
+        let info = ConnectionInfo {
+            method: ConnectionMethod::ClientCredentials,
+            by: None,
+            at: "2026-01-01T00:00:00+00:00".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&info).unwrap(),
+            json!({"method": "client_credentials", "by": null, "at": "2026-01-01T00:00:00+00:00"})
         );
     }
 

@@ -24,7 +24,8 @@ use crate::actors::status::TenantView;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::tenant::{InviteError, InviteOutcome, TenantMsg};
 use crate::domain::tenant::{
-    ApiCredentials, Settings, TenantSpec, WebhookSecrets, merge_patch, parse_spec,
+    ApiCredentials, ConnectionInfo, ConnectionMethod, Settings, TenantSpec, WebhookSecrets,
+    merge_patch, parse_spec,
 };
 use crate::sync::plan::view::PlanView;
 
@@ -75,6 +76,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(restart_tenant))
         .routes(routes!(people::list_people))
         .routes(routes!(people::show_person))
+        .routes(routes!(
+            super::invitations::create,
+            super::invitations::revoke
+        ))
         .routes(routes!(invite_employee))
         .routes(routes!(openapi_json))
 }
@@ -121,8 +126,9 @@ async fn openapi_json() -> Response {
 pub struct NewTenant {
     /// 1–63 of `a-z 0-9 -`.
     pub id: String,
-    /// Personio API access.
-    pub personio: ApiCredentials,
+    /// Personio API access; absent: the tenant awaits its connection by the customer's
+    /// administrator (`POST …/invitations`).
+    pub personio: Option<ApiCredentials>,
     /// Learn Amp API access.
     pub learnamp: ApiCredentials,
     /// Settings (every one optional).
@@ -229,6 +235,7 @@ async fn create_tenant(
     };
     let mut spec = parse_spec(document)?;
     spec.webhook = Some(WebhookSecrets::generate());
+    spec.connection = operator_connection(&spec, state.services.clock.now());
     if state.store.tenant_spec(&spec.id)?.is_some() {
         return Err(ApiError::Conflict(spec.id));
     }
@@ -245,6 +252,19 @@ async fn create_tenant(
     tracing::info!(tenant_id = %id, "tenant created");
     start_tenant(&state, spec).await?;
     Ok((StatusCode::CREATED, Json(view_of(&state, &id)?)))
+}
+
+/// The connection of a spec an operator posts: client credentials by an operator (no
+/// email), now; none while the tenant awaits its connection.
+fn operator_connection(
+    spec: &TenantSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<ConnectionInfo> {
+    spec.personio.as_ref().map(|_| ConnectionInfo {
+        method: ConnectionMethod::ClientCredentials,
+        by: None,
+        at: now.to_rfc3339(),
+    })
 }
 
 /// Asks the supervisor to spawn a tenant.
@@ -320,7 +340,7 @@ async fn patch_tenant(
             message: "a merge patch must be a JSON object".into(),
         });
     }
-    for forbidden in ["id", "webhook"] {
+    for forbidden in ["id", "webhook", "personio_oidc", "connection"] {
         if patch.get(forbidden).is_some() {
             return Err(ApiError::Invalid {
                 field: forbidden.into(),
@@ -334,26 +354,66 @@ async fn patch_tenant(
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
     require_restated_secrets(&stored, &patch)?;
     let secrets = stored.webhook.clone();
+    let connection = stored.connection.clone();
     let mut document = serde_json::to_value(TenantSpec {
         webhook: None,
+        personio_oidc: None,
+        connection: None,
         ..stored
     })
     .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     merge_patch(&mut document, &patch);
     let mut updated = parse_spec(document)?;
     updated.webhook = secrets;
-    Ok(Json(store_patched_spec(&state, updated).await?))
+    // Credentials in the patch are the operator's connection; otherwise the stored
+    // connection (an OpenID grant whose refresh token may rotate meanwhile) is kept.
+    let new_credentials = patch.get("personio").is_some_and(|p| !p.is_null());
+    updated.connection = match connection {
+        Some(info) if !new_credentials => Some(info),
+        _ => operator_connection(&updated, state.services.clock.now()),
+    };
+    let updated = state
+        .store
+        .update_tenant_spec(&id, |current| {
+            let mut next = updated.clone();
+            if !new_credentials {
+                next.personio_oidc = current.personio_oidc.clone();
+            }
+            if !next.is_connected() {
+                next.connection = None;
+            }
+            *current = next.clone();
+            next
+        })
+        .await?
+        .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+    Ok(Json(restart_with(&state, updated).await?))
 }
 
-/// Stores a validated, patched spec (webhook secrets kept) and restarts its tenant with
-/// it; the tenant runs a full reconciliation when the settings changed. Shared by PATCH
-/// and the settings page.
-pub async fn store_patched_spec(
+/// Stores new `settings` for tenant `id` (the rest of its spec as stored at that
+/// moment, so a refresh token rotated meanwhile is kept) and restarts it with them; the
+/// tenant runs a full reconciliation when the settings changed. The settings page's
+/// PATCH; the caller has validated `settings`.
+pub async fn store_settings(
     state: &AppState,
-    updated: TenantSpec,
+    id: &str,
+    settings: Settings,
 ) -> Result<TenantView, ApiError> {
+    let updated = state
+        .store
+        .update_tenant_spec(id, |current| {
+            current.settings = settings.clone();
+            current.clone()
+        })
+        .await?
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
+    tracing::info!(tenant_id = %id, "tenant settings changed on the settings page");
+    restart_with(state, updated).await
+}
+
+/// Restarts a tenant with its just-stored spec.
+async fn restart_with(state: &AppState, updated: TenantSpec) -> Result<TenantView, ApiError> {
     let id = updated.id.clone();
-    state.store.put_tenant_spec(&updated).await?;
     tracing::info!(tenant_id = %id, "tenant spec patched");
     let answer = state
         .supervisor
@@ -377,18 +437,14 @@ fn require_restated_secrets(
     stored: &TenantSpec,
     patch: &serde_json::Value,
 ) -> Result<(), ApiError> {
-    let systems = [
-        (
-            "personio",
-            &stored.personio.base_url,
-            &stored.personio.client_id,
-        ),
-        (
-            "learnamp",
-            &stored.learnamp.base_url,
-            &stored.learnamp.client_id,
-        ),
-    ];
+    let mut systems = vec![(
+        "learnamp",
+        &stored.learnamp.base_url,
+        &stored.learnamp.client_id,
+    )];
+    if let Some(personio) = &stored.personio {
+        systems.push(("personio", &personio.base_url, &personio.client_id));
+    }
     for (system, base_url, client_id) in systems {
         let Some(section) = patch.get(system) else {
             continue;
@@ -469,6 +525,7 @@ async fn delete_tenant(
     }
     if let Some(spec) = stored
         && let Some(secrets) = &spec.webhook
+        && spec.is_connected()
     {
         let (personio, _) = state.services.clients(&spec);
         let url = state.services.webhook_url(secrets.key.expose());
@@ -477,6 +534,7 @@ async fn delete_tenant(
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
+    state.services.oidc_tokens.forget(&id);
     state.router.remove(&id);
     state.views.remove(&id);
     tracing::info!(tenant_id = %id, purge = query.purge, "tenant deleted");
@@ -701,6 +759,7 @@ mod tests {
             routes,
             [
                 "DELETE /admin/tenants/{id}",
+                "DELETE /admin/tenants/{id}/invitations",
                 "GET /admin/openapi.json",
                 "GET /admin/tenants",
                 "GET /admin/tenants/{id}",
@@ -709,6 +768,7 @@ mod tests {
                 "PATCH /admin/tenants/{id}",
                 "POST /admin/tenants",
                 "POST /admin/tenants/{id}/employees/{personio_id}/invite",
+                "POST /admin/tenants/{id}/invitations",
                 "POST /admin/tenants/{id}/restart",
                 "POST /admin/tenants/{id}/sync",
             ]

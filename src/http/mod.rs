@@ -4,6 +4,7 @@
 pub mod admin;
 mod delivery;
 pub mod error;
+pub mod invitations;
 pub mod people;
 pub mod server;
 pub mod webhooks;

@@ -52,6 +52,16 @@ pub struct PersonioConfig {
     pub app_id: String,
 }
 
+/// Where the bearer tokens of a client connected through OpenID Connect come from
+/// (`connect::tokens`): one source per tenant, shared by all its clients, so that one
+/// refresh is in flight per tenant whatever client asks.
+pub trait TokenSource: Send + Sync {
+    /// A valid access token: the cached one, or one just refreshed.
+    fn access_token(&self) -> futures::future::BoxFuture<'_, Result<Secret, PersonioError>>;
+    /// Personio refused `token` (401, or 403 on v1): it is not handed out again.
+    fn refused(&self, token: &Secret);
+}
+
 /// A Personio API client for one tenant. Cheap to clone; clones share the token cache
 /// and the request counter.
 #[derive(Clone)]
@@ -69,6 +79,8 @@ struct Inner {
     v1_pacer: Arc<Pacer>,
     /// Paces the employee list under its 300/min (15/s burst) limit.
     list_pacer: Arc<Pacer>,
+    /// Tokens of an OpenID Connect grant instead of client credentials, when set.
+    token_source: Option<Arc<dyn TokenSource>>,
 }
 
 /// Default pace of all v1 calls: just under the documented 2,000 requests/min (the
@@ -105,6 +117,20 @@ impl PersonioClient {
             retry,
             DEFAULT_REQUEST_TIMEOUT,
             Arc::new(Pacer::new(V1_RATE)),
+            None,
+        )
+    }
+
+    /// The same client taking its bearer tokens from `source` (an OpenID Connect
+    /// grant) instead of the client credentials of its config.
+    pub fn with_token_source(self, source: Arc<dyn TokenSource>) -> Self {
+        Self::assemble(
+            self.inner.config.clone(),
+            self.inner.core.http().clone(),
+            self.inner.core.retry(),
+            self.inner.core.timeout(),
+            self.inner.v1_pacer.clone(),
+            Some(source),
         )
     }
 
@@ -116,6 +142,7 @@ impl PersonioClient {
             self.inner.core.retry(),
             timeout,
             self.inner.v1_pacer.clone(),
+            self.inner.token_source.clone(),
         )
     }
 
@@ -129,6 +156,7 @@ impl PersonioClient {
             self.inner.core.retry(),
             self.inner.core.timeout(),
             pacer,
+            self.inner.token_source.clone(),
         )
     }
 
@@ -139,6 +167,7 @@ impl PersonioClient {
         retry: RetryPolicy,
         timeout: Duration,
         v1_pacer: Arc<Pacer>,
+        token_source: Option<Arc<dyn TokenSource>>,
     ) -> Self {
         let app_id = HeaderValue::from_str(config.app_id.trim())
             .ok()
@@ -168,6 +197,7 @@ impl PersonioClient {
                 config,
                 v1_pacer,
                 list_pacer: Arc::new(Pacer::new(EMPLOYEE_LIST_RATE)),
+                token_source,
             }),
         }
     }
@@ -452,15 +482,61 @@ impl PersonioClient {
     /// required", so that header is deliberately not read: the cached token stays in use
     /// until it is due for renewal or refused. Headers are never logged.
     async fn execute(&self, call: &ApiRequest) -> Result<Raw, PersonioError> {
+        if let Some(source) = &self.inner.token_source {
+            return self.execute_with_source(call, source.as_ref()).await;
+        }
         self.inner
             .core
             .send_authorized(call, || self.fetch_token())
             .await
     }
 
+    /// [`Self::execute`] with tokens from an OpenID Connect grant: the source caches
+    /// and refreshes them (one refresh per tenant); a refused token is reported to it
+    /// and the call is tried once more with a fresh one.
+    async fn execute_with_source(
+        &self,
+        call: &ApiRequest,
+        source: &dyn TokenSource,
+    ) -> Result<Raw, PersonioError> {
+        let mut refreshed = false;
+        loop {
+            let token = source.access_token().await?;
+            let raw = self.inner.core.send(call, Some(&token)).await?;
+            let refused = raw.status == StatusCode::UNAUTHORIZED
+                || (call.refresh_on_403 && raw.status == StatusCode::FORBIDDEN);
+            if !refused || refreshed {
+                return Ok(raw);
+            }
+            source.refused(&token);
+            refreshed = true;
+        }
+    }
+
+    /// The scopes granted to the client credentials, as the token endpoint names them
+    /// (`None` when its answer names none). Asks for a token of its own.
+    pub async fn granted_scopes(&self) -> Result<Option<Vec<String>>, PersonioError> {
+        let answer = self.request_token().await?;
+        Ok(answer.scope.map(|scope| {
+            scope
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }))
+    }
+
     /// `POST /v2/auth/token` with client credentials (form-encoded, no scope), retrying
     /// transient failures (an OAuth `server_error` or `temporarily_unavailable` too).
     async fn fetch_token(&self) -> Result<FreshToken, PersonioError> {
+        let answer = self.request_token().await?;
+        Ok(FreshToken {
+            value: answer.access_token,
+            expires_in: answer.expires_in,
+        })
+    }
+
+    /// The token request of [`Self::fetch_token`], its answer whole.
+    async fn request_token(&self) -> Result<model::TokenAnswer, PersonioError> {
         let core = &self.inner.core;
         let form = vec![
             ("grant_type".into(), "client_credentials".into()),
@@ -473,11 +549,7 @@ impl PersonioClient {
         request.transient_body = Some(oauth_transient);
         let raw = core.send(&request, None).await?;
         if raw.status.is_success() {
-            let answer = model::parse_token(&raw.body).map_err(PersonioError::Decode)?;
-            return Ok(FreshToken {
-                value: answer.access_token,
-                expires_in: answer.expires_in,
-            });
+            return model::parse_token(&raw.body).map_err(PersonioError::Decode);
         }
         Err(self.token_failure(raw.status, &parse_error_body(&raw.body)))
     }

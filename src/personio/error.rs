@@ -64,6 +64,10 @@ pub enum PersonioError {
         /// The start of the body (or its content type when empty).
         excerpt: String,
     },
+    /// The OpenID provider refused the refresh token of the tenant's "Sign in with
+    /// Personio" connection (`invalid_grant`): only a new connection helps.
+    #[error("Personio refused the connection's refresh token")]
+    ConnectionRevoked,
     /// 409: the resource conflicts with an existing one (e.g. a second webhook for a URL).
     #[error("Personio reported a conflict: {message}")]
     Conflict {
@@ -88,7 +92,10 @@ impl PersonioError {
 
     /// Whether the credentials (or their permissions) are the problem: the operator must act.
     pub fn is_credentials(&self) -> bool {
-        matches!(self, Self::Unauthorized { .. } | Self::Forbidden { .. })
+        matches!(
+            self,
+            Self::Unauthorized { .. } | Self::Forbidden { .. } | Self::ConnectionRevoked
+        )
     }
 
     /// Personio's trace id for support requests, when the answer carried one.

@@ -90,6 +90,8 @@ pub(crate) struct TokenAnswer {
     pub access_token: Secret,
     /// Lifetime in seconds, when given.
     pub expires_in: Option<u64>,
+    /// The granted scopes (space-separated), when given.
+    pub scope: Option<String>,
 }
 
 /// One page of a v2 list (`_data` + `_meta.links.next.href`).
@@ -431,9 +433,11 @@ pub(crate) fn parse_token(body: &[u8]) -> Result<TokenAnswer, String> {
         .filter(|token| !token.is_empty())
         .ok_or_else(|| "token answer has no `access_token`".to_string())?;
     let expires_in = doc.get("expires_in").and_then(as_u64_lenient);
+    let scope = doc.get("scope").and_then(Value::as_str).map(str::to_string);
     Ok(TokenAnswer {
         access_token: Secret::new(access_token),
         expires_in,
+        scope,
     })
 }
 

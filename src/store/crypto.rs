@@ -5,7 +5,7 @@
 //!
 //! A stored tenant spec is the spec's JSON with each secret string (the Personio and
 //! Learn Amp client secrets, the Personio webhook signing secret, the webhook key and
-//! token) replaced by
+//! token, the refresh token of a "Sign in with Personio" connection) replaced by
 //! `{"enc": "<hex of 24-byte nonce ‖ ciphertext ‖ 16-byte tag>"}`. The associated data
 //! binds each sealed value to its tenant and field
 //! (`personio-sync/v1/tenant/<id>/<field path>`), so a sealed value copied to another
@@ -41,12 +41,13 @@ const KEY_LEN: usize = 32;
 /// Bytes of an XChaCha20 nonce.
 const NONCE_LEN: usize = 24;
 /// The JSON paths of every secret in a tenant spec.
-const SECRET_PATHS: [[&str; 2]; 5] = [
+const SECRET_PATHS: [[&str; 2]; 6] = [
     ["personio", "client_secret"],
     ["personio", "webhook_signing_secret"],
     ["learnamp", "client_secret"],
     ["webhook", "key"],
     ["webhook", "token"],
+    ["personio_oidc", "refresh_token"],
 ];
 /// The field name of a sealed value.
 const SEALED_FIELD: &str = "enc";
@@ -605,6 +606,53 @@ mod tests {
             .expect("no key in the data dir");
         assert!(error.to_string().contains(KEY_ENV), "{error}");
         assert!(!dir.path().join(DATA_DIR_KEY_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_refresh_token_never_reaches_the_sled_files() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate();
+        let mut spec = tenant("oidc");
+        spec.personio = None;
+        spec.personio_oidc = Some(crate::domain::tenant::OidcConnection {
+            base_url: "http://p".into(),
+            issuer: "http://issuer".into(),
+            subject: "visible-subject-1".into(),
+            email: None,
+            refresh_token: "refresh-token-0c7d1e".into(),
+        });
+        {
+            let store = Store::open_with_key(dir.path(), 8, key.clone()).unwrap();
+            assert!(store.insert_new_tenant_spec(&spec).await.unwrap());
+            let rotated = store
+                .update_tenant_spec("oidc", |stored| {
+                    if let Some(oidc) = stored.personio_oidc.as_mut() {
+                        oidc.refresh_token = "refresh-token-rotated-44a0".into();
+                    }
+                })
+                .await
+                .unwrap();
+            assert_eq!(rotated, Some(()));
+            store.flush().await.unwrap();
+        }
+        let files = all_bytes_under(dir.path());
+        assert!(
+            contains(&files, "visible-subject-1"),
+            "the scan sees the spec"
+        );
+        for secret in ["refresh-token-0c7d1e", "refresh-token-rotated-44a0"] {
+            assert!(
+                !contains(&files, secret),
+                "{secret} found in the sled files"
+            );
+        }
+        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
+        let stored = store.tenant_spec("oidc").unwrap().unwrap();
+        assert_eq!(
+            stored.personio_oidc.unwrap().refresh_token.expose(),
+            "refresh-token-rotated-44a0"
+        );
     }
 
     #[tokio::test]

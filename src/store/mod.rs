@@ -5,6 +5,7 @@
 pub mod crypto;
 mod flusher;
 pub mod inbox;
+mod invitations;
 mod person_history;
 mod raw;
 mod run;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
+pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use run::PreviousRun;
 
@@ -233,12 +235,40 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Changes the stored spec of `id` atomically: `change` sees the spec as stored now
+    /// and is called again if another writer changed it meanwhile; what it returns is
+    /// the answer. `None` when no tenant `id` exists. Durable on return.
+    pub async fn update_tenant_spec<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut TenantSpec) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let key = format!("{TENANT_PREFIX}{id}");
+        loop {
+            let Some(current) = self.meta.get(&key)? else {
+                return Ok(None);
+            };
+            let mut spec = self.open_spec(key.as_bytes(), &current)?;
+            let answer = change(&mut spec);
+            let sealed = self.seal_spec(&spec)?;
+            if self
+                .meta
+                .compare_and_swap(&key, Some(current), Some(sealed))?
+                .is_ok()
+            {
+                self.flush().await?;
+                return Ok(Some(answer));
+            }
+        }
+    }
+
     /// Removes a tenant's spec; with `purge`, its data too.
     /// Webhook events of `id` stored later are dropped (see [`Store::has_tenant_data`]
     /// for a tenant created over kept data).
     pub async fn remove_tenant(&self, id: &str, purge: bool) -> Result<(), StoreError> {
         self.flusher.deleting(id, || {
             self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
+            self.remove_invitations_of(id)?;
             if purge {
                 self.db.drop_tree(tenant_tree_name(id))?;
             }

@@ -66,6 +66,13 @@ impl TenantStore {
         Ok(self.tree.contains_key(RECONCILE_DUE_KEY)?)
     }
 
+    /// Owes one full reconciliation (durable once flushed): the tenant's Personio
+    /// connection was replaced, and what changed while it was away is read again.
+    pub fn mark_reconcile_due(&self) -> Result<(), StoreError> {
+        self.tree.insert(RECONCILE_DUE_KEY, b"1".as_slice())?;
+        Ok(())
+    }
+
     /// Forgets the owed reconciliation (a full sync completed).
     pub fn clear_reconcile_due(&self) -> Result<(), StoreError> {
         self.tree.remove(RECONCILE_DUE_KEY)?;

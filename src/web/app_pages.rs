@@ -13,6 +13,7 @@ use super::{CsrfForm, Layout, Session, render};
 use crate::actors::status::{TenantState, TenantView};
 use crate::actors::tenant::TenantMsg;
 use crate::domain::report::SyncReport;
+use crate::domain::tenant::ConnectionMethod;
 use crate::http::AppState;
 use crate::sync::progress::{Progress, SyncPhase};
 
@@ -29,8 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/app/{tenant}/{*rest}", get(unknown_page))
 }
 
-/// Any other path under the app: the page that says so (not a bare 404).
-async fn unknown_page() -> Response {
+/// Any other path under `/app/{tenant}/`: refused for another tenant's session like
+/// every app page, else an HTML 404.
+async fn unknown_page(_session: Session) -> Response {
     super::not_found()
 }
 
@@ -166,28 +168,14 @@ pub fn advice(state: TenantState, last_error: Option<&str>) -> &'static str {
     }
 }
 
-/// The webhook subscription's health in words.
-pub fn subscription_health(view: &TenantView) -> String {
-    if view.webhook_url.is_empty() {
-        return "Not registered yet".into();
-    }
-    let failing = view.state == TenantState::Degraded
-        && view.last_error.as_deref().is_some_and(|error| {
-            let error = error.to_lowercase();
-            error.contains("subscription") || error.contains("webhook")
-        });
-    if failing {
-        "Needs attention (see above)".into()
-    } else if matches!(view.state, TenantState::Starting) {
-        "Being checked".into()
-    } else {
-        "Active: Personio reports changes as they happen".into()
-    }
-}
-
 /// The state's label, badge style and plain sentence.
 pub fn describe_state(state: TenantState) -> (&'static str, &'static str, &'static str) {
     match state {
+        TenantState::AwaitingConnection => (
+            "Not connected",
+            "wait",
+            "Personio is not connected yet: open your invitation link to connect it.",
+        ),
         TenantState::Starting => (
             "Starting",
             "wait",
@@ -214,6 +202,22 @@ pub fn describe_state(state: TenantState) -> (&'static str, &'static str, &'stat
             "The sync has stopped because of the problem below.",
         ),
         TenantState::Stopped => ("Paused", "wait", "The sync is paused by the operator."),
+    }
+}
+
+/// The webhook subscription's state in words. The view has no field of its own for
+/// it: a tenant ensures its subscription while starting, and a subscription problem
+/// shows as `degraded` with `last_error`.
+pub fn subscription_words(view: &TenantView) -> &'static str {
+    match view.state {
+        _ if view.webhook_url.is_empty() => "Not set up yet",
+        TenantState::AwaitingConnection => "Set up once Personio is connected",
+        TenantState::Starting => "Being set up",
+        TenantState::Degraded | TenantState::Failed if view.last_error.is_some() => {
+            "Not confirmed: see the problem above"
+        }
+        TenantState::Stopped => "Registered; changes wait until the sync resumes",
+        _ => "Active: Personio sends each change to the webhook URL",
     }
 }
 
@@ -245,8 +249,15 @@ pub fn overview_page(layout: Layout, view: &TenantView, csrf: &str) -> OverviewP
         events_applied: view.live.events_applied,
         last_event_at: view.live.last_event_at.as_deref().map(super::display_time),
         pending_events: view.pending_events,
-        connection: None,
-        subscription: subscription_health(view),
+        connection: view.connection.as_ref().map(|connection| ConnectionFacts {
+            method: match connection.method {
+                ConnectionMethod::Oidc => "with \"Sign in with Personio\"".into(),
+                ConnectionMethod::ClientCredentials => "with API credentials".into(),
+            },
+            by: connection.by.clone(),
+            at: Some(super::display_time(&connection.at)),
+        }),
+        subscription: subscription_words(view).into(),
         employees: view.employees,
         last_sync: view.last_sync.clone().map(|mut sync| {
             sync.finished_at = super::display_time(&sync.finished_at);
@@ -379,7 +390,7 @@ mod tests {
             !html.contains("/webhooks/personio/k"),
             "the webhook URL holds its secret key: never on a page"
         );
-        assert!(html.contains("Active: Personio reports changes as they happen"));
+        assert!(html.contains("Active: Personio sends each change to the webhook URL"));
         assert!(
             !html.contains("http-equiv=\"refresh\""),
             "a live tenant is not reloaded"
@@ -398,7 +409,7 @@ mod tests {
         assert!(html.contains(r#"<script src="/assets/app.js""#));
         assert!(html.contains(r#"<progress id="sync-progress" max="100" value="0""#));
         assert!(html.contains(r#"aria-valuenow="0""#));
-        assert!(html.contains("Not registered yet"));
+        assert!(html.contains("Not set up yet"));
     }
 
     #[test]
@@ -442,10 +453,13 @@ mod tests {
         let mut view = TenantView::starting("acme", "https://sync.example/w/k".into());
         view.state = TenantState::Degraded;
         view.last_error = Some("webhook subscription not ensured: 503".into());
-        assert_eq!(subscription_health(&view), "Needs attention (see above)");
+        assert_eq!(
+            subscription_words(&view),
+            "Not confirmed: see the problem above"
+        );
         view.state = TenantState::Live;
         view.last_error = None;
-        assert!(subscription_health(&view).starts_with("Active"));
+        assert!(subscription_words(&view).starts_with("Active"));
     }
 
     #[test]

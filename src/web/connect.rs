@@ -34,10 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/connect/{token}", get(open_invitation))
 }
 
-/// A sign-in in progress, kept in the session until the provider sends the browser back.
-#[derive(Debug)]
-pub struct PendingLogin;
-
 /// What went wrong, as the page shows it.
 #[derive(Debug, Clone, Default)]
 pub struct Problem {
@@ -47,8 +43,6 @@ pub struct Problem {
     pub paragraphs: Vec<String>,
     /// Personio attributes the connection cannot read (by their Personio names).
     pub missing: Vec<String>,
-    /// Whether the problem came from signing in (changes the advice on attributes).
-    pub oidc: bool,
 }
 
 impl Problem {
@@ -95,7 +89,9 @@ pub struct CredentialsPage {
 async fn open_invitation(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match core::open_invitation(&state, &token) {
         Opened::Tenant(tenant_id) => {
-            let (_, cookie) = state.sessions.start(&tenant_id);
+            let (_, cookie) = state
+                .sessions
+                .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)));
             let target = if super::connected(&state, &tenant_id) {
                 super::overview_path(&tenant_id)
             } else {
@@ -115,6 +111,12 @@ async fn open_invitation(State(state): State<AppState>, Path(token): Path<String
         Opened::Revoked => invitation_refused(
             "This invitation link has been withdrawn",
             "The operator withdrew this invitation, so it can no longer be used.",
+        ),
+        Opened::Unavailable(message) => super::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The invitation could not be checked",
+            &[&message],
+            None,
         ),
     }
 }
@@ -211,7 +213,7 @@ async fn connect_with_credentials(
             Some(problem),
         );
     }
-    match core::connect_with_credentials(&state, &session.tenant_id, &client_id, secret).await {
+    match core::connect_with_credentials(&state, &session, &client_id, secret).await {
         Ok(()) => super::see_other(&super::overview_path(&session.tenant_id)),
         Err(problem) => show_credentials(
             &state,
@@ -290,7 +292,7 @@ async fn callback(
     let (Some(code), Some(returned_state)) = (query.code, query.state) else {
         return refused_callback(&state, &session);
     };
-    match core::finish_sign_in(&state, &session.tenant_id, pending, &code, &returned_state).await {
+    match core::finish_sign_in(&state, &session, pending, &code, &returned_state).await {
         Ok(()) => super::see_other(&super::overview_path(&session.tenant_id)),
         Err(Finish::Refused) => refused_callback(&state, &session),
         Err(Finish::Problem(problem)) => show_connect(
@@ -324,6 +326,8 @@ pub enum Opened {
     Expired,
     /// The operator revoked it.
     Revoked,
+    /// It could not be checked (storage); the sentence says what to do.
+    Unavailable(String),
 }
 
 /// Why a sign-in could not be finished.
@@ -335,46 +339,226 @@ pub enum Finish {
     Problem(Problem),
 }
 
-/// The service core the pages call (invitations, the relying party, connecting).
+/// The service core the pages call: invitations, the relying party, connecting.
 mod core {
-    use super::{Finish, Opened, PendingLogin, Problem};
+    use super::{Finish, Opened, Problem};
+    use crate::connect::{ConnectError, Connection, InvitationError, VerifyError};
+    use crate::domain::Secret;
     use crate::http::AppState;
+    use crate::personio::oidc::{OidcError, PendingLogin};
+    use crate::web::Session;
 
-    fn unavailable() -> Problem {
-        Problem::new(
-            "Connecting is not available yet",
-            &["This service cannot connect Personio yet. Ask your Learn Amp contact."],
+    pub fn open_invitation(state: &AppState, token: &str) -> Opened {
+        match state.services.invitations().open(token) {
+            Ok(open) => Opened::Tenant(open.tenant_id),
+            Err(InvitationError::Expired { .. }) => Opened::Expired,
+            Err(InvitationError::Revoked) => Opened::Revoked,
+            Err(InvitationError::Unknown | InvitationError::UnknownTenant(_)) => Opened::Unknown,
+            Err(error) => {
+                tracing::error!(error = %error, "an invitation could not be checked");
+                Opened::Unavailable(error.customer_message())
+            }
+        }
+    }
+
+    pub fn oidc_available(state: &AppState) -> bool {
+        state.services.oidc.is_some()
+    }
+
+    /// Where the provider sends the browser back.
+    fn redirect_uri(state: &AppState) -> String {
+        format!(
+            "{}{}",
+            state.services.public_url.trim_end_matches('/'),
+            super::CALLBACK_PATH
         )
     }
 
-    pub fn open_invitation(_state: &AppState, _token: &str) -> Opened {
-        Opened::Unknown
-    }
-
-    pub fn oidc_available(_state: &AppState) -> bool {
-        false
-    }
-
-    pub async fn begin_sign_in(_state: &AppState) -> Result<(String, PendingLogin), Problem> {
-        Err(unavailable())
+    pub async fn begin_sign_in(state: &AppState) -> Result<(String, PendingLogin), Problem> {
+        let Some(relying_party) = &state.services.oidc else {
+            return Err(Problem::new(
+                "Sign-in with Personio is not available",
+                &[
+                    "This service is not set up for signing in with Personio. Use API credentials instead.",
+                ],
+            ));
+        };
+        relying_party.begin(&redirect_uri(state)).await.map_err(|error| {
+            tracing::warn!(error = %error, "sign-in with Personio could not start");
+            Problem::new(
+                "Personio sign-in could not start",
+                &["Personio could not be reached just now. Nothing was changed; try again in a few minutes, or use API credentials."],
+            )
+        })
     }
 
     pub async fn finish_sign_in(
-        _state: &AppState,
-        _tenant_id: &str,
-        _pending: PendingLogin,
-        _code: &str,
-        _returned_state: &str,
+        state: &AppState,
+        session: &Session,
+        pending: PendingLogin,
+        code: &str,
+        returned_state: &str,
     ) -> Result<(), Finish> {
-        Err(Finish::Problem(unavailable()))
+        let Some(relying_party) = &state.services.oidc else {
+            return Err(Finish::Refused);
+        };
+        let grant = match relying_party.finish(&pending, code, returned_state).await {
+            Ok(grant) => grant,
+            Err(OidcError::StateMismatch) => return Err(Finish::Refused),
+            Err(error) => {
+                tracing::warn!(tenant_id = %session.tenant_id, error = %error, "sign-in with Personio failed");
+                return Err(Finish::Problem(Problem::new(
+                    "Personio sign-in did not complete",
+                    &[
+                        "Personio did not confirm the sign-in, so nothing was connected. Start again with Sign in with Personio; if it keeps failing, use API credentials.",
+                    ],
+                )));
+            }
+        };
+        connect(state, session, Connection::Oidc(grant), true)
+            .await
+            .map_err(Finish::Problem)
     }
 
     pub async fn connect_with_credentials(
-        _state: &AppState,
-        _tenant_id: &str,
-        _client_id: &str,
-        _secret: String,
+        state: &AppState,
+        session: &Session,
+        client_id: &str,
+        secret: String,
     ) -> Result<(), Problem> {
-        Err(unavailable())
+        let connection = Connection::ClientCredentials {
+            client_id: client_id.to_string(),
+            client_secret: Secret::new(secret),
+        };
+        connect(state, session, connection, false).await
+    }
+
+    async fn connect(
+        state: &AppState,
+        session: &Session,
+        connection: Connection,
+        oidc: bool,
+    ) -> Result<(), Problem> {
+        let invitation = state.sessions.invitation(session);
+        let token = invitation.as_ref().map(|token| token.expose());
+        match crate::connect::connect_tenant(state, &session.tenant_id, connection, token).await {
+            Ok(_) => {
+                tracing::info!(tenant_id = %session.tenant_id, oidc, "tenant connected from the connect page");
+                Ok(())
+            }
+            // Connected; only the start is late (the supervisor retries it).
+            Err(ConnectError::NotStarted(reason)) => {
+                tracing::warn!(tenant_id = %session.tenant_id, reason = %reason, "connected, but the tenant did not start yet");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::info!(tenant_id = %session.tenant_id, oidc, error = %error, "connection refused");
+                Err(problem_of(&error, oidc))
+            }
+        }
+    }
+
+    /// The page's account of a refused connection.
+    fn problem_of(error: &ConnectError, oidc: bool) -> Problem {
+        let message = error.customer_message();
+        let title = match error {
+            ConnectError::Refused(VerifyError::CredentialsRefused) if oidc => {
+                "Personio refused the sign-in"
+            }
+            ConnectError::Refused(VerifyError::CredentialsRefused) => {
+                "Personio did not accept these credentials"
+            }
+            ConnectError::Refused(VerifyError::NotAdministrator) => {
+                "This Personio user lacks administrator access"
+            }
+            ConnectError::Refused(VerifyError::MissingAttributes { .. }) => {
+                "Personio does not share some employee attributes"
+            }
+            ConnectError::Refused(VerifyError::MissingScopes(_)) => {
+                "The connection lacks API permissions"
+            }
+            _ => "Personio could not be connected",
+        };
+        let missing = match error {
+            ConnectError::Refused(VerifyError::MissingAttributes { attributes, .. }) => {
+                attributes.clone()
+            }
+            _ => Vec::new(),
+        };
+        Problem {
+            title: title.into(),
+            paragraphs: vec![message],
+            missing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            title: "Connect Personio".into(),
+            tenant: Some("acme".into()),
+            ..Layout::default()
+        }
+    }
+
+    #[test]
+    fn the_connect_page_offers_both_ways_with_the_contract_names() {
+        let html = ConnectPage {
+            layout: layout(),
+            csrf: "c5rf".into(),
+            oidc_available: true,
+            problem: None,
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains(r#"<button type="submit">Sign in with Personio</button>"#));
+        assert!(html.contains(r#"name="csrf" value="c5rf""#));
+        assert!(html.contains(">Use API credentials</a>"));
+        assert!(html.contains("Not connected"));
+        assert!(!html.contains(r#"role="alert""#));
+        let html = ConnectPage {
+            layout: layout(),
+            csrf: "c5rf".into(),
+            oidc_available: false,
+            problem: None,
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("<button type=\"button\" disabled>Sign in with Personio</button>"));
+    }
+
+    #[test]
+    fn the_credentials_form_keeps_the_client_id_never_the_secret_and_names_missing_attributes() {
+        let html = CredentialsPage {
+            layout: layout(),
+            csrf: "c5rf".into(),
+            client_id: "my-client".into(),
+            problem: Some(Problem {
+                title: "Personio does not share some employee attributes".into(),
+                paragraphs: vec!["Tick them in Personio.".into()],
+                missing: vec!["status".into(), "termination_date".into()],
+            }),
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains(r#"<label for="client-id">Client ID</label>"#));
+        assert!(html.contains(r#"<label for="client-secret">Client secret</label>"#));
+        assert!(html.contains(r#"<button type="submit">Connect</button>"#));
+        assert!(html.contains(r#"value="my-client""#));
+        assert!(
+            html.contains(
+                r#"id="client-secret" name="client_secret" autocomplete="off" required>"#
+            )
+        );
+        assert!(
+            html.contains("<code>status</code>") && html.contains("<code>termination_date</code>")
+        );
+        assert!(html.contains(r#"role="alert""#));
     }
 }

@@ -134,9 +134,7 @@ pub fn connected(state: &AppState, tenant_id: &str) -> bool {
 
 /// Whether a view shows a connected tenant.
 pub fn view_connected(view: &TenantView) -> bool {
-    // Until tenants can await a connection, every tenant with a view is connected.
-    let _ = view;
-    true
+    view.state != crate::actors::status::TenantState::AwaitingConnection
 }
 
 /// The path of a tenant's overview.

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::Secret;
 use crate::domain::tenant::random_hex;
 use crate::http::AppState;
 use crate::locks::lock;
@@ -33,7 +34,7 @@ pub const CSRF_FIELD: &str = "csrf";
 
 /// The sign-in started by this session and not yet finished (what the relying party
 /// needs back on the callback).
-pub type PendingLogin = crate::web::connect::PendingLogin;
+pub type PendingLogin = crate::personio::oidc::PendingLogin;
 
 /// One session's server-side record.
 struct Record {
@@ -41,6 +42,8 @@ struct Record {
     csrf: String,
     created: Instant,
     pending: Option<PendingLogin>,
+    /// The invitation token that started the session (marked used on connecting).
+    invitation: Option<Secret>,
 }
 
 /// Every live session, by the SHA-256 of its id.
@@ -84,6 +87,16 @@ impl Sessions {
     /// Starts a session for `tenant_id`: the session and the `Set-Cookie` value that
     /// hands its id to the browser. Drops expired sessions on the way.
     pub fn start(&self, tenant_id: &str) -> (Session, HeaderValue) {
+        self.start_invited(tenant_id, None)
+    }
+
+    /// Like [`Self::start`], for a session opened with invitation `token` (kept, in
+    /// memory only, so connecting can mark the invitation used).
+    pub fn start_invited(
+        &self,
+        tenant_id: &str,
+        invitation: Option<Secret>,
+    ) -> (Session, HeaderValue) {
         let id = random_hex(32);
         let key = hash(&id);
         let csrf = random_hex(32);
@@ -96,6 +109,7 @@ impl Sessions {
                 csrf: csrf.clone(),
                 created: Instant::now(),
                 pending: None,
+                invitation,
             },
         );
         let session = Session {
@@ -134,6 +148,13 @@ impl Sessions {
         lock(&self.records)
             .get_mut(&session.key)
             .and_then(|record| record.pending.take())
+    }
+
+    /// The invitation token the session was opened with, if any.
+    pub fn invitation(&self, session: &Session) -> Option<Secret> {
+        lock(&self.records)
+            .get(&session.key)
+            .and_then(|record| record.invitation.clone())
     }
 
     /// Ends a session.

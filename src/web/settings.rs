@@ -919,39 +919,27 @@ async fn confirm(
     apply(&state, &session, spec, settings).await
 }
 
-/// Stores `settings` (PATCH semantics: the tenant restarts and reconciles) and goes to
-/// the overview.
+/// Stores `settings` (PATCH semantics: only the settings change, the tenant restarts
+/// and reconciles) and goes to the overview.
 async fn apply(
     state: &AppState,
     session: &Session,
     spec: crate::domain::tenant::TenantSpec,
     settings: Settings,
 ) -> Response {
-    let updated = crate::domain::tenant::TenantSpec { settings, ..spec };
-    if let Err(error) = updated.validate() {
-        let values = FormValues::of(&updated.settings);
-        return form_page(
-            state,
-            session,
-            &updated,
-            values,
-            Some(form_field(error)),
-            None,
-        )
-        .await;
+    if let Err(error) = settings.validate() {
+        let values = FormValues::of(&settings);
+        return form_page(state, session, &spec, values, Some(form_field(error)), None).await;
     }
-    match crate::http::admin::store_patched_spec(state, updated.clone()).await {
-        Ok(_) => {
-            tracing::info!(tenant_id = %session.tenant_id, "settings changed on the settings page");
-            super::see_other(&super::overview_path(&session.tenant_id))
-        }
+    match crate::http::admin::store_settings(state, &session.tenant_id, settings.clone()).await {
+        Ok(_) => super::see_other(&super::overview_path(&session.tenant_id)),
         Err(error) => {
             tracing::warn!(tenant_id = %session.tenant_id, error = %error, "settings not stored");
-            let values = FormValues::of(&updated.settings);
+            let values = FormValues::of(&settings);
             form_page(
                 state,
                 session,
-                &updated,
+                &spec,
                 values,
                 None,
                 Some(

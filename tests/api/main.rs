@@ -2,6 +2,7 @@
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
 mod child;
+mod connect;
 mod crash;
 mod crash_storm;
 mod export_import;
@@ -10,6 +11,7 @@ mod full_sync;
 mod helpers;
 mod hostile;
 mod hostile_clients;
+mod oidc;
 mod people;
 mod personio_real;
 mod random_mutations;
@@ -18,4 +20,5 @@ mod settings;
 mod supervision;
 mod teams;
 mod unclean_stop;
+mod web;
 mod webhooks;

@@ -8,5 +8,6 @@
 //! them each test prints a SKIP line and passes, unless `CI` is set: then it fails.
 
 mod app_pages;
+mod connect;
 mod harness;
 mod layout;

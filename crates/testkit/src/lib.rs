@@ -165,8 +165,19 @@ impl Default for Setup {
 }
 
 /// Starts both simulators and the service (port 0 for its listeners, a temporary data
-/// dir, admin token [`TOKEN`]) with its config changed by `configure`.
+/// dir, admin token [`TOKEN`], `[personio] base_url` at the Personio simulator) with its
+/// config changed by `configure`.
 pub async fn spawn(setup: Setup, configure: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+    spawn_with_sims(setup, |config, _| configure(config)).await
+}
+
+/// Like [`spawn`], with `configure` also given the Personio simulator (e.g. for
+/// [`oidc_at_simulator`]).
+pub async fn spawn_with_sims(
+    setup: Setup,
+    configure: impl FnOnce(&mut Config, &PersonioSim),
+) -> anyhow::Result<TestApp> {
+    let sim_client_secret = setup.personio.client_secret.clone();
     let personio = PersonioSim::start(setup.personio).await?;
     let learnamp = LearnAmpSim::start(setup.learnamp).await?;
     let data_dir = tempfile::tempdir()?;
@@ -178,12 +189,19 @@ pub async fn spawn(setup: Setup, configure: impl FnOnce(&mut Config)) -> anyhow:
         String::new()
     };
     config.storage.data_dir = data_dir.path().to_path_buf();
-    configure(&mut config);
+    config.personio.base_url = personio.base_url.clone();
+    configure(&mut config, &personio);
     let store = Store::open(data_dir.path(), setup.cache_mb)?;
+    // "Sign in with Personio" against the simulator uses its API client's secret.
+    let oidc_client_secret = config
+        .personio_oidc
+        .enabled()
+        .then(|| Secret::new(sim_client_secret));
     let options = Options {
         retry: setup.retry,
         request_timeout: setup.request_timeout,
         restart_base: setup.restart_base,
+        oidc_client_secret,
     };
     let app = Application::build(&config, store, Secret::new(TOKEN), options).await?;
     let addr = app.local_addr();
@@ -275,6 +293,18 @@ impl TestApp {
         .await
     }
 }
+
+/// Turns on "Sign in with Personio" against the simulator's OpenID provider (issuer =
+/// its base URL, client = its API client; the kit passes the client secret).
+pub fn oidc_at_simulator(config: &mut Config, personio: &PersonioSim) {
+    config.personio_oidc.issuer = personio.base_url.clone();
+    config.personio_oidc.client_id = SIM_CLIENT_ID.into();
+}
+
+/// The client id both simulators accept by default.
+pub const SIM_CLIENT_ID: &str = "sim-client";
+/// The client secret both simulators accept by default.
+pub const SIM_CLIENT_SECRET: &str = "sim-secret";
 
 /// A tenant spec with `settings`, pointing at the two simulators.
 pub fn tenant_spec(

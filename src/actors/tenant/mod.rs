@@ -159,6 +159,8 @@ impl Actor for TenantActor {
             progress,
         };
         let mut state = state;
+        let connection = state.spec.connection.clone();
+        state.view.update(|view| view.connection = connection);
         state.view.set_state(TenantState::Starting, None);
         state.publish_counts()?;
         Ok(state)
@@ -635,7 +637,7 @@ fn handle_sync_error(
         error!(tenant_id = %state.spec.id, error = %message, "tenant needs an operator");
         state.view.set_state(
             TenantState::Failed,
-            Some(operator_message(&error, &state.spec.id)),
+            Some(operator_message(&error, &state.spec)),
         );
         let _ = state.store.append_history(&message);
         myself.stop(Some("failed".into()));
@@ -661,9 +663,19 @@ fn handle_sync_error(
 }
 
 /// The `last_error` of a tenant stopped by `error`: what to do, with the tenant's own
-/// admin path.
-fn operator_message(error: &SyncError, id: &str) -> String {
+/// admin path (a tenant connected through "Sign in with Personio" is reconnected
+/// through a new invitation).
+fn operator_message(error: &SyncError, spec: &TenantSpec) -> String {
+    let id = &spec.id;
     match error {
+        SyncError::Personio(crate::personio::PersonioError::ConnectionRevoked) => format!(
+            "Personio refused the connection's refresh token, so the connection is gone; reconnect Personio through a new invitation (personio-sync tenants invite {id})"
+        ),
+        SyncError::Personio(inner) if inner.is_credentials() && spec.personio_oidc.is_some() => {
+            format!(
+                "Personio refused the connection made by signing in ({inner}); reconnect Personio through a new invitation (personio-sync tenants invite {id})"
+            )
+        }
         SyncError::Personio(inner) if inner.is_credentials() => format!(
             "Personio refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
         ),

@@ -28,13 +28,7 @@ pub struct OwnView {
 impl OwnView {
     /// The view of the tenant `spec` in `views`.
     pub fn new(spec: &TenantSpec, views: Arc<TenantViews>) -> Self {
-        let mut secrets = vec![
-            spec.personio.client_secret.clone(),
-            spec.learnamp.client_secret.clone(),
-        ];
-        if let Some(webhook) = &spec.webhook {
-            secrets.extend([webhook.key.clone(), webhook.token.clone()]);
-        }
+        let secrets = spec.secrets();
         Self {
             id: spec.id.clone(),
             views,

@@ -22,7 +22,8 @@ await run(name, async ({ page, step }) => {
     }
     const html = await page.content();
     check(!html.includes(need('CLIENT_SECRET')), 'the page does not repeat the client secret');
-    report({ alert });
+    const missing = await page.getByRole('alert').locator('li').allInnerTexts();
+    report({ alert, missing });
     return;
   }
   await page.getByText('Connected', { exact: true }).first().waitFor();

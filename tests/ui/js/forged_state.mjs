@@ -10,17 +10,20 @@ await run(name, async ({ page, step }) => {
   await page.getByLabel('Email').fill(need('LOGIN_EMAIL'));
   await page.getByLabel('Password').fill(need('LOGIN_PASSWORD'));
   await page.getByRole('button', { name: 'Sign in' }).click();
-  // Hold the real answer back and send a forged one in its place.
+  // Hold the real answer back: take the provider's redirect off the consent form's
+  // answer instead of following it, and send a forged one in its place.
   let real;
-  await page.route('**/connect/callback?**', async (route) => {
-    real = new URL(route.request().url());
-    await route.abort();
+  const isConsent = (url) => url.pathname === '/oauth/authorize/consent';
+  await page.route(isConsent, async (route) => {
+    const answer = await route.fetch({ maxRedirects: 0 });
+    real = new URL(answer.headers()['location']);
+    await route.fulfill({ status: 200, contentType: 'text/plain', body: 'held back by the test' });
   });
-  await page.getByRole('button', { name: 'Allow' }).click().catch(() => {});
+  await page.getByRole('button', { name: 'Allow' }).click();
   const deadline = Date.now() + 20_000;
   while (!real && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  check(real, 'the provider sent the browser back to /connect/callback');
-  await page.unroute('**/connect/callback?**');
+  check(real && real.pathname === '/connect/callback', `the provider sends the browser back to /connect/callback, not ${real}`);
+  await page.unroute(isConsent);
   const forged = new URL(real);
   forged.searchParams.set('state', 'forged-' + real.searchParams.get('state').slice(0, 8));
   const response = await page.goto(forged.href);

@@ -36,5 +36,9 @@ await run(name, async ({ page, step }) => {
   const linked = await page.locator('dt:text-is("People linked") + dd').innerText();
   const created = await page.locator('dt:text-is("Created") + dd').innerText();
   const connection = await page.locator('dt:text-is("Personio") + dd').innerText();
+  // The invitation link, opened again once connected, leads to the overview.
+  await page.goto(need('INVITE_URL'));
+  check(new URL(page.url()).pathname.startsWith('/app/'), `a used link leads to the overview, not ${page.url()}`);
+  await step('6-link-again');
   report({ linked: Number(linked), created: Number(created), connection });
 });

@@ -53,12 +53,21 @@ fn grant(
     client_secret: &str,
     requested_scope: Option<&str>,
 ) -> Result<Grant, Refusal> {
-    if client_id != state.client_id {
-        return Err(Refusal::UnknownClient);
-    }
+    let expected = if client_id == state.client_id {
+        &state.client_secret
+    } else {
+        match state
+            .extra_credentials
+            .iter()
+            .find(|(id, _, _)| id == client_id)
+        {
+            Some((_, secret, _)) => secret,
+            None => return Err(Refusal::UnknownClient),
+        }
+    };
     let secret_ok: bool = client_secret
         .as_bytes()
-        .ct_eq(state.client_secret.expose().as_bytes())
+        .ct_eq(expected.expose().as_bytes())
         .into();
     if !secret_ok {
         return Err(Refusal::WrongSecret);
@@ -66,11 +75,15 @@ fn grant(
     let scope = normalise_scope(requested_scope)?;
     let ttl = state.token_ttl;
     state.tokens.retain(|token| token.issued_at.elapsed() < ttl);
-    let existing = state.tokens.iter().find(|token| token.scope == scope);
+    let existing = state
+        .tokens
+        .iter()
+        .find(|token| token.client_id == client_id && token.scope == scope);
     let issued = match existing {
         Some(token) => token.clone(),
         None => {
             let token = IssuedToken {
+                client_id: client_id.to_string(),
                 token: Secret::new(new_token()),
                 scope: scope.clone(),
                 issued_at: Instant::now(),

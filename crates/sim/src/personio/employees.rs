@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::errors::{first, query_pairs, v1_error, v1_not_found};
-use super::{Shared, SimState, employee_key};
+use super::{Caller, Shared, SimState, employee_key};
 use crate::generator::{
     COST_CODE_ATTRIBUTE, ELIGIBLE_ATTRIBUTE, SimEmployee, employment_id_for, personio_date_time,
     personio_timestamp,
@@ -193,9 +193,9 @@ fn render(sim: &SimEmployee, base_url: &str, visible: &dyn Fn(&str) -> bool) -> 
 }
 
 /// Which attributes a request may see: readable, and in `attributes[]` when given.
-fn visibility<'a>(state: &'a SimState, projection: &'a [String]) -> impl Fn(&str) -> bool + 'a {
+fn visibility<'a>(caller: &'a Caller, projection: &'a [String]) -> impl Fn(&str) -> bool + 'a {
     move |key: &str| {
-        state.readable(key) && (projection.is_empty() || projection.iter().any(|p| p == key))
+        caller.readable(key) && (projection.is_empty() || projection.iter().any(|p| p == key))
     }
 }
 
@@ -284,11 +284,15 @@ fn paging(pairs: &[(String, String)]) -> Result<Paging, Box<Response>> {
 }
 
 /// `GET /v1/company/employees`.
-pub(crate) async fn list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+pub(crate) async fn list(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let pairs = query_pairs(query.as_deref());
     let projection = projection(&pairs);
     let state = shared.state();
-    let visible = visibility(&state, &projection);
+    let visible = visibility(&caller, &projection);
     if let Some(raw) = first(&pairs, "updated_since") {
         // `email`, `limit` and `offset` are ignored with `updated_since` (reference §4.1).
         let Some(since) = parse_since(raw) else {
@@ -350,6 +354,7 @@ fn list_body(data: Vec<Value>, total: usize, offset: usize, limit: usize) -> Res
 /// `GET /v1/company/employees/{id}`.
 pub(crate) async fn one(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -362,13 +367,16 @@ pub(crate) async fn one(
     let Some(sim) = state.employees.get(&employee_key(&id)) else {
         return v1_not_found();
     };
-    let visible = visibility(&state, &projection);
+    let visible = visibility(&caller, &projection);
     axum::Json(json!({"success": true, "data": render(sim, &shared.base_url, &visible)}))
         .into_response()
 }
 
 /// `GET /v1/company/employees/attributes` (and `/custom-attributes`).
-pub(crate) async fn attributes(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn attributes(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let state = shared.state();
     let mut keys: Vec<String> = KNOWN.iter().map(|(key, _)| (*key).to_string()).collect();
     for sim in state.employees.values() {
@@ -380,7 +388,7 @@ pub(crate) async fn attributes(State(shared): State<Arc<Shared>>) -> Response {
     }
     let data: Vec<Value> = keys
         .iter()
-        .filter(|key| state.readable(key))
+        .filter(|key| caller.readable(key))
         .map(|key| {
             let meta = KNOWN.iter().find(|(known, _)| known == key).map(|(_, m)| m);
             let envelope = envelope(key, Value::Null);
@@ -396,9 +404,9 @@ pub(crate) async fn attributes(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({"success": true, "data": data})).into_response()
 }
 
-fn picture_response(shared: &Shared, id: &str) -> Response {
+fn picture_response(shared: &Shared, caller: &Caller, id: &str) -> Response {
     let state = shared.state();
-    if !state.readable("profile_picture") {
+    if !caller.readable("profile_picture") {
         return picture_not_found();
     }
     let picture = state
@@ -425,20 +433,22 @@ fn picture_not_found() -> Response {
 /// the width (the simulator does not resize).
 pub(crate) async fn picture(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path((id, width)): Path<(String, String)>,
 ) -> Response {
     if width.parse::<u32>().is_err() {
         return picture_not_found();
     }
-    picture_response(&shared, &id)
+    picture_response(&shared, &caller, &id)
 }
 
 /// `GET /v1/company/employees/{id}/profile-picture` (the attribute's URL, no width).
 pub(crate) async fn picture_original(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    picture_response(&shared, &id)
+    picture_response(&shared, &caller, &id)
 }
 
 /// Attribute keys whose change fires `person.updated`.

@@ -16,6 +16,11 @@
 //! With a signing secret ([`PersonioSim::set_signing_secret`]) deliveries are signed as
 //! the service's `personio::assumed` describes.
 //!
+//! Besides the main API credential, [`PersonioSimConfig::extra_credentials`] adds
+//! credentials with their own readable attributes. The [`oidc`] module adds an OpenID
+//! Connect provider (assumed: Personio documents none) whose access tokens the API
+//! accepts with the signed-in user's rights.
+//!
 //! Deliberate deviations from real Personio, for local testing:
 //! - webhook URLs may be `http://` when their host is loopback (Personio requires HTTPS;
 //!   any other `http://` URL is refused with a 422);
@@ -33,6 +38,7 @@ mod delivery;
 mod employees;
 mod errors;
 mod ip_usage;
+pub mod oidc;
 mod org_units;
 mod scripts;
 pub mod signing;
@@ -66,6 +72,7 @@ use crate::secret::Secret;
 
 pub(crate) use ip_usage::IpTally;
 pub use ip_usage::IpUsage;
+pub use oidc::{Consent, IdTokenFault, SignInError};
 pub use scripts::ScriptedAnswer;
 use scripts::take_script;
 pub use subscription::{
@@ -93,6 +100,30 @@ pub struct PersonioSimConfig {
     pub v1_per_ip_per_minute: f64,
     /// The secret deliveries are signed with (`None` = unsigned, as documented today).
     pub signing_secret: Option<String>,
+    /// Further API credentials, each with its own readable attributes (the main
+    /// credential's knobs do not touch them).
+    pub extra_credentials: Vec<SimCredential>,
+}
+
+/// A further API credential of the simulated company.
+#[derive(Clone)]
+pub struct SimCredential {
+    /// Its client id (must differ from every other credential's).
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// Readable employee attributes (`None` = every attribute). `id` is always readable.
+    pub readable_attributes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for SimCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCredential")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("readable_attributes", &self.readable_attributes)
+            .finish()
+    }
 }
 
 impl Default for PersonioSimConfig {
@@ -107,6 +138,7 @@ impl Default for PersonioSimConfig {
             page_cap: None,
             v1_per_ip_per_minute: V1_PER_IP_PER_MINUTE,
             signing_secret: None,
+            extra_credentials: Vec::new(),
         }
     }
 }
@@ -126,6 +158,7 @@ impl std::fmt::Debug for PersonioSimConfig {
                 "signing_secret",
                 &self.signing_secret.as_ref().map(|_| "***"),
             )
+            .field("extra_credentials", &self.extra_credentials)
             .finish()
     }
 }
@@ -147,6 +180,8 @@ pub(crate) const GRANTED_SCOPES: &[&str] = &[
 /// One issued access token.
 #[derive(Debug, Clone)]
 pub(crate) struct IssuedToken {
+    /// The credential it was issued to.
+    pub(crate) client_id: String,
     pub(crate) token: Secret,
     pub(crate) scope: String,
     pub(crate) issued_at: std::time::Instant,
@@ -181,16 +216,41 @@ pub(crate) struct SimState {
     pub(crate) signing_secret: Option<Secret>,
     /// Canned answers replacing real ones (fault drills), first match wins.
     pub(crate) scripts: Vec<ScriptedAnswer>,
+    /// Further credentials: client id, secret, readable attributes (`None` = all).
+    pub(crate) extra_credentials: Vec<(String, Secret, Option<BTreeSet<String>>)>,
+    /// The OpenID Connect provider.
+    pub(crate) oidc: oidc::OidcState,
 }
 
-impl SimState {
-    /// Whether attribute `key` is readable by the credential (`id` always is).
+/// Whose rights a request carries: set by the guard from its bearer token, read by the
+/// handlers that filter attributes.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    readable: Option<BTreeSet<String>>,
+}
+
+impl Caller {
+    /// Whether attribute `key` is readable by the caller (`id` always is).
     pub(crate) fn readable(&self, key: &str) -> bool {
         key == "id"
             || self
                 .readable
                 .as_ref()
                 .is_none_or(|readable| readable.contains(key))
+    }
+}
+
+impl SimState {
+    /// The rights of credential `client_id` (the main one's when it is not an extra one).
+    pub(crate) fn caller(&self, client_id: &str) -> Caller {
+        let readable = self
+            .extra_credentials
+            .iter()
+            .find(|(id, _, _)| id == client_id)
+            .map_or(&self.readable, |(_, _, readable)| readable);
+        Caller {
+            readable: readable.clone(),
+        }
     }
 
     /// The live token equal to `presented`, if any.
@@ -216,6 +276,8 @@ pub(crate) struct Shared {
     pub(crate) v1_per_ip: RateLimit,
     /// v1 calls per source IP.
     pub(crate) ip_usage: Mutex<HashMap<IpAddr, IpTally>>,
+    /// The OpenID Connect provider's signing keys (made at start).
+    pub(crate) oidc_keys: oidc::Keys,
 }
 
 impl Shared {
@@ -290,6 +352,7 @@ impl PersonioSim {
                 burst: (config.v1_per_ip_per_minute / 60.0).floor().max(1.0),
             },
             ip_usage: Mutex::new(HashMap::new()),
+            oidc_keys: oidc::Keys::generate(),
         });
         let knobs = Arc::new(Knobs::default());
         let log = Arc::new(CallLog::default());
@@ -450,6 +513,57 @@ impl PersonioSim {
         self.shared.without_app_id.load(Ordering::Relaxed)
     }
 
+    /// The OpenID Connect test administrator: `(email, password)`. Their access tokens
+    /// read what the main API credential reads.
+    pub fn oidc_admin(&self) -> (String, String) {
+        (
+            oidc::ADMIN_EMAIL.to_string(),
+            oidc::ADMIN_PASSWORD.to_string(),
+        )
+    }
+
+    /// The OpenID Connect test user without administrator rights: `(email, password)`.
+    /// Their access tokens get 403 on every API route.
+    pub fn oidc_non_admin(&self) -> (String, String) {
+        (
+            oidc::MEMBER_EMAIL.to_string(),
+            oidc::MEMBER_PASSWORD.to_string(),
+        )
+    }
+
+    /// Revokes every grant of the OpenID Connect provider: every refresh token and
+    /// access token it issued stops working (refresh: `invalid_grant`; API: 401).
+    pub fn revoke_oidc_grants(&self) {
+        self.shared.state().oidc.revoke_all();
+    }
+
+    /// Makes every ID token issued from now on wrong in the given way (`None`: correct
+    /// again).
+    pub fn set_id_token_fault(&self, fault: Option<IdTokenFault>) {
+        self.shared.state().oidc.fault = fault;
+    }
+
+    /// Sets the lifetime of provider access tokens issued from now on (default 1 h);
+    /// `expires_in` says it, rounded up to whole seconds.
+    pub fn set_oidc_access_token_ttl(&self, ttl: Duration) {
+        self.shared.state().oidc.access_ttl = ttl;
+    }
+
+    /// Does the browser's part of the code flow for `authorize_url` (built by a relying
+    /// party): opens it, signs in with `email` and `password` and answers the consent
+    /// page. Returns the URL the provider redirects back to (`redirect_uri?code=…&state=…`
+    /// or `?error=access_denied&state=…`); a page instead of a redirect (an error page, a
+    /// refused password, an error redirect before the login) is a [`SignInError::Page`].
+    pub async fn oidc_sign_in(
+        &self,
+        authorize_url: &str,
+        email: &str,
+        password: &str,
+        consent: Consent,
+    ) -> Result<String, SignInError> {
+        oidc::sign_in(authorize_url, email, password, consent).await
+    }
+
     /// Stops the server (open connections finish) and pending delivery retries.
     pub fn shutdown(&self) {
         self.shared.shut_down.store(true, Ordering::Relaxed);
@@ -464,6 +578,7 @@ impl Drop for PersonioSim {
 }
 
 fn initial_state(company: SimCompany, config: &PersonioSimConfig) -> SimState {
+    let company_id = company.company_id.clone();
     SimState {
         employees: company
             .employees
@@ -487,6 +602,21 @@ fn initial_state(company: SimCompany, config: &PersonioSimConfig) -> SimState {
         page_cap: config.page_cap,
         signing_secret: config.signing_secret.clone().map(Secret::new),
         scripts: Vec::new(),
+        extra_credentials: config
+            .extra_credentials
+            .iter()
+            .map(|credential| {
+                (
+                    credential.client_id.clone(),
+                    Secret::new(credential.client_secret.clone()),
+                    credential
+                        .readable_attributes
+                        .clone()
+                        .map(|list| list.into_iter().collect()),
+                )
+            })
+            .collect(),
+        oidc: oidc::OidcState::new(&company_id),
     }
 }
 
@@ -527,6 +657,12 @@ fn router(shared: Arc<Shared>, knobs: Arc<Knobs>, log: Arc<CallLog>) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/v2/webhooks/{id}/ping", post(webhooks::ping))
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oauth/authorize", get(oidc::authorize))
+        .route("/oauth/authorize/login", post(oidc::login))
+        .route("/oauth/authorize/consent", post(oidc::consent))
+        .route("/oauth/token", post(oidc::token))
+        .route("/oauth/jwks", get(oidc::jwks))
         .fallback(unknown_route)
         .layer(from_fn_with_state(shared.clone(), guard))
         .layer(from_fn_with_state(fault, fault_middleware))
@@ -538,9 +674,12 @@ async fn unknown_route(request: Request) -> Response {
     errors::unknown_route(request.uri().path())
 }
 
-/// Counts calls without `X-Personio-App-ID` (outermost layer: sees every call).
+/// Counts API calls without `X-Personio-App-ID` (outermost layer: sees every call; the
+/// OpenID Connect provider's routes are not Personio API calls and are not counted).
 async fn count_app_id(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    if !request.headers().contains_key("x-personio-app-id") {
+    if !request.headers().contains_key("x-personio-app-id")
+        && !is_oidc_endpoint(request.uri().path())
+    {
         shared.without_app_id.fetch_add(1, Ordering::Relaxed);
     }
     next.run(request).await
@@ -548,7 +687,7 @@ async fn count_app_id(State(shared): State<Arc<Shared>>, request: Request, next:
 
 /// Rate limits (per source IP for all v1 calls), then bearer-token and scope checks,
 /// scripted answers, and the token carried back on successful v1 personnel-data answers.
-async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn guard(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let ip = request
@@ -574,11 +713,14 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         tracing::debug!(path = %path, "personio sim: rate limited");
         return errors::too_many_requests(&path);
     }
-    if is_auth_endpoint(&path) {
+    if is_auth_endpoint(&path) || is_oidc_endpoint(&path) {
         return next.run(request).await;
     }
-    if let Err(response) = check_token(&shared, &method, &path, request.headers()) {
-        return *response;
+    match check_token(&shared, &method, &path, request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+        }
+        Err(response) => return *response,
     }
     if let Some(answer) = take_script(&shared, &method, &path) {
         return answer.response();
@@ -599,6 +741,11 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 
 fn is_auth_endpoint(path: &str) -> bool {
     matches!(path, "/v1/auth" | "/v2/auth/token" | "/v2/auth/revoke")
+}
+
+/// The OpenID Connect provider's routes (no bearer token, no rate limit).
+fn is_oidc_endpoint(path: &str) -> bool {
+    path == "/.well-known/openid-configuration" || path.starts_with("/oauth/")
 }
 
 /// The documented limits (reference §9) that apply to one call; the all-v1 limit is
@@ -693,7 +840,7 @@ fn check_token(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-) -> Result<(), Box<Response>> {
+) -> Result<Caller, Box<Response>> {
     let v1 = errors::Family::of(path) == errors::Family::V1;
     let Some(presented) = bearer(headers) else {
         return Err(Box::new(if v1 {
@@ -711,11 +858,21 @@ fn check_token(
             )
         }));
     };
-    let scope = shared
-        .state()
-        .valid_token(presented)
-        .map(|t| t.scope.clone());
-    let Some(scope) = scope else {
+    let found = {
+        let state = shared.state();
+        match state.valid_token(presented) {
+            Some(token) => Some((token.scope.clone(), state.caller(&token.client_id))),
+            None => match state.oidc.api_access(presented) {
+                // The administrator reads what the main API credential reads.
+                Some(oidc::ApiAccess::Admin) => {
+                    Some((GRANTED_SCOPES.join(" "), state.caller(&state.client_id)))
+                }
+                Some(access) => return Err(Box::new(oidc_refusal(access, v1))),
+                None => None,
+            },
+        }
+    };
+    let Some((scope, caller)) = found else {
         return Err(Box::new(if v1 {
             errors::v1_error(
                 StatusCode::FORBIDDEN,
@@ -740,6 +897,40 @@ fn check_token(
                 "common.forbidden",
             )))
         }
-        _ => Ok(()),
+        _ => Ok(caller),
+    }
+}
+
+/// The answer to a provider access token that may not read the API (assumed, like the
+/// provider): 403 for a user without administrator rights, 401 once expired or revoked.
+fn oidc_refusal(access: oidc::ApiAccess, v1: bool) -> Response {
+    if access == oidc::ApiAccess::NonAdmin {
+        if v1 {
+            errors::v1_error(
+                StatusCode::FORBIDDEN,
+                403,
+                "You do not have permission to access this resource",
+            )
+        } else {
+            errors::problem(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The signed-in user lacks administrator rights",
+                "common.forbidden",
+            )
+        }
+    } else if v1 {
+        errors::v1_error(
+            StatusCode::UNAUTHORIZED,
+            401,
+            "The access token is expired or revoked",
+        )
+    } else {
+        errors::problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "The access token is invalid or expired",
+            "common.unauthorized",
+        )
     }
 }
