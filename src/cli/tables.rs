@@ -175,8 +175,15 @@ fn changes(change: &PersonChange) -> Vec<String> {
         .fields
         .iter()
         .map(|(field, values)| {
-            let before = values.before.as_deref().unwrap_or("-");
-            let after = values.after.as_deref().unwrap_or("-");
+            let shown = |value: Option<&str>| match value {
+                None => "-".to_string(),
+                Some("") => "\"\"".to_string(),
+                Some(value) => value.to_string(),
+            };
+            let (before, after) = (
+                shown(values.before.as_deref()),
+                shown(values.after.as_deref()),
+            );
             format!("{field}: {before} → {after}")
         })
         .collect()
@@ -275,6 +282,13 @@ mod tests {
                         after: Some("Berlin".into()),
                     },
                 ),
+                (
+                    "leaveDate".to_string(),
+                    FieldChange {
+                        before: Some("2027-01-31".into()),
+                        after: Some(String::new()),
+                    },
+                ),
             ]
             .into(),
         };
@@ -305,5 +319,6 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("location: - → Berlin"), "{out}");
+        assert!(out.contains("leaveDate: 2027-01-31 → \"\""), "{out}");
     }
 }

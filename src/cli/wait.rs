@@ -20,12 +20,21 @@ fn progress_bar() -> ProgressBar {
     if std::io::stdout().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stdout());
     }
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed})")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(phase_style());
+    bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// Before the plan exists: the phase and a spinner (there is nothing to count yet).
+fn phase_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:>10} {spinner} ({elapsed})").expect("a valid template")
+}
+
+/// Applying: the steps done of the steps planned.
+fn steps_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed})")
+        .expect("a valid template")
+        .progress_chars("=> ")
 }
 
 /// What the bar shows for `progress`.
@@ -36,9 +45,13 @@ fn show(bar: &ProgressBar, progress: &Progress) {
         SyncPhase::Applying => "applying",
     };
     bar.set_message(phase);
-    if let Some(total) = progress.total {
-        bar.set_length(total);
-        bar.set_position(progress.done);
+    match progress.total {
+        Some(total) => {
+            bar.set_style(steps_style());
+            bar.set_length(total);
+            bar.set_position(progress.done);
+        }
+        None => bar.set_style(phase_style()),
     }
 }
 

@@ -284,7 +284,8 @@ impl Journal {
     fn user_write(&mut self, step: &Step, sent: &crate::domain::fields::UserFields, adopted: bool) {
         if step.learnamp_id.is_none() {
             self.actions.push(if adopted { "adopt" } else { "create" });
-            for (key, value) in sent {
+            // An empty value on a create sets nothing: only the fields given are shown.
+            for (key, value) in sent.iter().filter(|(_, value)| !value.is_empty()) {
                 self.fields.insert(
                     key.clone(),
                     FieldChange {
