@@ -219,6 +219,9 @@ async fn list(
     session: Session,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    if !super::connected(&state, &session.tenant_id) {
+        return super::see_other(super::connect::CONNECT_PATH);
+    }
     let Query(query) = query.unwrap_or_default();
     let base = format!("/app/{}", session.tenant_id);
     let page = state
@@ -268,6 +271,9 @@ async fn person(
     session: Session,
     Path((tenant, personio_id)): Path<(String, String)>,
 ) -> Response {
+    if !super::connected(&state, &session.tenant_id) {
+        return super::see_other(super::connect::CONNECT_PATH);
+    }
     let base = format!("/app/{}", session.tenant_id);
     let detail = api::show_person(State(state.clone()), Path((tenant, personio_id))).await;
     let detail = match detail {

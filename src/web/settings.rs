@@ -759,6 +759,9 @@ async fn form_page(
 }
 
 async fn show(State(state): State<AppState>, session: Session) -> Response {
+    if !super::connected(&state, &session.tenant_id) {
+        return super::see_other(super::connect::CONNECT_PATH);
+    }
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
         Err(page) => return *page,
@@ -795,6 +798,9 @@ async fn save(
     State(state): State<AppState>,
     CsrfForm { session, form }: CsrfForm<HashMap<String, String>>,
 ) -> Response {
+    if !super::connected(&state, &session.tenant_id) {
+        return super::see_other(super::connect::CONNECT_PATH);
+    }
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
         Err(page) => return *page,
@@ -872,6 +878,9 @@ async fn confirm(
     State(state): State<AppState>,
     CsrfForm { session, form }: CsrfForm<ConfirmForm>,
 ) -> Response {
+    if !super::connected(&state, &session.tenant_id) {
+        return super::see_other(super::connect::CONNECT_PATH);
+    }
     let spec = match stored_spec(&state, &session) {
         Ok(spec) => spec,
         Err(page) => return *page,

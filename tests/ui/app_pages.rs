@@ -266,3 +266,29 @@ async fn every_page_passes_axe_at_both_widths() {
         "a change inviting nobody is saved without a preview"
     );
 }
+
+/// The app pages of a tenant that awaits its Personio connection lead to the connect
+/// page (no browser needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_a_tenant_awaiting_its_connection_lead_to_connect() {
+    let app = spawn_app(5, 1).await;
+    let mut spec = app.spec("waiting", json!({}));
+    spec.as_object_mut().unwrap().remove("personio");
+    let (status, body) = app.create_tenant(&spec).await;
+    assert_eq!(status, 201, "{body}");
+    let id = session_id(&app, "waiting");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["", "settings", "people", "people/1001"] {
+        let answer = client
+            .get(format!("{}/app/waiting/{path}", app.base))
+            .header("cookie", format!("psync_session={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303, "/app/waiting/{path}");
+        assert_eq!(answer.headers()["location"], "/connect", "{path}");
+    }
+}
