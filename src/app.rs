@@ -192,7 +192,7 @@ impl Application {
                 );
             }
         }
-        let stored = store.tenant_specs()?;
+        let stored = crate::connect::record_operator_connections(&store).await?;
         for spec in &stored {
             state.services.announce(spec);
         }

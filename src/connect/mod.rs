@@ -207,6 +207,37 @@ pub async fn connect_tenant(
         .ok_or_else(|| ConnectError::UnknownTenant(tenant_id.to_string()))
 }
 
+/// Every stored spec, after recording the operator's connection of tenants stored by a
+/// version without `connection` (client credentials, by an operator, as of now: the
+/// creation time was not kept).
+pub async fn record_operator_connections(
+    store: &crate::store::Store,
+) -> Result<Vec<TenantSpec>, StoreError> {
+    let mut specs = store.tenant_specs()?;
+    for spec in &mut specs {
+        if spec.connection.is_some() || spec.personio.is_none() {
+            continue;
+        }
+        let info = ConnectionInfo {
+            method: ConnectionMethod::ClientCredentials,
+            by: None,
+            at: chrono::Utc::now().to_rfc3339(),
+        };
+        let updated = store
+            .update_tenant_spec(&spec.id, |stored| {
+                if stored.connection.is_none() && stored.personio.is_some() {
+                    stored.connection = Some(info.clone());
+                }
+                stored.clone()
+            })
+            .await?;
+        if let Some(updated) = updated {
+            *spec = updated;
+        }
+    }
+    Ok(specs)
+}
+
 /// Restarts the tenant with `spec` (spawning it if it was awaiting its connection).
 async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> {
     let id = spec.id.clone();
@@ -238,5 +269,50 @@ async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> 
         _ => Err(ConnectError::NotStarted(
             "the supervisor did not answer".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tenants_stored_before_connections_existed_get_the_operators() {
+        let store = crate::store::Store::temporary().unwrap();
+        let learnamp =
+            serde_json::json!({"base_url": "http://l", "client_id": "c", "client_secret": "d"});
+        let legacy = crate::domain::tenant::parse_spec(serde_json::json!({
+            "id": "legacy",
+            "personio": {"base_url": "http://p", "client_id": "a", "client_secret": "b"},
+            "learnamp": learnamp
+        }))
+        .unwrap();
+        let awaiting = crate::domain::tenant::parse_spec(serde_json::json!({
+            "id": "awaiting", "learnamp": learnamp
+        }))
+        .unwrap();
+        for spec in [&legacy, &awaiting] {
+            assert!(store.insert_new_tenant_spec(spec).await.unwrap());
+        }
+        let specs = record_operator_connections(&store).await.unwrap();
+        let find = |id: &str| specs.iter().find(|spec| spec.id == id).unwrap().clone();
+        let info = find("legacy").connection.expect("recorded");
+        assert_eq!(
+            (info.method, info.by.clone()),
+            (ConnectionMethod::ClientCredentials, None)
+        );
+        assert_eq!(find("awaiting").connection, None);
+        let stored = store.tenant_spec("legacy").unwrap().unwrap();
+        assert_eq!(stored.connection.as_ref().map(|c| &c.at), Some(&info.at));
+        // Once recorded, it stays as it was.
+        let again = record_operator_connections(&store).await.unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .find(|spec| spec.id == "legacy")
+                .unwrap()
+                .connection,
+            Some(info)
+        );
     }
 }

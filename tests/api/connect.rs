@@ -594,3 +594,39 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
     assert_eq!(app.learnamp.users().len() as u64, synced, "no extra users");
     assert_eq!(app.personio.webhooks().len(), 1, "one subscription");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_patch_with_credentials_connects_an_awaiting_tenant() {
+    let app = spawn_app(20, 3).await;
+    let (status, body) = app
+        .create_tenant(&awaiting_spec("acme", &app.personio, &app.learnamp))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for forbidden in ["personio_oidc", "connection"] {
+        let (status, body) = app
+            .admin(
+                "PATCH",
+                "/admin/tenants/acme",
+                Some(&json!({forbidden: {}})),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["field"], forbidden, "{body}");
+    }
+    let personio = tenant_spec("acme", &app.personio, &app.learnamp, json!({}))["personio"].clone();
+    let (status, body) = app
+        .admin(
+            "PATCH",
+            "/admin/tenants/acme",
+            Some(&json!({"personio": personio})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["connection"]["method"], "client_credentials", "{body}");
+    assert_eq!(body["connection"]["by"], Value::Null, "{body}");
+    app.wait_for("acme", Duration::from_secs(60), |view| {
+        view["state"] == "live" && view["last_sync"]["finished_at"].is_string()
+    })
+    .await;
+    assert_learnamp_matches_personio(&app);
+}

@@ -221,3 +221,40 @@ async fn an_issuer_that_names_itself_otherwise_or_a_wrong_client_secret_is_refus
     );
     assert!(!error.to_string().contains("not-the-secret"));
 }
+
+#[tokio::test]
+async fn an_unknown_signing_key_fetches_the_jwks_again_once() {
+    // A provider that restarts with a new key at the same issuer: the relying party's
+    // cached JWKS lacks the new `kid`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = || PersonioSimConfig {
+        employees: 3,
+        ..PersonioSimConfig::default()
+    };
+    let first = PersonioSim::start_on(listener, config()).await.unwrap();
+    let rp = relying_party(&first);
+    rp.begin(REDIRECT)
+        .await
+        .expect("discovered with the first key");
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => break listener,
+            Err(error) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "port not free: {error}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let second = PersonioSim::start_on(listener, config()).await.unwrap();
+    assert_eq!(second.base_url, rp.issuer());
+    let (pending, code, state) = signed_in(&second, &rp, second.oidc_admin()).await;
+    rp.finish(&pending, &code, &state)
+        .await
+        .expect("the new key is fetched and the token passes");
+}
