@@ -1,5 +1,6 @@
-//! The store on disk: one employee record written and read, and webhook events made
-//! durable one at a time versus 64 at once (group commit shares the flushes).
+//! The store on disk: one employee record written and read, one history entry of a
+//! person who has the full 100, and webhook events made durable one at a time versus
+//! 64 at once (group commit shares the flushes).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use personio_sync::domain::fields::{self, UserFields};
 use personio_sync::store::inbox::InboxEvent;
-use personio_sync::store::{EmployeeRecord, Store};
+use personio_sync::store::{ChangeSource, EmployeeRecord, FieldChange, PersonChange, Store};
 
 fn record() -> EmployeeRecord {
     let applied: UserFields = [
@@ -68,6 +69,44 @@ fn records(c: &mut Criterion) {
     });
 }
 
+/// What a full sync's write of a person adds: one history entry (an update of two
+/// fields) to a history that holds the most it keeps, so the oldest goes.
+fn person_history(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), 16).expect("store");
+    let tenant = store.tenant("bench").expect("tenant");
+    let change = PersonChange {
+        at: "2026-12-07T04:05:06.123456789+00:00".into(),
+        source: ChangeSource::FullSync,
+        actions: vec!["update".into()],
+        fields: [
+            (fields::JOB_TITLE, "Engineer", "Staff Engineer"),
+            (fields::LOCATION, "Berlin", "Remote"),
+        ]
+        .into_iter()
+        .map(|(key, before, after)| {
+            let values = FieldChange {
+                before: Some(before.into()),
+                after: Some(after.into()),
+            };
+            (key.to_string(), values)
+        })
+        .collect(),
+    };
+    for _ in 0..personio_sync::store::PERSON_HISTORY_CAP {
+        tenant
+            .append_person_change("4711", &change)
+            .expect("append");
+    }
+    c.bench_function("store/append_person_change (100 kept)", |b| {
+        b.iter(|| {
+            tenant
+                .append_person_change("4711", black_box(&change))
+                .expect("append")
+        })
+    });
+}
+
 /// How long a batch of 64 durable events may take before the bench calls it stuck.
 const STUCK: Duration = Duration::from_secs(10);
 
@@ -124,6 +163,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = records, durable_events
+    targets = records, person_history, durable_events
 }
 criterion_main!(benches);

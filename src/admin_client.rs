@@ -199,6 +199,48 @@ impl AdminClient {
             .map(drop)
     }
 
+    /// `POST /admin/tenants/{id}/sync` (202): a full sync starts (`confirm` lifts the
+    /// mass-deactivation guard once).
+    pub async fn start_sync(&self, id: &str, confirm: bool) -> Result<(), AdminError> {
+        let path = format!("/admin/tenants/{id}/sync?confirm={confirm}");
+        self.expect(Method::POST, &path, None, StatusCode::ACCEPTED)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /admin/tenants/{id}/employees?query=&cursor=&limit=`: one page of people.
+    pub async fn people(
+        &self,
+        id: &str,
+        query: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Answer, AdminError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(query) = query {
+            params.push(("query", query.to_string()));
+        }
+        if let Some(cursor) = cursor {
+            params.push(("cursor", cursor.to_string()));
+        }
+        if let Some(limit) = limit {
+            params.push(("limit", limit.to_string()));
+        }
+        let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
+        let path = if encoded.is_empty() {
+            format!("/admin/tenants/{id}/employees")
+        } else {
+            format!("/admin/tenants/{id}/employees?{encoded}")
+        };
+        self.expect(Method::GET, &path, None, StatusCode::OK).await
+    }
+
+    /// `GET /admin/tenants/{id}/employees/{personio_id}`: one person and their history.
+    pub async fn person(&self, id: &str, personio_id: &str) -> Result<Answer, AdminError> {
+        let path = format!("/admin/tenants/{id}/employees/{personio_id}");
+        self.expect(Method::GET, &path, None, StatusCode::OK).await
+    }
+
     /// `POST /admin/tenants/{id}/sync?dry_run=true`: the plan as the service shows it.
     pub async fn dry_run(&self, id: &str) -> Result<Value, AdminError> {
         let path = format!("/admin/tenants/{id}/sync?dry_run=true");

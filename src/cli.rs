@@ -1,4 +1,8 @@
-//! The command line: `serve`, `demo`, `simulate personio|learnamp`.
+//! The command line: `serve`, `demo`, `simulate personio|learnamp`, and `tenants …`
+//! (the admin API's client: tables in [`tables`], `sync --wait` in [`wait`]).
+
+pub mod tables;
+pub mod wait;
 
 use std::path::PathBuf;
 
@@ -264,8 +268,12 @@ pub struct AdminTarget {
 /// `personio-sync tenants …`.
 #[derive(Debug, Subcommand)]
 pub enum TenantsAction {
-    /// Every tenant's view.
-    List,
+    /// Every tenant: state, users, last sync, progress, last error.
+    List {
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// One tenant's view.
     Show {
         /// The tenant id.
@@ -281,11 +289,46 @@ pub enum TenantsAction {
         /// Lift the mass-deactivation guard once.
         #[arg(long)]
         confirm: bool,
+        /// Follow the sync (a progress bar on a terminal) and end with its counts.
+        #[arg(long, conflicts_with = "dry_run")]
+        wait: bool,
+        /// With `--wait`: give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// With `--wait`: print the final tenant view's JSON instead of the counts.
+        #[arg(long)]
+        json: bool,
     },
     /// Restart a failed or running tenant.
     Restart {
         /// The tenant id.
         id: String,
+    },
+    /// A tenant's people: Personio and Learn Amp status, invitation, last change.
+    People {
+        /// The tenant id.
+        id: String,
+        /// Part of a name or email (any case), or an exact Personio id.
+        query: Option<String>,
+        /// Continue after this Personio id (the `more:` line of the previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// People per page (1–500).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person's writes to Learn Amp, newest first, with fields before → after.
+    History {
+        /// The tenant id.
+        id: String,
+        /// The Personio employee id.
+        personio_id: String,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Make an invitation link for the customer's administrator to connect Personio;
     /// prints the link.
@@ -447,11 +490,75 @@ async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::
                 config.admin.token_env
             )
         })?;
-    let (method, path) = admin_request(&action);
-    let request_body = admin_body(&action);
-    let answer = AdminClient::new(base, Secret::new(token))
-        .send(method, &path, request_body.as_ref())
-        .await?;
+    let client = AdminClient::new(base, Secret::new(token));
+    let answer = match &action {
+        TenantsAction::List { json: false } => {
+            print!("{}", tables::tenants(&client.list().await?));
+            return Ok(());
+        }
+        TenantsAction::Sync {
+            id,
+            confirm,
+            wait: true,
+            timeout_secs,
+            json,
+            ..
+        } => {
+            let timeout = std::time::Duration::from_secs(*timeout_secs);
+            let view = wait::sync_and_wait(&client, id, *confirm, timeout).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else if let Some(report) = &view.last_sync {
+                println!(
+                    "full sync of {id} finished at {}; the tenant is {}",
+                    report.finished_at,
+                    serde_json::to_value(view.state)?
+                        .as_str()
+                        .unwrap_or_default()
+                );
+                print!("{}", tables::sync_counts(report));
+            }
+            return Ok(());
+        }
+        TenantsAction::People {
+            id,
+            query,
+            cursor,
+            limit,
+            json,
+        } => {
+            let answer = client
+                .people(id, query.as_deref(), cursor.as_deref(), Some(*limit))
+                .await?;
+            if !json {
+                let page = serde_json::from_str(&answer.text)
+                    .context("the people answer is not a page of people")?;
+                print!("{}", tables::people(&page));
+                return Ok(());
+            }
+            answer
+        }
+        TenantsAction::History {
+            id,
+            personio_id,
+            json,
+        } => {
+            let answer = client.person(id, personio_id).await?;
+            if !json {
+                let person = serde_json::from_str(&answer.text)
+                    .context("the person answer is not a person with a history")?;
+                print!("{}", tables::history(&person));
+                return Ok(());
+            }
+            answer
+        }
+        _ => {
+            let (method, path) = admin_request(&action);
+            client
+                .send(method, &path, admin_body(&action).as_ref())
+                .await?
+        }
+    };
     let (status, body, text) = (answer.status, answer.body, answer.text);
     if !status.is_success() {
         anyhow::bail!("{}", describe_failure(status, body.as_ref(), &text));
@@ -475,12 +582,13 @@ async fn tenants_command(target: AdminTarget, action: TenantsAction) -> anyhow::
 /// The method and path of a `tenants` action.
 fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
     match action {
-        TenantsAction::List => (reqwest::Method::GET, "/admin/tenants".into()),
+        TenantsAction::List { .. } => (reqwest::Method::GET, "/admin/tenants".into()),
         TenantsAction::Show { id } => (reqwest::Method::GET, format!("/admin/tenants/{id}")),
         TenantsAction::Sync {
             id,
             dry_run,
             confirm,
+            ..
         } => {
             let mut flags = Vec::new();
             if *dry_run {
@@ -502,6 +610,16 @@ fn admin_request(action: &TenantsAction) -> (reqwest::Method, String) {
         TenantsAction::Restart { id } => (
             reqwest::Method::POST,
             format!("/admin/tenants/{id}/restart"),
+        ),
+        TenantsAction::People { id, .. } => (
+            reqwest::Method::GET,
+            format!("/admin/tenants/{id}/employees"),
+        ),
+        TenantsAction::History {
+            id, personio_id, ..
+        } => (
+            reqwest::Method::GET,
+            format!("/admin/tenants/{id}/employees/{personio_id}"),
         ),
         TenantsAction::Invite { id, .. } => (
             reqwest::Method::POST,
@@ -548,6 +666,9 @@ mod tenants_client_tests {
             id: "acme".into(),
             dry_run: true,
             confirm: true,
+            wait: false,
+            timeout_secs: 1,
+            json: false,
         };
         assert_eq!(
             admin_request(&sync),
@@ -631,6 +752,48 @@ mod tenants_client_tests {
                 ..
             }
         ));
+        let cli = Cli::try_parse_from([
+            "personio-sync",
+            "tenants",
+            "people",
+            "acme",
+            "ann@",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tenants {
+                action: TenantsAction::People {
+                    ref query,
+                    json: true,
+                    limit: 50,
+                    ..
+                },
+                ..
+            } if query.as_deref() == Some("ann@")
+        ));
+        let cli =
+            Cli::try_parse_from(["personio-sync", "tenants", "history", "acme", "7"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tenants {
+                action: TenantsAction::History { json: false, .. },
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from([
+                "personio-sync",
+                "tenants",
+                "sync",
+                "a",
+                "--wait",
+                "--dry-run"
+            ])
+            .is_err(),
+            "--wait with --dry-run"
+        );
         let cli = Cli::try_parse_from(["personio-sync", "export", "--with-secrets"]).unwrap();
         assert!(matches!(
             cli.command,

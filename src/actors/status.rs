@@ -3,16 +3,17 @@
 //! them without ever waiting on a tenant or the supervisor.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::report::SyncReport;
 use crate::domain::tenant::ConnectionInfo;
 use crate::locks::lock;
+use crate::sync::progress::{Progress, SyncProgress};
 
 /// A tenant's lifecycle state, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Created without a Personio connection: runs nothing until the customer's
@@ -33,7 +34,7 @@ pub enum TenantState {
 }
 
 /// Webhook work counters (never overwrite `last_sync`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveStats {
     /// Events applied since the tenant was created.
     pub events_applied: u64,
@@ -43,7 +44,7 @@ pub struct LiveStats {
 
 /// The tenant view of the admin API. Holds no secret but the webhook URL's key, which
 /// the contract shows to operators.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// Tenant id.
     pub id: String,
@@ -67,6 +68,10 @@ pub struct TenantView {
     /// `avatar`), each with the RFC 3339 time it was last found missing; tried again a
     /// day after that time.
     pub learnamp_unsupported: BTreeMap<String, String>,
+    /// A running full sync's phase and steps; `null` otherwise. Filled in when the view
+    /// is read (see [`TenantViews::set_progress`]).
+    #[serde(default)]
+    pub progress: Option<Progress>,
     /// How and when the tenant was connected to Personio; `null` while it awaits its
     /// connection.
     pub connection: Option<ConnectionInfo>,
@@ -86,6 +91,7 @@ impl TenantView {
             employees: 0,
             pending_events: 0,
             learnamp_unsupported: BTreeMap::new(),
+            progress: None,
             connection: None,
         }
     }
@@ -95,6 +101,8 @@ impl TenantView {
 #[derive(Default)]
 pub struct TenantViews {
     views: Mutex<BTreeMap<String, TenantView>>,
+    /// Each running tenant's progress cell, read into its view on the way out.
+    progress: Mutex<BTreeMap<String, Arc<SyncProgress>>>,
 }
 
 impl TenantViews {
@@ -106,16 +114,37 @@ impl TenantViews {
     /// Removes a tenant's view.
     pub fn remove(&self, id: &str) {
         lock(&self.views).remove(id);
+        lock(&self.progress).remove(id);
+    }
+
+    /// Sets the progress cell a tenant's full sync writes to (a restarted tenant
+    /// brings a new one); its views show it as `progress`.
+    pub fn set_progress(&self, id: &str, progress: Arc<SyncProgress>) {
+        lock(&self.progress).insert(id.to_string(), progress);
+    }
+
+    /// `view` with its tenant's current progress.
+    fn with_progress(&self, mut view: TenantView) -> TenantView {
+        view.progress = lock(&self.progress)
+            .get(&view.id)
+            .and_then(|progress| progress.snapshot());
+        view
     }
 
     /// One tenant's view.
     pub fn view(&self, id: &str) -> Option<TenantView> {
-        lock(&self.views).get(id).cloned()
+        let view = lock(&self.views).get(id).cloned()?;
+        Some(self.with_progress(view))
     }
 
     /// Every view, by id.
     pub fn views(&self) -> Vec<TenantView> {
-        lock(&self.views).values().cloned().collect()
+        let mut views: Vec<TenantView> = lock(&self.views).values().cloned().collect();
+        let progress = lock(&self.progress);
+        for view in &mut views {
+            view.progress = progress.get(&view.id).and_then(|cell| cell.snapshot());
+        }
+        views
     }
 
     /// Changes a tenant's view in place (no-op for an unknown tenant).

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Counts and times of one full sync (initial or reconciliation).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncReport {
     /// Always `"full"`.
     pub kind: String,

@@ -1,5 +1,8 @@
 //! The admin API (contract §3): tenants created, listed, shown, patched, deleted,
-//! synced, dry-run and restarted, every route behind the admin bearer token.
+//! synced, dry-run and restarted, their people listed; every route behind the admin
+//! bearer token. [`api`] is the one list of routes: it builds both the router and the
+//! OpenAPI document served at `/admin/openapi.json` (from each handler's
+//! `#[utoipa::path]` and the `ToSchema` types it names).
 
 use std::time::Duration;
 
@@ -8,46 +11,164 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use ractor::rpc::CallResult;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::actors::status::TenantView;
 use crate::actors::supervisor::SupervisorMsg;
-use crate::actors::tenant::{InviteError, TenantMsg};
+use crate::actors::tenant::{InviteError, InviteOutcome, TenantMsg};
 use crate::domain::tenant::{
-    ConnectionInfo, ConnectionMethod, TenantSpec, WebhookSecrets, merge_patch, parse_spec,
+    ApiCredentials, ConnectionInfo, ConnectionMethod, Settings, TenantSpec, WebhookSecrets,
+    merge_patch, parse_spec,
 };
+use crate::sync::plan::view::PlanView;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::people;
 
 /// How long the admin API waits for the supervisor to acknowledge a command.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a dry run may take.
 const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The document's frame: title, version, the admin token's security scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "personio-sync admin API",
+        description = "Tenants, their syncs and their people. Every route needs `Authorization: Bearer <admin token>`; errors are `{error, message}` (ErrorBody)."
+    ),
+    modifiers(&AdminToken),
+    security(("admin_token" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Adds the `admin_token` bearer scheme the routes name.
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Every admin route, each with its OpenAPI operation. Handlers of one path go in one
+/// `routes!` (axum refuses a path routed twice). A new route: a handler with
+/// `#[utoipa::path(...)]` naming its request and answer types (which derive
+/// `ToSchema`), added here; `openapi_covers_every_admin_route` checks it.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(show_tenant, patch_tenant, delete_tenant))
+        .routes(routes!(sync_tenant))
+        .routes(routes!(restart_tenant))
+        .routes(routes!(people::list_people))
+        .routes(routes!(people::show_person))
+        .routes(routes!(
+            super::invitations::create,
+            super::invitations::revoke
+        ))
+        .routes(routes!(invite_employee))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI 3.1 document of the admin API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
 /// The admin routes, behind the bearer-token check.
 pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/admin/tenants", post(create_tenant).get(list_tenants))
-        .route(
-            "/admin/tenants/{id}",
-            get(show_tenant).patch(patch_tenant).delete(delete_tenant),
-        )
-        .route("/admin/tenants/{id}/sync", post(sync_tenant))
-        .route("/admin/tenants/{id}/restart", post(restart_tenant))
-        .route(
-            "/admin/tenants/{id}/invitations",
-            post(super::invitations::create).delete(super::invitations::revoke),
-        )
-        .route(
-            "/admin/tenants/{id}/employees/{personio_id}/invite",
-            post(invite_employee),
-        )
-        .route_layer(middleware::from_fn_with_state(state, require_admin_token))
+    let (router, _) = api().split_for_parts();
+    router.route_layer(middleware::from_fn_with_state(state, require_admin_token))
+}
+
+/// The document, rendered once.
+static OPENAPI_JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+});
+
+/// The OpenAPI 3.1 document of this API (behind the admin token: the front door faces
+/// the internet, and the admin surface's map is for operators).
+#[utoipa::path(
+    get,
+    path = "/admin/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of the admin API", body = Object, content_type = "application/json"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+    )
+)]
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.as_str(),
+    )
+        .into_response()
+}
+
+/// A new tenant: its spec, and whether to take over data kept by an earlier delete.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewTenant {
+    /// 1–63 of `a-z 0-9 -`.
+    pub id: String,
+    /// Personio API access; absent: the tenant awaits its connection by the customer's
+    /// administrator (`POST …/invitations`).
+    pub personio: Option<ApiCredentials>,
+    /// Learn Amp API access.
+    pub learnamp: ApiCredentials,
+    /// Settings (every one optional).
+    #[serde(default)]
+    pub settings: Option<Settings>,
+    /// Take over the data of an earlier tenant with this id deleted without purge.
+    #[serde(default)]
+    pub adopt_data: Option<bool>,
+}
+
+/// A JSON merge patch (RFC 7396) of a tenant spec: any part of `personio`,
+/// `learnamp` and `settings`; `id` cannot change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TenantPatch {
+    /// Changed Personio credentials (a new `base_url` or `client_id` needs the
+    /// `client_secret`).
+    #[schema(value_type = Option<Object>)]
+    pub personio: Option<serde_json::Value>,
+    /// Changed Learn Amp credentials (same rule).
+    #[schema(value_type = Option<Object>)]
+    pub learnamp: Option<serde_json::Value>,
+    /// Changed settings (`null` restores a default).
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// The answer of an accepted command.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusAnswer {
+    /// `accepted` (sync) or `restarting` (restart).
+    pub status: String,
+}
+
+/// What a manual invitation did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteAnswer {
+    /// The person.
+    pub personio_id: String,
+    /// `sent`, or `already_invited` (nothing sent).
+    pub outcome: InviteOutcome,
 }
 
 async fn require_admin_token(
@@ -81,6 +202,19 @@ fn view_of(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
         .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))
 }
 
+/// Creates a tenant and starts it.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created; the tenant starts", body = TenantView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 409, description = "The id is taken, or kept data needs `adopt_data`", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named)", body = ErrorBody),
+    )
+)]
 async fn create_tenant(
     State(state): State<AppState>,
     body: Bytes,
@@ -151,10 +285,28 @@ pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiE
     }
 }
 
+/// Every tenant's view.
+#[utoipa::path(
+    get,
+    path = "/admin/tenants",
+    tag = "tenants",
+    responses((status = 200, description = "Every tenant's view, by id", body = Vec<TenantView>))
+)]
 async fn list_tenants(State(state): State<AppState>) -> Json<Vec<TenantView>> {
     Json(state.views.views())
 }
 
+/// One tenant's view.
+#[utoipa::path(
+    get,
+    path = "/admin/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant's view", body = TenantView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn show_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -162,6 +314,20 @@ async fn show_tenant(
     Ok(Json(view_of(&state, &id)?))
 }
 
+/// Merges a patch into the spec and restarts the tenant with it.
+#[utoipa::path(
+    patch,
+    path = "/admin/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body = TenantPatch,
+    responses(
+        (status = 200, description = "Patched; the tenant restarts", body = TenantView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named)", body = ErrorBody),
+    )
+)]
 async fn patch_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -221,6 +387,33 @@ async fn patch_tenant(
         })
         .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+    Ok(Json(restart_with(&state, updated).await?))
+}
+
+/// Stores new `settings` for tenant `id` (the rest of its spec as stored at that
+/// moment, so a refresh token rotated meanwhile is kept) and restarts it with them; the
+/// tenant runs a full reconciliation when the settings changed. The settings page's
+/// PATCH; the caller has validated `settings`.
+pub async fn store_settings(
+    state: &AppState,
+    id: &str,
+    settings: Settings,
+) -> Result<TenantView, ApiError> {
+    let updated = state
+        .store
+        .update_tenant_spec(id, |current| {
+            current.settings = settings.clone();
+            current.clone()
+        })
+        .await?
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
+    tracing::info!(tenant_id = %id, "tenant settings changed on the settings page");
+    restart_with(state, updated).await
+}
+
+/// Restarts a tenant with its just-stored spec.
+async fn restart_with(state: &AppState, updated: TenantSpec) -> Result<TenantView, ApiError> {
+    let id = updated.id.clone();
     tracing::info!(tenant_id = %id, "tenant spec patched");
     let answer = state
         .supervisor
@@ -230,7 +423,7 @@ async fn patch_tenant(
         )
         .await;
     match answer {
-        Ok(CallResult::Success(_)) => Ok(Json(view_of(&state, &id)?)),
+        Ok(CallResult::Success(_)) => view_of(state, &id),
         _ => Err(ApiError::Unavailable(
             "the supervisor did not answer".into(),
         )),
@@ -277,13 +470,27 @@ fn require_restated_secrets(
 }
 
 /// `?purge=true`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Remove the tenant's data too (else it is kept, for a later `adopt_data`).
     #[serde(default)]
     purge: bool,
 }
 
+/// Stops a tenant and removes it (its data too with `purge`).
+#[utoipa::path(
+    delete,
+    path = "/admin/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id"), DeleteQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 503, description = "The stop was not confirmed in time; nothing removed", body = ErrorBody),
+    )
+)]
 async fn delete_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -335,15 +542,32 @@ async fn delete_tenant(
 }
 
 /// `?dry_run=true` / `?confirm=true`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SyncQuery {
+    /// Answer the plan and write nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Lift the mass-deactivation guard once.
     #[serde(default)]
     confirm: bool,
 }
 
+/// Starts a full reconciliation, or plans one (`dry_run`).
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{id}/sync",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id"), SyncQuery),
+    responses(
+        (status = 200, description = "`dry_run`: the plan, nothing written", body = PlanView),
+        (status = 202, description = "The sync starts; follow `progress` and `last_sync` in the view", body = StatusAnswer),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is not running", body = ErrorBody),
+        (status = 502, description = "`dry_run`: an API failed", body = ErrorBody),
+    )
+)]
 async fn sync_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -376,15 +600,28 @@ async fn sync_tenant(
         .map_err(|_| ApiError::WrongState(format!("tenant `{id}` is stopping")))?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"status": "accepted"})),
+        Json(StatusAnswer {
+            status: "accepted".into(),
+        }),
     )
         .into_response())
 }
 
+/// Restarts a failed or running tenant.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{id}/restart",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 202, description = "The tenant restarts", body = StatusAnswer),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn restart_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<StatusAnswer>), ApiError> {
     view_of(&state, &id)?;
     let spec = state.store.tenant_spec(&id)?;
     let answer = state
@@ -397,7 +634,9 @@ async fn restart_tenant(
     match answer {
         Ok(CallResult::Success(Ok(()))) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({"status": "restarting"})),
+            Json(StatusAnswer {
+                status: "restarting".into(),
+            }),
         )),
         Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
         _ => Err(ApiError::Unavailable(
@@ -406,10 +645,26 @@ async fn restart_tenant(
     }
 }
 
+/// Invites one person now (never twice, never a deactivated user).
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{id}/employees/{personio_id}/invite",
+    tag = "people",
+    params(
+        ("id" = String, Path, description = "Tenant id"),
+        ("personio_id" = String, Path, description = "Personio employee id"),
+    ),
+    responses(
+        (status = 200, description = "What the invitation did", body = InviteAnswer),
+        (status = 404, description = "No such tenant, or the person has no Learn Amp user", body = ErrorBody),
+        (status = 409, description = "Deactivated, or the account lacks the invitation route", body = ErrorBody),
+        (status = 502, description = "Learn Amp failed", body = ErrorBody),
+    )
+)]
 async fn invite_employee(
     State(state): State<AppState>,
     Path((id, personio_id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<InviteAnswer>, ApiError> {
     view_of(&state, &id)?;
     let actor = state.router.actor(&id).ok_or_else(|| {
         ApiError::WrongState(format!(
@@ -423,10 +678,10 @@ async fn invite_employee(
         )
         .await;
     match answer {
-        Ok(CallResult::Success(Ok(outcome))) => Ok(Json(serde_json::json!({
-            "personio_id": personio_id,
-            "outcome": outcome,
-        }))),
+        Ok(CallResult::Success(Ok(outcome))) => Ok(Json(InviteAnswer {
+            personio_id,
+            outcome,
+        })),
         Ok(CallResult::Success(Err(InviteError::UnknownPerson(person)))) => {
             Err(ApiError::NotFound(format!(
                 "Personio person {person} has no Learn Amp user in tenant `{id}`"
@@ -439,5 +694,163 @@ async fn invite_employee(
         _ => Err(ApiError::Unavailable(
             "the tenant did not answer in time".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::path::{HttpMethod, Operation};
+    use utoipa::openapi::{RefOr, Required};
+
+    use super::*;
+
+    /// The operations of the document, with their method and path.
+    fn operations(doc: &utoipa::openapi::OpenApi) -> Vec<(String, &'static str, Operation)> {
+        let mut found = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let methods = [
+                (HttpMethod::Get, "GET", &item.get),
+                (HttpMethod::Post, "POST", &item.post),
+                (HttpMethod::Patch, "PATCH", &item.patch),
+                (HttpMethod::Delete, "DELETE", &item.delete),
+                (HttpMethod::Put, "PUT", &item.put),
+            ];
+            for (_, name, operation) in methods {
+                if let Some(operation) = operation {
+                    found.push((path.clone(), name, operation.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Whether `schema` is a reference the document's components resolve, or inline.
+    fn resolves(doc: &utoipa::openapi::OpenApi, schema: &RefOr<utoipa::openapi::Schema>) -> bool {
+        match schema {
+            RefOr::Ref(reference) => {
+                let name = reference
+                    .ref_location
+                    .trim_start_matches("#/components/schemas/");
+                doc.components
+                    .as_ref()
+                    .is_some_and(|components| components.schemas.contains_key(name))
+            }
+            RefOr::T(_) => true,
+        }
+    }
+
+    /// Every operation of the admin router is in the document (the router and the
+    /// document are built from one list, [`api`]), with its parameters, its request
+    /// body's schema where it takes one, and a JSON schema for every answer that has a
+    /// body; every schema named resolves.
+    #[test]
+    fn openapi_covers_every_admin_route() {
+        let doc = openapi();
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let operations = operations(&doc);
+        let mut routes: Vec<String> = operations
+            .iter()
+            .map(|(path, method, _)| format!("{method} {path}"))
+            .collect();
+        routes.sort();
+        // The routes README's table lists; a route added to `api` shows up here.
+        assert_eq!(
+            routes,
+            [
+                "DELETE /admin/tenants/{id}",
+                "DELETE /admin/tenants/{id}/invitations",
+                "GET /admin/openapi.json",
+                "GET /admin/tenants",
+                "GET /admin/tenants/{id}",
+                "GET /admin/tenants/{id}/employees",
+                "GET /admin/tenants/{id}/employees/{personio_id}",
+                "PATCH /admin/tenants/{id}",
+                "POST /admin/tenants",
+                "POST /admin/tenants/{id}/employees/{personio_id}/invite",
+                "POST /admin/tenants/{id}/invitations",
+                "POST /admin/tenants/{id}/restart",
+                "POST /admin/tenants/{id}/sync",
+            ]
+        );
+        let with_body = ["POST /admin/tenants", "PATCH /admin/tenants/{id}"];
+        for (path, method, operation) in &operations {
+            let route = format!("{method} {path}");
+            // Every `{param}` of the path is a declared path parameter.
+            let declared: Vec<String> = operation
+                .parameters
+                .iter()
+                .flatten()
+                .map(|parameter| parameter.name.clone())
+                .collect();
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_matches(['{', '}']);
+                assert!(
+                    declared.iter().any(|d| d == name),
+                    "{route}: {name} undeclared"
+                );
+            }
+            match &operation.request_body {
+                Some(body) => {
+                    let content = body.content.get("application/json").expect("JSON body");
+                    assert!(
+                        content.schema.as_ref().is_some_and(|s| resolves(&doc, s)),
+                        "{route}"
+                    );
+                    assert!(matches!(body.required, Some(Required::True)), "{route}");
+                }
+                None => assert!(
+                    !with_body.contains(&route.as_str()),
+                    "{route} needs its request body"
+                ),
+            }
+            assert!(
+                !operation.responses.responses.is_empty(),
+                "{route} has no answer"
+            );
+            let mut success = false;
+            for (status, response) in &operation.responses.responses {
+                let RefOr::T(response) = response else {
+                    panic!("{route} {status}: response by reference")
+                };
+                success |= status.starts_with('2');
+                if status == "204" {
+                    assert!(response.content.is_empty(), "{route}: 204 with a body");
+                    continue;
+                }
+                let content = response
+                    .content
+                    .get("application/json")
+                    .unwrap_or_else(|| panic!("{route} {status}: no JSON answer"));
+                let schema = content.schema.as_ref().expect("answer schema");
+                assert!(
+                    resolves(&doc, schema),
+                    "{route} {status}: unresolved schema"
+                );
+            }
+            assert!(success, "{route}: no success answer");
+        }
+        // The views and people answers are described field by field.
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        for name in [
+            "TenantView",
+            "PeoplePage",
+            "PersonDetail",
+            "PersonChange",
+            "Progress",
+            "NewTenant",
+            "PlanView",
+            "ErrorBody",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing from components");
+        }
+        let view = serde_json::to_value(&schemas["TenantView"]).unwrap();
+        assert!(view["properties"]["progress"].is_object(), "{view}");
+        // No secret's place is shown in an answer: spec secrets are write-only.
+        let credentials = serde_json::to_value(&schemas["ApiCredentials"]).unwrap();
+        assert_eq!(
+            credentials["properties"]["client_secret"]["writeOnly"], true,
+            "{credentials}"
+        );
     }
 }

@@ -3,7 +3,19 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+/// The body of every admin API error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A code: `bad_request`, `unauthorized`, `not_found`, `conflict`, `wrong_state`,
+    /// `invalid`, `unavailable`, `upstream_failed`.
+    pub error: String,
+    /// A sentence saying what is wrong and, where it helps, what to do.
+    pub message: String,
+    /// The field at fault (`invalid` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 /// An admin API error, mapped to its status code in one place.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +88,14 @@ impl From<crate::domain::tenant::FieldError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let mut body = json!({"error": code, "message": self.to_string()});
-        if let Self::Invalid { field, .. } = &self {
-            body["field"] = json!(field);
-        }
+        let body = ErrorBody {
+            error: code.to_string(),
+            message: self.to_string(),
+            field: match &self {
+                Self::Invalid { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

@@ -5,16 +5,17 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::connect::InvitationError;
 
-/// The optional body of `POST …/invitations`.
-#[derive(Debug, Default, Deserialize)]
+/// The optional body of `POST …/invitations` (an empty body is `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InvitationRequest {
+pub struct InvitationRequest {
     /// Whom the link is for (shown on the connect page's records only).
     #[serde(default)]
     email: Option<String>,
@@ -23,12 +24,33 @@ struct InvitationRequest {
     expires_in_days: Option<u32>,
 }
 
+/// A new invitation link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationAnswer {
+    /// The connect link for the customer's administrator (holds the invitation token).
+    pub url: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+}
+
 /// `POST /admin/tenants/{id}/invitations` → 201 `{"url", "expires_at"}`.
+#[utoipa::path(
+    post,
+    path = "/admin/tenants/{id}/invitations",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = InvitationRequest, description = "Optional: an empty body is `{}`"),
+    responses(
+        (status = 201, description = "A connect link for the customer's administrator", body = InvitationAnswer),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 422, description = "A field is invalid (named)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<InvitationAnswer>), ApiError> {
     let request: InvitationRequest = if body.iter().all(u8::is_ascii_whitespace) {
         InvitationRequest::default()
     } else {
@@ -51,14 +73,24 @@ pub async fn create(
         .map_err(api_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "url": made.url,
-            "expires_at": made.expires_at.to_rfc3339(),
-        })),
+        Json(InvitationAnswer {
+            url: made.url,
+            expires_at: made.expires_at.to_rfc3339(),
+        }),
     ))
 }
 
 /// `DELETE /admin/tenants/{id}/invitations` → 204.
+#[utoipa::path(
+    delete,
+    path = "/admin/tenants/{id}/invitations",
+    tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 204, description = "Every open invitation link of the tenant is revoked"),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -4,7 +4,8 @@
 pub mod admin;
 mod delivery;
 pub mod error;
-mod invitations;
+pub mod invitations;
+pub mod people;
 pub mod server;
 pub mod webhooks;
 

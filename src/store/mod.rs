@@ -6,6 +6,7 @@ pub mod crypto;
 mod flusher;
 pub mod inbox;
 mod invitations;
+mod person_history;
 mod raw;
 mod run;
 pub mod schedule;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 pub use invitations::InvitationRecord;
+pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use run::PreviousRun;
 
 use chrono::{DateTime, Utc};
@@ -353,6 +355,30 @@ impl TenantStore {
     /// Every employee record, by Personio id.
     pub fn employees(&self) -> Result<Vec<(String, EmployeeRecord)>, StoreError> {
         self.scan(EMPLOYEE_PREFIX)
+    }
+
+    /// Employee records by Personio id in key order, starting after `after` (a paging
+    /// cursor: the last id of the previous page), read lazily.
+    pub fn employees_after(
+        &self,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = Result<(String, EmployeeRecord), StoreError>> + use<> {
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(format!("{EMPLOYEE_PREFIX}{id}").into_bytes()),
+            None => std::ops::Bound::Included(EMPLOYEE_PREFIX.as_bytes().to_vec()),
+        };
+        self.tree
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+            .take_while(|entry| {
+                entry
+                    .as_ref()
+                    .map_or(true, |(key, _)| key.starts_with(EMPLOYEE_PREFIX.as_bytes()))
+            })
+            .map(|entry| {
+                let (key, value) = entry?;
+                let id = String::from_utf8_lossy(&key[EMPLOYEE_PREFIX.len()..]).into_owned();
+                Ok((id, decode(&key, &value)?))
+            })
     }
 
     /// Stores the record of one Personio employee.

@@ -10,12 +10,13 @@ use crate::domain::fields;
 use crate::learnamp::{Assumed, LearnAmpClient, LearnAmpError, LeaveDateEcho, TeamFields};
 use crate::personio::PersonioClient;
 use crate::store::schedule::DueKind;
-use crate::store::{TeamRecord, TenantStore};
+use crate::store::{ChangeSource, FieldChange, PersonChange, TeamRecord, TenantStore};
 
 use super::SyncError;
 use super::TeamMapperMsg;
 use super::invite;
 use super::plan::{self, Action, Plan, Schedule, Step, TeamPlan};
+use super::progress::SyncProgress;
 use super::support::Support;
 use ractor::ActorRef;
 
@@ -44,6 +45,10 @@ pub struct ApplyContext<'a> {
     /// The time the plan was judged at (when assumed contracts found missing are tried
     /// again).
     pub now: chrono::DateTime<chrono::Utc>,
+    /// What caused these writes, recorded in each person's history.
+    pub source: ChangeSource,
+    /// Where a full sync counts its applied steps.
+    pub progress: Option<&'a SyncProgress>,
 }
 
 /// How long a team mapper may take for one plan.
@@ -109,6 +114,9 @@ pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, Sy
     }
     let mut steps = plan.steps;
     steps.sort_by(|a, b| plan::apply_order(a).cmp(&plan::apply_order(b)));
+    if let Some(progress) = context.progress {
+        progress.applying(steps.len() as u64);
+    }
     let mut level_start = 0;
     while level_start < steps.len() {
         let level = steps[level_start].level;
@@ -118,7 +126,13 @@ pub async fn apply(plan: Plan, context: &ApplyContext<'_>) -> Result<Applied, Sy
             .map_or(steps.len(), |offset| level_start + offset);
         let outcomes: Vec<Result<Applied, SyncError>> =
             futures::stream::iter(steps[level_start..level_end].iter().cloned())
-                .map(|step| apply_step(step, context))
+                .map(|step| async move {
+                    let outcome = apply_step(step, context).await;
+                    if let Some(progress) = context.progress {
+                        progress.step_done();
+                    }
+                    outcome
+                })
                 .buffer_unordered(context.concurrency.max(1))
                 .collect()
                 .await;
@@ -257,10 +271,72 @@ fn check_fatal_learnamp(error: &LearnAmpError) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Applies one person's step; stores the record after every call that changed it.
+/// What a step wrote to Learn Amp, for the person's history.
+#[derive(Debug, Default)]
+struct Journal {
+    actions: Vec<&'static str>,
+    fields: std::collections::BTreeMap<String, FieldChange>,
+}
+
+impl Journal {
+    /// Notes the user write: `create` (or `adopt`) with every field sent, or `update`
+    /// with the planned changes that were sent, before → after.
+    fn user_write(&mut self, step: &Step, sent: &crate::domain::fields::UserFields, adopted: bool) {
+        if step.learnamp_id.is_none() {
+            self.actions.push(if adopted { "adopt" } else { "create" });
+            // An empty value on a create sets nothing: only the fields given are shown.
+            for (key, value) in sent.iter().filter(|(_, value)| !value.is_empty()) {
+                self.fields.insert(
+                    key.clone(),
+                    FieldChange {
+                        before: None,
+                        after: Some(value.clone()),
+                    },
+                );
+            }
+            return;
+        }
+        self.actions.push("update");
+        let planned = step.actions.iter().find_map(|action| match action {
+            Action::Update { changes } => Some(changes),
+            _ => None,
+        });
+        for (key, change) in planned.into_iter().flatten() {
+            if sent.contains_key(key) {
+                self.fields.insert(
+                    key.clone(),
+                    FieldChange {
+                        before: change.from.clone(),
+                        after: Some(change.to.clone()),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The history entry, if anything was written.
+    fn entry(self, source: ChangeSource) -> Option<PersonChange> {
+        (!self.actions.is_empty()).then(|| PersonChange {
+            at: chrono::Utc::now().to_rfc3339(),
+            source,
+            actions: self.actions.into_iter().map(str::to_string).collect(),
+            fields: self.fields,
+        })
+    }
+}
+
+/// Applies one person's step; stores the record after every call that changed it, and
+/// what was written (even by a step that failed part-way) in the person's history.
 pub async fn apply_step(step: Step, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
     let personio_id = step.personio_id.clone();
-    let result = apply_step_inner(step, context).await;
+    let mut journal = Journal::default();
+    let mut result = apply_step_inner(step, context, &mut journal).await;
+    if let Some(entry) = journal.entry(context.source)
+        && let Err(error) = context.store.append_person_change(&personio_id, &entry)
+        && result.is_ok()
+    {
+        result = Err(error.into());
+    }
     if let Err(error) = &result {
         warn!(tenant_id = context.tenant_id, personio_id = %personio_id, error = %error, "employee not applied");
         let _ = context
@@ -272,7 +348,11 @@ pub async fn apply_step(step: Step, context: &ApplyContext<'_>) -> Result<Applie
 
 /// Carries out the step's actions in their order; between the user write and the
 /// invitation, the record takes the applied fields and the Personio snapshot.
-async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Applied, SyncError> {
+async fn apply_step_inner(
+    step: Step,
+    context: &ApplyContext<'_>,
+    journal: &mut Journal,
+) -> Result<Applied, SyncError> {
     let learnamp = context.learnamp;
     let store = context.store;
     let support = Support::new(store, context.now, context.tenant_id);
@@ -302,6 +382,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
         record.deactivated = false;
         store.put_employee(&step.personio_id, &record)?;
         applied.reactivated += 1;
+        journal.actions.push("reactivate");
     }
 
     // A person due for an invitation when their user is created is created with the
@@ -317,6 +398,10 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
 
     let leave_date_skipped = support.skipped(Assumed::LeaveDate)?;
     let write = Write::of(&step);
+    let mut sent = write.send.clone();
+    if leave_date_skipped {
+        sent.remove(fields::LEAVE_DATE);
+    }
     let written = match write_user(&write, context, invite_on_create, leave_date_skipped).await {
         Err(error) if rejects_manager(&error) => {
             // The manager is not an active Learn Amp user yet (written concurrently, or
@@ -326,6 +411,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
             let mut fallback = write.clone();
             fallback.send.remove(fields::MANAGER_EMAIL);
             fallback.desired.remove(fields::MANAGER_EMAIL);
+            sent.remove(fields::MANAGER_EMAIL);
             let written =
                 write_user(&fallback, context, invite_on_create, leave_date_skipped).await?;
             UserWrite {
@@ -349,6 +435,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
                 fields: step.desired.clone(),
                 invitation: CreateInvitation::NotSent,
                 leave_date: LeaveDateEcho::NotSent,
+                adopted: false,
             }
         }
         Err(error) => return Err(error),
@@ -360,6 +447,9 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
         LeaveDateEcho::NotSent => {}
     }
     let learnamp_id = written.id;
+    if written.wrote {
+        journal.user_write(&step, &sent, written.adopted);
+    }
     match (step.learnamp_id, written.wrote) {
         (None, _) => applied.created += 1,
         (Some(_), true) => applied.updated += 1,
@@ -371,6 +461,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
         CreateInvitation::Sent => {
             record.invited = true;
             applied.invited += 1;
+            journal.actions.push("invite");
         }
         CreateInvitation::AlreadyInvited => record.invited = true,
         CreateInvitation::NotSent => {}
@@ -401,7 +492,10 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
                 .unwrap_or_default();
             if hash != previous {
                 match learnamp.set_avatar(learnamp_id, picture.as_deref()).await {
-                    Ok(()) => support.works(Assumed::Avatar)?,
+                    Ok(()) => {
+                        journal.actions.push("avatar");
+                        support.works(Assumed::Avatar)?
+                    }
                     Err(LearnAmpError::Unsupported(assumed)) => support.missing(assumed)?,
                     Err(error) => return Err(SyncError::LearnAmp(error)),
                 }
@@ -431,6 +525,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
         let sent = invite::send(store, learnamp, &support, &step.personio_id, &mut record).await?;
         if sent == invite::Sent::Sent {
             applied.invited += 1;
+            journal.actions.push("invite");
         }
     }
 
@@ -442,6 +537,7 @@ async fn apply_step_inner(step: Step, context: &ApplyContext<'_>) -> Result<Appl
         record.deactivated = true;
         store.put_employee(&step.personio_id, &record)?;
         applied.deactivated += 1;
+        journal.actions.push("deactivate");
     }
 
     if let Some(schedule) = step.schedule() {
@@ -556,6 +652,8 @@ mod tests {
                 concurrency: 4,
                 now: chrono::Utc::now(),
                 team_mapper: None,
+                source: ChangeSource::Webhook,
+                progress: None,
             }
         }
 
@@ -737,6 +835,68 @@ mod tests {
         assert_eq!(outcome, invite::Manual::AlreadyInvited);
         assert_eq!(setup.users_and_invitations(&personio_id), (1, 0));
         assert!(setup.store.employee(&personio_id).unwrap().unwrap().invited);
+    }
+
+    /// Every write lands in the person's history with its source and fields before →
+    /// after; a step with nothing to write adds nothing.
+    #[tokio::test]
+    async fn each_write_is_recorded_in_the_persons_history() {
+        let setup = Setup::new().await;
+        let report = run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        let mut person = setup
+            .personio_sim
+            .employees()
+            .into_iter()
+            .find(|p| !p.employee.is_inactive())
+            .unwrap();
+        let personio_id = person.employee.id.clone();
+        let before = person.employee.position.clone();
+        let history = setup.store.person_history(&personio_id).unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].source, ChangeSource::FullSync);
+        assert_eq!(history[0].actions, ["create", "invite"]);
+        let email = &history[0].fields[fields::EMAIL];
+        assert_eq!(
+            (email.before.as_deref(), email.after.as_deref()),
+            (None, person.employee.email.as_deref())
+        );
+        // A synced person changes in Personio; a webhook names them.
+        person.employee.position = Some("Chief Tester".into());
+        setup.personio_sim.upsert_employee(person);
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        let history = setup.store.person_history(&personio_id).unwrap();
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(history[0].source, ChangeSource::Webhook);
+        assert_eq!(history[0].actions, ["update"]);
+        assert_eq!(
+            history[0].fields[fields::JOB_TITLE],
+            FieldChange {
+                before: before.clone(),
+                after: Some("Chief Tester".into())
+            }
+        );
+        assert_eq!(history[0].fields.len(), 1, "{history:?}");
+        // Again: nothing to write, nothing recorded.
+        live::apply_person(
+            &setup.context(),
+            &personio_id,
+            live::Source::Fetch,
+            &HashMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(setup.store.person_history(&personio_id).unwrap().len(), 2);
+        // A second full sync with nothing changed records nothing for anyone.
+        run_full_sync(&setup.context(), false).await.unwrap();
+        assert_eq!(setup.store.person_history(&personio_id).unwrap().len(), 2);
     }
 
     /// Sets `personio_id`'s employment in the Personio simulator: a leaver since

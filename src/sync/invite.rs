@@ -13,7 +13,7 @@ use crate::learnamp::{
     Assumed, InvitationOutcome, LearnAmpClient, LearnAmpError, UserFilter, UserStatus,
 };
 use crate::store::schedule::DueKind;
-use crate::store::{EmployeeRecord, StoreError, TenantStore};
+use crate::store::{ChangeSource, EmployeeRecord, PersonChange, StoreError, TenantStore};
 
 use super::SyncError;
 use super::support::Support;
@@ -168,7 +168,18 @@ pub async fn invite_now(
         return Ok(Manual::AlreadyInvited);
     }
     let outcome = match send(store, learnamp, support, personio_id, &mut record).await? {
-        Sent::Sent => Manual::Sent,
+        Sent::Sent => {
+            store.append_person_change(
+                personio_id,
+                &PersonChange {
+                    at: chrono::Utc::now().to_rfc3339(),
+                    source: ChangeSource::Administrator,
+                    actions: vec!["invite".into()],
+                    fields: Default::default(),
+                },
+            )?;
+            Manual::Sent
+        }
         Sent::AlreadyConfirmed | Sent::ShownInvited => Manual::AlreadyInvited,
         Sent::Deactivated => return Ok(Manual::Deactivated),
         Sent::Unsupported => return Ok(Manual::Unsupported),

@@ -180,6 +180,8 @@ pub async fn apply_person(
         concurrency: 1,
         team_mapper: context.team_mapper,
         now: context.now,
+        source: context.source,
+        progress: None,
     };
     // Unlike a full sync, every failure is returned: the webhook event stays in the
     // inbox until its effect is stored.

@@ -6,6 +6,7 @@ pub mod gather;
 pub mod invite;
 pub mod live;
 pub mod plan;
+pub mod progress;
 pub mod subscription;
 pub mod support;
 
@@ -16,7 +17,7 @@ use crate::domain::report::SyncReport;
 use crate::domain::tenant::Settings;
 use crate::learnamp::{LearnAmpClient, LearnAmpError};
 use crate::personio::{PersonioClient, PersonioError};
-use crate::store::{StoreError, TenantStore};
+use crate::store::{ChangeSource, StoreError, TenantStore};
 
 pub use apply::{Applied, ApplyContext};
 pub use plan::Plan;
@@ -127,6 +128,11 @@ pub struct SyncContext<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
     /// The tenant's team mapper child.
     pub team_mapper: Option<&'a ractor::ActorRef<TeamMapperMsg>>,
+    /// What caused the writes made with this context (each person's history); a full
+    /// sync records [`ChangeSource::FullSync`] whatever this says.
+    pub source: ChangeSource,
+    /// Where a full sync reports its progress (the tenant view's `progress`).
+    pub progress: Option<&'a progress::SyncProgress>,
 }
 
 /// The Personio attributes this tenant needs: the contract's list plus the custom
@@ -177,6 +183,17 @@ pub async fn check_attributes(
 
 /// Reads both sides and plans, writing nothing.
 pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError> {
+    plan_reporting(context, None).await
+}
+
+/// [`plan_full_sync`], showing its phases in `progress`.
+async fn plan_reporting(
+    context: &SyncContext<'_>,
+    progress: Option<&progress::SyncProgress>,
+) -> Result<Plan, SyncError> {
+    if let Some(progress) = progress {
+        progress.enter(progress::SyncPhase::Reading);
+    }
     check_attributes(context.personio, context.settings).await?;
     let snapshot = gather::gather(
         context.personio,
@@ -186,6 +203,9 @@ pub async fn plan_full_sync(context: &SyncContext<'_>) -> Result<Plan, SyncError
     .await?;
     let records: HashMap<_, _> = context.store.employees()?.into_iter().collect();
     let team_records: HashMap<_, _> = context.store.teams()?.into_iter().collect();
+    if let Some(progress) = progress {
+        progress.enter(progress::SyncPhase::Planning);
+    }
     Ok(plan::plan(&plan::PlanInput {
         employees: &snapshot.employees,
         users: &snapshot.users,
@@ -256,8 +276,12 @@ pub async fn run_full_sync(
     // from a monotonic instant.
     let started = std::time::Instant::now();
     let started_at = context.now.to_rfc3339();
+    let _finish = progress::FinishOnDrop(context.progress);
+    if let Some(progress) = context.progress {
+        progress.enter(progress::SyncPhase::Reading);
+    }
     probe_invitation_route(context).await?;
-    let plan = plan_full_sync(context).await?;
+    let plan = plan_reporting(context, context.progress).await?;
     let ratio = plan.deactivation_ratio();
     if !confirmed && ratio > context.settings.max_deactivation_ratio {
         return Err(SyncError::TooManyDeactivations {
@@ -291,6 +315,8 @@ pub async fn run_full_sync(
         concurrency: context.concurrency,
         team_mapper: context.team_mapper,
         now: context.now,
+        source: ChangeSource::FullSync,
+        progress: context.progress,
     };
     let applied = apply::apply(plan, &apply_context).await?;
     let report = SyncReport {

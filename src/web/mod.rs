@@ -1,6 +1,8 @@
 //! The customer's pages (contract §7): the connect flow under `/connect/…` and the app
 //! under `/app/{tenant}/…`, rendered from askama templates (`templates/`) compiled into
-//! the binary, with one stylesheet at `/assets/app.css`. No page needs JavaScript.
+//! the binary, with one stylesheet at `/assets/app.css` and one small script at
+//! `/assets/app.js` that no page needs (it moves the overview's progress bar without
+//! reloads and shows `Days before` only when it applies).
 //!
 //! Adding a page: a template under `templates/app/` that `{% extends "base.html" %}`
 //! and a struct deriving [`askama::Template`] with a `layout: Layout` field (built by
@@ -9,7 +11,9 @@
 
 pub mod app_pages;
 pub mod connect;
+pub mod people;
 pub mod session;
+pub mod settings;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,13 +26,18 @@ pub use session::{CsrfForm, Session, Sessions};
 
 /// The stylesheet, compiled in.
 const STYLESHEET: &str = include_str!("app.css");
+/// The pages' one script (progress bar, settings form), compiled in; no page needs it.
+const SCRIPT: &str = include_str!("app.js");
 
 /// The customer pages' routes (merged into the front door's router).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(stylesheet))
+        .route("/assets/app.js", get(script))
         .merge(connect::routes())
         .merge(app_pages::routes())
+        .merge(settings::routes())
+        .merge(people::routes())
 }
 
 async fn stylesheet() -> Response {
@@ -38,6 +47,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }
@@ -137,7 +157,7 @@ fn page_headers(response: &mut Response) {
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
 }

@@ -435,9 +435,15 @@ async fn secrets_appear_in_no_log_view_error_body_or_stored_file() {
 
     // The CLI clients of the admin API.
     let base = service.base.clone();
-    let (ok, list) = run_cli(&["tenants", "list", "--url", &base]);
+    let (ok, list) = run_cli(&["tenants", "list", "--json", "--url", &base]);
     assert!(ok, "{}", String::from_utf8_lossy(&list));
     assert!(contains(&list, "\"leak\""));
+    let (ok, table) = run_cli(&["tenants", "list", "--url", &base]);
+    assert!(
+        ok && contains(&table, "\nleak "),
+        "{}",
+        String::from_utf8_lossy(&table)
+    );
     let (ok, missing) = run_cli(&["tenants", "show", "nobody", "--url", &base]);
     assert!(!ok && contains(&missing, "not_found"));
     let (ok, restart) = run_cli(&["tenants", "restart", "leak", "--url", &base]);
@@ -448,7 +454,7 @@ async fn secrets_appear_in_no_log_view_error_body_or_stored_file() {
         "{}",
         String::from_utf8_lossy(&plan)
     );
-    let mut cli_output = [list, missing, restart, plan].concat();
+    let mut cli_output = [list, table, missing, restart, plan].concat();
 
     let log = service.log();
     let exit = service.stop();

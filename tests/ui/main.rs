@@ -7,6 +7,7 @@
 //! Needs `/usr/bin/chromium` (or `CHROMIUM`) and `npm ci --prefix tests/ui`. Without
 //! them each test prints a SKIP line and passes, unless `CI` is set: then it fails.
 
+mod app_pages;
 mod connect;
 mod harness;
 mod layout;

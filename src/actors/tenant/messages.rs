@@ -17,6 +17,13 @@ pub enum TenantMsg {
     /// Sent by the admin API: plan a full sync and answer the plan as JSON, writing
     /// nothing. Replies.
     DryRun(RpcReplyPort<Result<serde_json::Value, String>>),
+    /// Sent by the settings page before it applies a change: plan a full sync as if the
+    /// tenant had these settings, writing nothing (the preview). Replies with the plan,
+    /// or an error sentence (e.g. an attribute the settings name is not readable).
+    DryRunWith(
+        Box<crate::domain::tenant::Settings>,
+        RpcReplyPort<Result<crate::sync::plan::Plan, String>>,
+    ),
     /// Sent by the webhook front door after it stored an event, and by the tenant to
     /// itself after a failed drain: apply every stored event, oldest first, coalesced
     /// per person; each leaves the inbox once its effect is stored. No reply.
@@ -38,7 +45,7 @@ pub enum TenantMsg {
 }
 
 /// What a manual invitation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InviteOutcome {
     /// The invitation was sent.

@@ -17,8 +17,9 @@ use crate::domain::tenant::TenantSpec;
 use crate::learnamp::LearnAmpClient;
 use crate::personio::PersonioClient;
 use crate::retry::RetryPolicy;
-use crate::store::{StoreError, TenantStore};
+use crate::store::{ChangeSource, StoreError, TenantStore};
 use crate::sync::live::drain::{LiveContext, LiveState, Round, backoff};
+use crate::sync::progress::SyncProgress;
 use crate::sync::{self, SyncContext, SyncError};
 
 pub use messages::{InviteError, InviteOutcome, TenantMsg};
@@ -63,6 +64,8 @@ pub struct TenantActorState {
     team_mapper: Option<ActorRef<TeamMapperMsg>>,
     /// Transient subscription failures in a row (spaces the retries).
     subscription_failures: u32,
+    /// The running full sync's progress, shown in the view.
+    progress: std::sync::Arc<SyncProgress>,
 }
 
 impl TenantActorState {
@@ -84,12 +87,16 @@ impl TenantActorState {
 
     /// The live path's context: the sync context, and the same with clients that try
     /// once (for parked people).
-    fn live_context(&self) -> LiveContext<'_> {
+    fn live_context(&self, source: ChangeSource) -> LiveContext<'_> {
         LiveContext {
-            sync: self.context(),
+            sync: SyncContext {
+                source,
+                ..self.context()
+            },
             once: SyncContext {
                 personio: &self.retry_once.0,
                 learnamp: &self.retry_once.1,
+                source,
                 ..self.context()
             },
             clock: self.services.clock.clone(),
@@ -106,6 +113,8 @@ impl TenantActorState {
             concurrency: self.services.concurrency,
             now: self.services.clock.now(),
             team_mapper: self.team_mapper.as_ref(),
+            source: ChangeSource::FullSync,
+            progress: Some(&self.progress),
         }
     }
 }
@@ -130,6 +139,8 @@ impl Actor for TenantActor {
         let retry_once = services.clients_with(&spec, once);
         services.router.set_actor(&spec.id, Some(myself.clone()));
         let view = OwnView::new(&spec, services.views.clone());
+        let progress = std::sync::Arc::new(SyncProgress::default());
+        services.views.set_progress(&spec.id, progress.clone());
         let state = TenantActorState {
             view,
             spec,
@@ -145,6 +156,7 @@ impl Actor for TenantActor {
             scheduler: None,
             team_mapper: None,
             subscription_failures: 0,
+            progress,
         };
         let mut state = state;
         let connection = state.spec.connection.clone();
@@ -270,6 +282,9 @@ impl Actor for TenantActor {
             TenantMsg::DryRun(reply) => {
                 let _ = reply.send(dry_run(state).instrument(span).await);
             }
+            TenantMsg::DryRunWith(settings, reply) => {
+                let _ = reply.send(dry_run_with(state, &settings).instrument(span).await);
+            }
         }
         Ok(())
     }
@@ -337,6 +352,21 @@ async fn dry_run(state: &TenantActorState) -> Result<serde_json::Value, String> 
         .and_then(|plan| serde_json::to_value(&plan).map_err(|error| error.to_string()))
 }
 
+/// Plans a full sync with candidate `settings` instead of the tenant's, writing nothing.
+async fn dry_run_with(
+    state: &TenantActorState,
+    settings: &crate::domain::tenant::Settings,
+) -> Result<sync::plan::Plan, String> {
+    let context = SyncContext {
+        settings,
+        progress: None,
+        ..state.context()
+    };
+    sync::plan_full_sync(&context)
+        .await
+        .map_err(|error| state.scrub(&error.to_string()))
+}
+
 async fn full_sync(
     myself: &ActorRef<TenantMsg>,
     state: &mut TenantActorState,
@@ -387,7 +417,9 @@ async fn drain_inbox(
 ) -> Result<(), ActorProcessingErr> {
     loop {
         let mut live = std::mem::take(&mut state.live);
-        let round = live.drain_round(&state.live_context()).await;
+        let round = live
+            .drain_round(&state.live_context(ChangeSource::Webhook))
+            .await;
         state.live = live;
         let report = match round? {
             Round::Drained(parked) => {
@@ -481,7 +513,7 @@ async fn handle_due(
     let now = state.services.clock.now();
     let result = state
         .live
-        .apply_people(&state.live_context(), &people)
+        .apply_people(&state.live_context(ChangeSource::Scheduler), &people)
         .await;
     // An assumed Learn Amp contract found missing shows in the view at once.
     state.publish_unsupported()?;

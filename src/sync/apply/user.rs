@@ -59,6 +59,8 @@ pub(super) struct UserWrite {
     pub(super) invitation: CreateInvitation,
     /// What became of a `leaveDate` the write carried.
     pub(super) leave_date: LeaveDateEcho,
+    /// The create found the user existing and adopted it.
+    pub(super) adopted: bool,
 }
 
 /// Creates (with the documented invite when `invite`) or updates the user as the step
@@ -80,6 +82,7 @@ pub(super) async fn write_user(
         fields: step.desired.clone(),
         invitation: CreateInvitation::NotSent,
         leave_date: LeaveDateEcho::NotSent,
+        adopted: false,
     };
     match step.learnamp_id {
         None => create_or_adopt(step, &send, context, invite).await,
@@ -157,6 +160,7 @@ async fn create_or_adopt(
                     CreateInvitation::NotSent
                 },
                 leave_date: written.leave_date,
+                adopted: false,
             });
         }
         Err(error) => error,
@@ -216,6 +220,7 @@ async fn create_or_adopt(
         fields: step.desired.clone(),
         invitation,
         leave_date: written.leave_date,
+        adopted: true,
     })
 }
 

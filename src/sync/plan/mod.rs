@@ -257,7 +257,7 @@ impl Step {
 }
 
 /// A user already linked to another Personio person, found by email.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Clash {
     /// The Personio person who would have adopted the user.
     pub personio_id: String,

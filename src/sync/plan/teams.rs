@@ -11,7 +11,7 @@ use crate::domain::tenant::TeamsMode;
 use crate::store::TeamRecord;
 
 /// A team to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamCreate {
     /// Personio unit id (the team's `integrationExternalId`).
     pub external_id: String,
@@ -23,7 +23,7 @@ pub struct TeamCreate {
 }
 
 /// A managed team to delete because its unit has no synced member any more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamRemove {
     /// Learn Amp id.
     pub learnamp_id: u64,
@@ -34,7 +34,7 @@ pub struct TeamRemove {
 }
 
 /// A team to move under another parent (`team_hierarchy`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamMove {
     /// Learn Amp id.
     pub learnamp_id: u64,
@@ -45,7 +45,7 @@ pub struct TeamMove {
 }
 
 /// A team to rename.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamRename {
     /// Learn Amp id.
     pub learnamp_id: u64,
@@ -58,7 +58,7 @@ pub struct TeamRename {
 }
 
 /// Team changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamPlan {
     /// Teams to create.
     pub creates: Vec<TeamCreate>,
@@ -71,6 +71,7 @@ pub struct TeamPlan {
     /// Existing Learn Amp teams to take over (found by external id), not shown in the
     /// dry run because they change nothing in Learn Amp.
     #[serde(skip)]
+    #[schema(ignore)]
     pub adopt: Vec<(String, TeamRecord)>,
 }
 

@@ -10,7 +10,7 @@ use super::{Action, Clash, Plan};
 use crate::domain::fields::UserFields;
 
 /// One field's change, for the dry-run answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     /// Value before (`null` when unknown).
     pub from: Option<String>,
@@ -19,7 +19,7 @@ pub struct Change {
 }
 
 /// A Learn Amp user to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CreateEntry {
     /// Personio id.
     pub personio_id: String,
@@ -28,7 +28,7 @@ pub struct CreateEntry {
 }
 
 /// A Learn Amp user to update (adoptions included).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UpdateEntry {
     /// Personio id.
     pub personio_id: String,
@@ -39,7 +39,7 @@ pub struct UpdateEntry {
 }
 
 /// A deactivation or reactivation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusEntry {
     /// Personio id.
     pub personio_id: String,
@@ -50,7 +50,7 @@ pub struct StatusEntry {
 }
 
 /// An invitation to send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvitationEntry {
     /// Personio id.
     pub personio_id: String,
@@ -59,7 +59,7 @@ pub struct InvitationEntry {
 }
 
 /// Something planned for later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ScheduledEntry {
     /// Personio id.
     pub personio_id: String,
@@ -68,7 +68,7 @@ pub struct ScheduledEntry {
 }
 
 /// The dry-run answer. Field names and order are contract.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanView<'a> {
     /// Users to create.
     pub creates: Vec<CreateEntry>,
@@ -81,6 +81,7 @@ pub struct PlanView<'a> {
     /// Invitations to send.
     pub invitations: Vec<InvitationEntry>,
     /// Team changes.
+    #[schema(value_type = TeamPlan)]
     pub teams: &'a TeamPlan,
     /// Invitations planned for a later day (new or moved).
     pub scheduled_invitations: Vec<ScheduledEntry>,
@@ -91,8 +92,10 @@ pub struct PlanView<'a> {
     /// Deactivations planned for a termination date (new or moved).
     pub scheduled_deactivations: Vec<ScheduledEntry>,
     /// Users not adopted because they are linked to someone else.
+    #[schema(value_type = Vec<Clash>)]
     pub clashes: &'a [Clash],
     /// Supervisors who are not synced users (their reports get no manager).
+    #[schema(value_type = Vec<String>)]
     pub unsynced_supervisors: &'a [String],
     /// Employees that need nothing.
     pub unchanged: u64,
