@@ -20,7 +20,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::actors::status::TenantView;
+use crate::actors::status::{TenantState, TenantView};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::tenant::{InviteError, InviteOutcome, TenantMsg};
 use crate::domain::tenant::{
@@ -200,6 +200,20 @@ fn view_of(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
         .views
         .view(id)
         .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))
+}
+
+/// The actor of a running tenant, or 404 / 409 saying what the operator can do.
+fn running_actor(state: &AppState, id: &str) -> Result<ractor::ActorRef<TenantMsg>, ApiError> {
+    let view = view_of(state, id)?;
+    state.router.actor(id).ok_or_else(|| {
+        ApiError::WrongState(if view.state == TenantState::AwaitingConnection {
+            format!(
+                "tenant `{id}` is awaiting its Personio connection: invite the customer's admin with POST /admin/tenants/{id}/invitations (personio-sync tenants invite {id})"
+            )
+        } else {
+            format!("tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart")
+        })
+    })
 }
 
 /// Creates a tenant and starts it.
@@ -577,12 +591,7 @@ async fn sync_tenant(
         field: "query".into(),
         message: error.body_text(),
     })?;
-    view_of(&state, &id)?;
-    let actor = state.router.actor(&id).ok_or_else(|| {
-        ApiError::WrongState(format!(
-            "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
-        ))
-    })?;
+    let actor = running_actor(&state, &id)?;
     if query.dry_run {
         let answer = actor.call(TenantMsg::DryRun, Some(DRY_RUN_TIMEOUT)).await;
         return match answer {
@@ -665,12 +674,7 @@ async fn invite_employee(
     State(state): State<AppState>,
     Path((id, personio_id)): Path<(String, String)>,
 ) -> Result<Json<InviteAnswer>, ApiError> {
-    view_of(&state, &id)?;
-    let actor = state.router.actor(&id).ok_or_else(|| {
-        ApiError::WrongState(format!(
-            "tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart"
-        ))
-    })?;
+    let actor = running_actor(&state, &id)?;
     let answer = actor
         .call(
             |reply| TenantMsg::InviteNow(personio_id.clone(), reply),

@@ -36,7 +36,7 @@ pub enum SyncError {
     Store(#[from] StoreError),
     /// The Personio credential cannot read attributes the mapping needs.
     #[error(
-        "the Personio credential cannot read the attributes {}: tick them under the credential's readable employee attributes in Personio, then restart the tenant",
+        "the Personio connection cannot read the attributes {}: tick them under the API credential's readable employee attributes in Personio (for a Sign in with Personio connection, give the signing-in user's role read access to them), then restart the tenant",
         .0.join(", ")
     )]
     MissingAttributes(Vec<String>),

@@ -94,6 +94,8 @@ pub struct OverviewPage {
     pub connection: Option<ConnectionFacts>,
     /// The webhook subscription's state, in words.
     pub subscription: String,
+    /// The webhook URL with its secret key shortened ([`masked_webhook_url`]).
+    pub webhook_url: Option<String>,
     /// Employees linked to a Learn Amp user.
     pub employees: u64,
     /// The last full sync.
@@ -151,7 +153,9 @@ pub fn bar(state: TenantState, progress: Option<Progress>) -> Bar {
 pub fn advice(state: TenantState, last_error: Option<&str>) -> &'static str {
     let error = last_error.unwrap_or_default().to_lowercase();
     if error.contains("attribute") {
-        "In Personio, open Settings → Integrations → API credentials and allow this credential to read the attributes named above; the sync tries again by itself."
+        "In Personio, let this connection read the attributes named above (an API credential: Settings → Integrations → API credentials, its readable employee attributes; Sign in with Personio: the signing-in user's role rights), then tell your Learn Amp contact so they restart the sync."
+    } else if error.contains("reconnect") {
+        "Ask your Learn Amp contact for a new invitation link and connect Personio again; the people already synced stay linked."
     } else if error.contains("credential") || error.contains("401") || error.contains("unauthori") {
         "Connect again with valid access (open your invitation link), or ask your Learn Amp contact to check the credentials."
     } else if error.contains("subscription") || error.contains("webhook") {
@@ -203,6 +207,18 @@ pub fn describe_state(state: TenantState) -> (&'static str, &'static str, &'stat
         ),
         TenantState::Stopped => ("Paused", "wait", "The sync is paused by the operator."),
     }
+}
+
+/// The webhook URL as a page shows it: enough of the key to compare with the
+/// subscription listed in Personio, never the whole key (it is a secret of the front
+/// door, contract §4). `None` before a URL exists.
+pub fn masked_webhook_url(url: &str) -> Option<String> {
+    let (base, key) = url.rsplit_once('/')?;
+    if key.is_empty() {
+        return None;
+    }
+    let shown: String = key.chars().take(6).collect();
+    Some(format!("{base}/{shown}…"))
 }
 
 /// The webhook subscription's state in words. The view has no field of its own for
@@ -258,6 +274,7 @@ pub fn overview_page(layout: Layout, view: &TenantView, csrf: &str) -> OverviewP
             at: Some(super::display_time(&connection.at)),
         }),
         subscription: subscription_words(view).into(),
+        webhook_url: masked_webhook_url(&view.webhook_url),
         employees: view.employees,
         last_sync: view.last_sync.clone().map(|mut sync| {
             sync.finished_at = super::display_time(&sync.finished_at);
@@ -374,8 +391,10 @@ mod tests {
 
     #[test]
     fn the_overview_has_the_layout_names_and_the_view() {
-        let mut view =
-            TenantView::starting("acme", "https://sync.example/webhooks/personio/k".into());
+        let mut view = TenantView::starting(
+            "acme",
+            "https://sync.example/webhooks/personio/0123456789abcdef".into(),
+        );
         view.state = TenantState::Live;
         view.employees = 500;
         let html = overview_page(layout(), &view, "token").render().unwrap();
@@ -387,8 +406,12 @@ mod tests {
         }
         assert!(html.contains(r#"href="/app/acme/" aria-current="page""#));
         assert!(
-            !html.contains("/webhooks/personio/k"),
-            "the webhook URL holds its secret key: never on a page"
+            html.contains("https://sync.example/webhooks/personio/012345…"),
+            "the webhook URL is shown, its key shortened"
+        );
+        assert!(
+            !html.contains("0123456789abcdef"),
+            "the webhook URL's whole key is a secret: never on a page"
         );
         assert!(html.contains("Active: Personio sends each change to the webhook URL"));
         assert!(

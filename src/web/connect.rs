@@ -441,6 +441,20 @@ mod core {
     ) -> Result<(), Problem> {
         let invitation = state.sessions.invitation(session);
         let token = invitation.as_ref().map(|token| token.expose());
+        // The link that opened this session must still hold: an operator who withdraws
+        // an invitation (or lets it run out) also stops a connection begun with it.
+        if let Some(token) = token
+            && !matches!(open_invitation(state, token), Opened::Tenant(_))
+        {
+            tracing::info!(tenant_id = %session.tenant_id, "connection refused: the session's invitation no longer holds");
+            return Err(Problem::new(
+                "This invitation no longer holds",
+                &[
+                    "The invitation link that opened this page has expired or was withdrawn, so nothing was connected.",
+                    "Ask your Learn Amp contact (the operator who sent the link) for a new invitation, then open the new link.",
+                ],
+            ));
+        }
         match crate::connect::connect_tenant(state, &session.tenant_id, connection, token).await {
             Ok(_) => {
                 tracing::info!(tenant_id = %session.tenant_id, oidc, "tenant connected from the connect page");

@@ -29,6 +29,10 @@ pub const COOKIE: &str = "psync_session";
 /// How long a session lasts from its start (also the cookie's `Max-Age`).
 pub const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
+/// Most live sessions one tenant keeps: opening a valid invitation link over and over
+/// must not grow memory without end; the oldest session gives way.
+pub const MAX_SESSIONS_PER_TENANT: usize = 32;
+
 /// Name of the hidden CSRF field of every form.
 pub const CSRF_FIELD: &str = "csrf";
 
@@ -102,6 +106,17 @@ impl Sessions {
         let csrf = random_hex(32);
         let mut records = lock(&self.records);
         records.retain(|_, record| record.created.elapsed() < LIFETIME);
+        let mut of_tenant: Vec<([u8; 32], Instant)> = records
+            .iter()
+            .filter(|(_, record)| record.tenant_id == tenant_id)
+            .map(|(key, record)| (*key, record.created))
+            .collect();
+        if of_tenant.len() >= MAX_SESSIONS_PER_TENANT {
+            of_tenant.sort_by_key(|(_, created)| *created);
+            for (key, _) in &of_tenant[..=of_tenant.len() - MAX_SESSIONS_PER_TENANT] {
+                records.remove(key);
+            }
+        }
         records.insert(
             key,
             Record {
@@ -329,6 +344,40 @@ mod tests {
         assert!(!cookie.contains("Secure"), "{cookie}");
         let (_, cookie) = Sessions::new(true).start("acme");
         assert!(cookie.to_str().unwrap().ends_with("; Secure"));
+    }
+
+    fn id_of(cookie: &HeaderValue) -> String {
+        let cookie = cookie.to_str().unwrap();
+        cookie["psync_session=".len()..]
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_tenant_keeps_at_most_its_cap_of_sessions_and_the_oldest_gives_way() {
+        let sessions = Sessions::new(false);
+        let (_, first) = sessions.start("acme");
+        let (_, other_tenant) = sessions.start("globex");
+        let mut last = first.clone();
+        for _ in 0..MAX_SESSIONS_PER_TENANT {
+            last = sessions.start("acme").1;
+        }
+        assert!(
+            sessions.find(&id_of(&first)).is_none(),
+            "the oldest gave way"
+        );
+        assert!(sessions.find(&id_of(&last)).is_some());
+        assert!(
+            sessions.find(&id_of(&other_tenant)).is_some(),
+            "another tenant's session stays"
+        );
+        let acme = lock(&sessions.records)
+            .values()
+            .filter(|record| record.tenant_id == "acme")
+            .count();
+        assert_eq!(acme, MAX_SESSIONS_PER_TENANT);
     }
 
     #[test]

@@ -231,3 +231,42 @@ async fn a_refused_link_starts_no_session() {
     assert_eq!(response.status(), StatusCode::GONE);
     assert!(cookie.is_none(), "no session for an unknown link");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_invitation_stops_a_connection_begun_with_it() {
+    let (app, http) = app_with_two_tenants().await;
+    let (_, cookie) = open(&http, &invite(&app, "acme").await).await;
+    let acme = cookie.unwrap().split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{}/connect/credentials", app.base))
+        .header(COOKIE, &acme)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let (status, body) = app
+        .admin("DELETE", "/admin/tenants/acme/invitations", None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    let answer = http
+        .post(format!("{}/connect/credentials", app.base))
+        .header(COOKIE, &acme)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(answer.status(), StatusCode::SEE_OTHER);
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("This invitation no longer holds"), "{page}");
+    let view = app.view("acme").await;
+    assert_eq!(view["state"], "awaiting_connection", "{view}");
+    assert_eq!(view["connection"], Value::Null, "{view}");
+}
