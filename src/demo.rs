@@ -266,7 +266,7 @@ async fn wait_for_sync(admin: &AdminClient) -> anyhow::Result<TenantView> {
 /// following redirects: opens the invitation (keeping the session cookie), presses
 /// `Sign in with Personio`, logs in and allows at the simulator, and follows the way
 /// back to the service. Answers the overview URL it ends on.
-async fn connect_as_browser(
+pub async fn connect_as_browser(
     invite_url: &str,
     email: &str,
     password: &str,

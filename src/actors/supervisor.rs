@@ -23,6 +23,54 @@ pub const MAX_FAILURES: usize = 5;
 /// The window in which failures count.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(600);
 
+/// How long a caller waits for the supervisor to answer a start or restart.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the supervisor to spawn `spec`'s tenant ([`SupervisorMsg::StartTenant`]);
+/// `Err` says why not, or that the supervisor did not answer in time.
+pub async fn start_tenant(
+    supervisor: &ActorRef<SupervisorMsg>,
+    spec: TenantSpec,
+) -> Result<(), String> {
+    answer_of(
+        supervisor
+            .call(
+                |reply| SupervisorMsg::StartTenant(spec, reply),
+                Some(ANSWER_TIMEOUT),
+            )
+            .await,
+    )
+}
+
+/// Asks the supervisor to restart tenant `id`, with `spec` replacing the one it holds
+/// when given ([`SupervisorMsg::RestartTenant`]); `Err` as for [`start_tenant`].
+pub async fn restart_tenant(
+    supervisor: &ActorRef<SupervisorMsg>,
+    id: &str,
+    spec: Option<TenantSpec>,
+) -> Result<(), String> {
+    answer_of(
+        supervisor
+            .call(
+                |reply| SupervisorMsg::RestartTenant(id.to_string(), spec, reply),
+                Some(ANSWER_TIMEOUT),
+            )
+            .await,
+    )
+}
+
+fn answer_of(
+    answer: Result<
+        ractor::rpc::CallResult<Result<(), String>>,
+        ractor::MessagingErr<SupervisorMsg>,
+    >,
+) -> Result<(), String> {
+    match answer {
+        Ok(ractor::rpc::CallResult::Success(result)) => result,
+        _ => Err("the supervisor did not answer".into()),
+    }
+}
+
 /// Messages of the supervisor.
 pub enum SupervisorMsg {
     /// Sent by the admin API (create) and at start-up (every stored tenant): spawn the

@@ -16,12 +16,8 @@ pub mod invitations;
 pub mod tokens;
 pub mod verify;
 
-use std::time::Duration;
-
-use ractor::rpc::CallResult;
-
 use crate::actors::status::TenantView;
-use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::supervisor;
 use crate::domain::Secret;
 use crate::domain::tenant::{
     ApiCredentials, ConnectionInfo, ConnectionMethod, OidcConnection, TenantSpec,
@@ -32,9 +28,6 @@ use crate::store::StoreError;
 
 pub use invitations::{InvitationError, Invitations, NewInvitation, OpenInvitation};
 pub use verify::{Credential, Verified, VerifyError, verify};
-
-/// How long [`connect_tenant`] waits for the supervisor.
-const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection the customer's administrator made on the connect page.
 #[derive(Debug, Clone)]
@@ -238,38 +231,18 @@ pub async fn record_operator_connections(
     Ok(specs)
 }
 
-/// Restarts the tenant with `spec` (spawning it if it was awaiting its connection).
+/// Restarts the tenant with `spec` (spawning it if it was awaiting its connection:
+/// such a tenant has no actor the supervisor could restart).
 async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> {
-    let id = spec.id.clone();
-    let answer = app
-        .supervisor
-        .call(
-            |reply| SupervisorMsg::RestartTenant(id.clone(), Some(spec.clone()), reply),
-            Some(SUPERVISOR_TIMEOUT),
-        )
-        .await;
-    match answer {
-        Ok(CallResult::Success(Ok(()))) => Ok(()),
-        Ok(CallResult::Success(Err(_))) => {
-            let answer = app
-                .supervisor
-                .call(
-                    |reply| SupervisorMsg::StartTenant(spec, reply),
-                    Some(SUPERVISOR_TIMEOUT),
-                )
-                .await;
-            match answer {
-                Ok(CallResult::Success(Ok(()))) => Ok(()),
-                Ok(CallResult::Success(Err(message))) => Err(ConnectError::NotStarted(message)),
-                _ => Err(ConnectError::NotStarted(
-                    "the supervisor did not answer".into(),
-                )),
-            }
-        }
-        _ => Err(ConnectError::NotStarted(
-            "the supervisor did not answer".into(),
-        )),
+    if supervisor::restart_tenant(&app.supervisor, &spec.id, Some(spec.clone()))
+        .await
+        .is_ok()
+    {
+        return Ok(());
     }
+    supervisor::start_tenant(&app.supervisor, spec)
+        .await
+        .map_err(ConnectError::NotStarted)
 }
 
 #[cfg(test)]

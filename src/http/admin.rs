@@ -283,20 +283,9 @@ fn operator_connection(
 
 /// Asks the supervisor to spawn a tenant.
 pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiError> {
-    let answer = state
-        .supervisor
-        .call(
-            |reply| SupervisorMsg::StartTenant(spec, reply),
-            Some(SUPERVISOR_TIMEOUT),
-        )
-        .await;
-    match answer {
-        Ok(CallResult::Success(Ok(()))) => Ok(()),
-        Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
-        _ => Err(ApiError::Unavailable(
-            "the supervisor did not answer".into(),
-        )),
-    }
+    crate::actors::supervisor::start_tenant(&state.supervisor, spec)
+        .await
+        .map_err(ApiError::Unavailable)
 }
 
 /// Every tenant's view.
@@ -548,6 +537,7 @@ async fn delete_tenant(
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
+    state.sessions.end_tenant(&id);
     state.services.oidc_tokens.forget(&id);
     state.router.remove(&id);
     state.views.remove(&id);
@@ -633,25 +623,15 @@ async fn restart_tenant(
 ) -> Result<(StatusCode, Json<StatusAnswer>), ApiError> {
     view_of(&state, &id)?;
     let spec = state.store.tenant_spec(&id)?;
-    let answer = state
-        .supervisor
-        .call(
-            |reply| SupervisorMsg::RestartTenant(id.clone(), spec, reply),
-            Some(SUPERVISOR_TIMEOUT),
-        )
-        .await;
-    match answer {
-        Ok(CallResult::Success(Ok(()))) => Ok((
-            StatusCode::ACCEPTED,
-            Json(StatusAnswer {
-                status: "restarting".into(),
-            }),
-        )),
-        Ok(CallResult::Success(Err(message))) => Err(ApiError::Unavailable(message)),
-        _ => Err(ApiError::Unavailable(
-            "the supervisor did not answer".into(),
-        )),
-    }
+    crate::actors::supervisor::restart_tenant(&state.supervisor, &id, spec)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(StatusAnswer {
+            status: "restarting".into(),
+        }),
+    ))
 }
 
 /// Invites one person now (never twice, never a deactivated user).

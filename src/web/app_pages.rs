@@ -78,6 +78,8 @@ pub struct OverviewPage {
     pub last_error: Option<String>,
     /// What to do about it.
     pub advice: &'static str,
+    /// The tenant has failed: the connect pages are open to connect Personio again.
+    pub reconnect: bool,
     /// `Sync now`'s action.
     pub sync_action: String,
     /// `progress.json` of the tenant.
@@ -275,6 +277,7 @@ pub fn overview_page(layout: Layout, view: &TenantView, csrf: &str) -> OverviewP
         }),
         subscription: subscription_words(view).into(),
         webhook_url: masked_webhook_url(&view.webhook_url),
+        reconnect: view.state == TenantState::Failed,
         employees: view.employees,
         last_sync: view.last_sync.clone().map(|mut sync| {
             sync.finished_at = super::display_time(&sync.finished_at);

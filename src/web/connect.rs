@@ -92,10 +92,10 @@ async fn open_invitation(State(state): State<AppState>, Path(token): Path<String
             let (_, cookie) = state
                 .sessions
                 .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)));
-            let target = if super::connected(&state, &tenant_id) {
-                super::overview_path(&tenant_id)
-            } else {
+            let target = if super::can_connect(&state, &tenant_id) {
                 CONNECT_PATH.to_string()
+            } else {
+                super::overview_path(&tenant_id)
             };
             tracing::info!(tenant_id = %tenant_id, "invitation opened");
             with_cookie(super::see_other(&target), cookie)
@@ -135,7 +135,7 @@ fn invitation_refused(title: &str, why: &str) -> Response {
 
 /// `GET /connect`: the ways to connect.
 async fn connect_page(State(state): State<AppState>, session: Session) -> Response {
-    if super::connected(&state, &session.tenant_id) {
+    if !super::can_connect(&state, &session.tenant_id) {
         return super::see_other(&super::overview_path(&session.tenant_id));
     }
     show_connect(&state, &session, StatusCode::OK, None)
@@ -160,7 +160,7 @@ fn show_connect(
 
 /// `GET /connect/credentials`: the client id and secret form.
 async fn credentials_page(State(state): State<AppState>, session: Session) -> Response {
-    if super::connected(&state, &session.tenant_id) {
+    if !super::can_connect(&state, &session.tenant_id) {
         return super::see_other(&super::overview_path(&session.tenant_id));
     }
     show_credentials(&state, &session, StatusCode::OK, String::new(), None)
@@ -198,6 +198,9 @@ async fn connect_with_credentials(
     State(state): State<AppState>,
     CsrfForm { session, form }: CsrfForm<CredentialsForm>,
 ) -> Response {
+    if !super::can_connect(&state, &session.tenant_id) {
+        return super::see_other(&super::overview_path(&session.tenant_id));
+    }
     let client_id = form.client_id.trim().to_string();
     let secret = form.client_secret.trim().to_string();
     if client_id.is_empty() || secret.is_empty() {
@@ -234,7 +237,7 @@ async fn start_sign_in(
     State(state): State<AppState>,
     CsrfForm { session, .. }: CsrfForm<EmptyForm>,
 ) -> Response {
-    if super::connected(&state, &session.tenant_id) {
+    if !super::can_connect(&state, &session.tenant_id) {
         return super::see_other(&super::overview_path(&session.tenant_id));
     }
     match core::begin_sign_in(&state).await {

@@ -137,6 +137,22 @@ pub fn view_connected(view: &TenantView) -> bool {
     view.state != crate::actors::status::TenantState::AwaitingConnection
 }
 
+/// Whether the connect pages are open to the tenant: it awaits its first connection,
+/// or it has `failed` (a revoked sign-in or refused credentials need a new connection;
+/// any other cause is left as it was by the check before saving).
+pub fn can_connect(state: &AppState, tenant_id: &str) -> bool {
+    tenant_view(state, tenant_id).is_some_and(|view| view_can_connect(&view))
+}
+
+/// [`can_connect`] of a view.
+pub fn view_can_connect(view: &TenantView) -> bool {
+    matches!(
+        view.state,
+        crate::actors::status::TenantState::AwaitingConnection
+            | crate::actors::status::TenantState::Failed
+    )
+}
+
 /// The path of a tenant's overview.
 pub fn overview_path(tenant_id: &str) -> String {
     format!("/app/{tenant_id}/")

@@ -269,13 +269,18 @@ async fn list(
 async fn person(
     State(state): State<AppState>,
     session: Session,
-    Path((tenant, personio_id)): Path<(String, String)>,
+    Path((_, personio_id)): Path<(String, String)>,
 ) -> Response {
     if !super::connected(&state, &session.tenant_id) {
         return super::see_other(super::connect::CONNECT_PATH);
     }
     let base = format!("/app/{}", session.tenant_id);
-    let detail = api::show_person(State(state.clone()), Path((tenant, personio_id))).await;
+    // The session's tenant, never the path's (the extractor checked they agree).
+    let detail = api::show_person(
+        State(state.clone()),
+        Path((session.tenant_id.clone(), personio_id)),
+    )
+    .await;
     let detail = match detail {
         Ok(axum::Json(detail)) => detail,
         Err(crate::http::error::ApiError::NotFound(_)) => {

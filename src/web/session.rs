@@ -135,6 +135,16 @@ impl Sessions {
         (session, self.cookie(&id, LIFETIME.as_secs()))
     }
 
+    /// Ends every session of `tenant_id` (its invitations were revoked, or the tenant
+    /// was deleted: a session must not outlive the access it was opened with); how
+    /// many ended.
+    pub fn end_tenant(&self, tenant_id: &str) -> usize {
+        let mut records = lock(&self.records);
+        let before = records.len();
+        records.retain(|_, record| record.tenant_id != tenant_id);
+        before - records.len()
+    }
+
     /// The live session whose id is `id`, if any.
     pub fn find(&self, id: &str) -> Option<Session> {
         let key = hash(id);
@@ -378,6 +388,18 @@ mod tests {
             .filter(|record| record.tenant_id == "acme")
             .count();
         assert_eq!(acme, MAX_SESSIONS_PER_TENANT);
+    }
+
+    #[test]
+    fn ending_a_tenants_sessions_leaves_the_others() {
+        let sessions = Sessions::new(false);
+        let (_, acme) = sessions.start("acme");
+        let (_, acme_again) = sessions.start("acme");
+        let (_, globex) = sessions.start("globex");
+        assert_eq!(sessions.end_tenant("acme"), 2);
+        assert!(sessions.find(&id_of(&acme)).is_none());
+        assert!(sessions.find(&id_of(&acme_again)).is_none());
+        assert!(sessions.find(&id_of(&globex)).is_some());
     }
 
     #[test]

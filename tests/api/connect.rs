@@ -564,21 +564,18 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
     // A new invitation and sign-in: live again, nobody twice.
     app.personio
         .set_oidc_access_token_ttl(Duration::from_secs(3600));
+    // Through the pages, as the customer's admin does it: the new link opens the
+    // connect page of the failed tenant (not its overview), and Sign in with Personio
+    // connects it again.
     let second = invitations.create("acme", None, None).await.unwrap();
-    let grant = sign_in(&app, app.personio.oidc_admin())
-        .await
-        .expect("grant");
     let previous = view["last_sync"]["finished_at"]
         .as_str()
         .map(str::to_string);
-    connect_tenant(
-        &app.state,
-        "acme",
-        Connection::Oidc(grant),
-        Some(token_of(&second.url)),
-    )
-    .await
-    .expect("reconnected");
+    let (email, password) = app.personio.oidc_admin();
+    let overview = personio_sync::demo::connect_as_browser(&second.url, &email, &password)
+        .await
+        .expect("reconnected through the pages");
+    assert!(overview.ends_with("/app/acme/"), "{overview}");
     let view = app
         .wait_for("acme", Duration::from_secs(120), |view| {
             view["state"] == "live"
