@@ -136,12 +136,7 @@ impl Services {
     /// OpenID Connect grant. A tenant awaiting its connection gets a client without
     /// credentials (its actor never runs, so it is never used).
     pub fn personio_client(&self, spec: &TenantSpec, retry: RetryPolicy) -> PersonioClient {
-        let config = |base_url: &str, client_id: &str, client_secret: Secret| PersonioConfig {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            client_id: client_id.to_string(),
-            client_secret,
-            app_id: PERSONIO_APP_ID.into(),
-        };
+        let config = personio_config;
         let client = match (&spec.personio, &spec.personio_oidc) {
             (Some(credentials), _) => PersonioClient::new(
                 config(
@@ -174,5 +169,16 @@ impl Services {
             self.clock.clone(),
             self.public_url.clone(),
         )
+    }
+}
+
+/// The Personio client settings of this service for `base_url` (no trailing slash) and
+/// a client id and secret (empty for a connection whose tokens come from elsewhere).
+pub fn personio_config(base_url: &str, client_id: &str, client_secret: Secret) -> PersonioConfig {
+    PersonioConfig {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        client_id: client_id.to_string(),
+        client_secret,
+        app_id: PERSONIO_APP_ID.into(),
     }
 }

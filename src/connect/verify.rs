@@ -138,13 +138,7 @@ fn client_for(services: &Services, credential: &Credential) -> PersonioClient {
         max_attempts: services.retry.max_attempts.min(3),
         ..services.retry
     };
-    let config =
-        |base_url: &str, client_id: &str, client_secret: Secret| crate::personio::PersonioConfig {
-            base_url: base_url.trim_end_matches('/').to_string(),
-            client_id: client_id.to_string(),
-            client_secret,
-            app_id: crate::app::services::PERSONIO_APP_ID.into(),
-        };
+    let config = crate::app::services::personio_config;
     let client = match credential {
         Credential::ClientCredentials {
             base_url,
