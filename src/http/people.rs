@@ -269,12 +269,15 @@ pub async fn list_people(
         });
     }
     let store = tenant_store(&state, &id)?;
-    let answer = page(
-        &store,
-        query.query.as_deref().unwrap_or_default(),
-        query.cursor.as_deref().filter(|cursor| !cursor.is_empty()),
-        limit,
-    )?;
+    let search = query.query.unwrap_or_default();
+    let cursor = query.cursor.filter(|cursor| !cursor.is_empty());
+    // A search may read every record of a large tenant: off the async workers.
+    let answer =
+        tokio::task::spawn_blocking(move || page(&store, &search, cursor.as_deref(), limit))
+            .await
+            .map_err(|error| {
+                ApiError::Unavailable(format!("the people search did not finish: {error}"))
+            })??;
     Ok(Json(answer))
 }
 
