@@ -10,7 +10,12 @@
 //!   once when its `kid` is unknown), an advertised non-HMAC `alg`, `iss`, `aud` (and
 //!   `azp` with several audiences), `exp`, `iat` at most 60 s ahead, `nonce`.
 //! - [`RelyingParty::refresh`]: the `refresh_token` grant; `invalid_grant` is
-//!   [`OidcError::GrantRevoked`] (the connection is gone: a new invitation is needed).
+//!   [`OidcError::GrantRevoked`] (the connection is gone: a new invitation is needed),
+//!   while `temporarily_unavailable` and `server_error` are [`OidcError::Unreachable`].
+//!
+//! A provider answer with status 5xx or 429 is never an OAuth answer: it is
+//! [`OidcError::Unreachable`], like a transport failure, whatever its body.
+//! [`OidcError::is_transient`] says which failures may pass by themselves.
 //!
 //! Personio publishes no OpenID provider (reference §2); the simulator plays one. Nothing
 //! here depends on the simulator: any conforming provider works.
@@ -148,6 +153,19 @@ pub enum OidcError {
     Config(String),
 }
 
+impl OidcError {
+    /// Whether trying again later may succeed without anyone acting: the provider could
+    /// not be reached or answered 5xx, `temporarily_unavailable` or `server_error`, its
+    /// discovery failed, or its answer could not be understood. A refusal
+    /// ([`Self::Refused`], [`Self::GrantRevoked`]) and a rejected ID token are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Discovery(_) | Self::BadAnswer(_)
+        )
+    }
+}
+
 /// An HTTP failure of the adapter between `openidconnect` and reqwest.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -282,6 +300,14 @@ impl RelyingParty {
                 OidcError::Refused { error, .. } if error == "invalid_grant" => {
                     OidcError::GrantRevoked
                 }
+                OidcError::Refused { error, description }
+                    if error == "temporarily_unavailable" || error == "server_error" =>
+                {
+                    OidcError::Unreachable(match description {
+                        Some(description) => format!("it answered {error} ({description})"),
+                        None => format!("it answered {error}"),
+                    })
+                }
                 other => other,
             })?;
         Ok(Refreshed {
@@ -379,13 +405,11 @@ impl RelyingParty {
             .map_err(|error| OidcError::Config(error.to_string()))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, http)
             .await
-            .map_err(|error| {
-                let text = describe(&error);
-                if text.contains("unreachable") || text.contains("connect") {
-                    OidcError::Unreachable(text)
-                } else {
-                    OidcError::Discovery(text)
+            .map_err(|error| match &error {
+                openidconnect::DiscoveryError::Request(_) => {
+                    OidcError::Unreachable(describe(&error))
                 }
+                _ => OidcError::Discovery(describe(&error)),
             })?;
         if metadata.issuer().as_str() != self.settings.issuer {
             return Err(OidcError::Discovery(format!(
@@ -438,6 +462,8 @@ impl RelyingParty {
 }
 
 /// Sends one provider request through reqwest, reading at most [`MAX_ANSWER_BYTES`].
+/// An answer with status 5xx or 429 is a failure (the provider is down or overloaded),
+/// so it reaches the caller as [`OidcError::Unreachable`] whatever its body says.
 async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
     let request = reqwest::Request::try_from(request)
         .map_err(|error| HttpFailure(format!("bad request: {error}")))?;
@@ -445,6 +471,10 @@ async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRespon
         .execute(request)
         .await
         .map_err(|error| HttpFailure(format!("unreachable: {}", describe(&error))))?;
+    let status = response.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(HttpFailure(format!("the provider answered HTTP {status}")));
+    }
     let mut builder = openidconnect::http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
         builder = builder.header(name, value);

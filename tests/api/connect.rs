@@ -16,20 +16,20 @@ use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// A spec for `id` without `personio`: the tenant awaits its connection.
-fn awaiting_spec(id: &str, personio: &PersonioSim, learnamp: &LearnAmpSim) -> Value {
+pub(crate) fn awaiting_spec(id: &str, personio: &PersonioSim, learnamp: &LearnAmpSim) -> Value {
     let mut spec = tenant_spec(id, personio, learnamp, json!({}));
     spec.as_object_mut().expect("object").remove("personio");
     spec
 }
 
 /// The token of an invitation URL.
-fn token_of(url: &str) -> &str {
+pub(crate) fn token_of(url: &str) -> &str {
     url.rsplit('/').next().expect("token")
 }
 
 /// An app (`[personio] base_url` at the simulator, as the kit sets it) with `employees`
 /// people in Personio; with "Sign in with Personio" at the simulator when `oidc`.
-async fn spawn_connect_app(employees: usize, oidc: bool) -> TestApp {
+pub(crate) async fn spawn_connect_app(employees: usize, oidc: bool) -> TestApp {
     let personio = PersonioSimConfig {
         employees,
         seed: 15,
@@ -386,7 +386,7 @@ fn synced_users(app: &TestApp) -> u64 {
 
 /// Signs in at the simulator as `user` through the service's relying party and
 /// finishes: the grant.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     user: (String, String),
 ) -> Result<personio_sync::personio::oidc::OidcGrant, personio_sync::personio::oidc::OidcError> {

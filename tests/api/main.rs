@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod hostile_clients;
 mod oidc;
+mod oidc_refresh;
 mod people;
 mod personio_real;
 mod random_mutations;

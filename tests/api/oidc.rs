@@ -3,7 +3,9 @@
 
 use personio_sync::domain::Secret;
 use personio_sync::personio::oidc::{OidcError, OidcSettings, PendingLogin, RelyingParty};
-use personio_sync_sim::personio::{Consent, IdTokenFault, PersonioSim, PersonioSimConfig};
+use personio_sync_sim::personio::{
+    Consent, IdTokenFault, PersonioSim, PersonioSimConfig, ScriptedAnswer,
+};
 
 use crate::helpers::{SIM_CLIENT_ID, SIM_CLIENT_SECRET};
 
@@ -257,4 +259,106 @@ async fn an_unknown_signing_key_fetches_the_jwks_again_once() {
     rp.finish(&pending, &code, &state)
         .await
         .expect("the new key is fetched and the token passes");
+}
+
+#[tokio::test]
+async fn a_refresh_the_provider_cannot_answer_now_is_transient_and_spends_nothing() {
+    let sim = sim().await;
+    let rp = relying_party(&sim);
+    let (pending, code, state) = signed_in(&sim, &rp, sim.oidc_admin()).await;
+    let grant = rp.finish(&pending, &code, &state).await.expect("grant");
+    let token = grant.refresh_token;
+    // Answers that are no OAuth answer or say "later" (RFC 6749 §5.2 and §4.1.2.1).
+    for (status, content_type, body) in [
+        (
+            503,
+            "text/html",
+            "<html><body>Down for maintenance</body></html>",
+        ),
+        (502, "application/json", r#"{"error":"server_error"}"#),
+        (
+            500,
+            "application/problem+json",
+            r#"{"title":"Internal Server Error"}"#,
+        ),
+        (500, "text/plain", ""),
+        (429, "application/json", "{}"),
+        (
+            400,
+            "application/json",
+            r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#,
+        ),
+        (400, "application/json", r#"{"error":"server_error"}"#),
+        (200, "text/html", "<html><body>A proxy's page</body></html>"),
+    ] {
+        sim.script(
+            ScriptedAnswer::new(
+                reqwest::Method::POST,
+                "/oauth/token",
+                status,
+                content_type,
+                body,
+            )
+            .times(1),
+        );
+        let error = rp.refresh(&token).await.unwrap_err();
+        assert!(error.is_transient(), "{status} {body}: {error:?}");
+        assert!(!error.to_string().contains(token.expose()));
+    }
+    sim.knobs.set_outage(true);
+    let error = rp.refresh(&token).await.unwrap_err();
+    assert!(matches!(error, OidcError::Unreachable(_)), "{error:?}");
+    sim.knobs.set_outage(false);
+
+    // A refusal of the client is no outage.
+    sim.script(
+        ScriptedAnswer::new(
+            reqwest::Method::POST,
+            "/oauth/token",
+            401,
+            "application/json",
+            r#"{"error":"invalid_client"}"#,
+        )
+        .times(1),
+    );
+    let error = rp.refresh(&token).await.unwrap_err();
+    assert!(
+        matches!(&error, OidcError::Refused { error, .. } if error == "invalid_client")
+            && !error.is_transient(),
+        "{error:?}"
+    );
+
+    // None of these spent the refresh token; a revoked grant is final.
+    let refreshed = rp.refresh(&token).await.expect("the grant is intact");
+    sim.revoke_oidc_grants();
+    let error = rp
+        .refresh(&refreshed.refresh_token.expect("rotated"))
+        .await
+        .unwrap_err();
+    assert_eq!(error, OidcError::GrantRevoked);
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn a_discovery_outage_after_a_restart_is_transient() {
+    let sim = sim().await;
+    let rp = relying_party(&sim);
+    let (pending, code, state) = signed_in(&sim, &rp, sim.oidc_admin()).await;
+    let token = rp
+        .finish(&pending, &code, &state)
+        .await
+        .expect("grant")
+        .refresh_token;
+    // A new relying party (the service restarted) has not discovered the provider yet.
+    let restarted = relying_party(&sim);
+    sim.knobs
+        .set_path_failing("/.well-known/openid-configuration", true);
+    let error = restarted.refresh(&token).await.unwrap_err();
+    assert!(matches!(error, OidcError::Unreachable(_)), "{error:?}");
+    sim.knobs
+        .set_path_failing("/.well-known/openid-configuration", false);
+    restarted
+        .refresh(&token)
+        .await
+        .expect("discovered once the provider answers");
 }

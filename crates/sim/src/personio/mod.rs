@@ -686,7 +686,8 @@ async fn count_app_id(State(shared): State<Arc<Shared>>, request: Request, next:
 }
 
 /// Rate limits (per source IP for all v1 calls), then bearer-token and scope checks,
-/// scripted answers, and the token carried back on successful v1 personnel-data answers.
+/// scripted answers (on the OpenID provider's routes too, which take no bearer token),
+/// and the token carried back on successful v1 personnel-data answers.
 async fn guard(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
@@ -712,6 +713,11 @@ async fn guard(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     if refused.is_some() {
         tracing::debug!(path = %path, "personio sim: rate limited");
         return errors::too_many_requests(&path);
+    }
+    if is_oidc_endpoint(&path)
+        && let Some(answer) = take_script(&shared, &method, &path)
+    {
+        return answer.response();
     }
     if is_auth_endpoint(&path) || is_oidc_endpoint(&path) {
         return next.run(request).await;

@@ -7,8 +7,8 @@ use axum::response::Response;
 use super::Shared;
 
 /// A canned answer the simulator gives instead of the real one, for fault drills
-/// (an HTML 404 from a proxy in front of Personio, a 409, …). Rate limits and the token
-/// check still apply first.
+/// (an HTML 404 from a proxy in front of Personio, a 409, a 503 from the OpenID
+/// provider's token endpoint, …). Rate limits and the token check still apply first.
 #[derive(Debug, Clone)]
 pub struct ScriptedAnswer {
     /// The method it answers.
