@@ -31,7 +31,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/connect/oidc", axum::routing::post(start_sign_in))
         .route(CALLBACK_PATH, get(callback))
-        .route("/connect/{token}", get(open_invitation))
+        .route(
+            "/connect/{token}",
+            get(open_invitation).post(switch_to_invitation),
+        )
 }
 
 /// What went wrong, as the page shows it.
@@ -83,23 +86,50 @@ pub struct CredentialsPage {
     pub problem: Option<Problem>,
 }
 
+/// `templates/connect/switch.html`: a link of another tenant opened in a browser
+/// signed in for one tenant.
+#[derive(askama::Template)]
+#[template(path = "connect/switch.html")]
+pub struct SwitchPage {
+    /// The layout (of the current session).
+    pub layout: Layout,
+    /// The tenant the browser is signed in for.
+    pub current: String,
+    /// The tenant of the link.
+    pub invited: String,
+    /// Where the form posts (the link itself).
+    pub action: String,
+    /// The current session's CSRF token.
+    pub csrf: String,
+    /// The current tenant's overview.
+    pub stay: String,
+}
+
 /// `GET /connect/{token}`: opens an invitation. A valid one starts a session and moves
 /// the token out of the address bar (303 to `/connect`, or to the overview when the
-/// tenant is already connected); any other shows what to do, without a session.
-async fn open_invitation(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// tenant is already connected); any other shows what to do, without a session. A
+/// browser signed in for another tenant is asked first: a link opened from another site
+/// must not swap its session silently.
+async fn open_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     match core::open_invitation(&state, &token) {
-        Opened::Tenant(tenant_id) => {
-            let (_, cookie) = state
-                .sessions
-                .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)));
-            let target = if super::can_connect(&state, &tenant_id) {
-                CONNECT_PATH.to_string()
-            } else {
-                super::overview_path(&tenant_id)
-            };
-            tracing::info!(tenant_id = %tenant_id, "invitation opened");
-            with_cookie(super::see_other(&target), cookie)
-        }
+        Opened::Tenant(tenant_id) => match state.sessions.of_request(&headers) {
+            Some(current) if current.tenant_id != tenant_id => render_status(
+                StatusCode::OK,
+                &SwitchPage {
+                    layout: Layout::connect(&state, &current, "Switch to another company?"),
+                    current: current.tenant_id.clone(),
+                    invited: tenant_id,
+                    action: format!("/connect/{token}"),
+                    csrf: current.csrf.clone(),
+                    stay: super::overview_path(&current.tenant_id),
+                },
+            ),
+            _ => start_from_invitation(&state, tenant_id, token),
+        },
         Opened::Unknown => invitation_refused(
             "This invitation link is not valid",
             "The link is incomplete or was never issued. Check that you copied the whole link from the invitation.",
@@ -119,6 +149,37 @@ async fn open_invitation(State(state): State<AppState>, Path(token): Path<String
             None,
         ),
     }
+}
+
+/// `POST /connect/{token}`: the confirmed switch of [`open_invitation`] (the form
+/// carries the current session's CSRF token, so another site cannot post it).
+async fn switch_to_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    CsrfForm { session, .. }: CsrfForm<EmptyForm>,
+) -> Response {
+    match core::open_invitation(&state, &token) {
+        Opened::Tenant(tenant_id) => {
+            state.sessions.end(&session);
+            start_from_invitation(&state, tenant_id, token)
+        }
+        // The link stopped holding meanwhile: show why, as a GET would.
+        _ => super::see_other(&format!("/connect/{token}")),
+    }
+}
+
+/// Starts the session of a valid invitation and sends the browser on.
+fn start_from_invitation(state: &AppState, tenant_id: String, token: String) -> Response {
+    let (_, cookie) = state
+        .sessions
+        .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)));
+    let target = if super::can_connect(state, &tenant_id) {
+        CONNECT_PATH.to_string()
+    } else {
+        super::overview_path(&tenant_id)
+    };
+    tracing::info!(tenant_id = %tenant_id, "invitation opened");
+    with_cookie(super::see_other(&target), cookie)
 }
 
 fn invitation_refused(title: &str, why: &str) -> Response {

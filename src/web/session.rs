@@ -145,6 +145,11 @@ impl Sessions {
         before - records.len()
     }
 
+    /// The live session of a request carrying `headers`, if any.
+    pub fn of_request(&self, headers: &HeaderMap) -> Option<Session> {
+        session_id(headers).and_then(|id| self.find(id))
+    }
+
     /// The live session whose id is `id`, if any.
     pub fn find(&self, id: &str) -> Option<Session> {
         let key = hash(id);

@@ -269,3 +269,79 @@ async fn a_withdrawn_invitation_ends_the_sessions_it_opened() {
     assert_eq!(view["state"], "awaiting_connection", "{view}");
     assert_eq!(view["connection"], Value::Null, "{view}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_of_another_tenant_asks_before_it_swaps_the_session() {
+    let (app, http) = app_with_two_tenants().await;
+    let (_, cookie) = open(&http, &invite(&app, "acme").await).await;
+    let acme = cookie.unwrap().split(';').next().unwrap().to_string();
+    let other_link = invite(&app, "other").await;
+
+    // Opened (say, from another site) in the browser signed in for acme: a question, no
+    // new session, acme's session intact.
+    let answer = http
+        .get(&other_link)
+        .header(COOKIE, &acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.headers().get(SET_COOKIE).is_none());
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("Continue with other"), "{page}");
+    assert!(page.contains("Stay with acme"), "{page}");
+    let csrf = csrf_of(&page);
+    let still = http
+        .get(format!("{}/connect", app.base))
+        .header(COOKIE, &acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK, "acme's session holds");
+
+    // A post without the session's token (another site cannot know it) swaps nothing.
+    let forged = http
+        .post(&other_link)
+        .header(COOKIE, &acme)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get(SET_COOKIE).is_none());
+
+    // Confirmed: a session for `other`, and acme's has ended.
+    let confirmed = http
+        .post(&other_link)
+        .header(COOKIE, &acme)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(confirmed.headers()[LOCATION], "/connect");
+    let other = confirmed.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/connect", app.base))
+        .header(COOKIE, &other)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("other"), "{page}");
+    let ended = http
+        .get(format!("{}/connect", app.base))
+        .header(COOKIE, &acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::UNAUTHORIZED);
+}
