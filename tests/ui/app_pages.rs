@@ -242,10 +242,20 @@ async fn every_page_passes_axe_at_both_widths() {
         .into_iter()
         .find(|sim| sim.employee.status == Some(EmployeeStatus::Active))
         .unwrap();
+    let mut other = app.spec("other", json!({}));
+    other.as_object_mut().unwrap().remove("personio");
+    let (status, body) = app.create_tenant(&other).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .admin("POST", "/admin/tenants/other/invitations", Some(&json!({})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let other_link = body["url"].as_str().unwrap().to_string();
     let outcome = run_script(
         "app_access",
         "access",
         &[
+            ("OTHER_LINK", other_link),
             ("BASE_URL", app.base.clone()),
             ("APP_URL", format!("{}/app/acme/", app.base)),
             ("SESSION_ID", session_id(&app, "acme")),

@@ -82,6 +82,10 @@ await run(name, async ({ page, context, browser, step }) => {
   check(page.url().startsWith(app.href), `Sync now returns to the overview, not ${page.url()}`);
   await step('16-sync-now');
   pages.push({ label: '16-sync-now' });
+  // Another tenant's invitation link in this browser: asked first, nothing swapped.
+  await visit('17-switch-tenant', need('OTHER_LINK'));
+  await page.getByRole('button', { name: 'Continue with other' }).waitFor();
+  check(await page.getByRole('link', { name: 'Stay with acme' }).isVisible(), 'the page offers to stay');
   // Without JavaScript the settings page shows `Days before` always, with its hint.
   const plain = await browser.newContext({ javaScriptEnabled: false });
   await plain.addCookies([{ name: 'psync_session', value: need('SESSION_ID'), domain: app.hostname, path: '/', httpOnly: true, sameSite: 'Lax' }]);
