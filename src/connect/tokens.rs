@@ -245,6 +245,13 @@ async fn refresh(
 fn refresh_error(error: OidcError) -> PersonioError {
     match error {
         OidcError::GrantRevoked => PersonioError::ConnectionRevoked,
+        OidcError::Refused { ref error, .. }
+            if error == "invalid_client" || error == "unauthorized_client" =>
+        {
+            PersonioError::OidcClientRefused {
+                message: error.to_string(),
+            }
+        }
         transient if transient.is_transient() => PersonioError::Transport(transient.to_string()),
         other => PersonioError::Unauthorized {
             message: other.to_string(),
@@ -295,6 +302,10 @@ mod tests {
             assert!(
                 error.is_credentials() && !error.is_transient(),
                 "{refused:?}: {error:?}"
+            );
+            assert!(
+                matches!(error, PersonioError::OidcClientRefused { .. }),
+                "the service's own client, not the connection: {error:?}"
             );
         }
     }

@@ -68,6 +68,14 @@ pub enum PersonioError {
     /// Personio" connection (`invalid_grant`): only a new connection helps.
     #[error("Personio refused the connection's refresh token")]
     ConnectionRevoked,
+    /// The OpenID provider refused this service's own client (`invalid_client`,
+    /// `unauthorized_client`) while refreshing: the operator's `[personio_oidc]` is wrong,
+    /// and a new connection would not help.
+    #[error("Personio's OpenID provider refused this service's client: {message}")]
+    OidcClientRefused {
+        /// The provider's error code and description.
+        message: String,
+    },
     /// 409: the resource conflicts with an existing one (e.g. a second webhook for a URL).
     #[error("Personio reported a conflict: {message}")]
     Conflict {
@@ -94,7 +102,10 @@ impl PersonioError {
     pub fn is_credentials(&self) -> bool {
         matches!(
             self,
-            Self::Unauthorized { .. } | Self::Forbidden { .. } | Self::ConnectionRevoked
+            Self::Unauthorized { .. }
+                | Self::Forbidden { .. }
+                | Self::ConnectionRevoked
+                | Self::OidcClientRefused { .. }
         )
     }
 

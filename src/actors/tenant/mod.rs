@@ -671,6 +671,11 @@ fn operator_message(error: &SyncError, spec: &TenantSpec) -> String {
         SyncError::Personio(crate::personio::PersonioError::ConnectionRevoked) => format!(
             "Personio refused the connection's refresh token, so the connection is gone; reconnect Personio through a new invitation (personio-sync tenants invite {id})"
         ),
+        SyncError::Personio(inner @ crate::personio::PersonioError::OidcClientRefused { .. }) => {
+            format!(
+                "{inner}: fix client_id, or the secret in the variable named by client_secret_env, under [personio_oidc] in the service's config, restart the service, then restart the tenant (a new invitation would not help)"
+            )
+        }
         SyncError::Personio(inner) if inner.is_credentials() && spec.personio_oidc.is_some() => {
             format!(
                 "Personio refused the connection made by signing in ({inner}); reconnect Personio through a new invitation (personio-sync tenants invite {id})"
@@ -683,5 +688,39 @@ fn operator_message(error: &SyncError, spec: &TenantSpec) -> String {
             "Learn Amp refused the tenant's credentials ({inner}): fix them with PATCH /admin/tenants/{id}, then restart the tenant"
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::personio::PersonioError;
+
+    fn spec() -> TenantSpec {
+        crate::domain::tenant::parse_spec(serde_json::json!({
+            "id": "acme",
+            "learnamp": {"base_url": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_revoked_connection_asks_for_a_new_invitation_and_a_refused_client_for_the_config() {
+        let revoked = operator_message(
+            &SyncError::Personio(PersonioError::ConnectionRevoked),
+            &spec(),
+        );
+        assert!(
+            revoked.contains("personio-sync tenants invite acme"),
+            "{revoked}"
+        );
+        let client = operator_message(
+            &SyncError::Personio(PersonioError::OidcClientRefused {
+                message: "invalid_client".into(),
+            }),
+            &spec(),
+        );
+        assert!(client.contains("[personio_oidc]"), "{client}");
+        assert!(!client.contains("tenants invite"), "{client}");
     }
 }
