@@ -423,6 +423,11 @@ async fn drain_inbox(
         state.live = live;
         let report = match round? {
             Round::Drained(parked) => {
+                // The count is the store's again: a delivery's `+1` lands after its
+                // commit, so a drain that applied it first would leave the count one
+                // high (that late `+1` wakes the tenant, and this resets it).
+                let pending = state.store.pending_count() as u64;
+                state.view.update(|view| view.pending_events = pending);
                 if let Some(retry_at) = state.view.show_parked(parked) {
                     let delay = retry_at.saturating_duration_since(std::time::Instant::now());
                     schedule_drain(myself, state, delay);
