@@ -58,6 +58,25 @@ async fn open(http: &reqwest::Client, url: &str) -> (reqwest::Response, Option<S
     (response, cookie)
 }
 
+/// Posts the credentials form (the simulator's good credential) with `cookie` and `csrf`.
+async fn post_credentials(
+    http: &reqwest::Client,
+    app: &TestApp,
+    cookie: &str,
+    csrf: &str,
+) -> reqwest::Response {
+    http.post(format!("{}/connect/credentials", app.base))
+        .header(COOKIE, cookie)
+        .form(&[
+            ("csrf", csrf),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn csrf_of(page: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = page.find(marker).expect("a csrf field") + marker.len();
@@ -160,17 +179,7 @@ async fn a_form_without_the_sessions_csrf_token_changes_nothing() {
         other_csrf.clone(),
         acme_csrf[..acme_csrf.len() - 1].to_string(),
     ] {
-        let answer = http
-            .post(format!("{}/connect/credentials", app.base))
-            .header(COOKIE, &acme)
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("client_id", "sim-client"),
-                ("client_secret", "sim-secret"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let answer = post_credentials(&http, &app, &acme, &csrf).await;
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "csrf {csrf:?}");
     }
     let answer = http
@@ -186,17 +195,7 @@ async fn a_form_without_the_sessions_csrf_token_changes_nothing() {
     assert_eq!(view["connection"], Value::Null, "{view}");
 
     // With the session's own token the same form connects (and shows no secret).
-    let answer = http
-        .post(format!("{}/connect/credentials", app.base))
-        .header(COOKIE, &acme)
-        .form(&[
-            ("csrf", acme_csrf.as_str()),
-            ("client_id", "sim-client"),
-            ("client_secret", "sim-secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let answer = post_credentials(&http, &app, &acme, &acme_csrf).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     assert_eq!(answer.headers()[LOCATION], "/app/acme/");
     let view = app.view("acme").await;
@@ -252,17 +251,7 @@ async fn a_withdrawn_invitation_ends_the_sessions_it_opened() {
         .await;
     assert_eq!(status, 204, "{body}");
 
-    let answer = http
-        .post(format!("{}/connect/credentials", app.base))
-        .header(COOKIE, &acme)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("client_id", "sim-client"),
-            ("client_secret", "sim-secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let answer = post_credentials(&http, &app, &acme, &csrf).await;
     // Revoking ended the session the link had opened.
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     let view = app.view("acme").await;
