@@ -676,6 +676,24 @@ mod tests {
         assert_eq!(store.tenant("gone").await.unwrap().pending_count().await, 1);
     }
 
+    /// A tenant handle kept past a purge (a view or drain still holding it) reads an
+    /// empty inbox and does not bring the purged tree back.
+    #[tokio::test]
+    async fn inbox_reads_through_a_handle_kept_past_a_purge_do_not_recreate_the_tree() {
+        let store = Store::temporary().await.unwrap();
+        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+        let kept = store.tenant("gone").await.unwrap();
+        let sequence = kept.push_event(&inbox::test_event("1")).await.unwrap();
+        store.remove_tenant("gone", true).await.unwrap();
+        assert_eq!(kept.pending_count().await, 0);
+        assert!(kept.pending_events(10).await.unwrap().is_empty());
+        kept.remove_events(&[sequence]).await.unwrap();
+        assert!(
+            !store.has_tenant_data("gone").await,
+            "the purged tree came back"
+        );
+    }
+
     #[tokio::test]
     async fn data_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
