@@ -379,6 +379,32 @@ pub fn metric_value(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Merges the TOML text `fragment` into `config`, table by table (e.g. a shared
+/// `[storage]` backend for every node, from a file): keys it names replace the
+/// config's, the others stay. An unknown key or a wrong type is an error naming it.
+pub fn merge_toml(config: &mut Config, fragment: &str) -> Result<(), String> {
+    let mut table = toml::Table::try_from(&*config).map_err(|error| error.to_string())?;
+    let overlay: toml::Table = fragment.parse().map_err(|error| format!("{error}"))?;
+    merge_tables(&mut table, overlay);
+    *config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|error| format!("{error}"))?;
+    Ok(())
+}
+
+fn merge_tables(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(overlay)) => {
+                merge_tables(inner, overlay)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// A node's `config.toml`: listen on `port`, announce `lb_url`, data in `dir/data`, a
 /// private metrics listener on a free port, then `configure`.
 fn node_config(dir: &Path, port: u16, lb_url: &str, configure: impl FnOnce(&mut Config)) -> String {
@@ -503,6 +529,9 @@ http {{
     access_log {dir}/access.log upstream;
     # The nodes enforce their own body limits.
     client_max_body_size 0;
+    # Keep client connections open as the nodes do (nginx closes one after 1,000
+    # requests by default, which the load tool's minimal client counts as an error).
+    keepalive_requests 1000000;
 
     upstream personio_sync {{
 {servers}        keepalive 16;
@@ -577,6 +606,27 @@ mod tests {
     fn stopped_processes_are_read_from_proc() {
         assert_eq!(process_stopped(std::process::id()), Some(false));
         assert_eq!(process_stopped(u32::MAX), None);
+    }
+
+    #[test]
+    fn toml_fragments_merge_into_the_config() {
+        let mut config = Config::default();
+        config.storage.data_dir = PathBuf::from("/tmp/n0/data");
+        merge_toml(
+            &mut config,
+            "[storage]\ninbox_cap = 9\n[sync]\nconcurrency = 3\n",
+        )
+        .expect("merges");
+        assert_eq!(config.storage.inbox_cap, 9);
+        assert_eq!(config.sync.concurrency, 3);
+        assert_eq!(config.storage.data_dir, Path::new("/tmp/n0/data"));
+        let error = merge_toml(&mut config, "[storage]\nno_such_key = 1\n").unwrap_err();
+        assert!(error.contains("no_such_key"), "{error}");
+        assert!(merge_toml(&mut config, "[storage\n").is_err());
+        assert_eq!(
+            config.storage.inbox_cap, 9,
+            "a failed merge changes nothing"
+        );
     }
 
     #[test]
