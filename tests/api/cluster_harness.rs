@@ -245,3 +245,36 @@ async fn three_nodes_behind_nginx_share_survive_kill_and_pause_and_leave_nothing
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_panicking_with_a_cluster_leaves_no_process() {
+    if !nginx_ready("cluster_harness::a_test_panicking_with_a_cluster_leaves_no_process") {
+        return;
+    }
+    let (started, seen) = tokio::sync::oneshot::channel();
+    // The panic unwinds the task, dropping the cluster with a node paused.
+    let test = tokio::spawn(async move {
+        let mut cluster = Cluster::start(2, |_, _| {}).await;
+        cluster.node(1).pause().await;
+        let _ = started.send((cluster.pids(), cluster.dirs()));
+        panic!("a failing test");
+    });
+    let outcome = test.await;
+    assert!(outcome.is_err_and(|error| error.is_panic()));
+    let (pids, dirs) = seen.await.expect("the cluster started");
+    assert_eq!(pids.len(), 3, "two nodes and nginx: {pids:?}");
+    for pid in &pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} left after the panic"
+        );
+    }
+    for dir in &dirs {
+        let left = processes_mentioning(&dir.display().to_string());
+        assert!(
+            left.is_empty(),
+            "processes {left:?} still name {}",
+            dir.display()
+        );
+    }
+}
