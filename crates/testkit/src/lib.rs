@@ -2,6 +2,11 @@
 //! both simulators, a temporary store and the real service on port 0 ([`spawn_app`] and
 //! its variants are the tests' shorthands); [`TestApp`] reaches the admin API through
 //! the service's [`AdminClient`]; the checks compare Learn Amp with Personio.
+//! [`process`] runs the real binary as a child process, [`cluster`] several of them
+//! behind nginx.
+
+pub mod cluster;
+pub mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
