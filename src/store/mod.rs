@@ -7,6 +7,8 @@ mod flusher;
 pub mod inbox;
 mod invitations;
 mod person_history;
+#[path = "backend/postgres/mod.rs"]
+pub(crate) mod postgres;
 mod raw;
 mod run;
 pub mod schedule;
@@ -18,6 +20,7 @@ use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
+pub use postgres::testing as postgres_testing;
 pub use run::PreviousRun;
 
 use chrono::{DateTime, Utc};
