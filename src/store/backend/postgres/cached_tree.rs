@@ -117,6 +117,23 @@ impl CachedTree {
         new
     }
 
+    /// Sets `key` to `new` (`None` removes it) only if it holds `old` now (`None`:
+    /// absent); whether it did.
+    pub(crate) fn compare_and_swap(
+        &self,
+        key: impl AsRef<[u8]>,
+        old: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> bool {
+        let key = key.as_ref();
+        let mut state = self.state();
+        if state.rows.get(key).map(Vec::as_slice) != old {
+            return false;
+        }
+        state.set(key, new);
+        true
+    }
+
     /// Entries whose key starts with `prefix`, in key order.
     pub(crate) fn scan_prefix(self: &Arc<Self>, prefix: impl AsRef<[u8]>) -> Entries {
         let prefix = prefix.as_ref().to_vec();
@@ -223,6 +240,16 @@ impl Entries {
             }
             _ => self.done = true,
         }
+    }
+}
+
+impl DoubleEndedIterator for Entries {
+    /// Reads everything left at once (going backwards is rare: the newest entries).
+    fn next_back(&mut self) -> Option<Entry> {
+        while !self.done {
+            self.refill();
+        }
+        self.buffer.pop_back()
     }
 }
 
@@ -346,6 +373,50 @@ mod tests {
             None
         );
         assert_eq!(tree.take_dirty(), changes(&[("n", None)]));
+    }
+
+    #[test]
+    fn compare_and_swap_changes_only_the_expected_value() {
+        let tree = tree(&[("k", "1")]);
+        assert!(!tree.compare_and_swap("k", None, Some(b"2".to_vec())));
+        assert!(!tree.compare_and_swap("k", Some(b"0"), None));
+        assert!(!tree.is_dirty());
+        assert!(tree.compare_and_swap("k", Some(b"1"), Some(b"2".to_vec())));
+        assert!(tree.compare_and_swap("new", None, Some(b"n".to_vec())));
+        assert!(tree.compare_and_swap("k", Some(b"2"), None));
+        assert_eq!(
+            tree.take_dirty(),
+            changes(&[("k", None), ("new", Some("n"))])
+        );
+    }
+
+    #[test]
+    fn iterators_run_backwards_and_from_both_ends() {
+        let tree = tree(&[]);
+        for n in 0..(CHUNK + 10) {
+            tree.insert(format!("k{n:05}"), vec![1]);
+        }
+        tree.insert("z", vec![1]);
+        let newest: Vec<Vec<u8>> = tree
+            .scan_prefix("k")
+            .rev()
+            .take(2)
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(
+            newest,
+            [
+                format!("k{:05}", CHUNK + 9).into_bytes(),
+                format!("k{:05}", CHUNK + 8).into_bytes()
+            ]
+        );
+        let mut both = tree.scan_prefix("k");
+        assert_eq!(both.next().unwrap().0, b"k00000");
+        assert_eq!(
+            both.next_back().unwrap().0,
+            format!("k{:05}", CHUNK + 9).into_bytes()
+        );
+        assert_eq!(both.count(), CHUNK + 8);
     }
 
     #[test]
