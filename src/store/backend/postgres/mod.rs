@@ -94,7 +94,13 @@ struct Inner {
     /// Cluster mode: commits for a tenant need its fence.
     fencing: AtomicBool,
     fences: std::sync::Mutex<HashMap<String, Fence>>,
+    /// The trees of the tenants this node writes, shared by every handle of a tenant.
+    caches: std::sync::Mutex<HashMap<String, Arc<CachedTree>>>,
 }
+
+/// How often the background task commits dirty cached trees (sled flushes every
+/// 500 ms on its own).
+pub(crate) const COMMIT_TICK: Duration = Duration::from_millis(250);
 
 /// The smallest key greater than every key starting with `prefix` (`None`: there is
 /// none, the prefix is all 0xFF).
@@ -135,13 +141,16 @@ impl PgBackend {
             schema_version = version,
             "connected to PostgreSQL"
         );
-        Ok(Self {
+        let backend = Self {
             inner: Arc::new(Inner {
                 pool,
                 fencing: AtomicBool::new(false),
                 fences: Default::default(),
+                caches: Default::default(),
             }),
-        })
+        };
+        tokio::spawn(commit_tick(Arc::downgrade(&backend.inner)));
+        Ok(backend)
     }
 
     /// The pool (tests, and the lease manager's own queries).
@@ -337,6 +346,68 @@ impl PgBackend {
                 Err(error)
             }
         }
+    }
+
+    /// The tree of `tenant` to read and write: the shared cache, loaded on first use.
+    /// In cluster mode a tenant this node holds no lease on gets a fresh snapshot
+    /// instead, never committed (read-only here).
+    pub(crate) async fn open_cached(&self, tenant: &str) -> Result<Arc<CachedTree>, PgError> {
+        if self.inner.fencing.load(Ordering::SeqCst) && self.fence(tenant).is_none() {
+            return self.load_tree(tenant).await;
+        }
+        if let Some(tree) = self.cached(tenant) {
+            return Ok(tree);
+        }
+        let loaded = self.load_tree(tenant).await?;
+        // Another caller may have loaded it meanwhile: the first one stays.
+        let mut caches = crate::locks::lock(&self.inner.caches);
+        Ok(caches.entry(tenant.to_string()).or_insert(loaded).clone())
+    }
+
+    /// The shared cached tree of `tenant`, if loaded.
+    pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<CachedTree>> {
+        crate::locks::lock(&self.inner.caches).get(tenant).cloned()
+    }
+
+    /// Forgets the cached tree of `tenant` (purged, or its lease lost): handles still
+    /// held write to a tree nobody commits any more.
+    pub(crate) fn evict(&self, tenant: &str) {
+        crate::locks::lock(&self.inner.caches).remove(tenant);
+    }
+
+    /// Commits the changes waiting in the cached tree of `tenant` (none loaded: none).
+    pub(crate) async fn commit_tenant(&self, tenant: &str) -> Result<(), PgError> {
+        match self.cached(tenant) {
+            Some(tree) => self.commit_tree(tenant, &tree).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Commits every dirty cached tree. A tenant whose lease is lost is evicted (its
+    /// next owner reconciles) and does not fail the others; any other failure is
+    /// returned after every tree was tried.
+    pub(crate) async fn commit_dirty(&self) -> Result<(), PgError> {
+        let dirty: Vec<(String, Arc<CachedTree>)> = crate::locks::lock(&self.inner.caches)
+            .iter()
+            .filter(|(_, tree)| tree.is_dirty())
+            .map(|(tenant, tree)| (tenant.clone(), tree.clone()))
+            .collect();
+        let mut outcome = Ok(());
+        for (tenant, tree) in dirty {
+            match self.commit_tree(&tenant, &tree).await {
+                Ok(()) => {}
+                Err(PgError::Fenced { .. }) => {
+                    tracing::warn!(tenant = %tenant, "lease lost: uncommitted changes dropped");
+                    self.evict(&tenant);
+                }
+                Err(error) => {
+                    if outcome.is_ok() {
+                        outcome = Err(error);
+                    }
+                }
+            }
+        }
+        outcome
     }
 
     /// Ids of the tenants with stored rows or inbox events.
@@ -618,6 +689,23 @@ impl PgBackend {
             }
         }
         Ok(transaction)
+    }
+}
+
+/// Commits dirty cached trees every [`COMMIT_TICK`] until the backend is dropped or
+/// its pool closed.
+async fn commit_tick(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(COMMIT_TICK).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if inner.pool.is_closed() {
+            return;
+        }
+        if let Err(error) = (PgBackend { inner }).commit_dirty().await {
+            tracing::warn!(%error, "background commit of cached tenant trees failed");
+        }
     }
 }
 

@@ -485,3 +485,55 @@ async fn the_password_comes_from_the_options_and_never_shows_in_errors() {
     assert!(matches!(invalid, PgError::InvalidUrl));
     assert!(!invalid.to_string().contains(password));
 }
+
+#[tokio::test]
+async fn cached_trees_are_shared_committed_in_the_background_and_evicted_when_fenced() {
+    let Some((pg, _db)) =
+        backend("cached_trees_are_shared_committed_in_the_background_and_evicted_when_fenced")
+            .await
+    else {
+        return;
+    };
+    let tree = pg.open_cached("t").await.unwrap();
+    assert!(Arc::ptr_eq(&tree, &pg.open_cached("t").await.unwrap()));
+    tree.insert("k", bytes("v"));
+    // No flush: the background tick commits it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pg.tenant_rows("t").await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not committed in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!tree.is_dirty());
+    tree.insert("k", bytes("w"));
+    pg.commit_tenant("t").await.unwrap();
+    assert_eq!(pg.tenant_rows("t").await.unwrap()[&bytes("k")], bytes("w"));
+
+    // Cluster mode: the lease gone, the dirty tree is dropped and the others commit.
+    pg.enable_fencing();
+    for tenant in ["t", "u"] {
+        lease(&pg, tenant, "me", 1, 30).await;
+        pg.set_fence(
+            tenant,
+            Some(Fence {
+                owner: "me".into(),
+                epoch: 1,
+            }),
+        );
+    }
+    let other = pg.open_cached("u").await.unwrap();
+    other.insert("k", bytes("u"));
+    tree.insert("k", bytes("lost"));
+    lease(&pg, "t", "someone else", 2, 30).await;
+    pg.commit_dirty().await.unwrap();
+    assert_eq!(pg.tenant_rows("u").await.unwrap()[&bytes("k")], bytes("u"));
+    assert_eq!(pg.tenant_rows("t").await.unwrap()[&bytes("k")], bytes("w"));
+    assert!(pg.cached("t").is_none(), "evicted");
+    // Without the lease, a tenant is a snapshot here, never shared.
+    pg.set_fence("t", None);
+    let snapshot = pg.open_cached("t").await.unwrap();
+    assert_eq!(snapshot.get("k"), Some(bytes("w")));
+    assert!(pg.cached("t").is_none());
+}
