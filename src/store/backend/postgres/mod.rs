@@ -502,6 +502,28 @@ impl PgBackend {
         Ok(given)
     }
 
+    /// Stores an inbox value under a given id (import of a raw export), replacing one
+    /// stored there; the id generator is not moved (see
+    /// [`Self::advance_generated_ids`]).
+    pub(crate) async fn inbox_put(
+        &self,
+        tenant: &str,
+        id: u64,
+        value: &InboxValue,
+    ) -> Result<(), PgError> {
+        sqlx::query(
+            "INSERT INTO inbox (tenant, id, value, live) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant, id) DO UPDATE SET value = EXCLUDED.value, live = EXCLUDED.live",
+        )
+        .bind(tenant)
+        .bind(to_db_id(id))
+        .bind(&value.0)
+        .bind(i32::try_from(value.1).unwrap_or(i32::MAX))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Stored inbox values of `tenant` with ids after `after`, oldest first, at most
     /// `limit` of them.
     pub(crate) async fn inbox_values(

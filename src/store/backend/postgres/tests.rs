@@ -347,6 +347,15 @@ async fn inbox_values_are_stored_in_order_paged_counted_and_rewritten() {
         .unwrap();
     assert_eq!(pg.inbox_count("b").await.unwrap(), 1);
     assert_eq!(pg.inbox_insert(&[]).await.unwrap(), Vec::<Vec<u64>>::new());
+
+    // An imported value keeps its id; putting it again replaces it.
+    pg.inbox_put("c", 7, &(bytes("c7"), 2)).await.unwrap();
+    pg.inbox_put("c", 7, &(bytes("c7'"), 1)).await.unwrap();
+    assert_eq!(
+        pg.inbox_values("c", None, 10).await.unwrap(),
+        vec![(7, bytes("c7'"))]
+    );
+    assert_eq!(pg.inbox_count("c").await.unwrap(), 1);
 }
 
 #[tokio::test]
