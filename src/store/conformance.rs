@@ -12,18 +12,19 @@ use super::crypto::{KeySource, SecretKey};
 
 /// A store over the fresh database `database`, with a random key.
 pub(crate) async fn postgres_store(database: &TestDatabase) -> Store {
+    postgres_store_with_key(database, SecretKey::generate()).await
+}
+
+/// A store over `database` with secrets under `key`.
+pub(crate) async fn postgres_store_with_key(database: &TestDatabase, key: SecretKey) -> Store {
     let options = PgOptions {
         url: database.url().to_string(),
         password: None,
         pool: 4,
     };
-    Store::open_postgres(
-        &options,
-        Path::new(""),
-        KeySource::Given(SecretKey::generate()),
-    )
-    .await
-    .unwrap()
+    Store::open_postgres(&options, Path::new(""), KeySource::Given(key))
+        .await
+        .unwrap()
 }
 
 /// Runs `body` on a throw-away sled store, then on a store over a fresh PostgreSQL

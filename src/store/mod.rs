@@ -5,7 +5,7 @@
 
 mod backend;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod crypto;
 mod flusher;
 pub mod inbox;
