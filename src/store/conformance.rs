@@ -41,3 +41,49 @@ where
         body(postgres_store(&database).await).await;
     }
 }
+
+/// A test store's data, opened again as a restarted process would.
+pub(crate) struct Reopenable {
+    place: Place,
+    key: SecretKey,
+}
+
+enum Place {
+    Sled(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Reopenable {
+    /// A store over the data (drop the previous one first on sled: one process).
+    pub(crate) async fn open(&self) -> Store {
+        match &self.place {
+            Place::Sled(dir) => Store::open_with_key(dir.path(), 8, self.key.clone())
+                .await
+                .unwrap(),
+            Place::Postgres(database) => postgres_store_with_key(database, self.key.clone()).await,
+        }
+    }
+}
+
+/// Like [`on_every_backend`], for a body that reopens the store: a sled directory,
+/// then a fresh PostgreSQL database.
+pub(crate) async fn on_every_backend_reopening<F, Fut>(test: &str, body: F)
+where
+    F: Fn(Reopenable) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    println!("{test}: on sled");
+    body(Reopenable {
+        place: Place::Sled(tempfile::tempdir().unwrap()),
+        key: SecretKey::generate(),
+    })
+    .await;
+    if let Some(database) = fresh_database(test).await {
+        println!("{test}: on PostgreSQL");
+        body(Reopenable {
+            place: Place::Postgres(database),
+            key: SecretKey::generate(),
+        })
+        .await;
+    }
+}

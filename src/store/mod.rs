@@ -656,7 +656,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError
 
 #[cfg(test)]
 mod tests {
-    use super::conformance::on_every_backend;
+    use super::conformance::{on_every_backend, on_every_backend_reopening};
     use super::*;
     use crate::domain::tenant::parse_spec;
 
@@ -726,85 +726,61 @@ mod tests {
 
     #[tokio::test]
     async fn data_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 16).await.unwrap();
-            assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+        on_every_backend_reopening("data_survives_a_reopen", |data| async move {
+            {
+                let store = data.open().await;
+                assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                let tenant = store.tenant("acme").await.unwrap();
+                let record = EmployeeRecord {
+                    learnamp_id: 7,
+                    invited: true,
+                    ..Default::default()
+                };
+                tenant.put_employee("4711", &record).unwrap();
+                tenant.append_history("hello").unwrap();
+                store.flush().await.unwrap();
+            }
+            let store = data.open().await;
+            assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
             let tenant = store.tenant("acme").await.unwrap();
-            let record = EmployeeRecord {
-                learnamp_id: 7,
-                invited: true,
-                ..Default::default()
-            };
-            tenant.put_employee("4711", &record).unwrap();
-            tenant.append_history("hello").unwrap();
-            store.flush().await.unwrap();
-        }
-        let store = Store::open(dir.path(), 16).await.unwrap();
-        assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
-        let tenant = store.tenant("acme").await.unwrap();
-        assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
-        assert_eq!(tenant.employees().unwrap()[0].0, "4711");
-        assert_eq!(tenant.history().unwrap()[0].message, "hello");
-        store.remove_tenant("acme", true).await.unwrap();
-        assert!(store.tenant_spec("acme").await.unwrap().is_none());
-        assert!(
-            store
-                .tenant("acme")
-                .await
-                .unwrap()
-                .employees()
-                .unwrap()
-                .is_empty()
-        );
+            assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
+            assert_eq!(tenant.employees().unwrap()[0].0, "4711");
+            assert_eq!(tenant.history().unwrap()[0].message, "hello");
+            store.remove_tenant("acme", true).await.unwrap();
+            assert!(store.tenant_spec("acme").await.unwrap().is_none());
+            assert!(
+                store
+                    .tenant("acme")
+                    .await
+                    .unwrap()
+                    .employees()
+                    .unwrap()
+                    .is_empty()
+            );
+        })
+        .await;
     }
 
-    /// What sled keeps across a reopen PostgreSQL keeps for a new process: the flush
-    /// committed the cached tree, the meta writes were durable at once.
+    /// A database holding secrets sealed under one key refuses another (on sled:
+    /// `crypto.rs`'s tests).
     #[tokio::test]
-    async fn data_survives_a_reopen_on_postgres() {
+    async fn another_key_is_refused_on_postgres() {
         let Some(database) =
-            backend::postgres::testing::fresh_database("data_survives_a_reopen_on_postgres").await
+            backend::postgres::testing::fresh_database("another_key_is_refused_on_postgres").await
         else {
             return;
         };
-        let key = SecretKey::generate();
-        let open = || async {
-            let options = PgOptions {
-                url: database.url().to_string(),
-                password: None,
-                pool: 4,
-            };
-            Store::open_postgres(&options, Path::new(""), KeySource::Given(key.clone()))
-                .await
-                .unwrap()
+        let store = conformance::postgres_store(&database).await;
+        assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+        drop(store);
+        let options = PgOptions {
+            url: database.url().to_string(),
+            password: None,
+            pool: 2,
         };
-        {
-            let store = open().await;
-            assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            let tenant = store.tenant("acme").await.unwrap();
-            let record = EmployeeRecord {
-                learnamp_id: 7,
-                invited: true,
-                ..Default::default()
-            };
-            tenant.put_employee("4711", &record).unwrap();
-            tenant.append_history("hello").unwrap();
-            store.flush().await.unwrap();
-        }
-        let store = open().await;
-        assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
-        let tenant = store.tenant("acme").await.unwrap();
-        assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
-        assert_eq!(tenant.history().unwrap()[0].message, "hello");
         let wrong = Store::open_postgres(
-            &PgOptions {
-                url: database.url().to_string(),
-                password: None,
-                pool: 2,
-            },
+            &options,
             Path::new(""),
             KeySource::Given(SecretKey::generate()),
         )
@@ -812,18 +788,6 @@ mod tests {
         assert!(
             matches!(wrong, Err(StoreError::Crypto(CryptoError::WrongKey))),
             "another key is refused"
-        );
-        store.remove_tenant("acme", true).await.unwrap();
-        let store = open().await;
-        assert!(store.tenant_spec("acme").await.unwrap().is_none());
-        assert!(
-            store
-                .tenant("acme")
-                .await
-                .unwrap()
-                .employees()
-                .unwrap()
-                .is_empty()
         );
     }
 }
