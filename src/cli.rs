@@ -196,7 +196,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         )
     })?;
     crate::export::refuse_unfinished_import(&config.storage.data_dir)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let app = Application::build(&config, store, Secret::new(token), Options::default()).await?;
     tracing::info!(addr = %app.local_addr(), "personio-sync serving");
     app.run(shutdown_signal()).await?;
@@ -371,14 +371,16 @@ fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
 
 /// Opens the database of `storage.data_dir` with the secret key from
 /// `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else `<data_dir>/secret.key`.
-pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let source = crate::store::crypto::KeySource::from_env(&config.storage.key_file)?;
-    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source).with_context(|| {
-        format!(
-            "cannot open the database in storage.data_dir {} (is another personio-sync using it?)",
-            config.storage.data_dir.display()
-        )
-    })
+    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database in storage.data_dir {} (is another personio-sync using it?)",
+                config.storage.data_dir.display()
+            )
+        })
 }
 
 async fn export_command(
@@ -402,8 +404,8 @@ async fn export_command(
     {
         anyhow::bail!("{} exists; pass --force to replace it", path.display());
     }
-    let store = open_store(&config)?;
-    let document = crate::export::export(&store, with_secrets)?;
+    let store = open_store(&config).await?;
+    let document = crate::export::export(&store, with_secrets).await?;
     match output {
         Some(path) => {
             crate::export::write_output_file(&path, force, &document)?;
@@ -438,7 +440,7 @@ async fn import_command(
     create_private_dir(dir).with_context(|| format!("cannot create data_dir {}", dir.display()))?;
     crate::export::begin_import(dir)
         .with_context(|| format!("cannot mark data_dir {} as being imported", dir.display()))?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let summary = crate::export::import(&store, &document, options).await?;
     // Closed before the marker goes: the database is complete and durable on disk.
     drop(store);

@@ -293,7 +293,11 @@ pub async fn execute(state: &AppShared, id: &str, command: Command) -> CommandOu
             "settings previews are answered by the node that runs the tenant only",
         )),
         Command::Restart => {
-            let spec = state.store.tenant_spec(id).map_err(|e| failure(e.into()))?;
+            let spec = state
+                .store
+                .tenant_spec(id)
+                .await
+                .map_err(|e| failure(e.into()))?;
             crate::actors::supervisor::restart_tenant(&state.supervisor, id, spec)
                 .await
                 .map_err(|message| CommandFailure::new(FailureKind::Unavailable, message))?;
@@ -386,10 +390,10 @@ async fn create_tenant(
     let mut spec = parse_spec(document)?;
     spec.webhook = Some(WebhookSecrets::generate());
     spec.connection = operator_connection(&spec, state.services.clock.now());
-    if state.store.tenant_spec(&spec.id)?.is_some() {
+    if state.store.tenant_spec(&spec.id).await?.is_some() {
         return Err(ApiError::Conflict(spec.id));
     }
-    if !adopt_data && state.store.has_tenant_data(&spec.id) {
+    if !adopt_data && state.store.has_tenant_data(&spec.id).await {
         return Err(ApiError::WrongState(format!(
             "data of an earlier tenant `{}` (deleted without purge) is kept: create the tenant with \"adopt_data\": true to take it over",
             spec.id
@@ -489,7 +493,8 @@ async fn patch_tenant(
     }
     let stored = state
         .store
-        .tenant_spec(&id)?
+        .tenant_spec(&id)
+        .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
     require_restated_secrets(&stored, &patch)?;
     let secrets = stored.webhook.clone();
@@ -645,14 +650,14 @@ async fn delete_tenant(
         message: error.body_text(),
     })?;
     view_of(&state, &id)?;
-    let stored = state.store.tenant_spec(&id)?;
+    let stored = state.store.tenant_spec(&id).await?;
     // No delivery is stored for the tenant from now on, neither while it stops nor
     // after its data is gone. Until the supervisor confirms they get a 503, which
     // Personio retries: if the delete is refused, nothing is lost.
     state.router.close_webhook(&id);
     if let Err(error) = dispatch(&state, &id, Command::Stop, SUPERVISOR_TIMEOUT).await {
         match &stored {
-            Some(spec) => state.services.announce(spec),
+            Some(spec) => state.services.announce(spec).await,
             None => state.router.unregister_webhook(&id),
         }
         tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");

@@ -107,7 +107,7 @@ pub async fn run(config: IngestConfig) -> anyhow::Result<IngestFigures> {
     harness
         .wait_live_after_sync("ingest", Duration::from_secs(120))
         .await?;
-    let target = harness.webhook_target("ingest")?;
+    let target = harness.webhook_target("ingest").await?;
     // One person for every event: the tenant coalesces a batch into one fetch, so its
     // own processing stays small beside the front door being measured.
     let person = harness
@@ -187,7 +187,13 @@ async fn wait_drained(harness: &Harness) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
     let deadline = started + DRAIN_WAIT;
     loop {
-        let pending = harness.state.store.tenant("ingest")?.pending_count() as u64;
+        let pending = harness
+            .state
+            .store
+            .tenant("ingest")
+            .await?
+            .pending_count()
+            .await as u64;
         if pending == 0 || Instant::now() >= deadline {
             return Ok((started.elapsed().as_secs_f64(), pending));
         }

@@ -191,7 +191,7 @@ pub async fn spawn_with_sims(
     config.storage.data_dir = data_dir.path().to_path_buf();
     config.personio.base_url = personio.base_url.clone();
     configure(&mut config, &personio);
-    let store = Store::open(data_dir.path(), setup.cache_mb)?;
+    let store = Store::open(data_dir.path(), setup.cache_mb).await?;
     // "Sign in with Personio" against the simulator uses its API client's secret.
     let oidc_client_secret = config
         .personio_oidc

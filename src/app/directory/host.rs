@@ -20,8 +20,8 @@ impl Host for AppShared {
 
     fn spec_changed(&self, id: String) -> BoxFuture<'_, ()> {
         async move {
-            match self.store.tenant_spec(&id) {
-                Ok(Some(spec)) => self.services.announce(&spec),
+            match self.store.tenant_spec(&id).await {
+                Ok(Some(spec)) => self.services.announce(&spec).await,
                 Ok(None) => self.forget(&id),
                 Err(error) => {
                     tracing::warn!(tenant_id = %id, error = %error, "changed spec unreadable");
@@ -33,7 +33,7 @@ impl Host for AppShared {
 
     fn refresh_specs(&self) -> BoxFuture<'_, ()> {
         async move {
-            let specs = match self.store.tenant_specs() {
+            let specs = match self.store.tenant_specs().await {
                 Ok(specs) => specs,
                 Err(error) => {
                     tracing::warn!(error = %error, "specs not refreshed");
@@ -41,7 +41,7 @@ impl Host for AppShared {
                 }
             };
             for spec in &specs {
-                self.services.announce(spec);
+                self.services.announce(spec).await;
             }
             for view in self.views.views() {
                 if !specs.iter().any(|spec| spec.id == view.id) {
