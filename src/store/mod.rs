@@ -9,6 +9,8 @@ mod flusher;
 pub mod inbox;
 mod invitations;
 mod person_history;
+#[path = "backend/postgres/mod.rs"]
+pub(crate) mod postgres;
 mod raw;
 mod run;
 pub mod schedule;
@@ -22,6 +24,7 @@ use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
+pub use postgres::testing as postgres_testing;
 pub use run::PreviousRun;
 use tree::Tree;
 

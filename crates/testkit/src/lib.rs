@@ -16,6 +16,9 @@ use personio_sync::config::Config;
 use personio_sync::domain::Secret;
 use personio_sync::retry::RetryPolicy;
 use personio_sync::store::Store;
+/// A fresh PostgreSQL database per test (`fresh_database`), or a SKIP line without
+/// `PERSONIO_SYNC_TEST_PG_URL` (a panic with `CI` set): the service's own helper.
+pub use personio_sync::store::postgres_testing as postgres;
 use personio_sync_sim::generator::{SimEmployee, employment_id_for};
 use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
