@@ -18,6 +18,18 @@ use super::{
     Publications, REFRESH_EVERY, decode_outcome, encode_outcome,
 };
 
+/// The directory's schema (`tenant_views`, `tenant_commands`, the spec and command
+/// triggers): version 2 of the PostgreSQL migrations, after the store's 0001. To be
+/// listed in `store::postgres::migrations::MIGRATIONS` when the branches meet (its tests
+/// still expect version 1 there).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const MIGRATION: crate::store::postgres::migrations::Migration =
+    crate::store::postgres::migrations::Migration {
+        version: 2,
+        description: "tenant_views, tenant_commands, NOTIFY specs and commands",
+        sql: include_str!("../../store/backend/postgres/migrations/0002_directory.sql"),
+    };
+
 /// Channel of the spec trigger (payload: the tenant id).
 pub const SPECS_CHANNEL: &str = "specs";
 /// Channel of the command trigger (payload: the tenant id).

@@ -9,61 +9,27 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
+use crate::store::postgres_testing::TestDatabase;
+
 use super::PgDirectory;
 use crate::actors::status::{TenantState, TenantView, TenantViews};
 use crate::app::directory::{Command, CommandOutcome, Directory, FailureKind, Host};
 use crate::locks::lock;
 
-/// Tables of migration 0001 the directory reads (`meta`, `leases`), for a database
-/// this test creates itself.
-const TABLES_OF_0001: &str = "
-    CREATE TABLE IF NOT EXISTS meta (key bytea PRIMARY KEY, value bytea NOT NULL);
-    CREATE TABLE IF NOT EXISTS leases (tenant text PRIMARY KEY, owner text,
-        epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz);";
-
-/// A fresh database with the directory's tables, or `None` (after the SKIP line)
-/// without `PERSONIO_SYNC_TEST_PG_URL`; with `CI` set its absence fails the test.
-async fn fresh_database(test: &str) -> Option<String> {
-    let Ok(url) = std::env::var("PERSONIO_SYNC_TEST_PG_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: PERSONIO_SYNC_TEST_PG_URL is not set (CI never skips PostgreSQL tests)"
-        );
-        eprintln!(
-            "SKIP (PostgreSQL): {test} — start one with: eval \"$(scripts/test-postgres.sh start)\""
-        );
-        return None;
-    };
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("test PostgreSQL reachable");
-    let name = format!("t_{}", crate::domain::tenant::random_hex(12));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("database created");
-    admin.close().await;
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url.as_str(), ""), |(b, q)| (b, q));
-    let base = &base[..base.rfind('/').expect("a URL with a path")];
-    let url = if query.is_empty() {
-        format!("{base}/{name}")
-    } else {
-        format!("{base}/{name}?{query}")
-    };
-    let pool = PgPool::connect(&url)
-        .await
-        .expect("fresh database reachable");
-    sqlx::raw_sql(TABLES_OF_0001).execute(&pool).await.unwrap();
-    sqlx::raw_sql(include_str!(
-        "../../../store/backend/postgres/migrations/0002_directory.sql"
-    ))
-    .execute(&pool)
-    .await
-    .expect("migration 0002 applies");
+/// A fresh database migrated to 0001 (the store's) and 0002 (the directory's), kept
+/// until the test ends; `None` (after the SKIP line) without a test server.
+async fn fresh_database(test: &str) -> Option<TestDatabase> {
+    let database = crate::store::postgres_testing::fresh_database(test).await?;
+    let pool = PgPool::connect(database.url()).await.unwrap();
+    let migrations = [crate::store::postgres::migrations::MIGRATIONS[0], super::MIGRATION];
+    assert_eq!(
+        crate::store::postgres::migrations::run(&pool, &migrations)
+            .await
+            .expect("migrations 0001 and 0002 apply"),
+        2
+    );
     pool.close().await;
-    Some(url)
+    Some(database)
 }
 
 /// A node of the test: its views, which tenants run on it, and what it was told.
@@ -124,13 +90,14 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn pg_a_view_published_by_the_owner_is_served_by_the_other_node() {
-    let Some(url) =
+    let Some(database) =
         fresh_database("pg_a_view_published_by_the_owner_is_served_by_the_other_node").await
     else {
         return;
     };
-    let (a, _) = node(&url, "node-a").await;
-    let (b, _) = node(&url, "node-b").await;
+    let url = database.url();
+    let (a, _) = node(url, "node-a").await;
+    let (b, _) = node(url, "node-b").await;
     // Both nodes know the tenant (announced); only A runs it.
     a.views.insert(TenantView::starting(
         "acme",
@@ -172,12 +139,13 @@ async fn pg_a_view_published_by_the_owner_is_served_by_the_other_node() {
 
 #[tokio::test]
 async fn pg_a_command_posted_on_a_non_owner_runs_on_the_owner() {
-    let Some(url) = fresh_database("pg_a_command_posted_on_a_non_owner_runs_on_the_owner").await
+    let Some(database) = fresh_database("pg_a_command_posted_on_a_non_owner_runs_on_the_owner").await
     else {
         return;
     };
-    let (a, _) = node(&url, "node-a").await;
-    let (b, b_directory) = node(&url, "node-b").await;
+    let url = database.url();
+    let (a, _) = node(url, "node-a").await;
+    let (b, b_directory) = node(url, "node-b").await;
     lock(&a.running).insert("acme".into());
     // Let A's listener start before B posts.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -225,12 +193,13 @@ async fn pg_a_command_posted_on_a_non_owner_runs_on_the_owner() {
 
 #[tokio::test]
 async fn pg_a_spec_written_anywhere_is_announced_on_every_node() {
-    let Some(url) = fresh_database("pg_a_spec_written_anywhere_is_announced_on_every_node").await
+    let Some(database) = fresh_database("pg_a_spec_written_anywhere_is_announced_on_every_node").await
     else {
         return;
     };
-    let (a, a_directory) = node(&url, "node-a").await;
-    let (b, _) = node(&url, "node-b").await;
+    let url = database.url();
+    let (a, a_directory) = node(url, "node-a").await;
+    let (b, _) = node(url, "node-b").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = a_directory.pool();
     sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
@@ -277,13 +246,14 @@ async fn pg_a_spec_written_anywhere_is_announced_on_every_node() {
 
 #[tokio::test]
 async fn pg_an_inbox_notification_wakes_only_the_node_that_runs_the_tenant() {
-    let Some(url) =
+    let Some(database) =
         fresh_database("pg_an_inbox_notification_wakes_only_the_node_that_runs_the_tenant").await
     else {
         return;
     };
-    let (a, a_directory) = node(&url, "node-a").await;
-    let (b, b_directory) = node(&url, "node-b").await;
+    let url = database.url();
+    let (a, a_directory) = node(url, "node-a").await;
+    let (b, b_directory) = node(url, "node-b").await;
     lock(&a.running).insert("acme".into());
     a_directory.inbox_notified(a.as_ref(), "acme");
     b_directory.inbox_notified(b.as_ref(), "acme");
