@@ -174,7 +174,7 @@ impl Application {
             admin_token,
             services,
             inbox_cap: config.storage.inbox_cap,
-            sessions: crate::web::Sessions::new(secure_cookie),
+            sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
             directory: crate::app::directory::Directory::Local,
         });
         // Stored tenants are known (views, webhook routes) before the first request is

@@ -674,7 +674,7 @@ async fn delete_tenant(
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
-    state.sessions.end_tenant(&id);
+    state.sessions.end_tenant(&id).await;
     state.services.oidc_tokens.forget(&id);
     state.router.remove(&id);
     state.views.remove(&id);

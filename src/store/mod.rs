@@ -14,6 +14,7 @@ pub(crate) mod postgres;
 mod raw;
 mod run;
 pub mod schedule;
+mod sessions;
 mod tree;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use postgres::testing as postgres_testing;
 pub use run::PreviousRun;
+pub use sessions::SessionRecord;
 use tree::Tree;
 
 use chrono::{DateTime, Utc};

@@ -62,15 +62,14 @@ impl Host for AppShared {
 }
 
 impl AppShared {
-    /// Forgets a tenant deleted by another node (routes, view, sessions, tokens),
-    /// unless it still runs here.
+    /// Forgets a tenant deleted by another node (routes, view, tokens), unless it still
+    /// runs here; its sessions are stored, and the deleting node ended them.
     fn forget(&self, id: &str) {
         if self.router.actor(id).is_some() {
             return;
         }
         self.router.remove(id);
         self.views.remove(id);
-        self.sessions.end_tenant(id);
         self.services.oidc_tokens.forget(id);
     }
 }

@@ -21,7 +21,10 @@ use crate::locks::lock;
 async fn fresh_database(test: &str) -> Option<TestDatabase> {
     let database = crate::store::postgres_testing::fresh_database(test).await?;
     let pool = PgPool::connect(database.url()).await.unwrap();
-    let migrations = [crate::store::postgres::migrations::MIGRATIONS[0], super::MIGRATION];
+    let migrations = [
+        crate::store::postgres::migrations::MIGRATIONS[0],
+        super::MIGRATION,
+    ];
     assert_eq!(
         crate::store::postgres::migrations::run(&pool, &migrations)
             .await
@@ -139,7 +142,8 @@ async fn pg_a_view_published_by_the_owner_is_served_by_the_other_node() {
 
 #[tokio::test]
 async fn pg_a_command_posted_on_a_non_owner_runs_on_the_owner() {
-    let Some(database) = fresh_database("pg_a_command_posted_on_a_non_owner_runs_on_the_owner").await
+    let Some(database) =
+        fresh_database("pg_a_command_posted_on_a_non_owner_runs_on_the_owner").await
     else {
         return;
     };
@@ -193,7 +197,8 @@ async fn pg_a_command_posted_on_a_non_owner_runs_on_the_owner() {
 
 #[tokio::test]
 async fn pg_a_spec_written_anywhere_is_announced_on_every_node() {
-    let Some(database) = fresh_database("pg_a_spec_written_anywhere_is_announced_on_every_node").await
+    let Some(database) =
+        fresh_database("pg_a_spec_written_anywhere_is_announced_on_every_node").await
     else {
         return;
     };
