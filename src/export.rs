@@ -228,7 +228,8 @@ pub async fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument,
         let records = store
             .tenant(&id)
             .await?
-            .raw_entries()?
+            .raw_entries()
+            .await?
             .iter()
             .map(|(key, value)| Record::from_raw(key, value))
             .collect();
@@ -451,7 +452,7 @@ pub async fn import(
     for tenant in prepared {
         let tree = store.tenant(&tenant.id).await?;
         for (key, value) in &tenant.records {
-            tree.put_raw(key, value)?;
+            tree.put_raw(key, value).await?;
         }
         summary.records += tenant.records.len();
         if let Some(spec) = &tenant.spec {
@@ -646,8 +647,11 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            tenant.put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01").unwrap();
-            tenant.put_raw(b"state\0nothing", b"null").unwrap();
+            tenant
+                .put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01")
+                .await
+                .unwrap();
+            tenant.put_raw(b"state\0nothing", b"null").await.unwrap();
         }
         store.remove_tenant("beta", false).await.unwrap();
         store.flush().await.unwrap();
@@ -662,7 +666,13 @@ mod tests {
         ids.sort();
         let mut trees = Vec::with_capacity(ids.len());
         for id in ids {
-            let entries = store.tenant(&id).await.unwrap().raw_entries().unwrap();
+            let entries = store
+                .tenant(&id)
+                .await
+                .unwrap()
+                .raw_entries()
+                .await
+                .unwrap();
             trees.push((id, entries));
         }
         trees

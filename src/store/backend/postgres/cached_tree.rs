@@ -163,6 +163,7 @@ impl CachedTree {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.state().rows.len()
     }
@@ -212,11 +213,13 @@ pub(crate) struct Entries {
 
 impl Entries {
     /// The keys only.
+    #[cfg(test)]
     pub(crate) fn keys(self) -> impl Iterator<Item = Vec<u8>> {
         self.map(|(key, _)| key)
     }
 
     /// The values only.
+    #[cfg(test)]
     pub(crate) fn values(self) -> impl Iterator<Item = Vec<u8>> {
         self.map(|(_, value)| value)
     }

@@ -8,12 +8,12 @@
 //! every commit for a tenant first checks, in its transaction, that this node still
 //! holds the tenant's lease ([`PgBackend::set_fence`]).
 
-// Not wired into the store until the backend seam (`Backend`, `Tree`) is in place.
-#![allow(dead_code)]
-
 pub(crate) mod cached_tree;
+// The LISTEN task and the fences serve cluster mode (leases), wired in by it.
+#[allow(dead_code)]
 mod listen;
 pub(crate) mod migrations;
+mod primitives;
 pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -156,11 +156,6 @@ impl PgBackend {
     /// The pool (tests, and the lease manager's own queries).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.inner.pool
-    }
-
-    /// Closes every connection (waits for the ones in use).
-    pub(crate) async fn close(&self) {
-        self.inner.pool.close().await;
     }
 
     // ---- meta ----
@@ -367,6 +362,15 @@ impl PgBackend {
     /// The shared cached tree of `tenant`, if loaded.
     pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<CachedTree>> {
         crate::locks::lock(&self.inner.caches).get(tenant).cloned()
+    }
+
+    /// Tenants whose cached tree holds rows (committed or not).
+    pub(crate) fn cached_tenants_with_rows(&self) -> Vec<String> {
+        crate::locks::lock(&self.inner.caches)
+            .iter()
+            .filter(|(_, tree)| !tree.is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
     }
 
     /// Forgets the cached tree of `tenant` (purged, or its lease lost): handles still
@@ -625,6 +629,7 @@ impl PgBackend {
         Ok(())
     }
 
+    #[allow(dead_code)] // cluster mode (leases)
     /// Notifications of new inbox events, see [`InboxSignal`].
     pub(crate) fn listen_inbox(&self) -> tokio::sync::mpsc::UnboundedReceiver<InboxSignal> {
         listen::spawn(self.inner.pool.clone())
@@ -654,12 +659,14 @@ impl PgBackend {
 
     // ---- fencing ----
 
+    #[allow(dead_code)] // cluster mode (leases)
     /// Turns cluster mode on: from now on a commit for a tenant needs its fence, and a
     /// tenant without one is read-only on this node.
     pub(crate) fn enable_fencing(&self) {
         self.inner.fencing.store(true, Ordering::SeqCst);
     }
 
+    #[allow(dead_code)] // cluster mode (leases)
     /// Records the lease this node holds on `tenant` (`None`: lost or released).
     pub(crate) fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
         let mut fences = crate::locks::lock(&self.inner.fences);
