@@ -175,7 +175,7 @@ impl Application {
             services,
             inbox_cap: config.storage.inbox_cap,
             sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
-            directory: crate::app::directory::Directory::Local,
+            directory: directory::Directory::of_store(&store),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
@@ -242,7 +242,9 @@ impl Application {
         let router = http::router(self.state.clone());
         let directory_tasks = match &self.state.directory {
             directory::Directory::Local => Vec::new(),
-            directory::Directory::Postgres(directory) => directory.spawn(self.state.clone()),
+            directory::Directory::Postgres(directory) => {
+                directory.spawn(self.state.clone(), self.state.store.listen_inbox())
+            }
         };
         let starter = {
             let state = self.state.clone();

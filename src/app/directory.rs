@@ -49,6 +49,15 @@ pub enum Directory {
 }
 
 impl Directory {
+    /// The directory a process on `store` needs: local on sled; on PostgreSQL the
+    /// shared tables, as node [`node_id`].
+    pub fn of_store(store: &crate::store::Store) -> Self {
+        match store.postgres_pool() {
+            Some(pool) => Self::Postgres(Arc::new(postgres::PgDirectory::new(pool, node_id()))),
+            None => Self::Local,
+        }
+    }
+
     /// This node's id in a cluster (`None` in one process).
     pub fn node_id(&self) -> Option<&str> {
         match self {
@@ -81,6 +90,23 @@ impl Directory {
             }
             _ => host.execute(id.to_string(), command).await,
         }
+    }
+}
+
+/// This node's id: `<hostname>-<pid>`, and `-<n>` for the n-th (n >= 2) service built
+/// in one process (tests run several nodes in one).
+pub fn node_id() -> String {
+    static BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node".into());
+    let base = format!("{host}-{}", std::process::id());
+    match BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => base,
+        n => format!("{base}-{}", n + 1),
     }
 }
 

@@ -4,6 +4,8 @@
 //! [`backend::Backend`] (sled).
 
 mod backend;
+mod cluster;
+pub(crate) use cluster::InboxSignal;
 #[cfg(test)]
 mod conformance;
 pub mod crypto;

@@ -9,26 +9,22 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::actors::status::TenantView;
 use crate::locks::lock;
+use crate::store::InboxSignal;
 
 use super::{
     Command, CommandFailure, CommandOutcome, FailureKind, Host, MIRROR_EVERY, PUBLISH_EVERY,
     Publications, REFRESH_EVERY, decode_outcome, encode_outcome,
 };
 
-/// The directory's schema (`tenant_views`, `tenant_commands`, the spec and command
-/// triggers): version 2 of the PostgreSQL migrations, after the store's 0001. To be
-/// listed in `store::postgres::migrations::MIGRATIONS` when the branches meet (its tests
-/// still expect version 1 there).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) const MIGRATION: crate::store::postgres::migrations::Migration =
-    crate::store::postgres::migrations::Migration {
-        version: 2,
-        description: "tenant_views, tenant_commands, NOTIFY specs and commands",
-        sql: include_str!("../../store/backend/postgres/migrations/0002_directory.sql"),
-    };
+/// The SQL of migration `0002_directory.sql` (the directory's tables and triggers), to
+/// be listed as version 2 in the store's migrations where the branches meet; tests on
+/// a database migrated to 0001 apply it themselves until then.
+pub const MIGRATION_0002_SQL: &str =
+    include_str!("../../store/backend/postgres/migrations/0002_directory.sql");
 
 /// Channel of the spec trigger (payload: the tenant id).
 pub const SPECS_CHANNEL: &str = "specs";
@@ -348,15 +344,42 @@ impl PgDirectory {
     }
 
     /// Starts the directory's tasks for `host`: the listener (`specs`, `commands`), the
-    /// publisher, the mirror and the periodic refresh. They end when the returned
-    /// handles are aborted.
-    pub fn spawn(self: &Arc<Self>, host: Arc<dyn Host>) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![
+    /// publisher, the mirror, the periodic refresh and, given the store's inbox
+    /// notifications, the wakes. They end when the returned handles are aborted.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        host: Arc<dyn Host>,
+        inbox: Option<UnboundedReceiver<InboxSignal>>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![
             tokio::spawn(self.clone().listen(host.clone())),
             tokio::spawn(self.clone().publish_loop(host.clone())),
             tokio::spawn(self.clone().mirror_loop(host.clone())),
-            tokio::spawn(self.clone().refresh_loop(host)),
-        ]
+        ];
+        if let Some(inbox) = inbox {
+            tasks.push(tokio::spawn(self.clone().wake_loop(host.clone(), inbox)));
+        }
+        tasks.push(tokio::spawn(self.clone().refresh_loop(host)));
+        tasks
+    }
+
+    /// Wakes the tenants run here for each inbox notification; every one of them when
+    /// the store (re)starts listening (notifications may have been missed meanwhile).
+    async fn wake_loop(
+        self: Arc<Self>,
+        host: Arc<dyn Host>,
+        mut inbox: UnboundedReceiver<InboxSignal>,
+    ) {
+        while let Some(signal) = inbox.recv().await {
+            match signal {
+                InboxSignal::Tenant(id) => self.inbox_notified(host.as_ref(), &id),
+                InboxSignal::Listening => {
+                    for view in host.views().views() {
+                        self.inbox_notified(host.as_ref(), &view.id);
+                    }
+                }
+            }
+        }
     }
 
     /// The pool (tests).

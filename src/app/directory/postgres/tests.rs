@@ -20,17 +20,24 @@ use crate::locks::lock;
 /// until the test ends; `None` (after the SKIP line) without a test server.
 async fn fresh_database(test: &str) -> Option<TestDatabase> {
     let database = crate::store::postgres_testing::fresh_database(test).await?;
+    let options = crate::store::PgOptions {
+        url: database.url().to_string(),
+        password: None,
+        pool: 2,
+    };
+    // Opening the store migrates to 0001.
+    crate::store::Store::open_postgres(
+        &options,
+        std::path::Path::new(""),
+        crate::store::crypto::KeySource::Given(crate::store::crypto::SecretKey::generate()),
+    )
+    .await
+    .expect("the store opens on the fresh database");
     let pool = PgPool::connect(database.url()).await.unwrap();
-    let migrations = [
-        crate::store::postgres::migrations::MIGRATIONS[0],
-        super::MIGRATION,
-    ];
-    assert_eq!(
-        crate::store::postgres::migrations::run(&pool, &migrations)
-            .await
-            .expect("migrations 0001 and 0002 apply"),
-        2
-    );
+    sqlx::raw_sql(super::MIGRATION_0002_SQL)
+        .execute(&pool)
+        .await
+        .expect("migration 0002 applies");
     pool.close().await;
     Some(database)
 }
@@ -78,7 +85,7 @@ async fn node(url: &str, name: &str) -> (Arc<FakeHost>, Arc<PgDirectory>) {
         name: name.into(),
         ..FakeHost::default()
     });
-    directory.spawn(host.clone());
+    directory.spawn(host.clone(), None);
     (host, directory)
 }
 
