@@ -84,6 +84,7 @@ pub mod api_client;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod demo;
