@@ -468,3 +468,422 @@ impl<H: TenantHost> LeaseManager<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use sqlx::{PgPool, Row};
+
+    use super::*;
+    use crate::cluster::testdb;
+
+    /// What a fake host saw, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Event {
+        Start(String),
+        Stop(String),
+        Flush(String),
+        Fence(String, Option<i64>),
+        Reconcile(String),
+    }
+
+    #[derive(Default)]
+    struct HostState {
+        running: BTreeSet<String>,
+        fences: BTreeMap<String, i64>,
+        reconcile_due: BTreeSet<String>,
+        events: Vec<Event>,
+        fail_flush: BTreeSet<String>,
+        /// Broken rules (a start without this node's fence, a flush without a fence).
+        violations: Vec<String>,
+    }
+
+    /// A node's supervisor and store, as far as the manager sees them.
+    struct FakeHost {
+        node: String,
+        registry: Arc<Mutex<Vec<String>>>,
+        state: Mutex<HostState>,
+    }
+
+    impl FakeHost {
+        fn new(node: &str, registry: &Arc<Mutex<Vec<String>>>) -> Arc<Self> {
+            Arc::new(Self {
+                node: node.into(),
+                registry: registry.clone(),
+                state: Mutex::default(),
+            })
+        }
+
+        fn with<T>(&self, f: impl FnOnce(&mut HostState) -> T) -> T {
+            f(&mut self.state.lock().unwrap())
+        }
+
+        fn running(&self) -> BTreeSet<String> {
+            self.with(|state| state.running.clone())
+        }
+    }
+
+    impl TenantHost for FakeHost {
+        async fn tenants(&self) -> Result<Vec<String>, String> {
+            Ok(self.registry.lock().unwrap().clone())
+        }
+
+        async fn start(&self, tenant: &str) -> Result<(), String> {
+            self.with(|state| {
+                if !state.fences.contains_key(tenant) {
+                    state
+                        .violations
+                        .push(format!("{tenant} started without a fence"));
+                }
+                state.running.insert(tenant.into());
+                state.events.push(Event::Start(tenant.into()));
+            });
+            Ok(())
+        }
+
+        async fn stop(&self, tenant: &str) {
+            self.with(|state| {
+                state.running.remove(tenant);
+                state.events.push(Event::Stop(tenant.into()));
+            });
+        }
+
+        async fn flush(&self, tenant: &str) -> Result<(), String> {
+            self.with(|state| {
+                if !state.fences.contains_key(tenant) {
+                    state
+                        .violations
+                        .push(format!("{tenant} flushed without a fence"));
+                }
+                state.events.push(Event::Flush(tenant.into()));
+                if state.fail_flush.contains(tenant) {
+                    Err("disk on fire".to_string())
+                } else {
+                    Ok(())
+                }
+            })
+        }
+
+        fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
+            self.with(|state| {
+                if let Some(fence) = &fence {
+                    assert_eq!(fence.owner, self.node);
+                }
+                let epoch = fence.map(|fence| fence.epoch);
+                match epoch {
+                    Some(epoch) => state.fences.insert(tenant.into(), epoch),
+                    None => state.fences.remove(tenant),
+                };
+                state.events.push(Event::Fence(tenant.into(), epoch));
+            });
+        }
+
+        async fn mark_reconcile_due(&self, tenant: &str) -> Result<(), String> {
+            self.with(|state| {
+                state.reconcile_due.insert(tenant.into());
+                state.events.push(Event::Reconcile(tenant.into()));
+            });
+            Ok(())
+        }
+    }
+
+    fn registry(count: usize) -> Arc<Mutex<Vec<String>>> {
+        Arc::new(Mutex::new((0..count).map(|i| format!("t{i:02}")).collect()))
+    }
+
+    fn config(node: &str, lease: Duration, renew: Duration, slack: usize) -> ManagerConfig {
+        ManagerConfig::new(node.into(), format!("http://{node}"), lease, renew, slack)
+    }
+
+    async fn spawn(pool: &PgPool, host: &Arc<FakeHost>, config: ManagerConfig) -> ManagerHandle {
+        let table = LeaseTable::new(pool.clone(), config.node_id.clone(), config.lease);
+        LeaseManager::spawn(table, host.clone(), config)
+            .await
+            .unwrap()
+    }
+
+    /// Polls `done` until it holds, failing with `what` after 20 s.
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The lease table: tenant -> (owner, epoch).
+    async fn rows(pool: &PgPool) -> BTreeMap<String, (Option<String>, i64)> {
+        let rows = sqlx::query("SELECT tenant, owner, epoch FROM leases")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                (
+                    row.get("tenant"),
+                    (row.get("owner"), row.get::<i64, _>("epoch")),
+                )
+            })
+            .collect()
+    }
+
+    /// The hosts run exactly the tenants their managers hold, fenced by the database's
+    /// epochs, and no tenant on two nodes.
+    async fn assert_consistent(pool: &PgPool, nodes: &[(&str, &ManagerHandle, &Arc<FakeHost>)]) {
+        let table = rows(pool).await;
+        let mut everywhere = BTreeSet::new();
+        for (node, handle, host) in nodes {
+            let leases = handle.leases();
+            let running = host.running();
+            assert_eq!(
+                running,
+                leases.keys().cloned().collect::<BTreeSet<_>>(),
+                "{node}"
+            );
+            assert_eq!(host.with(|state| state.fences.clone()), leases, "{node}");
+            for (tenant, epoch) in &leases {
+                assert_eq!(table[tenant], (Some(node.to_string()), *epoch), "{tenant}");
+                assert!(everywhere.insert(tenant.clone()), "{tenant} on two nodes");
+            }
+            assert!(host.with(|state| state.violations.is_empty()), "{node}");
+        }
+    }
+
+    const RENEW: Duration = Duration::from_millis(200);
+
+    #[tokio::test]
+    async fn two_managers_split_ten_tenants_fairly_and_release_everything_at_shutdown() {
+        let Some(db) = testdb::fresh(
+            "two_managers_split_ten_tenants_fairly_and_release_everything_at_shutdown",
+        )
+        .await
+        else {
+            return;
+        };
+        let lease = Duration::from_secs(5);
+        let tenants = registry(10);
+        let (host_a, host_b) = (FakeHost::new("a", &tenants), FakeHost::new("b", &tenants));
+        let a = spawn(&db.pool, &host_a, config("a", lease, RENEW, 0)).await;
+        wait_until("a, alone, runs all ten", || host_a.running().len() == 10).await;
+        let b = spawn(&db.pool, &host_b, config("b", lease, RENEW, 0)).await;
+        // a gives up its excess a batch at a time, b takes it: never one tenant on both.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (ran_a, ran_b) = (host_a.running(), host_b.running());
+            assert!(ran_a.is_disjoint(&ran_b), "{ran_a:?} and {ran_b:?}");
+            if a.leases().len() == 5 && b.leases().len() == 5 && ran_b.len() == 5 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no 5/5 split: {ran_a:?} {ran_b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_consistent(&db.pool, &[("a", &a, &host_a), ("b", &b, &host_b)]).await;
+        // a's released tenants were stopped and flushed before b took them, with a new
+        // epoch and no reconciliation.
+        assert!(host_b.with(|state| state.reconcile_due.is_empty()));
+        let events = host_a.with(|state| state.events.clone());
+        for tenant in b.leases().keys() {
+            let stop = events
+                .iter()
+                .position(|e| *e == Event::Stop(tenant.clone()));
+            let flush = events
+                .iter()
+                .position(|e| *e == Event::Flush(tenant.clone()));
+            assert!(stop.is_some() && stop < flush, "{tenant}: {events:?}");
+            assert_eq!(b.leases()[tenant], 2, "{tenant}");
+        }
+
+        a.shutdown().await;
+        b.shutdown().await;
+        assert!(host_a.running().is_empty() && host_b.running().is_empty());
+        assert!(host_a.with(|state| state.fences.is_empty()));
+        let table = rows(&db.pool).await;
+        assert_eq!(table.len(), 10);
+        assert!(
+            table.values().all(|(owner, _)| owner.is_none()),
+            "{table:?}"
+        );
+        let nodes = sqlx::query("SELECT count(*) AS n FROM nodes")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(nodes.get::<i64, _>("n"), 0, "both nodes deregistered");
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn a_paused_manager_loses_its_tenants_to_the_other_with_a_higher_epoch() {
+        let Some(db) =
+            testdb::fresh("a_paused_manager_loses_its_tenants_to_the_other_with_a_higher_epoch")
+                .await
+        else {
+            return;
+        };
+        let lease = Duration::from_millis(1500);
+        let tenants = registry(10);
+        let (host_a, host_b) = (FakeHost::new("a", &tenants), FakeHost::new("b", &tenants));
+        let a = spawn(&db.pool, &host_a, config("a", lease, RENEW, 0)).await;
+        wait_until("a runs all ten", || host_a.running().len() == 10).await;
+        let b = spawn(&db.pool, &host_b, config("b", lease, RENEW, 0)).await;
+        wait_until("a 5/5 split", || {
+            a.leases().len() == 5 && b.leases().len() == 5 && host_b.running().len() == 5
+        })
+        .await;
+        let before_a = a.leases();
+        let before_b = b.leases();
+        assert!(host_b.with(|state| state.reconcile_due.is_empty()));
+
+        // a stops renewing (its process pauses) past the expiry of its leases.
+        let paused_at = host_a.with(|state| state.events.len());
+        a.stall(lease * 3);
+        wait_until("b runs all ten", || b.leases().len() == 10).await;
+        let after = b.leases();
+        for (tenant, epoch) in &before_a {
+            assert!(
+                after[tenant] > *epoch,
+                "{tenant}: {} <= {epoch}",
+                after[tenant]
+            );
+        }
+        // Taken over from expired leases: exactly those reconcile.
+        let reconcile = host_b.with(|state| state.reconcile_due.clone());
+        assert_eq!(reconcile, before_a.keys().cloned().collect::<BTreeSet<_>>());
+        for (tenant, epoch) in &before_b {
+            assert_eq!(after[tenant], *epoch, "b's own leases kept their epoch");
+        }
+
+        // a wakes up: it stops every tenant it had, then the two split again.
+        wait_until("a stopped what it lost", || {
+            host_a.with(|state| {
+                let since = &state.events[paused_at..];
+                before_a.keys().all(|tenant| {
+                    since.contains(&Event::Stop(tenant.clone()))
+                        && since.contains(&Event::Fence(tenant.clone(), None))
+                })
+            })
+        })
+        .await;
+        wait_until("a 5/5 split again", || {
+            a.leases().len() == 5 && b.leases().len() == 5 && host_a.running().len() == 5
+        })
+        .await;
+        assert_consistent(&db.pool, &[("a", &a, &host_a), ("b", &b, &host_b)]).await;
+        a.shutdown().await;
+        b.shutdown().await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_past_its_local_deadline_stops_its_tenant_before_the_database_expires_it() {
+        let Some(db) = testdb::fresh(
+            "a_lease_past_its_local_deadline_stops_its_tenant_before_the_database_expires_it",
+        )
+        .await
+        else {
+            return;
+        };
+        let tenants = registry(3);
+        let host = FakeHost::new("a", &tenants);
+        // Leases of 20 s in the database, trusted locally for 1 s past each renew.
+        let mut config = config("a", Duration::from_secs(20), RENEW, 0);
+        config.margin = Duration::from_secs(19);
+        let a = spawn(&db.pool, &host, config).await;
+        wait_until("a runs all three", || host.running().len() == 3).await;
+        let held = a.leases();
+        a.stall(Duration::from_millis(1500));
+        wait_until("a stopped its tenants", || {
+            host.running().is_empty() && a.leases().is_empty()
+        })
+        .await;
+        assert!(host.with(|state| state.fences.is_empty()));
+        // The database still gives them to a: only the local deadline stopped them.
+        let valid = sqlx::query(
+            "SELECT count(*) AS n FROM leases WHERE owner = 'a' AND expires_at > now()",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(valid.get::<i64, _>("n"), 3);
+        let table = rows(&db.pool).await;
+        for (tenant, epoch) in held {
+            assert_eq!(table[&tenant], (Some("a".into()), epoch));
+        }
+        a.kill();
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn a_tenant_whose_flush_fails_at_shutdown_is_left_to_expire_and_reconciled_by_its_taker()
+    {
+        let Some(db) = testdb::fresh(
+            "a_tenant_whose_flush_fails_at_shutdown_is_left_to_expire_and_reconciled_by_its_taker",
+        )
+        .await
+        else {
+            return;
+        };
+        let lease = Duration::from_secs(4);
+        let tenants = registry(4);
+        let (host_a, host_b) = (FakeHost::new("a", &tenants), FakeHost::new("b", &tenants));
+        let a = spawn(&db.pool, &host_a, config("a", lease, RENEW, 0)).await;
+        wait_until("a runs all four", || host_a.running().len() == 4).await;
+        // b may take nothing while a holds its share (4 + slack 4).
+        let b = spawn(&db.pool, &host_b, config("b", lease, RENEW, 4)).await;
+        host_a.with(|state| state.fail_flush.insert("t03".into()));
+        a.shutdown().await;
+        assert!(host_a.running().is_empty());
+        // The released three are free at once: b takes them well before any expiry,
+        // without reconciling; t03 still names a.
+        wait_until("b runs the three released", || host_b.running().len() >= 3).await;
+        let table = rows(&db.pool).await;
+        if host_b.running().len() == 3 {
+            assert_eq!(table["t03"].0.as_deref(), Some("a"));
+        }
+        assert!(!host_b.with(|state| state.reconcile_due.contains("t00")));
+        wait_until("b runs t03 too", || host_b.running().contains("t03")).await;
+        assert_eq!(
+            host_b.with(|state| state.reconcile_due.clone()),
+            BTreeSet::from(["t03".to_string()])
+        );
+        assert_consistent(&db.pool, &[("b", &b, &host_b)]).await;
+        b.shutdown().await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn a_draining_node_hands_its_tenants_over_and_a_deleted_tenant_is_let_go() {
+        let Some(db) =
+            testdb::fresh("a_draining_node_hands_its_tenants_over_and_a_deleted_tenant_is_let_go")
+                .await
+        else {
+            return;
+        };
+        let lease = Duration::from_secs(30);
+        let tenants = registry(6);
+        let (host_a, host_b) = (FakeHost::new("a", &tenants), FakeHost::new("b", &tenants));
+        let a = spawn(&db.pool, &host_a, config("a", lease, RENEW, 2)).await;
+        let b = spawn(&db.pool, &host_b, config("b", lease, RENEW, 2)).await;
+        wait_until("all six run", || {
+            host_a.running().len() + host_b.running().len() == 6
+        })
+        .await;
+        let table = LeaseTable::new(db.pool.clone(), "operator", lease);
+        assert!(table.set_draining("a", true).await.unwrap());
+        wait_until("b runs all six", || host_b.running().len() == 6).await;
+        assert!(a.leases().is_empty() && host_a.running().is_empty());
+        assert!(host_b.with(|state| state.reconcile_due.is_empty()));
+        // A tenant leaves the registry: its owner stops it and frees its lease.
+        tenants.lock().unwrap().retain(|tenant| tenant != "t05");
+        wait_until("b let t05 go", || !host_b.running().contains("t05")).await;
+        wait_until("t05 is free", || !b.leases().contains_key("t05")).await;
+        assert_eq!(rows(&db.pool).await["t05"].0, None);
+        assert_consistent(&db.pool, &[("a", &a, &host_a), ("b", &b, &host_b)]).await;
+        a.shutdown().await;
+        b.shutdown().await;
+        db.drop().await;
+    }
+}
