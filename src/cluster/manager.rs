@@ -69,6 +69,17 @@ pub struct ManagerConfig {
 }
 
 impl ManagerConfig {
+    /// The config of `[cluster]` for a node reachable at `address` (its public URL).
+    pub fn from_section(section: &crate::config::ClusterSection, address: String) -> Self {
+        Self::new(
+            section.node_id(),
+            address,
+            Duration::from_secs(section.lease_seconds),
+            Duration::from_secs(section.renew_seconds),
+            usize::try_from(section.share_slack).unwrap_or(usize::MAX),
+        )
+    }
+
     /// The config of `[cluster]`: the margin is a fifth of the lease.
     pub fn new(
         node_id: String,
