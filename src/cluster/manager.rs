@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -28,6 +29,9 @@ use tracing::{info, warn};
 use super::Fence;
 use super::lease::{LeaseError, LeaseTable};
 use super::share::{self, Sizes, View};
+
+/// Tenants flushed at once at shutdown.
+const SHUTDOWN_FLUSHES: usize = 16;
 
 /// Leases taken per acquire statement (and started before the time budget is checked).
 const ACQUIRE_CHUNK: usize = 100;
@@ -135,6 +139,21 @@ impl ManagerHandle {
     pub async fn shutdown(self) {
         let _ = self.commands.send(Command::Shutdown);
         let _ = self.task.await;
+    }
+
+    /// [`Self::shutdown`], given at most `within` (SIGTERM must end the process in
+    /// time); past it the manager is stopped where it is and whatever it did not
+    /// release expires. Whether it finished.
+    pub async fn shutdown_within(mut self, within: Duration) -> bool {
+        let _ = self.commands.send(Command::Shutdown);
+        match tokio::time::timeout(within, &mut self.task).await {
+            Ok(_) => true,
+            Err(_) => {
+                self.task.abort();
+                warn!("lease manager shutdown cut off; unreleased leases expire");
+                false
+            }
+        }
     }
 
     /// Ends the manager as a crash would: nothing released, the leases expire.
@@ -456,15 +475,31 @@ impl<H: TenantHost> LeaseManager<H> {
         for (tenant, _) in &held {
             self.host.stop(tenant).await;
         }
+        let owned: Vec<(String, i64)> = held
+            .iter()
+            .map(|(tenant, lease)| (tenant.clone(), lease.epoch))
+            .collect();
+        let host = self.host.clone();
+        let flushed: Vec<(String, i64, Result<(), String>)> = futures::stream::iter(owned)
+            .map(move |(tenant, epoch)| {
+                let host = host.clone();
+                async move {
+                    let outcome = host.flush(&tenant).await;
+                    (tenant, epoch, outcome)
+                }
+            })
+            .buffer_unordered(SHUTDOWN_FLUSHES)
+            .collect()
+            .await;
         let mut release = Vec::new();
-        for (tenant, lease) in &held {
-            match self.host.flush(tenant).await {
-                Ok(()) => release.push((tenant.clone(), lease.epoch)),
+        for (tenant, epoch, outcome) in flushed {
+            match outcome {
+                Ok(()) => release.push((tenant.clone(), epoch)),
                 Err(error) => {
                     warn!(node_id = %node_id, tenant_id = %tenant, error = %error, "flush failed at shutdown; lease left to expire")
                 }
             }
-            self.host.set_fence(tenant, None);
+            self.host.set_fence(&tenant, None);
         }
         match self.table.release(&release).await {
             Ok(released) => {
@@ -708,7 +743,7 @@ mod tests {
             assert_eq!(b.leases()[tenant], 2, "{tenant}");
         }
 
-        a.shutdown().await;
+        assert!(a.shutdown_within(Duration::from_secs(5)).await);
         b.shutdown().await;
         assert!(host_a.running().is_empty() && host_b.running().is_empty());
         assert!(host_a.with(|state| state.fences.is_empty()));
