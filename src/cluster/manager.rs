@@ -36,6 +36,21 @@ const SHUTDOWN_FLUSHES: usize = 16;
 /// Leases taken per acquire statement (and started before the time budget is checked).
 const ACQUIRE_CHUNK: usize = 100;
 
+/// Runs one lease statement, given at most `limit`: a database that hangs must not
+/// keep the manager from its local deadlines.
+async fn bounded<T>(
+    limit: Duration,
+    statement: impl Future<Output = Result<T, LeaseError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, statement).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err(format!(
+            "the database did not answer within {} ms",
+            limit.as_millis()
+        )),
+    }
+}
+
 /// What the manager does to the tenants of this node: starting and stopping their
 /// actors (the supervisor) and their storage (fence, flush, marks).
 pub trait TenantHost: Send + Sync + 'static {
@@ -288,22 +303,18 @@ impl<H: TenantHost> LeaseManager<H> {
 
     /// One round: heartbeat, renew, plan, release or acquire.
     async fn round(&mut self, started: Instant) -> Result<(), String> {
-        let draining = self
-            .table
-            .heartbeat(&self.config.address)
-            .await
-            .map_err(|error| error.to_string())?;
+        let draining = bounded(
+            self.config.renew,
+            self.table.heartbeat(&self.config.address),
+        )
+        .await?;
         let held: Vec<(String, i64)> = self
             .held
             .iter()
             .map(|(tenant, held)| (tenant.clone(), held.epoch))
             .collect();
         let sent = Instant::now();
-        let renewed = self
-            .table
-            .renew(&held)
-            .await
-            .map_err(|error| error.to_string())?;
+        let renewed = bounded(self.config.renew, self.table.renew(&held)).await?;
         let valid_until = self.deadline_from(sent);
         for tenant in &renewed.renewed {
             if let Some(held) = self.held.get_mut(tenant) {
@@ -321,10 +332,7 @@ impl<H: TenantHost> LeaseManager<H> {
             .filter(|tenant| !self.ensured.contains(*tenant))
             .cloned()
             .collect();
-        self.table
-            .ensure(&unseen)
-            .await
-            .map_err(|error| error.to_string())?;
+        bounded(self.config.renew, self.table.ensure(&unseen)).await?;
         self.ensured.extend(unseen);
         // A tenant deleted from the registry: stop it and let its lease go.
         let gone: Vec<(String, i64)> = self
@@ -338,16 +346,9 @@ impl<H: TenantHost> LeaseManager<H> {
             self.host.set_fence(tenant, None);
             self.held.remove(tenant);
         }
-        self.table
-            .release(&gone)
-            .await
-            .map_err(|error| error.to_string())?;
+        bounded(self.config.renew, self.table.release(&gone)).await?;
 
-        let candidates = self
-            .table
-            .candidates()
-            .await
-            .map_err(|error| error.to_string())?;
+        let candidates = bounded(self.config.renew, self.table.candidates()).await?;
         let (mut free, mut expired) = (Vec::new(), Vec::new());
         for candidate in candidates {
             if known.contains(&candidate.tenant) && !self.held.contains_key(&candidate.tenant) {
@@ -358,11 +359,7 @@ impl<H: TenantHost> LeaseManager<H> {
                 }
             }
         }
-        let live_nodes = self
-            .table
-            .live_nodes()
-            .await
-            .map_err(|error| error.to_string())?;
+        let live_nodes = bounded(self.config.renew, self.table.live_nodes()).await?;
         let held: Vec<String> = self.held.keys().cloned().collect();
         let sizes = Sizes {
             tenants: tenants.len(),
@@ -402,10 +399,12 @@ impl<H: TenantHost> LeaseManager<H> {
         }
         self.held.remove(tenant);
         self.host.set_fence(tenant, None);
-        self.table
-            .release(&[(tenant.to_string(), held.epoch)])
-            .await
-            .map_err(|error| error.to_string())?;
+        // Should this fail, the lease expires instead (its taker reconciles needlessly).
+        bounded(
+            self.config.renew,
+            self.table.release(&[(tenant.to_string(), held.epoch)]),
+        )
+        .await?;
         info!(node_id = %self.config.node_id, tenant_id = %tenant, epoch = held.epoch, "lease released");
         Ok(())
     }
@@ -419,11 +418,7 @@ impl<H: TenantHost> LeaseManager<H> {
                 break;
             }
             let sent = Instant::now();
-            let acquired = self
-                .table
-                .acquire(chunk)
-                .await
-                .map_err(|error| error.to_string())?;
+            let acquired = bounded(self.config.renew, self.table.acquire(chunk)).await?;
             let valid_until = self.deadline_from(sent);
             for lease in acquired {
                 let tenant = lease.tenant.clone();
@@ -859,6 +854,101 @@ mod tests {
             assert_eq!(table[&tenant], (Some("a".into()), epoch));
         }
         a.kill();
+        db.drop().await;
+    }
+
+    /// A TCP proxy to the test database that can be frozen: while frozen, nothing
+    /// passes either way and nothing is refused (a network partition, not an outage).
+    async fn freezable_proxy(
+        pool: &PgPool,
+    ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let options = pool.connect_options();
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)]
+                {
+                    let frozen = flag.clone();
+                    tokio::spawn(async move {
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        loop {
+                            let read = match from.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => read,
+                            };
+                            while frozen.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if to.write_all(&buffer[..read]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        (address, frozen)
+    }
+
+    #[tokio::test]
+    async fn a_node_cut_off_from_the_database_stops_its_tenants_by_its_local_deadline() {
+        let Some(db) = testdb::fresh(
+            "a_node_cut_off_from_the_database_stops_its_tenants_by_its_local_deadline",
+        )
+        .await
+        else {
+            return;
+        };
+        let (address, frozen) = freezable_proxy(&db.pool).await;
+        let options = (*db.pool.connect_options())
+            .clone()
+            .host("127.0.0.1")
+            .port(address.port());
+        let through_proxy = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let tenants = registry(3);
+        let host = FakeHost::new("a", &tenants);
+        let mut config = config("a", Duration::from_secs(30), Duration::from_millis(300), 0);
+        config.margin = Duration::from_millis(28_500);
+        let table = LeaseTable::new(through_proxy, "a", config.lease);
+        let a = LeaseManager::spawn(table, host.clone(), config)
+            .await
+            .unwrap();
+        wait_until("a runs all three", || host.running().len() == 3).await;
+        // The database stops answering (no error, no refusal): a's statements hang.
+        frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+        wait_until("a stopped its tenants", || {
+            host.running().is_empty() && a.leases().is_empty()
+        })
+        .await;
+        assert!(host.with(|state| state.fences.is_empty()));
+        let valid = sqlx::query(
+            "SELECT count(*) AS n FROM leases WHERE owner = 'a' AND expires_at > now()",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            valid.get::<i64, _>("n"),
+            3,
+            "the database still gives them to a"
+        );
+        a.kill();
+        frozen.store(false, std::sync::atomic::Ordering::SeqCst);
         db.drop().await;
     }
 
