@@ -71,6 +71,8 @@
 //! - [`connect`]: the customer's side of connecting Personio (invitations, the check
 //!   before saving, OpenID Connect token refresh); `personio::oidc` is the relying party.
 //! - [`store`]: the only module that talks to sled.
+//! - [`cluster`]: several nodes on one PostgreSQL database; each tenant runs on the
+//!   node holding its lease (fair share, renew, takeover of expired leases, fencing epochs).
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
 //! - [`web`]: the customer's pages (connect flow, app), sessions and CSRF, rendered
 //!   from askama templates under `templates/`.
@@ -84,6 +86,7 @@ pub mod api_client;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod demo;
