@@ -690,6 +690,7 @@ impl PgBackend {
     ) -> Result<Transaction<'static, Postgres>, PgError> {
         let fence = if self.inner.fencing.load(Ordering::SeqCst) {
             let Some(fence) = self.fence(tenant) else {
+                crate::metrics::fenced_write();
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });
@@ -712,6 +713,7 @@ impl PgBackend {
             .is_some();
             if !held {
                 transaction.rollback().await?;
+                crate::metrics::fenced_write();
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });

@@ -546,3 +546,49 @@ async fn cached_trees_are_shared_committed_in_the_background_and_evicted_when_fe
     assert_eq!(snapshot.get("k"), Some(bytes("w")));
     assert!(pg.cached("t").is_none());
 }
+
+/// The refused commits of this process, from `personio_sync_fenced_writes_total`.
+fn fenced_writes() -> f64 {
+    crate::metrics::render(&[])
+        .lines()
+        .find_map(|line| line.strip_prefix("personio_sync_fenced_writes_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn every_refused_commit_is_counted_in_the_fenced_writes_metric() {
+    let Some((pg, _db)) =
+        backend("every_refused_commit_is_counted_in_the_fenced_writes_metric").await
+    else {
+        return;
+    };
+    pg.enable_fencing();
+    let write = changes(&[("k", Some("v"))]);
+    // Other tests of this process may add refusals meanwhile, never take any away.
+    let before = fenced_writes();
+    assert!(
+        pg.tenant_commit("t", &write).await.is_err(),
+        "no fence here"
+    );
+    pg.set_fence(
+        "t",
+        Some(Fence {
+            owner: "me".into(),
+            epoch: 1,
+        }),
+    );
+    lease(&pg, "t", "other", 1, 30).await;
+    assert!(
+        pg.tenant_commit("t", &write).await.is_err(),
+        "another owner"
+    );
+    assert!(
+        fenced_writes() >= before + 2.0,
+        "{before} -> {}",
+        fenced_writes()
+    );
+
+    lease(&pg, "t", "me", 1, 30).await;
+    pg.tenant_commit("t", &write).await.unwrap();
+}
