@@ -618,3 +618,42 @@ async fn a_commit_takes_the_changes_only_after_the_commit_in_flight_ends() {
         bytes("newer")
     );
 }
+
+#[tokio::test]
+async fn a_purged_tenant_stays_gone_whatever_a_kept_handle_writes() {
+    let Some((pg, _db)) = backend("a_purged_tenant_stays_gone_whatever_a_kept_handle_writes").await
+    else {
+        return;
+    };
+    let kept = pg.open_cached("t").await.unwrap();
+    kept.insert("k", bytes("v"));
+    pg.commit_tenant("t").await.unwrap();
+    kept.insert("uncommitted", bytes("x"));
+    // A commit in flight finishes before the purge retires the tree.
+    let in_flight = kept.commit_guard().await;
+    let purge = {
+        let pg = pg.clone();
+        tokio::spawn(async move { pg.drop_tenant("t").await })
+    };
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !purge.is_finished(),
+        "the purge waits for the commit in flight"
+    );
+    drop(in_flight);
+    purge.await.unwrap().unwrap();
+    kept.insert("late", bytes("y"));
+    pg.commit_tree("t", &kept).await.unwrap();
+    pg.commit_tenant("t").await.unwrap();
+    pg.commit_dirty().await.unwrap();
+    assert!(pg.tenant_rows("t").await.unwrap().is_empty());
+    assert!(!pg.has_tenant("t").await.unwrap());
+    // Opened again, the tenant starts empty and is committed as usual.
+    let fresh = pg.open_cached("t").await.unwrap();
+    assert!(fresh.is_empty());
+    fresh.insert("new", bytes("1"));
+    pg.commit_tenant("t").await.unwrap();
+    assert_eq!(pg.tenant_rows("t").await.unwrap().len(), 1);
+}
