@@ -26,10 +26,11 @@ bin_dir() {
   dirname "$initdb"
 }
 
-# Runs a server binary as the cluster's owner.
+# Runs a server binary as the cluster's owner (from /: the caller's directory may be
+# closed to it).
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi

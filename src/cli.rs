@@ -402,7 +402,10 @@ async fn export_command(
 ) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
     telemetry::init(config.log_format);
-    if !config.storage.data_dir.is_dir() {
+    // On PostgreSQL the data dir holds at most the key file.
+    if config.storage.backend == crate::config::StorageBackend::Sled
+        && !config.storage.data_dir.is_dir()
+    {
         anyhow::bail!(
             "storage.data_dir {} does not exist",
             config.storage.data_dir.display()

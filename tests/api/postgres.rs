@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::child::ServiceProcess;
 use crate::helpers::{
-    assert_learnamp_matches_personio, postgres, spawn_app_configured, use_postgres,
+    assert_learnamp_matches_personio, postgres, spawn_app_configured, tenant_spec, use_postgres,
 };
 use crate::webhooks::{live_tenant, wait_learnamp};
+use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig};
 use personio_sync_sim::person::EmployeeStatus;
-use personio_sync_sim::personio::PersonioSimConfig;
+use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
 
 /// Waits until `query` (one bigint) answers `expected`.
 async fn wait_for_count(pool: &sqlx::PgPool, query: &str, expected: i64) {
@@ -108,4 +110,79 @@ async fn a_full_sync_and_webhook_deliveries_run_on_postgres() {
     assert_learnamp_matches_personio(&app);
     drop(app);
     pool.close().await;
+}
+
+/// The real binary on PostgreSQL, configured through the environment (the URL without
+/// its password, the password in `PERSONIO_SYNC_PG_PASSWORD`, never logged): after a
+/// SIGKILL the new process finds the tenant and the records it committed, and
+/// reconciles without creating anyone twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_from_postgres_and_keeps_its_data_across_a_kill() {
+    let test = "the_binary_serves_from_postgres_and_keeps_its_data_across_a_kill";
+    let Some(database) = postgres::fresh_database(test).await else {
+        return;
+    };
+    // postgres://user:password@host/db -> postgres://user@host/db + password
+    let url = database.url();
+    let scheme_end = url.find("://").unwrap() + 3;
+    let at = url.find('@').unwrap();
+    let (user, password) = url[scheme_end..at].split_once(':').unwrap();
+    let bare = format!("{}{user}{}", &url[..scheme_end], &url[at..]);
+
+    let personio = PersonioSim::start(PersonioSimConfig {
+        employees: 12,
+        seed: 1717,
+        ..PersonioSimConfig::default()
+    })
+    .await
+    .unwrap();
+    let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default())
+        .await
+        .unwrap();
+    let mut service = ServiceProcess::start(&[
+        ("RUST_LOG", "info"),
+        ("PERSONIO_SYNC_STORAGE_BACKEND", "postgres"),
+        ("PERSONIO_SYNC_STORAGE_POSTGRES_URL", &bare),
+        ("PERSONIO_SYNC_PG_PASSWORD", password),
+    ])
+    .await;
+    let spec = tenant_spec("pgbin", &personio, &learnamp, json!({}));
+    let (status, body) = service
+        .admin(reqwest::Method::POST, "/admin/tenants", Some(&spec))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let synced = |view: &serde_json::Value| {
+        view["state"] == "live"
+            && view["pending_events"] == 0
+            && view["last_sync"]["finished_at"].is_string()
+    };
+    service
+        .wait_view("pgbin", "the initial sync", Duration::from_secs(60), synced)
+        .await;
+    let users = learnamp.users().len();
+    assert!(users >= 8, "{users} users");
+
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let records: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_kv WHERE tenant = 'pgbin'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(records > 0, "the tenant's rows are in PostgreSQL");
+    pool.close().await;
+
+    service.kill_and_restart().await;
+    service
+        .wait_view(
+            "pgbin",
+            "live again after the kill",
+            Duration::from_secs(60),
+            synced,
+        )
+        .await;
+    assert_eq!(learnamp.users().len(), users, "nobody created twice");
+    assert!(
+        service.log_lines(password).is_empty(),
+        "the password reached the log"
+    );
+    assert!(!service.log_lines("connected to PostgreSQL").is_empty());
 }

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Changes of one commit: key to new value, `None` = removed.
@@ -27,6 +28,9 @@ const CHUNK: usize = 128;
 pub(crate) struct CachedTree {
     state: Mutex<State>,
     commit: tokio::sync::Mutex<()>,
+    /// Set once the tree is no longer the tenant's (purged, or its lease lost): its
+    /// changes are never committed.
+    retired: AtomicBool,
 }
 
 #[derive(Default)]
@@ -64,6 +68,7 @@ impl CachedTree {
                 dirty: BTreeMap::new(),
             }),
             commit: tokio::sync::Mutex::new(()),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -176,6 +181,19 @@ impl CachedTree {
     /// Whether changes wait for a commit.
     pub(crate) fn is_dirty(&self) -> bool {
         !self.state().dirty.is_empty()
+    }
+
+    /// Marks the tree as no longer the tenant's and drops its uncommitted changes;
+    /// writes through handles still held stay in memory only. Call it holding
+    /// [`Self::commit_guard`], so no commit is in flight.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.state().dirty.clear();
+    }
+
+    /// Whether [`Self::retire`] was called.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
     }
 
     /// Held by a commit from [`Self::take_dirty`] until its outcome is known.

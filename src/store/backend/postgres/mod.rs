@@ -330,6 +330,9 @@ impl PgBackend {
     /// commit runs waits for the next one; on failure the changes wait again.
     pub(crate) async fn commit_tree(&self, tenant: &str, tree: &CachedTree) -> Result<(), PgError> {
         let _commit = tree.commit_guard().await;
+        if tree.is_retired() {
+            return Ok(());
+        }
         let changes = tree.take_dirty();
         if changes.is_empty() {
             return Ok(());
@@ -373,10 +376,14 @@ impl PgBackend {
             .collect()
     }
 
-    /// Forgets the cached tree of `tenant` (purged, or its lease lost): handles still
-    /// held write to a tree nobody commits any more.
-    pub(crate) fn evict(&self, tenant: &str) {
-        crate::locks::lock(&self.inner.caches).remove(tenant);
+    /// Forgets the cached tree of `tenant` (purged, or its lease lost) once no commit
+    /// of it is in flight: handles still held write to a tree nobody commits any more.
+    pub(crate) async fn evict(&self, tenant: &str) {
+        let evicted = crate::locks::lock(&self.inner.caches).remove(tenant);
+        if let Some(tree) = evicted {
+            let _commit = tree.commit_guard().await;
+            tree.retire();
+        }
     }
 
     /// Commits the changes waiting in the cached tree of `tenant` (none loaded: none).
@@ -402,7 +409,7 @@ impl PgBackend {
                 Ok(()) => {}
                 Err(PgError::Fenced { .. }) => {
                     tracing::warn!(tenant = %tenant, "lease lost: uncommitted changes dropped");
-                    self.evict(&tenant);
+                    self.evict(&tenant).await;
                 }
                 Err(error) => {
                     if outcome.is_ok() {

@@ -58,7 +58,7 @@ impl PgBackend {
     /// Removes every row and inbox event of tenant `id`; handles still held write to a
     /// tree nobody commits.
     pub(crate) async fn drop_tenant(&self, id: &str) -> Result<(), StoreError> {
-        self.evict(id);
+        self.evict(id).await;
         Ok(self.drop_tenant_data(id).await?)
     }
 

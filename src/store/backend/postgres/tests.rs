@@ -592,3 +592,114 @@ async fn every_refused_commit_is_counted_in_the_fenced_writes_metric() {
     lease(&pg, "t", "me", 1, 30).await;
     pg.tenant_commit("t", &write).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_racing_commits_all_reach_the_database() {
+    let Some((pg, _db)) = backend("writes_racing_commits_all_reach_the_database").await else {
+        return;
+    };
+    let tree = pg.open_cached("t").await.unwrap();
+    let writer = {
+        let tree = tree.clone();
+        tokio::spawn(async move {
+            for n in 0..2_000u32 {
+                // Keys are rewritten and removed too, so an older value committed after
+                // a newer one would show.
+                tree.insert(format!("k{}", n % 97), n.to_be_bytes().to_vec());
+                if n % 7 == 0 {
+                    tree.remove(format!("k{}", (n + 3) % 97));
+                }
+                if n % 50 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let committer = {
+        let (pg, tree) = (pg.clone(), tree.clone());
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                pg.commit_tree("t", &tree).await.unwrap();
+            }
+        })
+    };
+    while !writer.is_finished() || !committer.is_finished() {
+        pg.commit_dirty().await.unwrap();
+    }
+    writer.await.unwrap();
+    committer.await.unwrap();
+    pg.commit_tenant("t").await.unwrap();
+    let cached: BTreeMap<Vec<u8>, Vec<u8>> = tree.iter().collect();
+    assert_eq!(pg.tenant_rows("t").await.unwrap(), cached);
+    assert!(!cached.is_empty());
+}
+
+#[tokio::test]
+async fn a_commit_takes_the_changes_only_after_the_commit_in_flight_ends() {
+    let Some((pg, _db)) =
+        backend("a_commit_takes_the_changes_only_after_the_commit_in_flight_ends").await
+    else {
+        return;
+    };
+    let tree = pg.open_cached("t").await.unwrap();
+    tree.insert("k", bytes("newer"));
+    let in_flight = tree.commit_guard().await;
+    let second = {
+        let (pg, tree) = (pg.clone(), tree.clone());
+        tokio::spawn(async move { pg.commit_tree("t", &tree).await })
+    };
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!second.is_finished());
+    assert!(
+        tree.is_dirty(),
+        "the changes wait: taken now, they could be committed before older ones"
+    );
+    drop(in_flight);
+    second.await.unwrap().unwrap();
+    assert!(!tree.is_dirty());
+    assert_eq!(
+        pg.tenant_rows("t").await.unwrap()[&bytes("k")],
+        bytes("newer")
+    );
+}
+
+#[tokio::test]
+async fn a_purged_tenant_stays_gone_whatever_a_kept_handle_writes() {
+    let Some((pg, _db)) = backend("a_purged_tenant_stays_gone_whatever_a_kept_handle_writes").await
+    else {
+        return;
+    };
+    let kept = pg.open_cached("t").await.unwrap();
+    kept.insert("k", bytes("v"));
+    pg.commit_tenant("t").await.unwrap();
+    kept.insert("uncommitted", bytes("x"));
+    // A commit in flight finishes before the purge retires the tree.
+    let in_flight = kept.commit_guard().await;
+    let purge = {
+        let pg = pg.clone();
+        tokio::spawn(async move { pg.drop_tenant("t").await })
+    };
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !purge.is_finished(),
+        "the purge waits for the commit in flight"
+    );
+    drop(in_flight);
+    purge.await.unwrap().unwrap();
+    kept.insert("late", bytes("y"));
+    pg.commit_tree("t", &kept).await.unwrap();
+    pg.commit_tenant("t").await.unwrap();
+    pg.commit_dirty().await.unwrap();
+    assert!(pg.tenant_rows("t").await.unwrap().is_empty());
+    assert!(!pg.has_tenant("t").await.unwrap());
+    // Opened again, the tenant starts empty and is committed as usual.
+    let fresh = pg.open_cached("t").await.unwrap();
+    assert!(fresh.is_empty());
+    fresh.insert("new", bytes("1"));
+    pg.commit_tenant("t").await.unwrap();
+    assert_eq!(pg.tenant_rows("t").await.unwrap().len(), 1);
+}
