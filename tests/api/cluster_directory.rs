@@ -142,6 +142,9 @@ struct Cluster {
 }
 
 async fn live_cluster(test: &str) -> Option<Cluster> {
+    if std::env::var_os("TEST_LOG").is_some() {
+        personio_sync::telemetry::init(personio_sync::config::LogFormat::Text);
+    }
     let (database, personio, learnamp) = cluster(test).await?;
     let key = SecretKey::generate();
     let a = Node::start(database.url(), &key, &personio).await;

@@ -72,6 +72,7 @@ impl AppShared {
         if self.router.actor(id).is_some() {
             return;
         }
+        tracing::info!(tenant_id = %id, "tenant deleted on another node: forgotten here");
         self.router.remove(id);
         self.views.remove(id);
         self.services.oidc_tokens.forget(id);

@@ -471,10 +471,14 @@ impl PgDirectory {
                         // Another node published after this one: the tenant is its now.
                         lock(&self.published_here).remove(&view.id);
                         if self.owns(host.as_ref(), &view.id)
-                            || host.views().view(&view.id).is_none()
+                            || host
+                                .views()
+                                .view(&view.id)
+                                .is_none_or(|known| known == view)
                         {
                             continue;
                         }
+                        tracing::debug!(tenant_id = %view.id, owner = ?owner, "mirrored view");
                         host.views().insert_mirrored(view);
                     }
                 }
