@@ -111,6 +111,11 @@ impl TenantViews {
         lock(&self.views).insert(view.id.clone(), view);
     }
 
+    /// Adds a tenant's view unless it has one.
+    pub fn insert_if_absent(&self, view: TenantView) {
+        lock(&self.views).entry(view.id.clone()).or_insert(view);
+    }
+
     /// Adds (or replaces) the view of a tenant another node runs, as that node
     /// published it (its `progress` included: no local progress cell applies).
     pub fn insert_mirrored(&self, view: TenantView) {

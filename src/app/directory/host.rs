@@ -43,8 +43,12 @@ impl Host for AppShared {
             for spec in &specs {
                 self.services.announce(spec).await;
             }
+            // A tenant created after the list was read has a view but was not in it:
+            // only one whose spec is still absent now is forgotten.
             for view in self.views.views() {
-                if !specs.iter().any(|spec| spec.id == view.id) {
+                if !specs.iter().any(|spec| spec.id == view.id)
+                    && matches!(self.store.tenant_spec(&view.id).await, Ok(None))
+                {
                     self.forget(&view.id);
                 }
             }
@@ -68,6 +72,7 @@ impl AppShared {
         if self.router.actor(id).is_some() {
             return;
         }
+        tracing::info!(tenant_id = %id, "tenant deleted on another node: forgotten here");
         self.router.remove(id);
         self.views.remove(id);
         self.services.oidc_tokens.forget(id);

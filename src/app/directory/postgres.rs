@@ -51,6 +51,10 @@ pub struct PgDirectory {
     /// Tenants this node holds the lease of (from `leases`, refreshed, and told by the
     /// lease manager through [`Self::set_owned`]).
     owned: Mutex<HashSet<String>>,
+    /// Tenants whose view this node published last (no other node has published one
+    /// since): still this node's while their actor is down (failed, stopped,
+    /// restarting), so their view stays current and their commands find this node.
+    published_here: Mutex<HashSet<String>>,
     /// One lock per tenant with commands running here: its commands run one at a
     /// time, in order.
     executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -64,6 +68,7 @@ impl PgDirectory {
             pool,
             node_id: node_id.into(),
             owned: Mutex::default(),
+            published_here: Mutex::default(),
             executing: Mutex::default(),
         }
     }
@@ -77,6 +82,9 @@ impl PgDirectory {
     /// manager on acquire and loss; also read from `leases` on every refresh).
     pub fn set_owned(&self, id: &str, owned: bool) {
         let mut set = lock(&self.owned);
+        if !owned {
+            lock(&self.published_here).remove(id);
+        }
         if owned {
             set.insert(id.to_string());
         } else {
@@ -84,9 +92,12 @@ impl PgDirectory {
         }
     }
 
-    /// Whether this node runs tenant `id`: it holds its lease, or its actor runs here.
+    /// Whether this node runs tenant `id`: it holds its lease, its actor runs here, or
+    /// it ran here and no other node has published its view since.
     pub fn owns(&self, host: &dyn Host, id: &str) -> bool {
-        lock(&self.owned).contains(id) || host.running(id)
+        lock(&self.owned).contains(id)
+            || host.running(id)
+            || lock(&self.published_here).contains(id)
     }
 
     /// Stores `views` as this node's publication.
@@ -254,8 +265,8 @@ impl PgDirectory {
             Some(id) if self.owns(host.as_ref(), id) => vec![id.to_string()],
             Some(_) => return,
             None => {
-                let leased: Vec<String> = lock(&self.owned).iter().cloned().collect();
-                let mut owned = leased;
+                let mut owned: Vec<String> = lock(&self.owned).iter().cloned().collect();
+                owned.extend(lock(&self.published_here).iter().cloned());
                 owned.extend(
                     host.views()
                         .views()
@@ -435,7 +446,10 @@ impl PgDirectory {
             let now = tokio::time::Instant::now();
             let due = publications.due(&owned, now);
             match self.publish(&due).await {
-                Ok(()) => publications.published(&due, now),
+                Ok(()) => {
+                    publications.published(&due, now);
+                    lock(&self.published_here).extend(due.iter().map(|view| view.id.clone()));
+                }
                 Err(error) => tracing::warn!(error = %error, "tenant views not published"),
             }
         }
@@ -451,12 +465,20 @@ impl PgDirectory {
                 Ok((views, newest)) => {
                     since = newest;
                     for (view, owner) in views {
-                        if owner.as_deref() == Some(self.node_id.as_str())
-                            || self.owns(host.as_ref(), &view.id)
-                            || host.views().view(&view.id).is_none()
+                        if owner.as_deref() == Some(self.node_id.as_str()) {
+                            continue;
+                        }
+                        // Another node published after this one: the tenant is its now.
+                        lock(&self.published_here).remove(&view.id);
+                        if self.owns(host.as_ref(), &view.id)
+                            || host
+                                .views()
+                                .view(&view.id)
+                                .is_none_or(|known| known == view)
                         {
                             continue;
                         }
+                        tracing::debug!(tenant_id = %view.id, owner = ?owner, "mirrored view");
                         host.views().insert_mirrored(view);
                     }
                 }

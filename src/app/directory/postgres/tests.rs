@@ -106,8 +106,8 @@ async fn pg_a_view_published_by_the_owner_is_served_by_the_other_node() {
         return;
     };
     let url = database.url();
-    let (a, _) = node(url, "node-a").await;
-    let (b, _) = node(url, "node-b").await;
+    let (a, a_directory) = node(url, "node-a").await;
+    let (b, b_directory) = node(url, "node-b").await;
     // Both nodes know the tenant (announced); only A runs it.
     a.views.insert(TenantView::starting(
         "acme",
@@ -140,6 +140,38 @@ async fn pg_a_view_published_by_the_owner_is_served_by_the_other_node() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(a.views.view("acme").unwrap().state, TenantState::Degraded);
     assert_eq!(b.views.view("acme").unwrap().employees, 42);
+    // Its actor down (failed), the tenant is still A's: its view keeps being
+    // published, and its commands still find A.
+    lock(&a.running).remove("acme");
+    a.views
+        .update("acme", |view| view.state = TenantState::Failed);
+    eventually("B serves A's failed view", || {
+        b.views
+            .view("acme")
+            .is_some_and(|view| view.state == TenantState::Failed)
+    })
+    .await;
+    let outcome = Directory::Postgres(b_directory.clone())
+        .run(
+            b.as_ref(),
+            "acme",
+            Command::Restart,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(outcome, Ok(serde_json::json!({ "ran_on": "node-a" })));
+    // Once B publishes the tenant (it runs it now), A no longer claims it.
+    lock(&b.running).insert("acme".into());
+    b.views
+        .update("acme", |view| view.state = TenantState::Live);
+    eventually("A serves B's view", || {
+        a.views
+            .view("acme")
+            .is_some_and(|view| view.state == TenantState::Live)
+    })
+    .await;
+    assert!(!a_directory.owns(a.as_ref(), "acme"));
+    lock(&b.running).remove("acme");
     // A tenant B does not know (no spec announced there) is not mirrored into it.
     a.views.insert(TenantView::starting("other", String::new()));
     lock(&a.running).insert("other".into());
