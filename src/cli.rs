@@ -369,10 +369,21 @@ fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(&path, given)?)
 }
 
-/// Opens the database of `storage.data_dir` with the secret key from
-/// `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else `<data_dir>/secret.key`.
+/// Opens the database of `storage.data_dir` (or PostgreSQL at `storage.postgres_url`)
+/// with the secret key from `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else
+/// `<data_dir>/secret.key`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let source = crate::store::crypto::KeySource::from_env(&config.storage.key_file)?;
+    if config.storage.backend == crate::config::StorageBackend::Postgres {
+        let options = crate::store::PgOptions {
+            url: config.storage.postgres_url.clone(),
+            password: config.postgres_password(|name| std::env::var(name).ok()),
+            pool: config.storage.postgres_pool,
+        };
+        return Store::open_postgres(&options, &config.storage.data_dir, source)
+            .await
+            .context("cannot open the PostgreSQL database of storage.postgres_url");
+    }
     Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source)
         .await
         .with_context(|| {
@@ -391,7 +402,10 @@ async fn export_command(
 ) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
     telemetry::init(config.log_format);
-    if !config.storage.data_dir.is_dir() {
+    // On PostgreSQL the data dir holds at most the key file.
+    if config.storage.backend == crate::config::StorageBackend::Sled
+        && !config.storage.data_dir.is_dir()
+    {
         anyhow::bail!(
             "storage.data_dir {} does not exist",
             config.storage.data_dir.display()

@@ -228,7 +228,8 @@ pub async fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument,
         let records = store
             .tenant(&id)
             .await?
-            .raw_entries()?
+            .raw_entries()
+            .await?
             .iter()
             .map(|(key, value)| Record::from_raw(key, value))
             .collect();
@@ -451,7 +452,7 @@ pub async fn import(
     for tenant in prepared {
         let tree = store.tenant(&tenant.id).await?;
         for (key, value) in &tenant.records {
-            tree.put_raw(key, value)?;
+            tree.put_raw(key, value).await?;
         }
         summary.records += tenant.records.len();
         if let Some(spec) = &tenant.spec {
@@ -623,9 +624,16 @@ mod tests {
 
     /// A store with two tenants, one deleted without purge, and every record kind.
     async fn filled(dir: &Path) -> Store {
-        let store = Store::open_with_key(dir, 8, SecretKey::generate())
-            .await
-            .unwrap();
+        fill(
+            Store::open_with_key(dir, 8, SecretKey::generate())
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `store` given two tenants, one deleted without purge, and every record kind.
+    async fn fill(store: Store) -> Store {
         for id in ["acme", "beta"] {
             store.put_tenant_spec(&spec(id)).await.unwrap();
             let tenant = store.tenant(id).await.unwrap();
@@ -646,8 +654,11 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            tenant.put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01").unwrap();
-            tenant.put_raw(b"state\0nothing", b"null").unwrap();
+            tenant
+                .put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01")
+                .await
+                .unwrap();
+            tenant.put_raw(b"state\0nothing", b"null").await.unwrap();
         }
         store.remove_tenant("beta", false).await.unwrap();
         store.flush().await.unwrap();
@@ -662,7 +673,13 @@ mod tests {
         ids.sort();
         let mut trees = Vec::with_capacity(ids.len());
         for id in ids {
-            let entries = store.tenant(&id).await.unwrap().raw_entries().unwrap();
+            let entries = store
+                .tenant(&id)
+                .await
+                .unwrap()
+                .raw_entries()
+                .await
+                .unwrap();
             trees.push((id, entries));
         }
         trees
@@ -728,6 +745,66 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, ExportError::HoldsTenants), "{error}");
         assert!(ensure_empty_data_dir(&target_path).is_err());
+    }
+
+    /// The raw format is the same on both backends: sled -> PostgreSQL -> sled keeps
+    /// every byte, the inbox included.
+    #[tokio::test]
+    async fn an_export_moves_from_sled_to_postgres_and_back_byte_exact() {
+        use crate::store::conformance::postgres_store_with_key;
+        use crate::store::postgres_testing::fresh_database;
+        let test = "an_export_moves_from_sled_to_postgres_and_back_byte_exact";
+        let Some(database) = fresh_database(test).await else {
+            return;
+        };
+        let source_dir = tempfile::tempdir().unwrap();
+        let sled = filled(source_dir.path()).await;
+        let from_sled = export(&sled, true).await.unwrap();
+
+        let key = SecretKey::generate();
+        let postgres = postgres_store_with_key(&database, key.clone()).await;
+        let summary = import(&postgres, &from_sled, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.tenants, 1);
+        let expected = all_raw(&sled).await;
+        assert!(
+            expected[0]
+                .1
+                .iter()
+                .any(|(key, _)| key.starts_with(b"inbox\0")),
+            "the inbox is part of the export"
+        );
+        assert_eq!(all_raw(&postgres).await, expected);
+        assert_eq!(
+            postgres.tenant_specs().await.unwrap(),
+            sled.tenant_specs().await.unwrap()
+        );
+        let acme = postgres.tenant("acme").await.unwrap();
+        let pending = acme.pending_events(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        let next = acme.push_event(&pending[0].1).await.unwrap();
+        assert!(pending[0].0 < next, "new events number after imported ones");
+        acme.remove_events(&[next]).await.unwrap();
+
+        // Durable: a new connection reads the same.
+        drop(acme);
+        drop(postgres);
+        let postgres = postgres_store_with_key(&database, key).await;
+        let from_postgres = export(&postgres, true).await.unwrap();
+        let target_dir = tempfile::tempdir().unwrap();
+        let target =
+            Store::open_with_key(&target_dir.path().join("data"), 8, SecretKey::generate())
+                .await
+                .unwrap();
+        import(&target, &from_postgres, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(all_raw(&target).await, expected);
+        assert_eq!(
+            target.tenant_specs().await.unwrap(),
+            sled.tenant_specs().await.unwrap()
+        );
     }
 
     #[tokio::test]

@@ -205,85 +205,105 @@ pub(super) fn test_event(person: &str) -> InboxEvent {
 mod tests {
     use super::test_event as event;
     use super::*;
-    use crate::store::Store;
+    use crate::store::conformance::on_every_backend;
 
     #[tokio::test]
     async fn events_come_back_in_order_and_leave_when_removed() {
-        let store = Store::temporary().await.unwrap();
-        let tenant = store.tenant("t").await.unwrap();
-        let first = tenant.push_event(&event("1")).await.unwrap();
-        let second = tenant.push_event(&event("2")).await.unwrap();
-        assert!(second > first);
-        let pending = tenant.pending_events(10).await.unwrap();
-        assert_eq!(pending.len(), 2);
-        assert_eq!(pending[0].1.person_id.as_deref(), Some("1"));
-        tenant.remove_events(&[first]).await.unwrap();
-        assert_eq!(tenant.pending_count().await, 1);
-        assert_eq!(tenant.pending_events(10).await.unwrap()[0].0, second);
+        on_every_backend(
+            "events_come_back_in_order_and_leave_when_removed",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                let first = tenant.push_event(&event("1")).await.unwrap();
+                let second = tenant.push_event(&event("2")).await.unwrap();
+                assert!(second > first);
+                let pending = tenant.pending_events(10).await.unwrap();
+                assert_eq!(pending.len(), 2);
+                assert_eq!(pending[0].1.person_id.as_deref(), Some("1"));
+                tenant.remove_events(&[first]).await.unwrap();
+                assert_eq!(tenant.pending_count().await, 1);
+                assert_eq!(tenant.pending_events(10).await.unwrap()[0].0, second);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn a_group_keeps_order_and_loses_events_one_by_one() {
-        let store = Store::temporary().await.unwrap();
-        let tenant = store.tenant("t").await.unwrap();
-        let before = tenant.push_event(&event("0")).await.unwrap();
-        let events: Vec<InboxEvent> = (1..=600).map(|n| event(&n.to_string())).collect();
-        let sequences = tenant.append_events(&events).await.unwrap();
-        assert_eq!(sequences.len(), 600);
-        assert!(sequences.windows(2).all(|pair| pair[0] < pair[1]));
-        assert!(before < sequences[0]);
-        assert_eq!(tenant.pending_count().await, 601);
-        let people = |pending: &[(u64, InboxEvent)]| -> Vec<String> {
-            pending
-                .iter()
-                .map(|(_, event)| event.person_id.clone().unwrap())
-                .collect()
-        };
-        // Whole values: the single event, then the first group of 256.
-        let first = tenant.pending_events(2).await.unwrap();
-        assert_eq!(first.len(), 257);
-        assert_eq!(people(&first)[..3], ["0", "1", "2"]);
-        // Remove every other event of the first group: the rest keep their numbers.
-        let odd: Vec<u64> = first.iter().skip(1).step_by(2).map(|(s, _)| *s).collect();
-        tenant.remove_events(&odd).await.unwrap();
-        tenant.remove_events(&[before]).await.unwrap();
-        assert_eq!(tenant.pending_count().await, 601 - 1 - 128);
-        let left = tenant.pending_events(1).await.unwrap();
-        assert_eq!(left.len(), 128);
-        assert_eq!(left[0], first[2]);
-        let left_ids: Vec<u64> = left.iter().map(|(s, _)| *s).collect();
-        tenant.remove_events(&left_ids).await.unwrap();
-        // Removing twice is harmless.
-        tenant.remove_events(&left_ids).await.unwrap();
-        let rest = tenant.pending_events(usize::MAX).await.unwrap();
-        assert_eq!(rest.len(), 600 - 256);
-        assert_eq!(people(&rest)[0], "257");
-        assert_eq!(tenant.pending_count().await, 600 - 256);
+        on_every_backend(
+            "a_group_keeps_order_and_loses_events_one_by_one",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                let before = tenant.push_event(&event("0")).await.unwrap();
+                let events: Vec<InboxEvent> = (1..=600).map(|n| event(&n.to_string())).collect();
+                let sequences = tenant.append_events(&events).await.unwrap();
+                assert_eq!(sequences.len(), 600);
+                assert!(sequences.windows(2).all(|pair| pair[0] < pair[1]));
+                assert!(before < sequences[0]);
+                assert_eq!(tenant.pending_count().await, 601);
+                let people = |pending: &[(u64, InboxEvent)]| -> Vec<String> {
+                    pending
+                        .iter()
+                        .map(|(_, event)| event.person_id.clone().unwrap())
+                        .collect()
+                };
+                // Whole values: the single event, then the first group of 256.
+                let first = tenant.pending_events(2).await.unwrap();
+                assert_eq!(first.len(), 257);
+                assert_eq!(people(&first)[..3], ["0", "1", "2"]);
+                // Remove every other event of the first group: the rest keep their numbers.
+                let odd: Vec<u64> = first.iter().skip(1).step_by(2).map(|(s, _)| *s).collect();
+                tenant.remove_events(&odd).await.unwrap();
+                tenant.remove_events(&[before]).await.unwrap();
+                assert_eq!(tenant.pending_count().await, 601 - 1 - 128);
+                let left = tenant.pending_events(1).await.unwrap();
+                assert_eq!(left.len(), 128);
+                assert_eq!(left[0], first[2]);
+                let left_ids: Vec<u64> = left.iter().map(|(s, _)| *s).collect();
+                tenant.remove_events(&left_ids).await.unwrap();
+                // Removing twice is harmless.
+                tenant.remove_events(&left_ids).await.unwrap();
+                let rest = tenant.pending_events(usize::MAX).await.unwrap();
+                assert_eq!(rest.len(), 600 - 256);
+                assert_eq!(people(&rest)[0], "257");
+                assert_eq!(tenant.pending_count().await, 600 - 256);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn held_back_events_do_not_hide_later_ones() {
-        let store = Store::temporary().await.unwrap();
-        let tenant = store.tenant("t").await.unwrap();
-        let stuck: Vec<InboxEvent> = (0..300).map(|_| event("stuck")).collect();
-        tenant.append_events(&stuck).await.unwrap();
-        tenant.push_event(&event("free")).await.unwrap();
-        let held = |event: &InboxEvent| event.person_id.as_deref() == Some("stuck");
-        let pending = tenant.pending_events_except(10, held).await.unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].1.person_id.as_deref(), Some("free"));
-        assert_eq!(tenant.pending_count().await, 301, "nothing removed");
+        on_every_backend(
+            "held_back_events_do_not_hide_later_ones",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                let stuck: Vec<InboxEvent> = (0..300).map(|_| event("stuck")).collect();
+                tenant.append_events(&stuck).await.unwrap();
+                tenant.push_event(&event("free")).await.unwrap();
+                let held = |event: &InboxEvent| event.person_id.as_deref() == Some("stuck");
+                let pending = tenant.pending_events_except(10, held).await.unwrap();
+                assert_eq!(pending.len(), 1);
+                assert_eq!(pending[0].1.person_id.as_deref(), Some("free"));
+                assert_eq!(tenant.pending_count().await, 301, "nothing removed");
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn single_events_of_earlier_versions_are_read() {
-        let store = Store::temporary().await.unwrap();
-        let tenant = store.tenant("t").await.unwrap();
-        tenant.tree.insert(key(7), encode(&event("9"))).unwrap();
-        assert_eq!(tenant.pending_count().await, 1);
-        let pending = tenant.pending_events(10).await.unwrap();
-        assert_eq!(pending, vec![(sequence(7, 0), event("9"))]);
-        tenant.remove_events(&[pending[0].0]).await.unwrap();
-        assert_eq!(tenant.pending_count().await, 0);
+        on_every_backend(
+            "single_events_of_earlier_versions_are_read",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                tenant.put_raw(&key(7), &encode(&event("9"))).await.unwrap();
+                assert_eq!(tenant.pending_count().await, 1);
+                let pending = tenant.pending_events(10).await.unwrap();
+                assert_eq!(pending, vec![(sequence(7, 0), event("9"))]);
+                tenant.remove_events(&[pending[0].0]).await.unwrap();
+                assert_eq!(tenant.pending_count().await, 0);
+            },
+        )
+        .await;
     }
 }

@@ -4,6 +4,8 @@
 //! [`backend::Backend`] (sled).
 
 mod backend;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod crypto;
 mod flusher;
 pub mod inbox;
@@ -17,6 +19,8 @@ mod tree;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use backend::postgres::testing as postgres_testing;
+pub use backend::postgres::{PgError, PgOptions};
 use backend::{Backend, SledBackend};
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
@@ -150,6 +154,20 @@ impl Store {
         let backend = Backend::Sled(SledBackend::open(dir, cache_mb)?);
         let fresh = backend.meta_get(KEY_CHECK_KEY.as_bytes()).await?.is_none();
         let key = source.into_key(dir, fresh)?;
+        Self::from_backend(backend, &key).await
+    }
+
+    /// Opens the PostgreSQL database of `options` (migrating its schema to this
+    /// binary's) with the key from `source`; [`KeySource::DataDir`] keeps the key in
+    /// `<key_dir>/secret.key`.
+    pub async fn open_postgres(
+        options: &PgOptions,
+        key_dir: &Path,
+        source: KeySource,
+    ) -> Result<Self, StoreError> {
+        let backend = Backend::Postgres(backend::PgBackend::connect(options).await?);
+        let fresh = backend.meta_get(KEY_CHECK_KEY.as_bytes()).await?.is_none();
+        let key = source.into_key(key_dir, fresh)?;
         Self::from_backend(backend, &key).await
     }
 
@@ -638,6 +656,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError
 
 #[cfg(test)]
 mod tests {
+    use super::conformance::{on_every_backend, on_every_backend_reopening};
     use super::*;
     use crate::domain::tenant::parse_spec;
 
@@ -654,79 +673,121 @@ mod tests {
     /// check), the purge runs, then the commit that holds the delivery.
     #[tokio::test]
     async fn a_delivery_racing_a_purge_does_not_recreate_the_tree() {
-        let store = Store::temporary().await.unwrap();
-        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
-        let tenant = store.tenant("gone").await.unwrap();
-        tenant.push_event(&inbox::test_event("1")).await.unwrap();
-        drop(tenant);
-        let mut late = Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
-        assert!(futures::poll!(late.as_mut()).is_pending());
-        store.remove_tenant("gone", true).await.unwrap();
-        late.await.unwrap();
-        assert!(
-            !store.has_tenant_data("gone").await,
-            "the purged tree came back"
-        );
-        // Created anew, the tenant's deliveries are stored again.
-        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
-        store
-            .append_event(Arc::from("gone"), inbox::test_event("3"))
-            .await
-            .unwrap();
-        assert_eq!(store.tenant("gone").await.unwrap().pending_count().await, 1);
+        on_every_backend(
+            "a_delivery_racing_a_purge_does_not_recreate_the_tree",
+            |store| async move {
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                let tenant = store.tenant("gone").await.unwrap();
+                tenant.push_event(&inbox::test_event("1")).await.unwrap();
+                drop(tenant);
+                let mut late =
+                    Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
+                assert!(futures::poll!(late.as_mut()).is_pending());
+                store.remove_tenant("gone", true).await.unwrap();
+                late.await.unwrap();
+                assert!(
+                    !store.has_tenant_data("gone").await,
+                    "the purged tree came back"
+                );
+                // Created anew, the tenant's deliveries are stored again.
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                store
+                    .append_event(Arc::from("gone"), inbox::test_event("3"))
+                    .await
+                    .unwrap();
+                assert_eq!(store.tenant("gone").await.unwrap().pending_count().await, 1);
+            },
+        )
+        .await;
     }
 
     /// A tenant handle kept past a purge (a view or drain still holding it) reads an
     /// empty inbox and does not bring the purged tree back.
     #[tokio::test]
     async fn inbox_reads_through_a_handle_kept_past_a_purge_do_not_recreate_the_tree() {
-        let store = Store::temporary().await.unwrap();
-        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
-        let kept = store.tenant("gone").await.unwrap();
-        let sequence = kept.push_event(&inbox::test_event("1")).await.unwrap();
-        store.remove_tenant("gone", true).await.unwrap();
-        assert_eq!(kept.pending_count().await, 0);
-        assert!(kept.pending_events(10).await.unwrap().is_empty());
-        kept.remove_events(&[sequence]).await.unwrap();
-        assert!(
-            !store.has_tenant_data("gone").await,
-            "the purged tree came back"
-        );
+        on_every_backend(
+            "inbox_reads_through_a_handle_kept_past_a_purge_do_not_recreate_the_tree",
+            |store| async move {
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                let kept = store.tenant("gone").await.unwrap();
+                let sequence = kept.push_event(&inbox::test_event("1")).await.unwrap();
+                store.remove_tenant("gone", true).await.unwrap();
+                assert_eq!(kept.pending_count().await, 0);
+                assert!(kept.pending_events(10).await.unwrap().is_empty());
+                kept.remove_events(&[sequence]).await.unwrap();
+                assert!(
+                    !store.has_tenant_data("gone").await,
+                    "the purged tree came back"
+                );
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn data_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 16).await.unwrap();
-            assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+        on_every_backend_reopening("data_survives_a_reopen", |data| async move {
+            {
+                let store = data.open().await;
+                assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                let tenant = store.tenant("acme").await.unwrap();
+                let record = EmployeeRecord {
+                    learnamp_id: 7,
+                    invited: true,
+                    ..Default::default()
+                };
+                tenant.put_employee("4711", &record).unwrap();
+                tenant.append_history("hello").unwrap();
+                store.flush().await.unwrap();
+            }
+            let store = data.open().await;
+            assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
             let tenant = store.tenant("acme").await.unwrap();
-            let record = EmployeeRecord {
-                learnamp_id: 7,
-                invited: true,
-                ..Default::default()
-            };
-            tenant.put_employee("4711", &record).unwrap();
-            tenant.append_history("hello").unwrap();
-            store.flush().await.unwrap();
-        }
-        let store = Store::open(dir.path(), 16).await.unwrap();
-        assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
-        let tenant = store.tenant("acme").await.unwrap();
-        assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
-        assert_eq!(tenant.employees().unwrap()[0].0, "4711");
-        assert_eq!(tenant.history().unwrap()[0].message, "hello");
-        store.remove_tenant("acme", true).await.unwrap();
-        assert!(store.tenant_spec("acme").await.unwrap().is_none());
+            assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
+            assert_eq!(tenant.employees().unwrap()[0].0, "4711");
+            assert_eq!(tenant.history().unwrap()[0].message, "hello");
+            store.remove_tenant("acme", true).await.unwrap();
+            assert!(store.tenant_spec("acme").await.unwrap().is_none());
+            assert!(
+                store
+                    .tenant("acme")
+                    .await
+                    .unwrap()
+                    .employees()
+                    .unwrap()
+                    .is_empty()
+            );
+        })
+        .await;
+    }
+
+    /// A database holding secrets sealed under one key refuses another (on sled:
+    /// `crypto.rs`'s tests).
+    #[tokio::test]
+    async fn another_key_is_refused_on_postgres() {
+        let Some(database) =
+            backend::postgres::testing::fresh_database("another_key_is_refused_on_postgres").await
+        else {
+            return;
+        };
+        let store = conformance::postgres_store(&database).await;
+        assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+        drop(store);
+        let options = PgOptions {
+            url: database.url().to_string(),
+            password: None,
+            pool: 2,
+        };
+        let wrong = Store::open_postgres(
+            &options,
+            Path::new(""),
+            KeySource::Given(SecretKey::generate()),
+        )
+        .await;
         assert!(
-            store
-                .tenant("acme")
-                .await
-                .unwrap()
-                .employees()
-                .unwrap()
-                .is_empty()
+            matches!(wrong, Err(StoreError::Crypto(CryptoError::WrongKey))),
+            "another key is refused"
         );
     }
 }

@@ -139,7 +139,7 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::conformance::on_every_backend;
 
     fn change(n: usize) -> PersonChange {
         PersonChange {
@@ -158,22 +158,28 @@ mod tests {
 
     #[tokio::test]
     async fn keeps_the_newest_hundred_entries_newest_first() {
-        let store = Store::temporary().await.unwrap().tenant("t").await.unwrap();
-        for n in 0..(PERSON_HISTORY_CAP + 30) {
-            store.append_person_change("7", &change(n)).unwrap();
-        }
-        store.append_person_change("70", &change(999)).unwrap();
-        let history = store.person_history("7").unwrap();
-        assert_eq!(history.len(), PERSON_HISTORY_CAP);
-        assert_eq!(history[0], change(PERSON_HISTORY_CAP + 29));
-        assert_eq!(history[PERSON_HISTORY_CAP - 1], change(30));
-        // Another person's entries (whose id starts alike) are apart.
-        assert_eq!(store.person_history("70").unwrap(), vec![change(999)]);
-        assert_eq!(
-            store.last_person_change("7").unwrap(),
-            Some(change(PERSON_HISTORY_CAP + 29))
-        );
-        assert!(store.person_history("8").unwrap().is_empty());
-        assert_eq!(store.last_person_change("8").unwrap(), None);
+        on_every_backend(
+            "keeps_the_newest_hundred_entries_newest_first",
+            |store| async move {
+                let store = store.tenant("t").await.unwrap();
+                for n in 0..(PERSON_HISTORY_CAP + 30) {
+                    store.append_person_change("7", &change(n)).unwrap();
+                }
+                store.append_person_change("70", &change(999)).unwrap();
+                let history = store.person_history("7").unwrap();
+                assert_eq!(history.len(), PERSON_HISTORY_CAP);
+                assert_eq!(history[0], change(PERSON_HISTORY_CAP + 29));
+                assert_eq!(history[PERSON_HISTORY_CAP - 1], change(30));
+                // Another person's entries (whose id starts alike) are apart.
+                assert_eq!(store.person_history("70").unwrap(), vec![change(999)]);
+                assert_eq!(
+                    store.last_person_change("7").unwrap(),
+                    Some(change(PERSON_HISTORY_CAP + 29))
+                );
+                assert!(store.person_history("8").unwrap().is_empty());
+                assert_eq!(store.last_person_change("8").unwrap(), None);
+            },
+        )
+        .await;
     }
 }

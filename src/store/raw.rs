@@ -52,49 +52,62 @@ impl Store {
 }
 
 impl TenantStore {
-    /// Every key and value of the tenant's tree, in key order.
-    pub(crate) fn raw_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
-        self.tree.iter().collect()
+    /// Every key and value of the tenant's tree, inbox values included (as sled
+    /// stores them), in key order.
+    pub(crate) async fn raw_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
+        let mut entries: Vec<RawEntry> = self.tree.iter().collect::<Result<_, _>>()?;
+        entries.extend(self.backend.inbox_raw_entries(&self.id).await?);
+        entries.sort();
+        Ok(entries)
     }
 
-    /// Writes one raw entry.
-    pub(crate) fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(key, value)?;
-        Ok(())
+    /// Writes one raw entry (an inbox value to the backend's inbox).
+    pub(crate) async fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.backend.put_raw(&self.id, &self.tree, key, value).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::conformance::on_every_backend;
 
     #[tokio::test]
     async fn the_id_generator_moves_past_a_given_id() {
-        let store = Store::temporary().await.unwrap();
-        store.advance_generated_ids(1_000).await.unwrap();
-        assert!(store.next_generated_id().await.unwrap() >= 1_000);
+        on_every_backend(
+            "the_id_generator_moves_past_a_given_id",
+            |store| async move {
+                store.advance_generated_ids(1_000).await.unwrap();
+                assert!(store.next_generated_id().await.unwrap() >= 1_000);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn raw_entries_round_trip_and_trees_are_listed() {
-        let store = Store::temporary().await.unwrap();
-        assert!(store.holds_no_tenants().await.unwrap());
-        let tenant = store.tenant("acme").await.unwrap();
-        tenant.put_raw(b"x\0\x01", b"\xff").unwrap();
-        assert_eq!(
-            tenant.raw_entries().unwrap(),
-            vec![(b"x\0\x01".to_vec(), b"\xff".to_vec())]
-        );
-        assert_eq!(
-            store.tenant_tree_ids().await.unwrap(),
-            vec!["acme".to_string()]
-        );
-        assert!(!store.holds_no_tenants().await.unwrap());
-        store.put_other_meta(b"other", b"1").await.unwrap();
-        store.put_other_meta(b"tenant\0x", b"1").await.unwrap();
-        assert_eq!(
-            store.other_meta_entries().await.unwrap(),
-            vec![(b"other".to_vec(), b"1".to_vec())]
-        );
+        on_every_backend(
+            "raw_entries_round_trip_and_trees_are_listed",
+            |store| async move {
+                assert!(store.holds_no_tenants().await.unwrap());
+                let tenant = store.tenant("acme").await.unwrap();
+                tenant.put_raw(b"x\0\x01", b"\xff").await.unwrap();
+                assert_eq!(
+                    tenant.raw_entries().await.unwrap(),
+                    vec![(b"x\0\x01".to_vec(), b"\xff".to_vec())]
+                );
+                assert_eq!(
+                    store.tenant_tree_ids().await.unwrap(),
+                    vec!["acme".to_string()]
+                );
+                assert!(!store.holds_no_tenants().await.unwrap());
+                store.put_other_meta(b"other", b"1").await.unwrap();
+                store.put_other_meta(b"tenant\0x", b"1").await.unwrap();
+                assert_eq!(
+                    store.other_meta_entries().await.unwrap(),
+                    vec![(b"other".to_vec(), b"1".to_vec())]
+                );
+            },
+        )
+        .await;
     }
 }

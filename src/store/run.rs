@@ -89,6 +89,7 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::conformance::on_every_backend_reopening;
 
     fn spec(id: &str) -> crate::domain::tenant::TenantSpec {
         crate::domain::tenant::parse_spec(serde_json::json!({
@@ -101,51 +102,56 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_without_a_clean_end_marks_synced_tenants_to_reconcile() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 8).await.unwrap();
-            assert_eq!(
-                store.begin_run(true).await.unwrap(),
-                PreviousRun::Clean,
-                "fresh"
-            );
-            for id in ["synced", "new"] {
-                assert!(store.insert_new_tenant_spec(&spec(id)).await.unwrap());
-            }
-            store
-                .tenant("synced")
-                .await
-                .unwrap()
-                .mark_initial_sync_done()
-                .unwrap();
-            store.end_run().await.unwrap();
-        }
-        {
-            let store = Store::open(dir.path(), 8).await.unwrap();
-            assert_eq!(
-                store.begin_run(true).await.unwrap(),
-                PreviousRun::Clean,
-                "clean end"
-            );
-            assert!(
-                !store
-                    .tenant("synced")
-                    .await
-                    .unwrap()
-                    .reconcile_due()
-                    .unwrap()
-            );
-            // Dropped without `end_run`: a kill.
-        }
-        let store = Store::open(dir.path(), 8).await.unwrap();
-        assert_eq!(
-            store.begin_run(true).await.unwrap(),
-            PreviousRun::Unclean { tenants: 1 }
-        );
-        let synced = store.tenant("synced").await.unwrap();
-        assert!(synced.reconcile_due().unwrap());
-        assert!(!store.tenant("new").await.unwrap().reconcile_due().unwrap());
-        synced.clear_reconcile_due().unwrap();
-        assert!(!synced.reconcile_due().unwrap());
+        on_every_backend_reopening(
+            "a_run_without_a_clean_end_marks_synced_tenants_to_reconcile",
+            |data| async move {
+                {
+                    let store = data.open().await;
+                    assert_eq!(
+                        store.begin_run(true).await.unwrap(),
+                        PreviousRun::Clean,
+                        "fresh"
+                    );
+                    for id in ["synced", "new"] {
+                        assert!(store.insert_new_tenant_spec(&spec(id)).await.unwrap());
+                    }
+                    store
+                        .tenant("synced")
+                        .await
+                        .unwrap()
+                        .mark_initial_sync_done()
+                        .unwrap();
+                    store.end_run().await.unwrap();
+                }
+                {
+                    let store = data.open().await;
+                    assert_eq!(
+                        store.begin_run(true).await.unwrap(),
+                        PreviousRun::Clean,
+                        "clean end"
+                    );
+                    assert!(
+                        !store
+                            .tenant("synced")
+                            .await
+                            .unwrap()
+                            .reconcile_due()
+                            .unwrap()
+                    );
+                    // Dropped without `end_run`: a kill.
+                }
+                let store = data.open().await;
+                assert_eq!(
+                    store.begin_run(true).await.unwrap(),
+                    PreviousRun::Unclean { tenants: 1 }
+                );
+                let synced = store.tenant("synced").await.unwrap();
+                assert!(synced.reconcile_due().unwrap());
+                assert!(!store.tenant("new").await.unwrap().reconcile_due().unwrap());
+                synced.clear_reconcile_due().unwrap();
+                assert!(!synced.reconcile_due().unwrap());
+            },
+        )
+        .await;
     }
 }

@@ -174,7 +174,8 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EmployeeRecord, Store};
+    use crate::store::EmployeeRecord;
+    use crate::store::conformance::on_every_backend;
 
     #[test]
     fn stored_schedules_load_as_instants_and_are_written_as_before() {
@@ -203,32 +204,37 @@ mod tests {
 
     #[tokio::test]
     async fn replanning_moves_the_item_and_cancelling_removes_it() {
-        let store = Store::temporary().await.unwrap();
-        let tenant = store.tenant("t").await.unwrap();
-        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        tenant
-            .set_due(DueKind::Invite, "7", Some(at("2026-05-01T00:00:00Z")))
-            .unwrap();
-        tenant
-            .set_due(DueKind::Deactivate, "8", Some(at("2026-04-01T00:00:00Z")))
-            .unwrap();
-        assert_eq!(tenant.next_due().unwrap(), Some(at("2026-04-01T00:00:00Z")));
-        tenant
-            .set_due(DueKind::Invite, "7", Some(at("2026-03-01T00:00:00Z")))
-            .unwrap();
-        assert_eq!(tenant.all_due().unwrap().len(), 2);
-        let due = tenant.due_until(at("2026-03-15T00:00:00Z")).unwrap();
-        assert_eq!(
-            due,
-            vec![DueItem {
-                at: at("2026-03-01T00:00:00Z"),
-                kind: DueKind::Invite,
-                personio_id: "7".into()
-            }]
-        );
-        tenant.set_due(DueKind::Invite, "7", None).unwrap();
-        tenant.set_due(DueKind::Deactivate, "8", None).unwrap();
-        assert_eq!(tenant.next_due().unwrap(), None);
-        assert!(tenant.all_due().unwrap().is_empty());
+        on_every_backend(
+            "replanning_moves_the_item_and_cancelling_removes_it",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+                tenant
+                    .set_due(DueKind::Invite, "7", Some(at("2026-05-01T00:00:00Z")))
+                    .unwrap();
+                tenant
+                    .set_due(DueKind::Deactivate, "8", Some(at("2026-04-01T00:00:00Z")))
+                    .unwrap();
+                assert_eq!(tenant.next_due().unwrap(), Some(at("2026-04-01T00:00:00Z")));
+                tenant
+                    .set_due(DueKind::Invite, "7", Some(at("2026-03-01T00:00:00Z")))
+                    .unwrap();
+                assert_eq!(tenant.all_due().unwrap().len(), 2);
+                let due = tenant.due_until(at("2026-03-15T00:00:00Z")).unwrap();
+                assert_eq!(
+                    due,
+                    vec![DueItem {
+                        at: at("2026-03-01T00:00:00Z"),
+                        kind: DueKind::Invite,
+                        personio_id: "7".into()
+                    }]
+                );
+                tenant.set_due(DueKind::Invite, "7", None).unwrap();
+                tenant.set_due(DueKind::Deactivate, "8", None).unwrap();
+                assert_eq!(tenant.next_due().unwrap(), None);
+                assert!(tenant.all_due().unwrap().is_empty());
+            },
+        )
+        .await;
     }
 }

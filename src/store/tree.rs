@@ -2,8 +2,10 @@
 //! over owned bytes. Writes are not durable until the backend's flush (as sled's).
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::StoreError;
+use super::backend::postgres::CachedTree;
 
 /// A key and its value.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
@@ -36,6 +38,8 @@ impl Batch {
 pub(crate) enum Tree {
     /// A sled tree.
     Sled(sled::Tree),
+    /// PostgreSQL rows cached in memory, committed by the backend.
+    Cached(Arc<CachedTree>),
 }
 
 impl Tree {
@@ -43,6 +47,7 @@ impl Tree {
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Sled(tree) => Ok(tree.get(key)?.map(|value| value.to_vec())),
+            Self::Cached(tree) => Ok(tree.get(key)),
         }
     }
 
@@ -57,6 +62,10 @@ impl Tree {
                 tree.insert(key, value.into())?;
                 Ok(())
             }
+            Self::Cached(tree) => {
+                tree.insert(key, value);
+                Ok(())
+            }
         }
     }
 
@@ -67,6 +76,10 @@ impl Tree {
                 tree.remove(key)?;
                 Ok(())
             }
+            Self::Cached(tree) => {
+                tree.remove(key);
+                Ok(())
+            }
         }
     }
 
@@ -74,6 +87,7 @@ impl Tree {
     pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
         match self {
             Self::Sled(tree) => Ok(tree.contains_key(key)?),
+            Self::Cached(tree) => Ok(tree.contains_key(key)),
         }
     }
 
@@ -81,6 +95,7 @@ impl Tree {
     pub(crate) fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Entries {
         match self {
             Self::Sled(tree) => sled_entries(tree.scan_prefix(prefix)),
+            Self::Cached(tree) => cached_entries(tree.scan_prefix(prefix)),
         }
     }
 
@@ -88,6 +103,7 @@ impl Tree {
     pub(crate) fn range(&self, from: Bound<Vec<u8>>) -> Entries {
         match self {
             Self::Sled(tree) => sled_entries(tree.range::<Vec<u8>, _>((from, Bound::Unbounded))),
+            Self::Cached(tree) => cached_entries(tree.range(from)),
         }
     }
 
@@ -95,6 +111,7 @@ impl Tree {
     pub(crate) fn iter(&self) -> Entries {
         match self {
             Self::Sled(tree) => sled_entries(tree.iter()),
+            Self::Cached(tree) => cached_entries(tree.iter()),
         }
     }
 
@@ -109,6 +126,7 @@ impl Tree {
             Self::Sled(tree) => Ok(tree
                 .update_and_fetch(key, change)?
                 .map(|value| value.to_vec())),
+            Self::Cached(tree) => Ok(tree.update_and_fetch(key, change)),
         }
     }
 
@@ -121,6 +139,7 @@ impl Tree {
     ) -> Result<bool, StoreError> {
         match self {
             Self::Sled(tree) => Ok(tree.compare_and_swap(key, old, new)?.is_ok()),
+            Self::Cached(tree) => Ok(tree.compare_and_swap(key, old, new)),
         }
     }
 
@@ -138,8 +157,16 @@ impl Tree {
                 tree.apply_batch(sled_batch)?;
                 Ok(())
             }
+            Self::Cached(tree) => {
+                tree.apply_batch(batch.writes);
+                Ok(())
+            }
         }
     }
+}
+
+fn cached_entries(entries: super::backend::postgres::cached_tree::Entries) -> Entries {
+    Box::new(entries.map(Ok))
 }
 
 fn sled_entries(iter: sled::Iter) -> Entries {

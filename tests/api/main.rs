@@ -16,6 +16,7 @@ mod oidc;
 mod oidc_refresh;
 mod people;
 mod personio_real;
+mod postgres;
 mod random_mutations;
 mod secrets;
 mod settings;

@@ -2,10 +2,12 @@
 //! one variant per backend. Keys and values are the same bytes on every backend.
 //! Only this module matches on the variant.
 
+pub(crate) mod postgres;
 mod sled;
 
 use std::sync::Arc;
 
+pub(crate) use self::postgres::PgBackend;
 pub(crate) use self::sled::SledBackend;
 use super::StoreError;
 use super::inbox::InboxEvent;
@@ -15,6 +17,8 @@ use super::tree::{Entry, Tree};
 pub(crate) enum Backend {
     /// One sled database on local disk.
     Sled(SledBackend),
+    /// A PostgreSQL database, possibly shared by several nodes.
+    Postgres(PgBackend),
 }
 
 impl Backend {
@@ -22,6 +26,7 @@ impl Backend {
     pub(crate) async fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Sled(backend) => backend.meta_get(key).await,
+            Self::Postgres(backend) => Ok(backend.meta_get(key).await?),
         }
     }
 
@@ -29,6 +34,7 @@ impl Backend {
     pub(crate) async fn meta_scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         match self {
             Self::Sled(backend) => backend.meta_scan_prefix(prefix).await,
+            Self::Postgres(backend) => Ok(backend.meta_scan_prefix(prefix).await?),
         }
     }
 
@@ -36,6 +42,7 @@ impl Backend {
     pub(crate) async fn meta_insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.meta_insert(key, value).await,
+            Self::Postgres(backend) => Ok(backend.meta_insert(key, &value).await?),
         }
     }
 
@@ -43,6 +50,7 @@ impl Backend {
     pub(crate) async fn meta_remove(&self, key: &[u8]) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.meta_remove(key).await,
+            Self::Postgres(backend) => Ok(backend.meta_remove(key).await?),
         }
     }
 
@@ -56,6 +64,7 @@ impl Backend {
     ) -> Result<bool, StoreError> {
         match self {
             Self::Sled(backend) => backend.meta_compare_and_swap(key, old, new).await,
+            Self::Postgres(backend) => Ok(backend.meta_compare_and_swap(key, old, new).await?),
         }
     }
 
@@ -63,6 +72,7 @@ impl Backend {
     pub(crate) async fn open_tenant(&self, id: &str) -> Result<Tree, StoreError> {
         match self {
             Self::Sled(backend) => backend.open_tenant(id).await,
+            Self::Postgres(backend) => backend.open_tenant(id).await,
         }
     }
 
@@ -70,6 +80,7 @@ impl Backend {
     pub(crate) async fn tenant_data_ids(&self) -> Result<Vec<String>, StoreError> {
         match self {
             Self::Sled(backend) => backend.tenant_data_ids().await,
+            Self::Postgres(backend) => backend.tenant_ids().await,
         }
     }
 
@@ -77,6 +88,7 @@ impl Backend {
     pub(crate) async fn has_tenant_data(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             Self::Sled(backend) => backend.has_tenant_data(id).await,
+            Self::Postgres(backend) => backend.has_tenant(id).await,
         }
     }
 
@@ -84,6 +96,7 @@ impl Backend {
     pub(crate) async fn drop_tenant_data(&self, id: &str) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.drop_tenant_data(id).await,
+            Self::Postgres(backend) => backend.drop_tenant(id).await,
         }
     }
 
@@ -91,6 +104,7 @@ impl Backend {
     pub(crate) async fn flush_tenant(&self, id: &str) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.flush_tenant(id).await,
+            Self::Postgres(backend) => Ok(backend.commit_tenant(id).await?),
         }
     }
 
@@ -105,6 +119,7 @@ impl Backend {
     ) -> Result<Vec<(u64, InboxEvent)>, StoreError> {
         match self {
             Self::Sled(backend) => backend.inbox_pending(id, limit, skip).await,
+            Self::Postgres(backend) => backend.inbox_pending(id, limit, skip).await,
         }
     }
 
@@ -112,6 +127,7 @@ impl Backend {
     pub(crate) async fn inbox_count(&self, id: &str) -> Result<usize, StoreError> {
         match self {
             Self::Sled(backend) => backend.inbox_count(id).await,
+            Self::Postgres(backend) => Ok(backend.inbox_count(id).await?),
         }
     }
 
@@ -120,6 +136,7 @@ impl Backend {
     pub(crate) async fn inbox_remove(&self, id: &str, sequences: &[u64]) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.inbox_remove(id, sequences).await,
+            Self::Postgres(backend) => backend.inbox_remove(id, sequences).await,
         }
     }
 
@@ -133,6 +150,7 @@ impl Backend {
     ) -> Result<Vec<u64>, StoreError> {
         match self {
             Self::Sled(backend) => backend.inbox_append(id, events).await,
+            Self::Postgres(backend) => backend.inbox_append(id, events).await,
         }
     }
 
@@ -144,6 +162,7 @@ impl Backend {
     ) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.commit_group(events_by_tenant).await,
+            Self::Postgres(backend) => backend.commit_group(events_by_tenant).await,
         }
     }
 
@@ -151,6 +170,7 @@ impl Backend {
     pub(crate) async fn next_generated_id(&self) -> Result<u64, StoreError> {
         match self {
             Self::Sled(backend) => backend.next_generated_id().await,
+            Self::Postgres(backend) => Ok(backend.next_generated_id().await?),
         }
     }
 
@@ -158,6 +178,32 @@ impl Backend {
     pub(crate) async fn advance_generated_ids(&self, next: u64) -> Result<(), StoreError> {
         match self {
             Self::Sled(backend) => backend.advance_generated_ids(next).await,
+            Self::Postgres(backend) => Ok(backend.advance_generated_ids(next).await?),
+        }
+    }
+
+    /// The inbox values of tenant `id` kept outside its tree, as raw tree entries
+    /// (`inbox\0<id>` keys): sled keeps them in the tree (none here), PostgreSQL in its
+    /// `inbox` table.
+    pub(crate) async fn inbox_raw_entries(&self, id: &str) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            Self::Sled(_) => Ok(Vec::new()),
+            Self::Postgres(backend) => backend.inbox_raw_entries(id).await,
+        }
+    }
+
+    /// Writes one raw entry of tenant `id`'s tree (import); on PostgreSQL an inbox
+    /// value goes to the inbox table.
+    pub(crate) async fn put_raw(
+        &self,
+        id: &str,
+        tree: &Tree,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sled(_) => tree.insert(key, value),
+            Self::Postgres(backend) => backend.put_raw(id, tree, key, value).await,
         }
     }
 }
