@@ -8,7 +8,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use personio_sync::domain::fields::{self, UserFields};
 use personio_sync::store::inbox::InboxEvent;
-use personio_sync::store::{ChangeSource, EmployeeRecord, FieldChange, PersonChange, Store};
+use personio_sync::store::{
+    ChangeSource, EmployeeRecord, FieldChange, PersonChange, Store, TenantStore,
+};
 
 fn record() -> EmployeeRecord {
     let applied: UserFields = [
@@ -42,10 +44,25 @@ fn event(person: usize) -> InboxEvent {
     }
 }
 
+/// The store under `dir` and its tenant `bench`, opened on `runtime`.
+fn open(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, TenantStore) {
+    runtime.block_on(async {
+        let store = Store::open(dir, 16).await.expect("store");
+        let tenant = store.tenant("bench").await.expect("tenant");
+        (store, tenant)
+    })
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn records(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), 16).expect("store");
-    let tenant = store.tenant("bench").expect("tenant");
+    let (_store, tenant) = open(&current_thread(), dir.path());
     let record = record();
     for id in 0..1_000 {
         tenant
@@ -73,8 +90,7 @@ fn records(c: &mut Criterion) {
 /// fields) to a history that holds the most it keeps, so the oldest goes.
 fn person_history(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), 16).expect("store");
-    let tenant = store.tenant("bench").expect("tenant");
+    let (_store, tenant) = open(&current_thread(), dir.path());
     let change = PersonChange {
         at: "2026-12-07T04:05:06.123456789+00:00".into(),
         source: ChangeSource::FullSync,
@@ -117,13 +133,12 @@ fn durable_events(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), 16).expect("store");
-    let tenant = store.tenant("bench").expect("tenant");
+    let (store, tenant) = open(&runtime, dir.path());
     let mut group = c.benchmark_group("store/push_event+flush");
     group.throughput(Throughput::Elements(1));
     group.bench_function("single", |b| {
         b.to_async(&runtime).iter(|| async {
-            tenant.push_event(&event(1)).expect("push");
+            tenant.push_event(&event(1)).await.expect("push");
             store.flush().await.expect("flush");
         })
     });
@@ -135,7 +150,7 @@ fn durable_events(c: &mut Criterion) {
                 let store = store.clone();
                 let tenant = tenant.clone();
                 tasks.spawn(async move {
-                    tenant.push_event(&event(person)).expect("push");
+                    tenant.push_event(&event(person)).await.expect("push");
                     store.flush().await.expect("flush");
                 });
             }
@@ -148,9 +163,11 @@ fn durable_events(c: &mut Criterion) {
         })
     });
     group.finish();
-    let pending = tenant.pending_events(usize::MAX).expect("pending");
-    let sequences: Vec<u64> = pending.iter().map(|(sequence, _)| *sequence).collect();
-    tenant.remove_events(&sequences).expect("clean up");
+    runtime.block_on(async {
+        let pending = tenant.pending_events(usize::MAX).await.expect("pending");
+        let sequences: Vec<u64> = pending.iter().map(|(sequence, _)| *sequence).collect();
+        tenant.remove_events(&sequences).await.expect("clean up");
+    });
 }
 
 fn config() -> Criterion {

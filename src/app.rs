@@ -194,7 +194,7 @@ impl Application {
         }
         let stored = crate::connect::record_operator_connections(&store).await?;
         for spec in &stored {
-            state.services.announce(spec);
+            state.services.announce(spec).await;
         }
         Ok(Self {
             listener,

@@ -196,7 +196,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         )
     })?;
     crate::export::refuse_unfinished_import(&config.storage.data_dir)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let app = Application::build(&config, store, Secret::new(token), Options::default()).await?;
     tracing::info!(addr = %app.local_addr(), "personio-sync serving");
     app.run(shutdown_signal()).await?;
@@ -369,16 +369,29 @@ fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(&path, given)?)
 }
 
-/// Opens the database of `storage.data_dir` with the secret key from
-/// `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else `<data_dir>/secret.key`.
-pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+/// Opens the database of `storage.data_dir` (or PostgreSQL at `storage.postgres_url`)
+/// with the secret key from `PERSONIO_SYNC_SECRET_KEY`, else `storage.key_file`, else
+/// `<data_dir>/secret.key`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let source = crate::store::crypto::KeySource::from_env(&config.storage.key_file)?;
-    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source).with_context(|| {
-        format!(
-            "cannot open the database in storage.data_dir {} (is another personio-sync using it?)",
-            config.storage.data_dir.display()
-        )
-    })
+    if config.storage.backend == crate::config::StorageBackend::Postgres {
+        let options = crate::store::PgOptions {
+            url: config.storage.postgres_url.clone(),
+            password: config.postgres_password(|name| std::env::var(name).ok()),
+            pool: config.storage.postgres_pool,
+        };
+        return Store::open_postgres(&options, &config.storage.data_dir, source)
+            .await
+            .context("cannot open the PostgreSQL database of storage.postgres_url");
+    }
+    Store::open_with(&config.storage.data_dir, config.storage.cache_mb, source)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database in storage.data_dir {} (is another personio-sync using it?)",
+                config.storage.data_dir.display()
+            )
+        })
 }
 
 async fn export_command(
@@ -389,7 +402,10 @@ async fn export_command(
 ) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
     telemetry::init(config.log_format);
-    if !config.storage.data_dir.is_dir() {
+    // On PostgreSQL the data dir holds at most the key file.
+    if config.storage.backend == crate::config::StorageBackend::Sled
+        && !config.storage.data_dir.is_dir()
+    {
         anyhow::bail!(
             "storage.data_dir {} does not exist",
             config.storage.data_dir.display()
@@ -402,8 +418,8 @@ async fn export_command(
     {
         anyhow::bail!("{} exists; pass --force to replace it", path.display());
     }
-    let store = open_store(&config)?;
-    let document = crate::export::export(&store, with_secrets)?;
+    let store = open_store(&config).await?;
+    let document = crate::export::export(&store, with_secrets).await?;
     match output {
         Some(path) => {
             crate::export::write_output_file(&path, force, &document)?;
@@ -438,7 +454,7 @@ async fn import_command(
     create_private_dir(dir).with_context(|| format!("cannot create data_dir {}", dir.display()))?;
     crate::export::begin_import(dir)
         .with_context(|| format!("cannot mark data_dir {} as being imported", dir.display()))?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let summary = crate::export::import(&store, &document, options).await?;
     // Closed before the marker goes: the database is complete and durable on disk.
     drop(store);

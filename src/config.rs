@@ -91,6 +91,26 @@ pub struct StorageConfig {
     /// Webhook events a tenant's inbox may hold; beyond it deliveries are answered 503
     /// with `Retry-After` (Personio sends them again later).
     pub inbox_cap: u64,
+    /// Where the data lives: sled under `data_dir`, or PostgreSQL at `postgres_url`.
+    pub backend: StorageBackend,
+    /// `postgres://user@host:port/database` (with `backend = "postgres"`); the password
+    /// belongs in the variable `postgres_password_env` names, not here.
+    pub postgres_url: String,
+    /// Name of the environment variable holding the PostgreSQL password.
+    pub postgres_password_env: String,
+    /// Connections to PostgreSQL.
+    pub postgres_pool: u32,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// sled under `storage.data_dir`.
+    #[default]
+    Sled,
+    /// PostgreSQL at `storage.postgres_url`.
+    Postgres,
 }
 
 impl Default for StorageConfig {
@@ -100,6 +120,10 @@ impl Default for StorageConfig {
             cache_mb: 128,
             key_file: PathBuf::new(),
             inbox_cap: 1_000_000,
+            backend: StorageBackend::Sled,
+            postgres_url: String::new(),
+            postgres_password_env: "PERSONIO_SYNC_PG_PASSWORD".into(),
+            postgres_pool: 16,
         }
     }
 }
@@ -338,6 +362,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("storage", "cache_mb", Kind::Int),
     ("storage", "key_file", Kind::Str),
     ("storage", "inbox_cap", Kind::Int),
+    ("storage", "backend", Kind::Str),
+    ("storage", "postgres_url", Kind::Str),
+    ("storage", "postgres_password_env", Kind::Str),
+    ("storage", "postgres_pool", Kind::Int),
     ("admin", "token_env", Kind::Str),
     ("sync", "reconcile_interval_secs", Kind::Int),
     ("sync", "concurrency", Kind::Int),
@@ -483,6 +511,7 @@ impl Config {
                 "storage.inbox_cap: must be at least 1".into(),
             ));
         }
+        self.validate_storage()?;
         if self.sync.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "sync.reconcile_interval_secs: must be at least 1".into(),
@@ -524,6 +553,41 @@ impl Config {
         }
         self.cluster.validate()?;
         Ok(())
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let storage = &self.storage;
+        if storage.backend != StorageBackend::Postgres {
+            return Ok(());
+        }
+        let url = storage.postgres_url.trim();
+        if url.is_empty() {
+            return Err(ConfigError::Invalid(
+                "storage.postgres_url: must be set when storage.backend = \"postgres\"".into(),
+            ));
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid(
+                "storage.postgres_url: must start with postgres:// or postgresql://".into(),
+            ));
+        }
+        if storage.postgres_password_env.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "storage.postgres_password_env: must name an environment variable".into(),
+            ));
+        }
+        if !(1..=1000).contains(&storage.postgres_pool) {
+            return Err(ConfigError::Invalid(
+                "storage.postgres_pool: must be between 1 and 1000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL password, from the variable `storage.postgres_password_env` names
+    /// (`None` when it is unset or empty: the server may not need one).
+    pub fn postgres_password(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        env(&self.storage.postgres_password_env).filter(|value| !value.is_empty())
     }
 
     /// The client secret of `[personio_oidc]`, read from the variable
@@ -788,6 +852,52 @@ mod tests {
             .to_string();
             assert!(error.contains("personio.v1_requests_per_minute"), "{error}");
         }
+    }
+
+    #[test]
+    fn the_storage_backend_defaults_to_sled_and_postgres_needs_a_url() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Sled);
+        assert_eq!(
+            config.storage.postgres_password_env,
+            "PERSONIO_SYNC_PG_PASSWORD"
+        );
+        assert_eq!(config.storage.postgres_pool, 16);
+        let text = "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://ps@db:5432/ps\"\npostgres_pool = 4\n";
+        let config = Config::from_toml_with_env(text, no_env).unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Postgres);
+        assert_eq!(config.storage.postgres_pool, 4);
+        let env = |name: &str| (name == "PERSONIO_SYNC_PG_PASSWORD").then(|| "pw".to_string());
+        assert_eq!(config.postgres_password(env).as_deref(), Some("pw"));
+        assert_eq!(config.postgres_password(no_env), None);
+        let env =
+            |name: &str| (name == "PERSONIO_SYNC_STORAGE_BACKEND").then(|| "postgres".to_string());
+        let error = Config::from_toml_with_env("", env).unwrap_err().to_string();
+        assert!(error.contains("storage.postgres_url"), "{error}");
+        for (text, named) in [
+            ("[storage]\nbackend = \"mysql\"\n", "mysql"),
+            (
+                "[storage]\nbackend = \"postgres\"\n",
+                "storage.postgres_url",
+            ),
+            (
+                "[storage]\nbackend = \"postgres\"\npostgres_url = \"http://db\"\n",
+                "storage.postgres_url",
+            ),
+            (
+                "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://db/x\"\npostgres_pool = 0\n",
+                "storage.postgres_pool",
+            ),
+        ] {
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+        let error = Config::from_toml_with_env("[storage]\nbackend = \"mysql\"\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("storage.backend"), "{error}");
     }
 
     #[test]

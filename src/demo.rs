@@ -57,7 +57,8 @@ pub async fn run(employees: usize, listen: String) -> anyhow::Result<()> {
         data_dir.path(),
         64,
         crate::store::crypto::SecretKey::generate(),
-    )?;
+    )
+    .await?;
     let admin_token = random_hex(24);
     // "Sign in with Personio" against the simulator's provider; its client is the
     // simulator's API client.

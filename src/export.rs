@@ -215,9 +215,9 @@ fn show_key(key: &[u8]) -> (String, Option<String>) {
 }
 
 /// Everything in `store` as a document; secrets only `with_secrets`.
-pub fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument, ExportError> {
-    let specs = store.tenant_specs()?;
-    let mut ids: BTreeSet<String> = store.tenant_tree_ids().into_iter().collect();
+pub async fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument, ExportError> {
+    let specs = store.tenant_specs().await?;
+    let mut ids: BTreeSet<String> = store.tenant_tree_ids().await?.into_iter().collect();
     ids.extend(specs.iter().map(|spec| spec.id.clone()));
     let mut tenants = Vec::with_capacity(ids.len());
     for id in ids {
@@ -226,15 +226,18 @@ pub fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument, Expor
             .find(|spec| spec.id == id)
             .map(|spec| spec_json(spec, with_secrets));
         let records = store
-            .tenant(&id)?
-            .raw_entries()?
+            .tenant(&id)
+            .await?
+            .raw_entries()
+            .await?
             .iter()
             .map(|(key, value)| Record::from_raw(key, value))
             .collect();
         tenants.push(TenantExport { id, spec, records });
     }
     let meta = store
-        .other_meta_entries()?
+        .other_meta_entries()
+        .await?
         .iter()
         .map(|(key, value)| Record::from_raw(key, value))
         .collect();
@@ -243,7 +246,7 @@ pub fn export(store: &Store, with_secrets: bool) -> Result<ExportDocument, Expor
         version: VERSION,
         exported_at: chrono::Utc::now().to_rfc3339(),
         with_secrets,
-        id_generator: store.next_generated_id()?,
+        id_generator: store.next_generated_id().await?,
         meta,
         tenants,
     })
@@ -433,23 +436,23 @@ pub async fn import(
     options: ImportOptions,
 ) -> Result<ImportSummary, ExportError> {
     let (prepared, need_credentials, next_id) = prepare(document, options)?;
-    if !store.holds_no_tenants()? {
+    if !store.holds_no_tenants().await? {
         return Err(ExportError::HoldsTenants);
     }
     // Inbox values are numbered by sled's generator: past every imported one first.
-    store.advance_generated_ids(next_id)?;
+    store.advance_generated_ids(next_id).await?;
     let mut summary = ImportSummary {
         need_credentials,
         ..ImportSummary::default()
     };
     for record in &document.meta {
         let (key, value) = record.to_raw().map_err(ExportError::Format)?;
-        store.put_other_meta(&key, &value)?;
+        store.put_other_meta(&key, &value).await?;
     }
     for tenant in prepared {
-        let tree = store.tenant(&tenant.id)?;
+        let tree = store.tenant(&tenant.id).await?;
         for (key, value) in &tenant.records {
-            tree.put_raw(key, value)?;
+            tree.put_raw(key, value).await?;
         }
         summary.records += tenant.records.len();
         if let Some(spec) = &tenant.spec {
@@ -621,10 +624,19 @@ mod tests {
 
     /// A store with two tenants, one deleted without purge, and every record kind.
     async fn filled(dir: &Path) -> Store {
-        let store = Store::open_with_key(dir, 8, SecretKey::generate()).unwrap();
+        fill(
+            Store::open_with_key(dir, 8, SecretKey::generate())
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `store` given two tenants, one deleted without purge, and every record kind.
+    async fn fill(store: Store) -> Store {
         for id in ["acme", "beta"] {
             store.put_tenant_spec(&spec(id)).await.unwrap();
-            let tenant = store.tenant(id).unwrap();
+            let tenant = store.tenant(id).await.unwrap();
             let record = EmployeeRecord {
                 learnamp_id: 93,
                 invited: true,
@@ -640,9 +652,13 @@ mod tests {
                     occurred_at: "now".into(),
                     person_id: Some("4711".into()),
                 })
+                .await
                 .unwrap();
-            tenant.put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01").unwrap();
-            tenant.put_raw(b"state\0nothing", b"null").unwrap();
+            tenant
+                .put_raw(b"due\0\x00\x01/x\xff", b"\x00\x01")
+                .await
+                .unwrap();
+            tenant.put_raw(b"state\0nothing", b"null").await.unwrap();
         }
         store.remove_tenant("beta", false).await.unwrap();
         store.flush().await.unwrap();
@@ -652,22 +668,28 @@ mod tests {
     /// Every tenant tree: id and raw entries.
     type Trees = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-    fn all_raw(store: &Store) -> Trees {
-        let mut ids = store.tenant_tree_ids();
+    async fn all_raw(store: &Store) -> Trees {
+        let mut ids = store.tenant_tree_ids().await.unwrap();
         ids.sort();
-        ids.into_iter()
-            .map(|id| {
-                let entries = store.tenant(&id).unwrap().raw_entries().unwrap();
-                (id, entries)
-            })
-            .collect()
+        let mut trees = Vec::with_capacity(ids.len());
+        for id in ids {
+            let entries = store
+                .tenant(&id)
+                .await
+                .unwrap()
+                .raw_entries()
+                .await
+                .unwrap();
+            trees.push((id, entries));
+        }
+        trees
     }
 
     #[tokio::test]
     async fn export_then_import_restores_everything_byte_exact() {
         let source_dir = tempfile::tempdir().unwrap();
         let source = filled(source_dir.path()).await;
-        let document = export(&source, true).unwrap();
+        let document = export(&source, true).await.unwrap();
         let mut text = Vec::new();
         write_document(&mut text, &document).unwrap();
         let text = String::from_utf8(text).unwrap();
@@ -677,28 +699,33 @@ mod tests {
         let target_dir = tempfile::tempdir().unwrap();
         let target_path = target_dir.path().join("data");
         ensure_empty_data_dir(&target_path).unwrap();
-        let target = Store::open_with_key(&target_path, 8, SecretKey::generate()).unwrap();
+        let target = Store::open_with_key(&target_path, 8, SecretKey::generate())
+            .await
+            .unwrap();
         let document = read_document(text.as_bytes()).unwrap();
         let summary = import(&target, &document, ImportOptions::default())
             .await
             .unwrap();
         assert_eq!(summary.tenants, 1);
         assert!(summary.need_credentials.is_empty());
-        assert_eq!(all_raw(&target), all_raw(&source));
+        assert_eq!(all_raw(&target).await, all_raw(&source).await);
         assert_eq!(
-            target.tenant_specs().unwrap(),
-            source.tenant_specs().unwrap()
+            target.tenant_specs().await.unwrap(),
+            source.tenant_specs().await.unwrap()
         );
         let event_ids: Vec<u64> = target
             .tenant("acme")
+            .await
             .unwrap()
             .pending_events(10)
+            .await
             .unwrap()
             .into_iter()
             .map(|(sequence, _)| sequence)
             .collect();
         let next = target
             .tenant("acme")
+            .await
             .unwrap()
             .push_event(&InboxEvent {
                 received_at: "later".into(),
@@ -706,6 +733,7 @@ mod tests {
                 occurred_at: "later".into(),
                 person_id: None,
             })
+            .await
             .unwrap();
         assert!(
             event_ids.iter().all(|old| *old < next),
@@ -719,15 +747,75 @@ mod tests {
         assert!(ensure_empty_data_dir(&target_path).is_err());
     }
 
+    /// The raw format is the same on both backends: sled -> PostgreSQL -> sled keeps
+    /// every byte, the inbox included.
+    #[tokio::test]
+    async fn an_export_moves_from_sled_to_postgres_and_back_byte_exact() {
+        use crate::store::conformance::postgres_store_with_key;
+        use crate::store::postgres_testing::fresh_database;
+        let test = "an_export_moves_from_sled_to_postgres_and_back_byte_exact";
+        let Some(database) = fresh_database(test).await else {
+            return;
+        };
+        let source_dir = tempfile::tempdir().unwrap();
+        let sled = filled(source_dir.path()).await;
+        let from_sled = export(&sled, true).await.unwrap();
+
+        let key = SecretKey::generate();
+        let postgres = postgres_store_with_key(&database, key.clone()).await;
+        let summary = import(&postgres, &from_sled, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.tenants, 1);
+        let expected = all_raw(&sled).await;
+        assert!(
+            expected[0]
+                .1
+                .iter()
+                .any(|(key, _)| key.starts_with(b"inbox\0")),
+            "the inbox is part of the export"
+        );
+        assert_eq!(all_raw(&postgres).await, expected);
+        assert_eq!(
+            postgres.tenant_specs().await.unwrap(),
+            sled.tenant_specs().await.unwrap()
+        );
+        let acme = postgres.tenant("acme").await.unwrap();
+        let pending = acme.pending_events(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        let next = acme.push_event(&pending[0].1).await.unwrap();
+        assert!(pending[0].0 < next, "new events number after imported ones");
+        acme.remove_events(&[next]).await.unwrap();
+
+        // Durable: a new connection reads the same.
+        drop(acme);
+        drop(postgres);
+        let postgres = postgres_store_with_key(&database, key).await;
+        let from_postgres = export(&postgres, true).await.unwrap();
+        let target_dir = tempfile::tempdir().unwrap();
+        let target =
+            Store::open_with_key(&target_dir.path().join("data"), 8, SecretKey::generate())
+                .await
+                .unwrap();
+        import(&target, &from_postgres, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(all_raw(&target).await, expected);
+        assert_eq!(
+            target.tenant_specs().await.unwrap(),
+            sled.tenant_specs().await.unwrap()
+        );
+    }
+
     #[tokio::test]
     async fn secrets_stay_out_unless_asked_for() {
         let dir = tempfile::tempdir().unwrap();
         let store = filled(dir.path()).await;
-        let document = export(&store, false).unwrap();
+        let document = export(&store, false).await.unwrap();
         let mut text = Vec::new();
         write_document(&mut text, &document).unwrap();
         let text = String::from_utf8(text).unwrap();
-        let original = store.tenant_spec("acme").unwrap().unwrap();
+        let original = store.tenant_spec("acme").await.unwrap().unwrap();
         let webhook = original.webhook.clone().unwrap();
         for secret in [
             "p-secret-1",
@@ -739,19 +827,19 @@ mod tests {
         }
         assert!(text.contains("\"client_secret\": null"));
 
-        let target = Store::temporary().unwrap();
+        let target = Store::temporary().await.unwrap();
         let error = import(&target, &document, ImportOptions::default())
             .await
             .unwrap_err()
             .to_string();
         assert!(error.contains("--with-secrets"), "{error}");
-        assert!(target.holds_no_tenants().unwrap(), "nothing written");
+        assert!(target.holds_no_tenants().await.unwrap(), "nothing written");
         let options = ImportOptions {
             allow_missing_secrets: true,
         };
         let summary = import(&target, &document, options).await.unwrap();
         assert_eq!(summary.need_credentials, vec!["acme".to_string()]);
-        let restored = target.tenant_spec("acme").unwrap().unwrap();
+        let restored = target.tenant_spec("acme").await.unwrap().unwrap();
         assert_eq!(restored.settings, original.settings);
         assert_eq!(
             restored.personio.as_ref().unwrap().client_secret.expose(),
@@ -762,7 +850,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sign_in_connection_travels_sealed_and_only_with_secrets() {
-        let source = Store::temporary().unwrap();
+        let source = Store::temporary().await.unwrap();
         let mut spec = crate::domain::tenant::parse_spec(serde_json::json!({
             "id": "oidc",
             "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "l-secret-9"}
@@ -783,14 +871,14 @@ mod tests {
         });
         assert!(source.insert_new_tenant_spec(&spec).await.unwrap());
 
-        let with = export(&source, true).unwrap();
-        let target = Store::temporary().unwrap();
+        let with = export(&source, true).await.unwrap();
+        let target = Store::temporary().await.unwrap();
         import(&target, &with, ImportOptions::default())
             .await
             .unwrap();
-        assert_eq!(target.tenant_spec("oidc").unwrap().unwrap(), spec);
+        assert_eq!(target.tenant_spec("oidc").await.unwrap().unwrap(), spec);
 
-        let without = export(&source, false).unwrap();
+        let without = export(&source, false).await.unwrap();
         let mut text = Vec::new();
         write_document(&mut text, &without).unwrap();
         let text = String::from_utf8(text).unwrap();
@@ -800,13 +888,13 @@ mod tests {
             text.contains("admin@oidc.test"),
             "the connection is carried"
         );
-        let target = Store::temporary().unwrap();
+        let target = Store::temporary().await.unwrap();
         let options = ImportOptions {
             allow_missing_secrets: true,
         };
         let summary = import(&target, &without, options).await.unwrap();
         assert_eq!(summary.need_credentials, vec!["oidc".to_string()]);
-        let restored = target.tenant_spec("oidc").unwrap().unwrap();
+        let restored = target.tenant_spec("oidc").await.unwrap().unwrap();
         assert_eq!(restored.connection, spec.connection);
         let oidc = restored.personio_oidc.unwrap();
         assert_eq!(oidc.subject, "user-1");
@@ -841,7 +929,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let store = filled(&dir.path().join("data")).await;
-        let document = export(&store, true).unwrap();
+        let document = export(&store, true).await.unwrap();
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
 
         let existing = dir.path().join("existing.json");
@@ -893,7 +981,7 @@ mod tests {
     async fn the_id_generator_is_advanced_first_and_capped() {
         let dir = tempfile::tempdir().unwrap();
         let source = filled(dir.path()).await;
-        let mut document = export(&source, true).unwrap();
+        let mut document = export(&source, true).await.unwrap();
         // The generator goes past every imported inbox value; an absurd one is capped,
         // not looped to.
         let inbox_ids: Vec<u64> = document
@@ -913,18 +1001,18 @@ mod tests {
         let (_, _, next) = prepare(&document, ImportOptions::default()).unwrap();
         assert_eq!(next, MAX_ID_GENERATOR);
         // An inbox numbered beyond the cap is refused before anything is written.
-        let mut document = export(&source, true).unwrap();
+        let mut document = export(&source, true).await.unwrap();
         let mut key = b"inbox\0".to_vec();
         key.extend_from_slice(&MAX_ID_GENERATOR.to_be_bytes());
         document.tenants[0]
             .records
             .push(Record::from_raw(&key, b"{}"));
-        let target = Store::temporary().unwrap();
+        let target = Store::temporary().await.unwrap();
         let error = import(&target, &document, ImportOptions::default())
             .await
             .unwrap_err();
         assert!(error.to_string().contains("inbox record"), "{error}");
-        assert!(target.holds_no_tenants().unwrap());
+        assert!(target.holds_no_tenants().await.unwrap());
     }
 
     #[test]

@@ -345,7 +345,7 @@ async fn spawn_tenant(
         return Err(format!("tenant {id} is not known"));
     };
     let spec = entry.spec.clone();
-    state.services.announce(&spec);
+    state.services.announce(&spec).await;
     if !spec.is_connected() {
         // Nothing runs until the customer connects Personio (`connect::connect_tenant`
         // restarts the tenant with its connection).

@@ -71,7 +71,7 @@ impl Services {
     /// Makes a tenant known before its actor runs: routes its webhook URL to it and
     /// shows a `starting` view if it has none yet. Called by the supervisor before a
     /// spawn and by the application for every stored tenant before it serves.
-    pub fn announce(&self, spec: &TenantSpec) {
+    pub async fn announce(&self, spec: &TenantSpec) {
         if let Some(secrets) = &spec.webhook {
             self.router.register_webhook(
                 &spec.id,
@@ -93,9 +93,9 @@ impl Services {
             }
             // What is stored shows at once: the last sync and the events waiting in
             // the inbox (the actor refreshes both once it runs).
-            match self.store.tenant(&spec.id) {
+            match self.store.tenant(&spec.id).await {
                 Ok(store) => {
-                    view.pending_events = store.pending_count() as u64;
+                    view.pending_events = store.pending_count().await as u64;
                     view.last_sync = store.last_sync().ok().flatten();
                     view.learnamp_unsupported = store.learnamp_unsupported().unwrap_or_default();
                 }

@@ -138,7 +138,7 @@ impl Invitations {
                 "must be an email address".into(),
             ));
         }
-        if self.store.tenant_spec(tenant_id)?.is_none() {
+        if self.store.tenant_spec(tenant_id).await?.is_none() {
             return Err(InvitationError::UnknownTenant(tenant_id.to_string()));
         }
         let now = self.clock.now();
@@ -162,12 +162,12 @@ impl Invitations {
 
     /// Revokes every open invitation of `tenant_id`; how many were open.
     pub async fn revoke_all(&self, tenant_id: &str) -> Result<usize, InvitationError> {
-        if self.store.tenant_spec(tenant_id)?.is_none() {
+        if self.store.tenant_spec(tenant_id).await?.is_none() {
             return Err(InvitationError::UnknownTenant(tenant_id.to_string()));
         }
         let now = self.clock.now();
         let mut revoked = 0;
-        for (hash, mut record) in self.store.invitations_of(tenant_id)? {
+        for (hash, mut record) in self.store.invitations_of(tenant_id).await? {
             if record.revoked || expiry(&record).is_some_and(|at| at <= now) {
                 continue;
             }
@@ -180,8 +180,8 @@ impl Invitations {
     }
 
     /// The invitation of `token`, if it may be used now.
-    pub fn open(&self, token: &str) -> Result<OpenInvitation, InvitationError> {
-        let (_, record) = self.lookup(token)?;
+    pub async fn open(&self, token: &str) -> Result<OpenInvitation, InvitationError> {
+        let (_, record) = self.lookup(token).await?;
         if record.revoked {
             return Err(InvitationError::Revoked);
         }
@@ -200,21 +200,22 @@ impl Invitations {
     /// Records that a connection was made through the invitation of `token` (it stays
     /// openable until it expires).
     pub async fn mark_used(&self, token: &str) -> Result<(), InvitationError> {
-        let (hash, mut record) = self.lookup(token)?;
+        let (hash, mut record) = self.lookup(token).await?;
         record.used_at = Some(self.clock.now().to_rfc3339());
         self.store.put_invitation(&hash, &record).await?;
         Ok(())
     }
 
     /// The stored record of `token`, by its hash.
-    fn lookup(&self, token: &str) -> Result<(String, InvitationRecord), InvitationError> {
+    async fn lookup(&self, token: &str) -> Result<(String, InvitationRecord), InvitationError> {
         if token.is_empty() || token.len() > 256 {
             return Err(InvitationError::Unknown);
         }
         let hash = hash(token);
         let record = self
             .store
-            .invitation(&hash)?
+            .invitation(&hash)
+            .await?
             .ok_or(InvitationError::Unknown)?;
         Ok((hash, record))
     }
@@ -242,7 +243,7 @@ mod tests {
     use std::sync::Arc;
 
     async fn setup() -> (Invitations, Store) {
-        let store = Store::temporary().unwrap();
+        let store = Store::temporary().await.unwrap();
         let spec = crate::domain::tenant::parse_spec(serde_json::json!({
             "id": "acme",
             "learnamp": {"base_url": "http://l", "client_id": "c", "client_secret": "d"}
@@ -271,22 +272,22 @@ mod tests {
         let token = token_of(&made.url);
         assert_eq!(token.len(), 64, "256 bits as hex");
         assert!(!format!("{made:?}").contains(token));
-        let open = invitations.open(token).unwrap();
+        let open = invitations.open(token).await.unwrap();
         assert_eq!(open.tenant_id, "acme");
         assert_eq!(open.email.as_deref(), Some("admin@acme.test"));
         assert_eq!(open.used_at, None);
-        let stored = store.invitations_of("acme").unwrap();
+        let stored = store.invitations_of("acme").await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].0, hash(token));
         assert!(!serde_json::to_string(&stored[0].1).unwrap().contains(token));
         assert!(matches!(
-            invitations.open("0".repeat(64).as_str()),
+            invitations.open("0".repeat(64).as_str()).await,
             Err(InvitationError::Unknown)
         ));
         invitations.mark_used(token).await.unwrap();
-        assert!(invitations.open(token).unwrap().used_at.is_some());
+        assert!(invitations.open(token).await.unwrap().used_at.is_some());
         tokio::time::advance(std::time::Duration::from_secs(2 * 86_400 + 1)).await;
-        let error = invitations.open(token).unwrap_err();
+        let error = invitations.open(token).await.unwrap_err();
         assert!(
             matches!(error, InvitationError::Expired { at } if at == made.expires_at),
             "{error}"
@@ -302,12 +303,12 @@ mod tests {
         assert_eq!(invitations.revoke_all("acme").await.unwrap(), 2);
         for made in [&first, &second] {
             assert!(matches!(
-                invitations.open(token_of(&made.url)),
+                invitations.open(token_of(&made.url)).await,
                 Err(InvitationError::Revoked)
             ));
         }
         let third = invitations.create("acme", None, None).await.unwrap();
-        assert!(invitations.open(token_of(&third.url)).is_ok());
+        assert!(invitations.open(token_of(&third.url)).await.is_ok());
         let clock = TokioClock::starting_at(Utc::now());
         assert!(third.expires_at > clock.now() + chrono::Duration::days(6));
     }

@@ -92,12 +92,15 @@ pub async fn connect_tenant(
     let services = &app.services;
     let spec = services
         .store
-        .tenant_spec(tenant_id)?
+        .tenant_spec(tenant_id)
+        .await?
         .ok_or_else(|| ConnectError::UnknownTenant(tenant_id.to_string()))?;
     // Only an invitation of this tenant counts (its email, marking it used).
-    let invitation = invitation_token
-        .and_then(|token| services.invitations().open(token).ok())
-        .filter(|open| open.tenant_id == tenant_id);
+    let invitation = match invitation_token {
+        Some(token) => services.invitations().open(token).await.ok(),
+        None => None,
+    }
+    .filter(|open| open.tenant_id == tenant_id);
     let base_url = services.personio_base_url.trim_end_matches('/').to_string();
     let credential = match &connection {
         Connection::ClientCredentials {
@@ -125,7 +128,7 @@ pub async fn connect_tenant(
     verify(services, &credential, &spec.settings).await?;
     // A tenant that synced before reads everything again once reconnected: changes
     // made while it was disconnected (or failed) are not lost.
-    let tenant_store = services.store.tenant(tenant_id)?;
+    let tenant_store = services.store.tenant(tenant_id).await?;
     if tenant_store.initial_sync_done()? {
         tenant_store.mark_reconcile_due()?;
     }
@@ -206,7 +209,7 @@ pub async fn connect_tenant(
 pub async fn record_operator_connections(
     store: &crate::store::Store,
 ) -> Result<Vec<TenantSpec>, StoreError> {
-    let mut specs = store.tenant_specs()?;
+    let mut specs = store.tenant_specs().await?;
     for spec in &mut specs {
         if spec.connection.is_some() || spec.personio.is_none() {
             continue;
@@ -251,7 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn tenants_stored_before_connections_existed_get_the_operators() {
-        let store = crate::store::Store::temporary().unwrap();
+        let store = crate::store::Store::temporary().await.unwrap();
         let learnamp =
             serde_json::json!({"base_url": "http://l", "client_id": "c", "client_secret": "d"});
         let legacy = crate::domain::tenant::parse_spec(serde_json::json!({
@@ -275,7 +278,7 @@ mod tests {
             (ConnectionMethod::ClientCredentials, None)
         );
         assert_eq!(find("awaiting").connection, None);
-        let stored = store.tenant_spec("legacy").unwrap().unwrap();
+        let stored = store.tenant_spec("legacy").await.unwrap().unwrap();
         assert_eq!(stored.connection.as_ref().map(|c| &c.at), Some(&info.at));
         // Once recorded, it stays as it was.
         let again = record_operator_connections(&store).await.unwrap();

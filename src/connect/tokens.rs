@@ -200,7 +200,7 @@ async fn refresh(
             "the connection's tokens could not be stored: {error}"
         ))
     };
-    let spec = store.tenant_spec(&tenant_id).map_err(stored)?;
+    let spec = store.tenant_spec(&tenant_id).await.map_err(stored)?;
     // Without a stored grant the tenant was deleted or connected otherwise meanwhile:
     // its actor is being replaced, and the replacement does not ask this source.
     let Some(connection) = spec.and_then(|spec| spec.personio_oidc) else {

@@ -250,10 +250,10 @@ async fn create_tenant(
     let mut spec = parse_spec(document)?;
     spec.webhook = Some(WebhookSecrets::generate());
     spec.connection = operator_connection(&spec, state.services.clock.now());
-    if state.store.tenant_spec(&spec.id)?.is_some() {
+    if state.store.tenant_spec(&spec.id).await?.is_some() {
         return Err(ApiError::Conflict(spec.id));
     }
-    if !adopt_data && state.store.has_tenant_data(&spec.id) {
+    if !adopt_data && state.store.has_tenant_data(&spec.id).await {
         return Err(ApiError::WrongState(format!(
             "data of an earlier tenant `{}` (deleted without purge) is kept: create the tenant with \"adopt_data\": true to take it over",
             spec.id
@@ -353,7 +353,8 @@ async fn patch_tenant(
     }
     let stored = state
         .store
-        .tenant_spec(&id)?
+        .tenant_spec(&id)
+        .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
     require_restated_secrets(&stored, &patch)?;
     let secrets = stored.webhook.clone();
@@ -504,7 +505,7 @@ async fn delete_tenant(
         message: error.body_text(),
     })?;
     view_of(&state, &id)?;
-    let stored = state.store.tenant_spec(&id)?;
+    let stored = state.store.tenant_spec(&id).await?;
     // No delivery is stored for the tenant from now on, neither while it stops nor
     // after its data is gone. Until the supervisor confirms they get a 503, which
     // Personio retries: if the delete is refused, nothing is lost.
@@ -518,7 +519,7 @@ async fn delete_tenant(
         .await;
     if !matches!(answer, Ok(CallResult::Success(()))) {
         match &stored {
-            Some(spec) => state.services.announce(spec),
+            Some(spec) => state.services.announce(spec).await,
             None => state.router.unregister_webhook(&id),
         }
         tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");
@@ -622,7 +623,7 @@ async fn restart_tenant(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<StatusAnswer>), ApiError> {
     view_of(&state, &id)?;
-    let spec = state.store.tenant_spec(&id)?;
+    let spec = state.store.tenant_spec(&id).await?;
     crate::actors::supervisor::restart_tenant(&state.supervisor, &id, spec)
         .await
         .map_err(ApiError::Unavailable)?;

@@ -232,11 +232,11 @@ pub fn page(
     })
 }
 
-fn tenant_store(state: &AppState, id: &str) -> Result<TenantStore, ApiError> {
+async fn tenant_store(state: &AppState, id: &str) -> Result<TenantStore, ApiError> {
     if state.views.view(id).is_none() {
         return Err(ApiError::TenantNotFound(id.to_string()));
     }
-    Ok(state.store.tenant(id)?)
+    Ok(state.store.tenant(id).await?)
 }
 
 /// The tenant's people, searched and paged.
@@ -268,7 +268,7 @@ pub async fn list_people(
             message: format!("must be between 1 and {MAX_LIMIT}"),
         });
     }
-    let store = tenant_store(&state, &id)?;
+    let store = tenant_store(&state, &id).await?;
     let search = query.query.unwrap_or_default();
     let cursor = query.cursor.filter(|cursor| !cursor.is_empty());
     // A search may read every record of a large tenant: off the async workers.
@@ -300,7 +300,7 @@ pub async fn show_person(
     State(state): State<AppState>,
     Path((id, personio_id)): Path<(String, String)>,
 ) -> Result<Json<PersonDetail>, ApiError> {
-    let store = tenant_store(&state, &id)?;
+    let store = tenant_store(&state, &id).await?;
     let record = store.employee(&personio_id)?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "tenant `{id}` has no record of Personio person {personio_id}"
@@ -331,8 +331,8 @@ mod tests {
         }
     }
 
-    fn store() -> TenantStore {
-        let store = Store::temporary().unwrap().tenant("t").unwrap();
+    async fn store() -> TenantStore {
+        let store = Store::temporary().await.unwrap().tenant("t").await.unwrap();
         for n in 1..=25u32 {
             let record = person(&n.to_string(), &format!("Ann{n}"), &format!("a{n}@ex.com"));
             store.put_employee(&n.to_string(), &record).unwrap();
@@ -344,9 +344,9 @@ mod tests {
         page.people.iter().map(|p| p.personio_id.as_str()).collect()
     }
 
-    #[test]
-    fn pages_walk_every_match_once_in_a_stable_order() {
-        let store = store();
+    #[tokio::test]
+    async fn pages_walk_every_match_once_in_a_stable_order() {
+        let store = store().await;
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
@@ -366,9 +366,9 @@ mod tests {
         assert_eq!((all.people.len(), all.next_cursor), (25, None));
     }
 
-    #[test]
-    fn searches_name_and_email_case_insensitively_and_ids_exactly() {
-        let store = store();
+    #[tokio::test]
+    async fn searches_name_and_email_case_insensitively_and_ids_exactly() {
+        let store = store().await;
         assert_eq!(ids(&page(&store, "A7@EX", None, 10).unwrap()), ["7"]);
         assert_eq!(ids(&page(&store, "ann12 doe", None, 10).unwrap()), ["12"]);
         // "2" is an exact id, and part of no name or email but those with a 2.
@@ -382,9 +382,9 @@ mod tests {
         assert!(page(&store, "nobody", None, 10).unwrap().people.is_empty());
     }
 
-    #[test]
-    fn a_summary_shows_statuses_invitation_and_last_change() {
-        let store = store();
+    #[tokio::test]
+    async fn a_summary_shows_statuses_invitation_and_last_change() {
+        let store = store().await;
         let mut record = person("3", "Cy", "c@ex.com");
         record.invited = true;
         store.put_employee("3", &record).unwrap();

@@ -564,7 +564,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::generate();
         {
-            let store = Store::open_with_key(dir.path(), 8, key.clone()).unwrap();
+            let store = Store::open_with_key(dir.path(), 8, key.clone())
+                .await
+                .unwrap();
             assert!(store.insert_new_tenant_spec(&tenant("acme")).await.unwrap());
             store.put_tenant_spec(&tenant("acme")).await.unwrap();
             store.flush().await.unwrap();
@@ -586,11 +588,15 @@ mod tests {
                 "{secret} found in the sled files"
             );
         }
-        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
-        assert_eq!(store.tenant_spec("acme").unwrap().unwrap(), tenant("acme"));
-        assert_eq!(store.tenant_specs().unwrap(), vec![tenant("acme")]);
+        let store = Store::open_with_key(dir.path(), 8, key).await.unwrap();
+        assert_eq!(
+            store.tenant_spec("acme").await.unwrap().unwrap(),
+            tenant("acme")
+        );
+        assert_eq!(store.tenant_specs().await.unwrap(), vec![tenant("acme")]);
         drop(store);
         let error = Store::open_with_key(dir.path(), 8, SecretKey::generate())
+            .await
             .err()
             .expect("a wrong key is refused");
         assert!(
@@ -602,6 +608,7 @@ mod tests {
         );
         assert!(error.to_string().contains("does not match"), "{error}");
         let error = Store::open(dir.path(), 8)
+            .await
             .err()
             .expect("no key in the data dir");
         assert!(error.to_string().contains(KEY_ENV), "{error}");
@@ -623,7 +630,9 @@ mod tests {
             refresh_token: "refresh-token-0c7d1e".into(),
         });
         {
-            let store = Store::open_with_key(dir.path(), 8, key.clone()).unwrap();
+            let store = Store::open_with_key(dir.path(), 8, key.clone())
+                .await
+                .unwrap();
             assert!(store.insert_new_tenant_spec(&spec).await.unwrap());
             let rotated = store
                 .update_tenant_spec("oidc", |stored| {
@@ -647,8 +656,8 @@ mod tests {
                 "{secret} found in the sled files"
             );
         }
-        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
-        let stored = store.tenant_spec("oidc").unwrap().unwrap();
+        let store = Store::open_with_key(dir.path(), 8, key).await.unwrap();
+        let stored = store.tenant_spec("oidc").await.unwrap().unwrap();
         assert_eq!(
             stored.personio_oidc.unwrap().refresh_token.expose(),
             "refresh-token-rotated-44a0"
@@ -660,15 +669,15 @@ mod tests {
         use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 8).unwrap();
+            let store = Store::open(dir.path(), 8).await.unwrap();
             store.put_tenant_spec(&tenant("acme")).await.unwrap();
         }
         let key = SecretKey::read_file(&dir.path().join(DATA_DIR_KEY_FILE)).unwrap();
-        let store = Store::open(dir.path(), 8).unwrap();
-        assert_eq!(store.tenant_specs().unwrap(), vec![tenant("acme")]);
+        let store = Store::open(dir.path(), 8).await.unwrap();
+        assert_eq!(store.tenant_specs().await.unwrap(), vec![tenant("acme")]);
         drop(store);
-        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
-        assert_eq!(store.tenant_specs().unwrap(), vec![tenant("acme")]);
+        let store = Store::open_with_key(dir.path(), 8, key).await.unwrap();
+        assert_eq!(store.tenant_specs().await.unwrap(), vec![tenant("acme")]);
     }
 
     #[tokio::test]
@@ -677,14 +686,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::generate();
         {
-            let store = Store::open_with_key(dir.path(), 8, key.clone()).unwrap();
+            let store = Store::open_with_key(dir.path(), 8, key.clone())
+                .await
+                .unwrap();
             let clear = serde_json::to_vec(&tenant("old")).unwrap();
-            store.meta.insert("tenant\0old", clear).unwrap();
+            store
+                .backend
+                .meta_insert(b"tenant\0old", clear)
+                .await
+                .unwrap();
             store.flush().await.unwrap();
         }
-        let store = Store::open_with_key(dir.path(), 8, key).unwrap();
-        assert_eq!(store.tenant_spec("old").unwrap().unwrap(), tenant("old"));
-        let raw = store.meta.get("tenant\0old").unwrap().unwrap();
+        let store = Store::open_with_key(dir.path(), 8, key).await.unwrap();
+        assert_eq!(
+            store.tenant_spec("old").await.unwrap().unwrap(),
+            tenant("old")
+        );
+        let raw = store
+            .backend
+            .meta_get(b"tenant\0old")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!contains(&raw, "p-secret-4f1c9e"));
         assert!(contains(&raw, "\"enc\""));
     }

@@ -2,7 +2,7 @@
 //! so a burst of webhooks costs a few fsyncs, not one each. Webhook events are handed
 //! over rather than written by each caller: the flush leader stores all events of one
 //! tenant that arrived together as one value (`inbox.rs`), then flushes, so a burst
-//! costs a few sled inserts too.
+//! costs a few inserts too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{Mutex, watch};
 
 use super::StoreError;
+use super::backend::Backend;
 use super::inbox::InboxEvent;
 use crate::locks::lock;
 
@@ -74,7 +75,7 @@ struct Queue {
 
 /// Coalesces flush requests and webhook event writes.
 pub(super) struct GroupFlusher {
-    db: sled::Db,
+    backend: Arc<Backend>,
     queue: std::sync::Mutex<Queue>,
     progress: watch::Sender<Progress>,
     leader: Arc<Mutex<()>>,
@@ -83,7 +84,8 @@ pub(super) struct GroupFlusher {
     /// Tenants deleted while the process runs: their events are dropped, never stored,
     /// so a delivery that passed the route check just before the delete cannot
     /// recreate the tenant's tree.
-    deleted: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Held across each commit, so a removal never runs while events are written.
+    deleted: Mutex<std::collections::HashSet<String>>,
     /// Whether the last write-and-flush failed (`/healthz` answers 503 meanwhile).
     failing: AtomicBool,
     /// Tests: the next commits fail (as a full disk would) while this is set.
@@ -92,31 +94,34 @@ pub(super) struct GroupFlusher {
 }
 
 impl GroupFlusher {
-    pub(super) fn new(db: sled::Db) -> Self {
+    pub(super) fn new(backend: Arc<Backend>) -> Self {
         Self {
-            db,
+            backend,
             queue: std::sync::Mutex::new(Queue::default()),
             progress: watch::Sender::new(Progress::default()),
             leader: Arc::new(Mutex::new(())),
             flushes: AtomicU64::new(0),
-            deleted: Arc::default(),
+            deleted: Mutex::default(),
             failing: AtomicBool::new(false),
             #[cfg(test)]
             inject_failure: AtomicBool::new(false),
         }
     }
 
-    /// Runs `remove` (the removal of tenant `id`) with no event write in progress, and
-    /// drops every later event of `id` until [`Self::undelete`].
-    pub(super) fn deleting<T>(&self, id: &str, remove: impl FnOnce() -> T) -> T {
-        let mut deleted = lock(&self.deleted);
+    /// Drops every later event of `id` until [`Self::undelete`]; while the returned
+    /// guard lives no event write is in progress (the removal of `id` runs under it).
+    pub(super) async fn deleting(
+        &self,
+        id: &str,
+    ) -> tokio::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        let mut deleted = self.deleted.lock().await;
         deleted.insert(id.to_string());
-        remove()
+        deleted
     }
 
     /// Stores events of `id` again (the tenant was created anew).
-    pub(super) fn undelete(&self, id: &str) {
-        lock(&self.deleted).remove(id);
+    pub(super) async fn undelete(&self, id: &str) {
+        self.deleted.lock().await.remove(id);
     }
 
     fn ticket(&self, event: Option<(Arc<str>, InboxEvent)>) -> u64 {
@@ -198,19 +203,11 @@ impl GroupFlusher {
             let mut queue = lock(&self.queue);
             (queue.last_ticket, std::mem::take(&mut queue.events))
         };
-        // sled 0.34's `flush_async` can lose its wake-up under concurrency
-        // (spacejam/sled#1241, #1308; seen here as a hung benchmark); the blocking
-        // flush on the blocking pool does not.
-        let db = self.db.clone();
-        let deleted = self.deleted.clone();
-        let result =
-            match tokio::task::spawn_blocking(move || write_and_flush(&db, events, &deleted)).await
-            {
-                Ok(result) => result,
-                Err(join_error) => Err(StoreError::Sled(sled::Error::ReportableBug(
-                    join_error.to_string(),
-                ))),
-            };
+        let result = {
+            let deleted = self.deleted.lock().await;
+            let events_by_tenant = by_tenant(events, &deleted);
+            self.backend.commit_group(events_by_tenant).await
+        };
         #[cfg(test)]
         let result = if self.inject_failure.load(Ordering::Relaxed) {
             Err(StoreError::FlushFailed)
@@ -232,13 +229,11 @@ impl GroupFlusher {
     }
 }
 
-/// Stores the events of each tenant, in arrival order, then flushes the database.
-/// Events of deleted tenants are dropped.
-fn write_and_flush(
-    db: &sled::Db,
+/// The events of each tenant, in arrival order; events of deleted tenants are dropped.
+fn by_tenant(
     events: Vec<(Arc<str>, InboxEvent)>,
-    deleted: &std::sync::Mutex<std::collections::HashSet<String>>,
-) -> Result<(), StoreError> {
+    deleted: &std::collections::HashSet<String>,
+) -> Vec<(Arc<str>, Vec<InboxEvent>)> {
     let mut by_tenant: Vec<(Arc<str>, Vec<InboxEvent>)> = Vec::new();
     let mut slots: std::collections::HashMap<Arc<str>, usize> = Default::default();
     for (tenant_id, event) in events {
@@ -250,24 +245,25 @@ fn write_and_flush(
             }
         }
     }
-    {
-        let deleted = lock(deleted);
-        for (tenant_id, events) in by_tenant {
-            if deleted.contains(&*tenant_id) {
-                tracing::warn!(tenant_id = %tenant_id, events = events.len(), "events of a deleted tenant dropped");
-                continue;
-            }
-            super::TenantStore::open(db, &tenant_id)?.append_events(&events)?;
+    by_tenant.retain(|(tenant_id, events)| {
+        let keep = !deleted.contains(&**tenant_id);
+        if !keep {
+            tracing::warn!(tenant_id = %tenant_id, events = events.len(), "events of a deleted tenant dropped");
         }
-    }
-    db.flush()?;
-    Ok(())
+        keep
+    });
+    by_tenant
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::backend::SledBackend;
     use super::super::inbox::test_event as event;
     use super::*;
+
+    fn backend() -> Arc<Backend> {
+        Arc::new(Backend::Sled(SledBackend::temporary().unwrap()))
+    }
 
     #[test]
     fn a_failed_flush_fails_its_callers_even_after_a_later_one_succeeds() {
@@ -311,8 +307,8 @@ mod tests {
     /// it, and the first goes away (its client hung up) before its commit has run.
     #[tokio::test]
     async fn a_caller_that_goes_away_mid_commit_strands_nobody() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let flusher = Arc::new(GroupFlusher::new(db.clone()));
+        let backend = backend();
+        let flusher = Arc::new(GroupFlusher::new(backend.clone()));
         let tenant: Arc<str> = Arc::from("acme");
         let mut first = Box::pin(flusher.append_event(tenant.clone(), event("1")));
         let mut second = Box::pin(flusher.append_event(tenant.clone(), event("2")));
@@ -323,10 +319,7 @@ mod tests {
             .await
             .expect("the second caller is answered")
             .expect("and its event is durable");
-        let stored = crate::store::TenantStore::open(&db, "acme")
-            .unwrap()
-            .pending_events(10)
-            .unwrap();
+        let stored = backend.inbox_pending("acme", 10, &|_| false).await.unwrap();
         let people: Vec<_> = stored
             .iter()
             .filter_map(|(_, event)| event.person_id.clone())
@@ -336,8 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn failing_flushes_show_until_one_succeeds() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let flusher = Arc::new(GroupFlusher::new(db));
+        let flusher = Arc::new(GroupFlusher::new(backend()));
         flusher.flush().await.unwrap();
         assert!(!flusher.failing());
         flusher.inject_failure.store(true, Ordering::Relaxed);
@@ -350,20 +342,23 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_flushes_all_complete() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let flusher = std::sync::Arc::new(GroupFlusher::new(db.clone()));
+        let backend = backend();
+        let flusher = std::sync::Arc::new(GroupFlusher::new(backend.clone()));
         let mut tasks = Vec::new();
         for index in 0..50u32 {
             let flusher = flusher.clone();
-            let db = db.clone();
+            let backend = backend.clone();
             tasks.push(tokio::spawn(async move {
-                db.insert(index.to_be_bytes(), b"x".as_slice()).unwrap();
+                backend
+                    .meta_insert(&index.to_be_bytes(), b"x".to_vec())
+                    .await
+                    .unwrap();
                 flusher.flush().await
             }));
         }
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        assert_eq!(db.len(), 50);
+        assert_eq!(backend.meta_scan_prefix(b"").await.unwrap().len(), 50);
     }
 }

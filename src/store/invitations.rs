@@ -32,10 +32,11 @@ pub struct InvitationRecord {
 
 impl Store {
     /// The invitation whose token hashes to `hash` (hex).
-    pub fn invitation(&self, hash: &str) -> Result<Option<InvitationRecord>, StoreError> {
+    pub async fn invitation(&self, hash: &str) -> Result<Option<InvitationRecord>, StoreError> {
         let key = format!("{INVITATION_PREFIX}{hash}");
-        self.meta
-            .get(&key)?
+        self.backend
+            .meta_get(key.as_bytes())
+            .await?
             .map(|value| decode(key.as_bytes(), &value))
             .transpose()
     }
@@ -46,19 +47,24 @@ impl Store {
         hash: &str,
         record: &InvitationRecord,
     ) -> Result<(), StoreError> {
-        self.meta
-            .insert(format!("{INVITATION_PREFIX}{hash}"), encode(record))?;
+        let key = format!("{INVITATION_PREFIX}{hash}");
+        self.backend
+            .meta_insert(key.as_bytes(), encode(record))
+            .await?;
         self.flush().await
     }
 
     /// Every invitation of `tenant_id`, by hash.
-    pub fn invitations_of(
+    pub async fn invitations_of(
         &self,
         tenant_id: &str,
     ) -> Result<Vec<(String, InvitationRecord)>, StoreError> {
         let mut found = Vec::new();
-        for entry in self.meta.scan_prefix(INVITATION_PREFIX) {
-            let (key, value) = entry?;
+        for (key, value) in self
+            .backend
+            .meta_scan_prefix(INVITATION_PREFIX.as_bytes())
+            .await?
+        {
             let record: InvitationRecord = decode(&key, &value)?;
             if record.tenant_id == tenant_id {
                 let hash = String::from_utf8_lossy(&key[INVITATION_PREFIX.len()..]).into_owned();
@@ -69,9 +75,10 @@ impl Store {
     }
 
     /// Removes every invitation of `tenant_id` (not flushed: the caller flushes).
-    pub(crate) fn remove_invitations_of(&self, tenant_id: &str) -> Result<(), StoreError> {
-        for (hash, _) in self.invitations_of(tenant_id)? {
-            self.meta.remove(format!("{INVITATION_PREFIX}{hash}"))?;
+    pub(crate) async fn remove_invitations_of(&self, tenant_id: &str) -> Result<(), StoreError> {
+        for (hash, _) in self.invitations_of(tenant_id).await? {
+            let key = format!("{INVITATION_PREFIX}{hash}");
+            self.backend.meta_remove(key.as_bytes()).await?;
         }
         Ok(())
     }

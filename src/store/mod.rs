@@ -1,7 +1,11 @@
-//! The only module that talks to sled: one `Db` per process, a `meta` tree for the
-//! tenant registry, and one tree per tenant for its mapping, applied records, teams,
-//! sync report and history.
+//! The only module that talks to storage: a `meta` registry (tenant specs,
+//! invitations, run marks) and one tree per tenant for its mapping, applied records,
+//! teams, sync report, history and inbox, written over the primitives of a
+//! [`backend::Backend`] (sled).
 
+mod backend;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod crypto;
 mod flusher;
 pub mod inbox;
@@ -10,15 +14,20 @@ mod person_history;
 mod raw;
 mod run;
 pub mod schedule;
+mod tree;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use backend::postgres::testing as postgres_testing;
+pub use backend::postgres::{PgError, PgOptions};
+use backend::{Backend, SledBackend};
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;
 pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use run::PreviousRun;
+use tree::Tree;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -34,6 +43,17 @@ pub enum StoreError {
     /// sled failed (I/O, corruption).
     #[error("storage failed: {0}")]
     Sled(#[from] sled::Error),
+    /// A storage backend other than sled failed (connection, query); the message
+    /// names no secret.
+    #[error("storage failed: {0}")]
+    Backend(String),
+    /// A write refused because this node no longer holds the lease of the tenant
+    /// (another node owns it now); nothing of the write was stored.
+    #[error("tenant {tenant} is owned by another node now; the write was refused")]
+    Fenced {
+        /// The tenant id.
+        tenant: String,
+    },
     /// Making writes durable failed.
     #[error("storage flush failed")]
     FlushFailed,
@@ -98,8 +118,7 @@ pub struct TeamRecord {
 /// The process-wide store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    meta: sled::Tree,
+    backend: Arc<Backend>,
     flusher: Arc<GroupFlusher>,
     secrets: Arc<SecretBox>,
 }
@@ -111,70 +130,96 @@ const KEY_CHECK_KEY: &str = "secret_key_check";
 impl Store {
     /// Opens (or creates) the database under `dir` with a page cache of `cache_mb` MiB;
     /// secrets are encrypted under `<dir>/secret.key` (created for a new database).
-    pub fn open(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
-        Self::open_with(dir, cache_mb, KeySource::DataDir)
+    pub async fn open(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_mb, KeySource::DataDir).await
     }
 
     /// Like [`Store::open`], with secrets encrypted under `key`.
-    pub fn open_with_key(dir: &Path, cache_mb: u64, key: SecretKey) -> Result<Self, StoreError> {
-        Self::open_with(dir, cache_mb, KeySource::Given(key))
+    pub async fn open_with_key(
+        dir: &Path,
+        cache_mb: u64,
+        key: SecretKey,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_mb, KeySource::Given(key)).await
     }
 
     /// Opens the database under `dir` with the key from `source`. A key that does not
     /// match the stored secrets is [`CryptoError::WrongKey`]; secrets stored in clear by
     /// an older version are encrypted on the way.
-    pub fn open_with(dir: &Path, cache_mb: u64, source: KeySource) -> Result<Self, StoreError> {
-        let db = open_sled(dir, cache_mb)?;
-        let fresh = !db.open_tree("meta")?.contains_key(KEY_CHECK_KEY)?;
+    pub async fn open_with(
+        dir: &Path,
+        cache_mb: u64,
+        source: KeySource,
+    ) -> Result<Self, StoreError> {
+        let backend = Backend::Sled(SledBackend::open(dir, cache_mb)?);
+        let fresh = backend.meta_get(KEY_CHECK_KEY.as_bytes()).await?.is_none();
         let key = source.into_key(dir, fresh)?;
-        Self::from_db(db, &key)
+        Self::from_backend(backend, &key).await
+    }
+
+    /// Opens the PostgreSQL database of `options` (migrating its schema to this
+    /// binary's) with the key from `source`; [`KeySource::DataDir`] keeps the key in
+    /// `<key_dir>/secret.key`.
+    pub async fn open_postgres(
+        options: &PgOptions,
+        key_dir: &Path,
+        source: KeySource,
+    ) -> Result<Self, StoreError> {
+        let backend = Backend::Postgres(backend::PgBackend::connect(options).await?);
+        let fresh = backend.meta_get(KEY_CHECK_KEY.as_bytes()).await?.is_none();
+        let key = source.into_key(key_dir, fresh)?;
+        Self::from_backend(backend, &key).await
     }
 
     /// A throw-away store with a random in-memory key (tests, demo).
-    pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(
-            sled::Config::new().temporary(true).open()?,
+    pub async fn temporary() -> Result<Self, StoreError> {
+        Self::from_backend(
+            Backend::Sled(SledBackend::temporary()?),
             &SecretKey::generate(),
         )
+        .await
     }
 
-    fn from_db(db: sled::Db, key: &SecretKey) -> Result<Self, StoreError> {
-        let meta = db.open_tree("meta")?;
-        let flusher = Arc::new(GroupFlusher::new(db.clone()));
+    async fn from_backend(backend: Backend, key: &SecretKey) -> Result<Self, StoreError> {
+        let backend = Arc::new(backend);
+        let flusher = Arc::new(GroupFlusher::new(backend.clone()));
         let secrets = Arc::new(SecretBox::new(key));
-        match meta.get(KEY_CHECK_KEY)? {
+        match backend.meta_get(KEY_CHECK_KEY.as_bytes()).await? {
             Some(check) => secrets.verify_key_check(&check)?,
             None => {
-                meta.insert(KEY_CHECK_KEY, secrets.key_check()?.into_bytes())?;
+                backend
+                    .meta_insert(KEY_CHECK_KEY.as_bytes(), secrets.key_check()?.into_bytes())
+                    .await?;
             }
         }
         let store = Self {
-            db,
-            meta,
+            backend,
             flusher,
             secrets,
         };
-        store.seal_clear_secrets()?;
+        store.seal_clear_secrets().await?;
         Ok(store)
     }
 
     /// Encrypts secrets an older version stored in clear, and makes that durable.
-    fn seal_clear_secrets(&self) -> Result<(), StoreError> {
+    async fn seal_clear_secrets(&self) -> Result<(), StoreError> {
         let mut sealed_any = false;
-        for entry in self.meta.scan_prefix(TENANT_PREFIX) {
-            let (key, value) = entry?;
+        for (key, value) in self
+            .backend
+            .meta_scan_prefix(TENANT_PREFIX.as_bytes())
+            .await?
+        {
             let mut json: serde_json::Value = decode(&key, &value)?;
             if self.secrets.open_spec(&mut json)? {
                 self.secrets.seal_spec(&mut json)?;
-                self.meta.insert(key, encode(&json))?;
+                self.backend.meta_insert(&key, encode(&json)).await?;
                 sealed_any = true;
             }
         }
         if sealed_any {
             tracing::info!("secrets stored in clear by an older version are now encrypted");
         }
-        self.db.flush()?;
-        Ok(())
+        self.backend.commit_group(Vec::new()).await
     }
 
     /// A spec as stored: JSON with every secret sealed.
@@ -195,29 +240,31 @@ impl Store {
     }
 
     /// Every stored tenant spec.
-    pub fn tenant_specs(&self) -> Result<Vec<TenantSpec>, StoreError> {
-        self.meta
-            .scan_prefix(TENANT_PREFIX)
-            .map(|entry| {
-                let (key, value) = entry?;
-                self.open_spec(&key, &value)
-            })
+    pub async fn tenant_specs(&self) -> Result<Vec<TenantSpec>, StoreError> {
+        self.backend
+            .meta_scan_prefix(TENANT_PREFIX.as_bytes())
+            .await?
+            .iter()
+            .map(|(key, value)| self.open_spec(key, value))
             .collect()
     }
 
     /// One stored tenant spec.
-    pub fn tenant_spec(&self, id: &str) -> Result<Option<TenantSpec>, StoreError> {
+    pub async fn tenant_spec(&self, id: &str) -> Result<Option<TenantSpec>, StoreError> {
         let key = format!("{TENANT_PREFIX}{id}");
-        self.meta
-            .get(&key)?
+        self.backend
+            .meta_get(key.as_bytes())
+            .await?
             .map(|value| self.open_spec(key.as_bytes(), &value))
             .transpose()
     }
 
     /// Stores a tenant spec (secrets encrypted) and makes it durable.
     pub async fn put_tenant_spec(&self, spec: &TenantSpec) -> Result<(), StoreError> {
-        self.meta
-            .insert(format!("{TENANT_PREFIX}{}", spec.id), self.seal_spec(spec)?)?;
+        let key = format!("{TENANT_PREFIX}{}", spec.id);
+        self.backend
+            .meta_insert(key.as_bytes(), self.seal_spec(spec)?)
+            .await?;
         self.flush().await
     }
 
@@ -225,11 +272,11 @@ impl Store {
     pub async fn insert_new_tenant_spec(&self, spec: &TenantSpec) -> Result<bool, StoreError> {
         let key = format!("{TENANT_PREFIX}{}", spec.id);
         let inserted = self
-            .meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(self.seal_spec(spec)?))?
-            .is_ok();
+            .backend
+            .meta_compare_and_swap(key.as_bytes(), None, Some(self.seal_spec(spec)?))
+            .await?;
         if inserted {
-            self.flusher.undelete(&spec.id);
+            self.flusher.undelete(&spec.id).await;
             self.flush().await?;
         }
         Ok(inserted)
@@ -245,16 +292,16 @@ impl Store {
     ) -> Result<Option<T>, StoreError> {
         let key = format!("{TENANT_PREFIX}{id}");
         loop {
-            let Some(current) = self.meta.get(&key)? else {
+            let Some(current) = self.backend.meta_get(key.as_bytes()).await? else {
                 return Ok(None);
             };
             let mut spec = self.open_spec(key.as_bytes(), &current)?;
             let answer = change(&mut spec);
             let sealed = self.seal_spec(&spec)?;
             if self
-                .meta
-                .compare_and_swap(&key, Some(current), Some(sealed))?
-                .is_ok()
+                .backend
+                .meta_compare_and_swap(key.as_bytes(), Some(&current), Some(sealed))
+                .await?
             {
                 self.flush().await?;
                 return Ok(Some(answer));
@@ -266,28 +313,32 @@ impl Store {
     /// Webhook events of `id` stored later are dropped (see [`Store::has_tenant_data`]
     /// for a tenant created over kept data).
     pub async fn remove_tenant(&self, id: &str, purge: bool) -> Result<(), StoreError> {
-        self.flusher.deleting(id, || {
-            self.meta.remove(format!("{TENANT_PREFIX}{id}"))?;
-            self.remove_invitations_of(id)?;
+        {
+            // No event write runs while the tenant goes.
+            let _deleting = self.flusher.deleting(id).await;
+            self.backend
+                .meta_remove(format!("{TENANT_PREFIX}{id}").as_bytes())
+                .await?;
+            self.remove_invitations_of(id).await?;
             if purge {
-                self.db.drop_tree(tenant_tree_name(id))?;
+                self.backend.drop_tenant_data(id).await?;
             }
-            Ok::<(), StoreError>(())
-        })?;
+        }
         self.flush().await
     }
 
     /// Whether a tenant tree of `id` exists (data kept by a delete without purge).
-    pub fn has_tenant_data(&self, id: &str) -> bool {
-        self.db
-            .tree_names()
-            .iter()
-            .any(|name| name.as_ref() == tenant_tree_name(id).as_bytes())
+    pub async fn has_tenant_data(&self, id: &str) -> bool {
+        self.backend.has_tenant_data(id).await.unwrap_or(false)
     }
 
     /// The store of one tenant.
-    pub fn tenant(&self, id: &str) -> Result<TenantStore, StoreError> {
-        TenantStore::open(&self.db, id)
+    pub async fn tenant(&self, id: &str) -> Result<TenantStore, StoreError> {
+        Ok(TenantStore {
+            tree: self.backend.open_tenant(id).await?,
+            id: Arc::from(id),
+            backend: self.backend.clone(),
+        })
     }
 
     /// Makes every write so far durable. Concurrent callers share flushes (group
@@ -319,15 +370,12 @@ impl Store {
     }
 }
 
-fn tenant_tree_name(id: &str) -> String {
-    format!("t/{id}")
-}
-
 /// One tenant's tree.
 #[derive(Clone)]
 pub struct TenantStore {
-    tree: sled::Tree,
-    db: sled::Db,
+    tree: Tree,
+    id: Arc<str>,
+    backend: Arc<Backend>,
 }
 
 const EMPLOYEE_PREFIX: &str = "emp\0";
@@ -340,13 +388,6 @@ const UNSUPPORTED_KEY: &str = "state\0learnamp_unsupported";
 const VERIFIED_KEY: &str = "state\0learnamp_verified";
 
 impl TenantStore {
-    fn open(db: &sled::Db, id: &str) -> Result<Self, StoreError> {
-        Ok(Self {
-            tree: db.open_tree(tenant_tree_name(id))?,
-            db: db.clone(),
-        })
-    }
-
     /// The record of one Personio employee.
     pub fn employee(&self, personio_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
         self.get(&format!("{EMPLOYEE_PREFIX}{personio_id}"))
@@ -368,7 +409,7 @@ impl TenantStore {
             None => std::ops::Bound::Included(EMPLOYEE_PREFIX.as_bytes().to_vec()),
         };
         self.tree
-            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+            .range(start)
             .take_while(|entry| {
                 entry
                     .as_ref()
@@ -405,14 +446,9 @@ impl TenantStore {
         self.put(&format!("{TEAM_PREFIX}{unit_id}"), record)
     }
 
-    /// Makes this tenant's writes durable (the whole database is flushed, on the
-    /// blocking pool: see `flusher.rs` for why not `flush_async`).
+    /// Makes this tenant's writes durable (on sled the whole database is flushed).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|error| StoreError::Sled(sled::Error::ReportableBug(error.to_string())))??;
-        Ok(())
+        self.backend.flush_tenant(&self.id).await
     }
 
     /// Forgets the team managed for a Personio unit id.
@@ -433,7 +469,7 @@ impl TenantStore {
 
     /// Whether the initial sync has completed once.
     pub fn initial_sync_done(&self) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(INITIAL_DONE_KEY)?)
+        self.tree.contains_key(INITIAL_DONE_KEY)
     }
 
     /// Marks the initial sync complete.
@@ -535,8 +571,8 @@ impl TenantStore {
             .scan_prefix(HISTORY_PREFIX)
             .count()
             .saturating_sub(1_000);
-        for old in self.tree.scan_prefix(HISTORY_PREFIX).keys().take(excess) {
-            self.tree.remove(old?)?;
+        for old in self.tree.scan_prefix(HISTORY_PREFIX).take(excess) {
+            self.tree.remove(old?.0)?;
         }
         Ok(())
     }
@@ -589,7 +625,7 @@ trait GenerateId {
     fn generate_id_fallback(&self) -> Result<u64, StoreError>;
 }
 
-impl GenerateId for sled::Tree {
+impl GenerateId for Tree {
     /// A per-tree increasing id kept under a counter key (sled's `generate_id` lives on
     /// `Db`, and the tree handle is all a tenant owns).
     fn generate_id_fallback(&self) -> Result<u64, StoreError> {
@@ -601,7 +637,7 @@ impl GenerateId for sled::Tree {
             Some((current + 1).to_be_bytes().to_vec())
         })?;
         Ok(next
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))
     }
@@ -618,33 +654,9 @@ fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError
     })
 }
 
-/// How long [`open_sled`] waits for the file lock a just-dropped handle of the same
-/// directory may still hold (sled's flusher thread releases it shortly after the drop).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Opens sled under `dir`, retrying while its file lock is held, for at most
-/// [`LOCK_WAIT`]; a lock still held after that (another live process) is the error.
-fn open_sled(dir: &Path, cache_mb: u64) -> Result<sled::Db, sled::Error> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        let result = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .open();
-        match result {
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::conformance::{on_every_backend, on_every_backend_reopening};
     use super::*;
     use crate::domain::tenant::parse_spec;
 
@@ -661,57 +673,121 @@ mod tests {
     /// check), the purge runs, then the commit that holds the delivery.
     #[tokio::test]
     async fn a_delivery_racing_a_purge_does_not_recreate_the_tree() {
-        let store = Store::temporary().unwrap();
-        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
-        let tenant = store.tenant("gone").unwrap();
-        tenant.push_event(&inbox::test_event("1")).unwrap();
-        drop(tenant);
-        let mut late = Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
-        assert!(futures::poll!(late.as_mut()).is_pending());
-        store.remove_tenant("gone", true).await.unwrap();
-        late.await.unwrap();
-        assert!(!store.has_tenant_data("gone"), "the purged tree came back");
-        // Created anew, the tenant's deliveries are stored again.
-        assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
-        store
-            .append_event(Arc::from("gone"), inbox::test_event("3"))
-            .await
-            .unwrap();
-        assert_eq!(store.tenant("gone").unwrap().pending_count(), 1);
+        on_every_backend(
+            "a_delivery_racing_a_purge_does_not_recreate_the_tree",
+            |store| async move {
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                let tenant = store.tenant("gone").await.unwrap();
+                tenant.push_event(&inbox::test_event("1")).await.unwrap();
+                drop(tenant);
+                let mut late =
+                    Box::pin(store.append_event(Arc::from("gone"), inbox::test_event("2")));
+                assert!(futures::poll!(late.as_mut()).is_pending());
+                store.remove_tenant("gone", true).await.unwrap();
+                late.await.unwrap();
+                assert!(
+                    !store.has_tenant_data("gone").await,
+                    "the purged tree came back"
+                );
+                // Created anew, the tenant's deliveries are stored again.
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                store
+                    .append_event(Arc::from("gone"), inbox::test_event("3"))
+                    .await
+                    .unwrap();
+                assert_eq!(store.tenant("gone").await.unwrap().pending_count().await, 1);
+            },
+        )
+        .await;
+    }
+
+    /// A tenant handle kept past a purge (a view or drain still holding it) reads an
+    /// empty inbox and does not bring the purged tree back.
+    #[tokio::test]
+    async fn inbox_reads_through_a_handle_kept_past_a_purge_do_not_recreate_the_tree() {
+        on_every_backend(
+            "inbox_reads_through_a_handle_kept_past_a_purge_do_not_recreate_the_tree",
+            |store| async move {
+                assert!(store.insert_new_tenant_spec(&spec("gone")).await.unwrap());
+                let kept = store.tenant("gone").await.unwrap();
+                let sequence = kept.push_event(&inbox::test_event("1")).await.unwrap();
+                store.remove_tenant("gone", true).await.unwrap();
+                assert_eq!(kept.pending_count().await, 0);
+                assert!(kept.pending_events(10).await.unwrap().is_empty());
+                kept.remove_events(&[sequence]).await.unwrap();
+                assert!(
+                    !store.has_tenant_data("gone").await,
+                    "the purged tree came back"
+                );
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn data_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 16).unwrap();
-            assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
-            let tenant = store.tenant("acme").unwrap();
-            let record = EmployeeRecord {
-                learnamp_id: 7,
-                invited: true,
-                ..Default::default()
-            };
-            tenant.put_employee("4711", &record).unwrap();
-            tenant.append_history("hello").unwrap();
-            store.flush().await.unwrap();
-        }
-        let store = Store::open(dir.path(), 16).unwrap();
-        assert_eq!(store.tenant_specs().unwrap().len(), 1);
-        let tenant = store.tenant("acme").unwrap();
-        assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
-        assert_eq!(tenant.employees().unwrap()[0].0, "4711");
-        assert_eq!(tenant.history().unwrap()[0].message, "hello");
-        store.remove_tenant("acme", true).await.unwrap();
-        assert!(store.tenant_spec("acme").unwrap().is_none());
+        on_every_backend_reopening("data_survives_a_reopen", |data| async move {
+            {
+                let store = data.open().await;
+                assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                assert!(!store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+                let tenant = store.tenant("acme").await.unwrap();
+                let record = EmployeeRecord {
+                    learnamp_id: 7,
+                    invited: true,
+                    ..Default::default()
+                };
+                tenant.put_employee("4711", &record).unwrap();
+                tenant.append_history("hello").unwrap();
+                store.flush().await.unwrap();
+            }
+            let store = data.open().await;
+            assert_eq!(store.tenant_specs().await.unwrap().len(), 1);
+            let tenant = store.tenant("acme").await.unwrap();
+            assert_eq!(tenant.employee("4711").unwrap().unwrap().learnamp_id, 7);
+            assert_eq!(tenant.employees().unwrap()[0].0, "4711");
+            assert_eq!(tenant.history().unwrap()[0].message, "hello");
+            store.remove_tenant("acme", true).await.unwrap();
+            assert!(store.tenant_spec("acme").await.unwrap().is_none());
+            assert!(
+                store
+                    .tenant("acme")
+                    .await
+                    .unwrap()
+                    .employees()
+                    .unwrap()
+                    .is_empty()
+            );
+        })
+        .await;
+    }
+
+    /// A database holding secrets sealed under one key refuses another (on sled:
+    /// `crypto.rs`'s tests).
+    #[tokio::test]
+    async fn another_key_is_refused_on_postgres() {
+        let Some(database) =
+            backend::postgres::testing::fresh_database("another_key_is_refused_on_postgres").await
+        else {
+            return;
+        };
+        let store = conformance::postgres_store(&database).await;
+        assert!(store.insert_new_tenant_spec(&spec("acme")).await.unwrap());
+        drop(store);
+        let options = PgOptions {
+            url: database.url().to_string(),
+            password: None,
+            pool: 2,
+        };
+        let wrong = Store::open_postgres(
+            &options,
+            Path::new(""),
+            KeySource::Given(SecretKey::generate()),
+        )
+        .await;
         assert!(
-            store
-                .tenant("acme")
-                .unwrap()
-                .employees()
-                .unwrap()
-                .is_empty()
+            matches!(wrong, Err(StoreError::Crypto(CryptoError::WrongKey))),
+            "another key is refused"
         );
     }
 }

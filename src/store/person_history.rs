@@ -79,17 +79,20 @@ impl TenantStore {
             // Sequence numbers per person follow the newest stored key (so the order
             // survives an export and import) and stay contiguous (only the oldest are
             // removed): the first and last keys give the count without a scan.
-            let mut keys = self.tree.scan_prefix(&prefix).keys();
+            let mut keys = self
+                .tree
+                .scan_prefix(&prefix)
+                .map(|entry| entry.map(|(key, _)| key));
             let first = keys.next().transpose()?.and_then(|key| seq_of(&key));
             let last = keys.next_back().transpose()?.and_then(|key| seq_of(&key));
             drop(keys);
             let next = last.or(first).map_or(0, |seq| seq + 1);
             let mut key = prefix.clone();
             key.extend_from_slice(&next.to_be_bytes());
-            let stored =
-                self.tree
-                    .compare_and_swap(&key, None as Option<&[u8]>, Some(value.as_slice()))?;
-            if stored.is_err() {
+            let stored = self
+                .tree
+                .compare_and_swap(&key, None, Some(value.clone()))?;
+            if !stored {
                 // Another write for this person took the number: look again.
                 continue;
             }
@@ -136,7 +139,7 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::conformance::on_every_backend;
 
     fn change(n: usize) -> PersonChange {
         PersonChange {
@@ -153,24 +156,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keeps_the_newest_hundred_entries_newest_first() {
-        let store = Store::temporary().unwrap().tenant("t").unwrap();
-        for n in 0..(PERSON_HISTORY_CAP + 30) {
-            store.append_person_change("7", &change(n)).unwrap();
-        }
-        store.append_person_change("70", &change(999)).unwrap();
-        let history = store.person_history("7").unwrap();
-        assert_eq!(history.len(), PERSON_HISTORY_CAP);
-        assert_eq!(history[0], change(PERSON_HISTORY_CAP + 29));
-        assert_eq!(history[PERSON_HISTORY_CAP - 1], change(30));
-        // Another person's entries (whose id starts alike) are apart.
-        assert_eq!(store.person_history("70").unwrap(), vec![change(999)]);
-        assert_eq!(
-            store.last_person_change("7").unwrap(),
-            Some(change(PERSON_HISTORY_CAP + 29))
-        );
-        assert!(store.person_history("8").unwrap().is_empty());
-        assert_eq!(store.last_person_change("8").unwrap(), None);
+    #[tokio::test]
+    async fn keeps_the_newest_hundred_entries_newest_first() {
+        on_every_backend(
+            "keeps_the_newest_hundred_entries_newest_first",
+            |store| async move {
+                let store = store.tenant("t").await.unwrap();
+                for n in 0..(PERSON_HISTORY_CAP + 30) {
+                    store.append_person_change("7", &change(n)).unwrap();
+                }
+                store.append_person_change("70", &change(999)).unwrap();
+                let history = store.person_history("7").unwrap();
+                assert_eq!(history.len(), PERSON_HISTORY_CAP);
+                assert_eq!(history[0], change(PERSON_HISTORY_CAP + 29));
+                assert_eq!(history[PERSON_HISTORY_CAP - 1], change(30));
+                // Another person's entries (whose id starts alike) are apart.
+                assert_eq!(store.person_history("70").unwrap(), vec![change(999)]);
+                assert_eq!(
+                    store.last_person_change("7").unwrap(),
+                    Some(change(PERSON_HISTORY_CAP + 29))
+                );
+                assert!(store.person_history("8").unwrap().is_empty());
+                assert_eq!(store.last_person_change("8").unwrap(), None);
+            },
+        )
+        .await;
     }
 }

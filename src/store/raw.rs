@@ -1,112 +1,113 @@
 //! Raw, record-kind-agnostic access for `personio-sync export` and `import`: every key
-//! and value of a tenant tree as bytes, the other `meta` entries, and sled's id
+//! and value of a tenant tree as bytes, the other `meta` entries, and the backend's id
 //! generator (the inbox sequence numbers come from it).
 
-use super::{KEY_CHECK_KEY, Store, StoreError, TENANT_PREFIX, TenantStore, tenant_tree_name};
+use super::{KEY_CHECK_KEY, Store, StoreError, TENANT_PREFIX, TenantStore};
 
 /// A raw key and value.
 pub(crate) type RawEntry = (Vec<u8>, Vec<u8>);
 
 impl Store {
     /// The ids of every tenant tree (tenants deleted without purge included).
-    pub(crate) fn tenant_tree_ids(&self) -> Vec<String> {
-        let prefix = tenant_tree_name("");
-        self.db
-            .tree_names()
-            .iter()
-            .filter_map(|name| std::str::from_utf8(name).ok())
-            .filter_map(|name| name.strip_prefix(&prefix))
-            .map(str::to_string)
-            .collect()
+    pub(crate) async fn tenant_tree_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.backend.tenant_data_ids().await
     }
 
     /// `meta` entries other than tenant specs and the key check.
-    pub(crate) fn other_meta_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
-        let mut entries = Vec::new();
-        for entry in self.meta.iter() {
-            let (key, value) = entry?;
-            if key.starts_with(TENANT_PREFIX.as_bytes()) || key == KEY_CHECK_KEY.as_bytes() {
-                continue;
-            }
-            entries.push((key.to_vec(), value.to_vec()));
-        }
+    pub(crate) async fn other_meta_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
+        let mut entries = self.backend.meta_scan_prefix(b"").await?;
+        entries.retain(|(key, _)| {
+            !key.starts_with(TENANT_PREFIX.as_bytes()) && key != KEY_CHECK_KEY.as_bytes()
+        });
         Ok(entries)
     }
 
     /// Writes a raw `meta` entry (never a tenant spec or the key check).
-    pub(crate) fn put_other_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) async fn put_other_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         if key.starts_with(TENANT_PREFIX.as_bytes()) || key == KEY_CHECK_KEY.as_bytes() {
             return Ok(());
         }
-        self.meta.insert(key, value)?;
-        Ok(())
+        self.backend.meta_insert(key, value.to_vec()).await
     }
 
     /// Whether the database holds no tenant spec and no tenant tree.
-    pub(crate) fn holds_no_tenants(&self) -> Result<bool, StoreError> {
-        Ok(self.meta.scan_prefix(TENANT_PREFIX).next().is_none()
-            && self.tenant_tree_ids().is_empty())
+    pub(crate) async fn holds_no_tenants(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .backend
+            .meta_scan_prefix(TENANT_PREFIX.as_bytes())
+            .await?
+            .is_empty()
+            && self.tenant_tree_ids().await?.is_empty())
     }
 
-    /// The next id sled's generator hands out (consumes one).
-    pub(crate) fn next_generated_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+    /// The next id the generator hands out (consumes one).
+    pub(crate) async fn next_generated_id(&self) -> Result<u64, StoreError> {
+        self.backend.next_generated_id().await
     }
 
-    /// Advances sled's id generator until it hands out ids of at least `next`.
-    pub(crate) fn advance_generated_ids(&self, next: u64) -> Result<(), StoreError> {
-        while self.db.generate_id()? + 1 < next {}
-        Ok(())
+    /// Advances the id generator until it hands out ids of at least `next`.
+    pub(crate) async fn advance_generated_ids(&self, next: u64) -> Result<(), StoreError> {
+        self.backend.advance_generated_ids(next).await
     }
 }
 
 impl TenantStore {
-    /// Every key and value of the tenant's tree, in key order.
-    pub(crate) fn raw_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
-        self.tree
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                Ok((key.to_vec(), value.to_vec()))
-            })
-            .collect()
+    /// Every key and value of the tenant's tree, inbox values included (as sled
+    /// stores them), in key order.
+    pub(crate) async fn raw_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
+        let mut entries: Vec<RawEntry> = self.tree.iter().collect::<Result<_, _>>()?;
+        entries.extend(self.backend.inbox_raw_entries(&self.id).await?);
+        entries.sort();
+        Ok(entries)
     }
 
-    /// Writes one raw entry.
-    pub(crate) fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(key, value)?;
-        Ok(())
+    /// Writes one raw entry (an inbox value to the backend's inbox).
+    pub(crate) async fn put_raw(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.backend.put_raw(&self.id, &self.tree, key, value).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::conformance::on_every_backend;
 
-    #[test]
-    fn the_id_generator_moves_past_a_given_id() {
-        let store = Store::temporary().unwrap();
-        store.advance_generated_ids(1_000).unwrap();
-        assert!(store.next_generated_id().unwrap() >= 1_000);
+    #[tokio::test]
+    async fn the_id_generator_moves_past_a_given_id() {
+        on_every_backend(
+            "the_id_generator_moves_past_a_given_id",
+            |store| async move {
+                store.advance_generated_ids(1_000).await.unwrap();
+                assert!(store.next_generated_id().await.unwrap() >= 1_000);
+            },
+        )
+        .await;
     }
 
-    #[test]
-    fn raw_entries_round_trip_and_trees_are_listed() {
-        let store = Store::temporary().unwrap();
-        assert!(store.holds_no_tenants().unwrap());
-        let tenant = store.tenant("acme").unwrap();
-        tenant.put_raw(b"x\0\x01", b"\xff").unwrap();
-        assert_eq!(
-            tenant.raw_entries().unwrap(),
-            vec![(b"x\0\x01".to_vec(), b"\xff".to_vec())]
-        );
-        assert_eq!(store.tenant_tree_ids(), vec!["acme".to_string()]);
-        assert!(!store.holds_no_tenants().unwrap());
-        store.put_other_meta(b"other", b"1").unwrap();
-        store.put_other_meta(b"tenant\0x", b"1").unwrap();
-        assert_eq!(
-            store.other_meta_entries().unwrap(),
-            vec![(b"other".to_vec(), b"1".to_vec())]
-        );
+    #[tokio::test]
+    async fn raw_entries_round_trip_and_trees_are_listed() {
+        on_every_backend(
+            "raw_entries_round_trip_and_trees_are_listed",
+            |store| async move {
+                assert!(store.holds_no_tenants().await.unwrap());
+                let tenant = store.tenant("acme").await.unwrap();
+                tenant.put_raw(b"x\0\x01", b"\xff").await.unwrap();
+                assert_eq!(
+                    tenant.raw_entries().await.unwrap(),
+                    vec![(b"x\0\x01".to_vec(), b"\xff".to_vec())]
+                );
+                assert_eq!(
+                    store.tenant_tree_ids().await.unwrap(),
+                    vec!["acme".to_string()]
+                );
+                assert!(!store.holds_no_tenants().await.unwrap());
+                store.put_other_meta(b"other", b"1").await.unwrap();
+                store.put_other_meta(b"tenant\0x", b"1").await.unwrap();
+                assert_eq!(
+                    store.other_meta_entries().await.unwrap(),
+                    vec![(b"other".to_vec(), b"1".to_vec())]
+                );
+            },
+        )
+        .await;
     }
 }

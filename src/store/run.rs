@@ -31,12 +31,16 @@ impl Store {
     /// `reconcile`, every tenant whose initial sync is done is first marked to reconcile
     /// (see [`TenantStore::reconcile_due`]).
     pub async fn begin_run(&self, reconcile: bool) -> Result<PreviousRun, StoreError> {
-        let previous = if self.meta.contains_key(RUNNING_KEY)? {
+        let running = self.backend.meta_get(RUNNING_KEY.as_bytes()).await?;
+        let previous = if running.is_some() {
             let mut tenants = 0;
-            for key in self.meta.scan_prefix(TENANT_PREFIX).keys() {
-                let key = key?;
+            for (key, _) in self
+                .backend
+                .meta_scan_prefix(TENANT_PREFIX.as_bytes())
+                .await?
+            {
                 let id = String::from_utf8_lossy(&key[TENANT_PREFIX.len()..]).into_owned();
-                let tenant = self.tenant(&id)?;
+                let tenant = self.tenant(&id).await?;
                 if reconcile && tenant.initial_sync_done()? {
                     tenant.tree.insert(RECONCILE_DUE_KEY, b"1".as_slice())?;
                     tenants += 1;
@@ -46,7 +50,9 @@ impl Store {
         } else {
             PreviousRun::Clean
         };
-        self.meta.insert(RUNNING_KEY, b"1".as_slice())?;
+        self.backend
+            .meta_insert(RUNNING_KEY.as_bytes(), b"1".to_vec())
+            .await?;
         self.flush().await?;
         Ok(previous)
     }
@@ -54,7 +60,7 @@ impl Store {
     /// Clears the running mark and makes that durable: called after the final flush of
     /// a clean shutdown.
     pub async fn end_run(&self) -> Result<(), StoreError> {
-        self.meta.remove(RUNNING_KEY)?;
+        self.backend.meta_remove(RUNNING_KEY.as_bytes()).await?;
         self.flush().await
     }
 }
@@ -63,7 +69,7 @@ impl TenantStore {
     /// Whether a full reconciliation is owed because the service did not stop cleanly
     /// since this tenant's last full sync.
     pub fn reconcile_due(&self) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(RECONCILE_DUE_KEY)?)
+        self.tree.contains_key(RECONCILE_DUE_KEY)
     }
 
     /// Owes one full reconciliation (durable once flushed): the tenant's Personio
@@ -83,6 +89,7 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::conformance::on_every_backend_reopening;
 
     fn spec(id: &str) -> crate::domain::tenant::TenantSpec {
         crate::domain::tenant::parse_spec(serde_json::json!({
@@ -95,43 +102,56 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_without_a_clean_end_marks_synced_tenants_to_reconcile() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 8).unwrap();
-            assert_eq!(
-                store.begin_run(true).await.unwrap(),
-                PreviousRun::Clean,
-                "fresh"
-            );
-            for id in ["synced", "new"] {
-                assert!(store.insert_new_tenant_spec(&spec(id)).await.unwrap());
-            }
-            store
-                .tenant("synced")
-                .unwrap()
-                .mark_initial_sync_done()
-                .unwrap();
-            store.end_run().await.unwrap();
-        }
-        {
-            let store = Store::open(dir.path(), 8).unwrap();
-            assert_eq!(
-                store.begin_run(true).await.unwrap(),
-                PreviousRun::Clean,
-                "clean end"
-            );
-            assert!(!store.tenant("synced").unwrap().reconcile_due().unwrap());
-            // Dropped without `end_run`: a kill.
-        }
-        let store = Store::open(dir.path(), 8).unwrap();
-        assert_eq!(
-            store.begin_run(true).await.unwrap(),
-            PreviousRun::Unclean { tenants: 1 }
-        );
-        let synced = store.tenant("synced").unwrap();
-        assert!(synced.reconcile_due().unwrap());
-        assert!(!store.tenant("new").unwrap().reconcile_due().unwrap());
-        synced.clear_reconcile_due().unwrap();
-        assert!(!synced.reconcile_due().unwrap());
+        on_every_backend_reopening(
+            "a_run_without_a_clean_end_marks_synced_tenants_to_reconcile",
+            |data| async move {
+                {
+                    let store = data.open().await;
+                    assert_eq!(
+                        store.begin_run(true).await.unwrap(),
+                        PreviousRun::Clean,
+                        "fresh"
+                    );
+                    for id in ["synced", "new"] {
+                        assert!(store.insert_new_tenant_spec(&spec(id)).await.unwrap());
+                    }
+                    store
+                        .tenant("synced")
+                        .await
+                        .unwrap()
+                        .mark_initial_sync_done()
+                        .unwrap();
+                    store.end_run().await.unwrap();
+                }
+                {
+                    let store = data.open().await;
+                    assert_eq!(
+                        store.begin_run(true).await.unwrap(),
+                        PreviousRun::Clean,
+                        "clean end"
+                    );
+                    assert!(
+                        !store
+                            .tenant("synced")
+                            .await
+                            .unwrap()
+                            .reconcile_due()
+                            .unwrap()
+                    );
+                    // Dropped without `end_run`: a kill.
+                }
+                let store = data.open().await;
+                assert_eq!(
+                    store.begin_run(true).await.unwrap(),
+                    PreviousRun::Unclean { tenants: 1 }
+                );
+                let synced = store.tenant("synced").await.unwrap();
+                assert!(synced.reconcile_due().unwrap());
+                assert!(!store.tenant("new").await.unwrap().reconcile_due().unwrap());
+                synced.clear_reconcile_due().unwrap();
+                assert!(!synced.reconcile_due().unwrap());
+            },
+        )
+        .await;
     }
 }

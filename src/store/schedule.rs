@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::tree::Batch;
 use super::{StoreError, TenantStore};
 
 const QUEUE_PREFIX: &[u8] = b"due\0";
@@ -116,9 +117,9 @@ impl TenantStore {
         at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let index = index_key(kind, personio_id);
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         if let Some(old) = self.tree.get(&index)? {
-            let millis = i64::from_be_bytes(old.as_ref().try_into().unwrap_or([0; 8]));
+            let millis = i64::from_be_bytes(old.as_slice().try_into().unwrap_or([0; 8]));
             batch.remove(queue_key(millis, kind, personio_id));
         }
         match at {
@@ -135,8 +136,8 @@ impl TenantStore {
 
     /// The earliest due time, if any.
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        for entry in self.tree.scan_prefix(QUEUE_PREFIX).keys() {
-            if let Some(item) = parse_queue_key(&entry?) {
+        for entry in self.tree.scan_prefix(QUEUE_PREFIX) {
+            if let Some(item) = parse_queue_key(&entry?.0) {
                 return Ok(Some(item.at));
             }
         }
@@ -146,8 +147,8 @@ impl TenantStore {
     /// Items due at or before `now`, earliest first.
     pub fn due_until(&self, now: DateTime<Utc>) -> Result<Vec<DueItem>, StoreError> {
         let mut items = Vec::new();
-        for entry in self.tree.scan_prefix(QUEUE_PREFIX).keys() {
-            let Some(item) = parse_queue_key(&entry?) else {
+        for entry in self.tree.scan_prefix(QUEUE_PREFIX) {
+            let Some(item) = parse_queue_key(&entry?.0) else {
                 continue;
             };
             if item.at > now {
@@ -162,10 +163,9 @@ impl TenantStore {
     pub fn all_due(&self) -> Result<Vec<DueItem>, StoreError> {
         self.tree
             .scan_prefix(QUEUE_PREFIX)
-            .keys()
-            .filter_map(|key| match key {
-                Ok(key) => parse_queue_key(&key).map(Ok),
-                Err(error) => Some(Err(error.into())),
+            .filter_map(|entry| match entry {
+                Ok((key, _)) => parse_queue_key(&key).map(Ok),
+                Err(error) => Some(Err(error)),
             })
             .collect()
     }
@@ -174,7 +174,8 @@ impl TenantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EmployeeRecord, Store};
+    use crate::store::EmployeeRecord;
+    use crate::store::conformance::on_every_backend;
 
     #[test]
     fn stored_schedules_load_as_instants_and_are_written_as_before() {
@@ -201,34 +202,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn replanning_moves_the_item_and_cancelling_removes_it() {
-        let store = Store::temporary().unwrap();
-        let tenant = store.tenant("t").unwrap();
-        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        tenant
-            .set_due(DueKind::Invite, "7", Some(at("2026-05-01T00:00:00Z")))
-            .unwrap();
-        tenant
-            .set_due(DueKind::Deactivate, "8", Some(at("2026-04-01T00:00:00Z")))
-            .unwrap();
-        assert_eq!(tenant.next_due().unwrap(), Some(at("2026-04-01T00:00:00Z")));
-        tenant
-            .set_due(DueKind::Invite, "7", Some(at("2026-03-01T00:00:00Z")))
-            .unwrap();
-        assert_eq!(tenant.all_due().unwrap().len(), 2);
-        let due = tenant.due_until(at("2026-03-15T00:00:00Z")).unwrap();
-        assert_eq!(
-            due,
-            vec![DueItem {
-                at: at("2026-03-01T00:00:00Z"),
-                kind: DueKind::Invite,
-                personio_id: "7".into()
-            }]
-        );
-        tenant.set_due(DueKind::Invite, "7", None).unwrap();
-        tenant.set_due(DueKind::Deactivate, "8", None).unwrap();
-        assert_eq!(tenant.next_due().unwrap(), None);
-        assert!(tenant.all_due().unwrap().is_empty());
+    #[tokio::test]
+    async fn replanning_moves_the_item_and_cancelling_removes_it() {
+        on_every_backend(
+            "replanning_moves_the_item_and_cancelling_removes_it",
+            |store| async move {
+                let tenant = store.tenant("t").await.unwrap();
+                let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+                tenant
+                    .set_due(DueKind::Invite, "7", Some(at("2026-05-01T00:00:00Z")))
+                    .unwrap();
+                tenant
+                    .set_due(DueKind::Deactivate, "8", Some(at("2026-04-01T00:00:00Z")))
+                    .unwrap();
+                assert_eq!(tenant.next_due().unwrap(), Some(at("2026-04-01T00:00:00Z")));
+                tenant
+                    .set_due(DueKind::Invite, "7", Some(at("2026-03-01T00:00:00Z")))
+                    .unwrap();
+                assert_eq!(tenant.all_due().unwrap().len(), 2);
+                let due = tenant.due_until(at("2026-03-15T00:00:00Z")).unwrap();
+                assert_eq!(
+                    due,
+                    vec![DueItem {
+                        at: at("2026-03-01T00:00:00Z"),
+                        kind: DueKind::Invite,
+                        personio_id: "7".into()
+                    }]
+                );
+                tenant.set_due(DueKind::Invite, "7", None).unwrap();
+                tenant.set_due(DueKind::Deactivate, "8", None).unwrap();
+                assert_eq!(tenant.next_due().unwrap(), None);
+                assert!(tenant.all_due().unwrap().is_empty());
+            },
+        )
+        .await;
     }
 }

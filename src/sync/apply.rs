@@ -637,7 +637,7 @@ mod tests {
                 learnamp_sim,
                 personio,
                 learnamp,
-                store: Store::temporary().unwrap().tenant("t").unwrap(),
+                store: Store::temporary().await.unwrap().tenant("t").await.unwrap(),
                 settings,
             }
         }

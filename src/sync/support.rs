@@ -109,9 +109,9 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    #[test]
-    fn a_missing_contract_is_skipped_for_a_day_then_tried_again() {
-        let store = Store::temporary().unwrap().tenant("t").unwrap();
+    #[tokio::test]
+    async fn a_missing_contract_is_skipped_for_a_day_then_tried_again() {
+        let store = Store::temporary().await.unwrap().tenant("t").await.unwrap();
         let found: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
         let support = Support::new(&store, found, "t");
         assert!(!support.skipped(Assumed::Invitation).unwrap());

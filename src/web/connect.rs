@@ -115,7 +115,7 @@ async fn open_invitation(
     Path(token): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    match core::open_invitation(&state, &token) {
+    match core::open_invitation(&state, &token).await {
         Opened::Tenant(tenant_id) => match state.sessions.of_request(&headers) {
             Some(current) if current.tenant_id != tenant_id => render_status(
                 StatusCode::OK,
@@ -158,7 +158,7 @@ async fn switch_to_invitation(
     Path(token): Path<String>,
     CsrfForm { session, .. }: CsrfForm<EmptyForm>,
 ) -> Response {
-    match core::open_invitation(&state, &token) {
+    match core::open_invitation(&state, &token).await {
         Opened::Tenant(tenant_id) => {
             state.sessions.end(&session);
             start_from_invitation(&state, tenant_id, token)
@@ -412,8 +412,8 @@ mod core {
     use crate::personio::oidc::{OidcError, PendingLogin};
     use crate::web::Session;
 
-    pub fn open_invitation(state: &AppState, token: &str) -> Opened {
-        match state.services.invitations().open(token) {
+    pub async fn open_invitation(state: &AppState, token: &str) -> Opened {
+        match state.services.invitations().open(token).await {
             Ok(open) => Opened::Tenant(open.tenant_id),
             Err(InvitationError::Expired { .. }) => Opened::Expired,
             Err(InvitationError::Revoked) => Opened::Revoked,
@@ -508,7 +508,7 @@ mod core {
         // The link that opened this session must still hold: an operator who withdraws
         // an invitation (or lets it run out) also stops a connection begun with it.
         if let Some(token) = token
-            && !matches!(open_invitation(state, token), Opened::Tenant(_))
+            && !matches!(open_invitation(state, token).await, Opened::Tenant(_))
         {
             tracing::info!(tenant_id = %session.tenant_id, "connection refused: the session's invitation no longer holds");
             return Err(Problem::new(

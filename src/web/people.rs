@@ -196,10 +196,11 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn tenant_tz(state: &AppState, tenant_id: &str) -> chrono_tz::Tz {
+async fn tenant_tz(state: &AppState, tenant_id: &str) -> chrono_tz::Tz {
     state
         .store
         .tenant_spec(tenant_id)
+        .await
         .ok()
         .flatten()
         .map_or(chrono_tz::UTC, |spec| spec.settings.tz())
@@ -227,6 +228,7 @@ async fn list(
     let page = state
         .store
         .tenant(&session.tenant_id)
+        .await
         .and_then(|store| api::page(&store, &query.query, query.cursor.as_deref(), PAGE_SIZE));
     let page = match page {
         Ok(page) => page,
@@ -235,7 +237,7 @@ async fn list(
             return unavailable();
         }
     };
-    let tz = tenant_tz(&state, &session.tenant_id);
+    let tz = tenant_tz(&state, &session.tenant_id).await;
     let link = |cursor: Option<&str>| {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         if !query.query.is_empty() {
@@ -301,7 +303,7 @@ async fn person(
             return unavailable();
         }
     };
-    let tz = tenant_tz(&state, &session.tenant_id);
+    let tz = tenant_tz(&state, &session.tenant_id).await;
     let row = person_row(&base, &detail.person, tz);
     let page = PersonPage {
         layout: Layout::app(&state, &session, &row.name, "people"),

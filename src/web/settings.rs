@@ -683,11 +683,11 @@ fn timezones() -> Vec<&'static str> {
 }
 
 /// The tenant's stored settings, or the page that says why there are none.
-fn stored_spec(
+async fn stored_spec(
     state: &AppState,
     session: &Session,
 ) -> Result<crate::domain::tenant::TenantSpec, Box<Response>> {
-    match state.store.tenant_spec(&session.tenant_id) {
+    match state.store.tenant_spec(&session.tenant_id).await {
         Ok(Some(spec)) => Ok(spec),
         Ok(None) => Err(Box::new(super::message(
             StatusCode::NOT_FOUND,
@@ -762,7 +762,7 @@ async fn show(State(state): State<AppState>, session: Session) -> Response {
     if !super::connected(&state, &session.tenant_id) {
         return super::see_other(super::connect::CONNECT_PATH);
     }
-    let spec = match stored_spec(&state, &session) {
+    let spec = match stored_spec(&state, &session).await {
         Ok(spec) => spec,
         Err(page) => return *page,
     };
@@ -801,7 +801,7 @@ async fn save(
     if !super::connected(&state, &session.tenant_id) {
         return super::see_other(super::connect::CONNECT_PATH);
     }
-    let spec = match stored_spec(&state, &session) {
+    let spec = match stored_spec(&state, &session).await {
         Ok(spec) => spec,
         Err(page) => return *page,
     };
@@ -881,7 +881,7 @@ async fn confirm(
     if !super::connected(&state, &session.tenant_id) {
         return super::see_other(super::connect::CONNECT_PATH);
     }
-    let spec = match stored_spec(&state, &session) {
+    let spec = match stored_spec(&state, &session).await {
         Ok(spec) => spec,
         Err(page) => return *page,
     };

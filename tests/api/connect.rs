@@ -161,16 +161,18 @@ async fn invitations_are_made_revoked_and_refused_and_only_their_hash_is_stored(
         .expect("RFC 3339");
     let days = (expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((71..=72).contains(&days), "{days} hours");
-    let open = invitations.open(&token).expect("opens");
+    let open = invitations.open(&token).await.expect("opens");
     assert_eq!(open.tenant_id, "acme");
     assert_eq!(open.email.as_deref(), Some("admin@acme.test"));
 
     // Only the hash is in sled.
-    let stored = app.state.store.invitations_of("acme").unwrap();
+    let stored = app.state.store.invitations_of("acme").await.unwrap();
     assert_eq!(stored.len(), 1);
     let everything = format!(
         "{:?}",
-        personio_sync::export::export(&app.state.store, true).unwrap()
+        personio_sync::export::export(&app.state.store, true)
+            .await
+            .unwrap()
     );
     assert!(!everything.contains(&token), "the token is stored in clear");
     assert!(everything.contains(&personio_sync::connect::invitations::hash(&token)));
@@ -206,12 +208,12 @@ async fn invitations_are_made_revoked_and_refused_and_only_their_hash_is_stored(
     assert_eq!(status, 204, "{body}");
     for url in [url, default["url"].as_str().unwrap()] {
         assert!(matches!(
-            invitations.open(token_of(url)),
+            invitations.open(token_of(url)).await,
             Err(InvitationError::Revoked)
         ));
     }
     assert!(matches!(
-        invitations.open("not-a-token"),
+        invitations.open("not-a-token").await,
         Err(InvitationError::Unknown)
     ));
 
@@ -222,7 +224,14 @@ async fn invitations_are_made_revoked_and_refused_and_only_their_hash_is_stored(
     assert_eq!(status, 201);
     let (status, body) = app.admin("DELETE", "/admin/tenants/acme", None).await;
     assert_eq!(status, 204, "{body}");
-    assert!(app.state.store.invitations_of("acme").unwrap().is_empty());
+    assert!(
+        app.state
+            .store
+            .invitations_of("acme")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,13 +251,13 @@ async fn an_invitation_expires_on_the_service_clock() {
     );
     let made = invitations.create("acme", None, Some(1)).await.unwrap();
     let token = token_of(&made.url);
-    assert!(invitations.open(token).is_ok());
+    assert!(invitations.open(token).await.is_ok());
     // The service's own handle (system clock) sees the same stored invitation.
-    assert!(app.state.services.invitations().open(token).is_ok());
+    assert!(app.state.services.invitations().open(token).await.is_ok());
     clock.advance(chrono::Duration::hours(23));
-    assert!(invitations.open(token).is_ok());
+    assert!(invitations.open(token).await.is_ok());
     clock.advance(chrono::Duration::hours(1));
-    let error = invitations.open(token).unwrap_err();
+    let error = invitations.open(token).await.unwrap_err();
     assert!(
         matches!(error, InvitationError::Expired { at } if at == made.expires_at),
         "{error:?}"
@@ -303,10 +312,10 @@ async fn client_credentials_connect_an_awaiting_tenant_after_the_check() {
         "{error:?}"
     );
     assert!(!error.customer_message().contains("wrong-secret"));
-    let stored = app.state.store.tenant_spec("acme").unwrap().unwrap();
+    let stored = app.state.store.tenant_spec("acme").await.unwrap().unwrap();
     assert!(stored.personio.is_none() && stored.connection.is_none());
     assert_eq!(app.view("acme").await["state"], "awaiting_connection");
-    assert!(invitations.open(&token).unwrap().used_at.is_none());
+    assert!(invitations.open(&token).await.unwrap().used_at.is_none());
 
     // A credential that cannot read status and termination_date: refused, naming them.
     let readable: Vec<String> = personio_sync::domain::mapping::REQUIRED_ATTRIBUTES
@@ -341,6 +350,7 @@ async fn client_credentials_connect_an_awaiting_tenant_after_the_check() {
         app.state
             .store
             .tenant_spec("acme")
+            .await
             .unwrap()
             .unwrap()
             .personio
@@ -370,7 +380,7 @@ async fn client_credentials_connect_an_awaiting_tenant_after_the_check() {
     assert!(synced_users(&app) > 400, "{view}");
     assert_learnamp_matches_personio(&app);
     assert_eq!(app.personio.webhooks().len(), 1, "one subscription");
-    assert!(invitations.open(&token).unwrap().used_at.is_some());
+    assert!(invitations.open(&token).await.unwrap().used_at.is_some());
     // The secret is sealed at rest and never in the view.
     assert!(!view.to_string().contains(SIM_CLIENT_SECRET));
 }
@@ -461,6 +471,7 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
         app.state
             .store
             .tenant_spec("acme")
+            .await
             .unwrap()
             .unwrap()
             .personio_oidc
@@ -504,10 +515,11 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
 
     // Later syncs need refreshes (the tokens live 3 s): each rotated refresh token is
     // stored, and the tenant stays live on them.
-    let stored_token = || {
+    let stored_token = || async {
         app.state
             .store
             .tenant_spec("acme")
+            .await
             .unwrap()
             .unwrap()
             .personio_oidc
@@ -517,7 +529,7 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut view = view;
     let mut syncs = 0;
-    while stored_token() == first_refresh_token || syncs < 2 {
+    while stored_token().await == first_refresh_token || syncs < 2 {
         assert!(std::time::Instant::now() < deadline, "no refresh: {view}");
         let previous = view["last_sync"]["finished_at"]
             .as_str()
@@ -528,13 +540,15 @@ async fn sign_in_with_personio_connects_refreshes_and_reconnects_after_a_revocat
         assert_eq!(view["state"], "live", "{view}");
         syncs += 1;
     }
-    let stored_token = stored_token();
+    let stored_token = stored_token().await;
     assert_ne!(
         stored_token, first_refresh_token,
         "the rotated token is stored"
     );
     // Never in clear in an answer or an export without secrets.
-    let export = personio_sync::export::export(&app.state.store, false).unwrap();
+    let export = personio_sync::export::export(&app.state.store, false)
+        .await
+        .unwrap();
     let export = format!(
         "{:?}",
         serde_json::to_string(&export.tenants[0].spec).unwrap()

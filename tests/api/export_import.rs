@@ -17,7 +17,7 @@ const EMPLOYEES: usize = 400;
 
 /// A stopped service's data dir holding `tenants` tenants with `employees` records each.
 async fn fill(dir: &Path, tenants: usize, employees: usize) -> Store {
-    let store = Store::open(dir, 16).unwrap();
+    let store = Store::open(dir, 16).await.unwrap();
     for index in 0..tenants {
         let id = format!("tenant-{index:02}");
         let mut spec = parse_spec(json!({
@@ -28,7 +28,7 @@ async fn fill(dir: &Path, tenants: usize, employees: usize) -> Store {
         .unwrap();
         spec.webhook = Some(WebhookSecrets::generate());
         store.put_tenant_spec(&spec).await.unwrap();
-        let tree = store.tenant(&id).unwrap();
+        let tree = store.tenant(&id).await.unwrap();
         for person in 0..employees {
             let record = EmployeeRecord {
                 learnamp_id: person as u64 + 1,
@@ -46,23 +46,23 @@ async fn fill(dir: &Path, tenants: usize, employees: usize) -> Store {
 /// Every tenant tree, raw, by id.
 type Trees = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-fn trees(store: &Store) -> Trees {
+async fn trees(store: &Store) -> Trees {
     let mut specs: Vec<String> = store
         .tenant_specs()
+        .await
         .unwrap()
         .into_iter()
         .map(|spec| spec.id)
         .collect();
     specs.sort();
-    specs
-        .into_iter()
-        .map(|id| {
-            let document = personio_sync::export::export(store, true).unwrap();
-            let tenant = document.tenants.into_iter().find(|t| t.id == id).unwrap();
-            let raw = tenant.records.iter().map(|r| r.to_raw().unwrap()).collect();
-            (id, raw)
-        })
-        .collect()
+    let mut trees = Vec::with_capacity(specs.len());
+    for id in specs {
+        let document = personio_sync::export::export(store, true).await.unwrap();
+        let tenant = document.tenants.into_iter().find(|t| t.id == id).unwrap();
+        let raw = tenant.records.iter().map(|r| r.to_raw().unwrap()).collect();
+        trees.push((id, raw));
+    }
+    trees
 }
 
 fn write_config(dir: &Path, data: &Path) -> std::path::PathBuf {
@@ -159,13 +159,13 @@ enum Left {
 async fn a_killed_import_leaves_nothing_serve_would_open_half_done() {
     let dir = tempfile::tempdir().unwrap();
     let source = fill(&dir.path().join("source"), TENANTS, EMPLOYEES).await;
-    let expected = trees(&source);
+    let expected = trees(&source).await;
     assert_eq!(expected.len(), TENANTS);
     let document = dir.path().join("export.json");
     let file = std::fs::File::create(&document).unwrap();
     personio_sync::export::write_document(
         file,
-        &personio_sync::export::export(&source, true).unwrap(),
+        &personio_sync::export::export(&source, true).await.unwrap(),
     )
     .unwrap();
     drop(source);
@@ -189,7 +189,7 @@ async fn a_killed_import_leaves_nothing_serve_would_open_half_done() {
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let status = child.wait().unwrap();
-        let left = inspect(&data, &expected);
+        let left = inspect(&data, &expected).await;
         if left == Left::Refused && !serve_checked {
             serve_checked = true;
             assert_serve_refuses(&config);
@@ -216,7 +216,7 @@ async fn a_killed_import_leaves_nothing_serve_would_open_half_done() {
 }
 
 /// Classifies a data dir after a killed import; panics on a partial one.
-fn inspect(data: &Path, expected: &Trees) -> Left {
+async fn inspect(data: &Path, expected: &Trees) -> Left {
     if personio_sync::export::refuse_unfinished_import(data).is_err() {
         return Left::Refused;
     }
@@ -230,10 +230,10 @@ fn inspect(data: &Path, expected: &Trees) -> Left {
     if entries.is_empty() {
         return Left::Untouched;
     }
-    let store = Store::open(data, 16).unwrap_or_else(|error| {
+    let store = Store::open(data, 16).await.unwrap_or_else(|error| {
         panic!("a data dir serve would open does not open ({entries:?}): {error}")
     });
-    let found = trees(&store);
+    let found = trees(&store).await;
     assert_eq!(
         found.len(),
         expected.len(),

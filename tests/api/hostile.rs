@@ -238,7 +238,7 @@ async fn a_deleted_tenant_takes_no_deliveries_and_its_data_is_not_adopted_silent
     assert_eq!(statuses.last(), Some(&404), "{statuses:?}");
     assert_eq!(deliver(&app, &url, &token, &person).await, 404);
     assert!(
-        !app.state.store.has_tenant_data("gone"),
+        !app.state.store.has_tenant_data("gone").await,
         "the purged tree came back"
     );
 
@@ -325,8 +325,15 @@ async fn a_delete_the_supervisor_does_not_confirm_removes_nothing() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(during, 503, "a delivery during the pending DELETE");
     assert!(retry_after.is_some(), "the 503 says when to retry");
-    assert!(app.state.store.tenant_spec("stays").unwrap().is_some());
-    assert!(app.state.store.has_tenant_data("stays"));
+    assert!(
+        app.state
+            .store
+            .tenant_spec("stays")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(app.state.store.has_tenant_data("stays").await);
     assert_eq!(
         deliver(&app, &url, &token, &person).await,
         200,

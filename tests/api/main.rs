@@ -2,6 +2,7 @@
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
 mod child;
+mod cluster_harness;
 mod connect;
 mod crash;
 mod crash_storm;
@@ -15,6 +16,7 @@ mod oidc;
 mod oidc_refresh;
 mod people;
 mod personio_real;
+mod postgres;
 mod random_mutations;
 mod secrets;
 mod settings;

@@ -47,10 +47,11 @@ async fn connected(app: &TestApp) {
 }
 
 /// The refresh token stored for `acme`.
-fn stored_refresh_token(app: &TestApp) -> Secret {
+async fn stored_refresh_token(app: &TestApp) -> Secret {
     app.state
         .store
         .tenant_spec("acme")
+        .await
         .expect("store")
         .expect("tenant")
         .personio_oidc
@@ -72,7 +73,7 @@ fn refresh_calls(app: &TestApp) -> usize {
 async fn a_caller_dropped_mid_refresh_lets_no_second_refresh_reuse_the_refresh_token() {
     let app = spawn_connect_app(10, true).await;
     connected(&app).await;
-    let before = stored_refresh_token(&app);
+    let before = stored_refresh_token(&app).await;
     // A source of its own (the tenant's keeps its fresh token and stays out of the
     // way), sharing the tenant's storage: its first call refreshes.
     let sources = OidcTokenSources::default();
@@ -92,7 +93,7 @@ async fn a_caller_dropped_mid_refresh_lets_no_second_refresh_reuse_the_refresh_t
         .expect("a token, the grant intact");
     app.personio.knobs.set_latency(Duration::ZERO);
     assert_eq!(refresh_calls(&app), 1, "one refresh for one rotation");
-    let rotated = stored_refresh_token(&app);
+    let rotated = stored_refresh_token(&app).await;
     assert_ne!(rotated, before, "the rotated refresh token is stored");
 
     // The grant still works: the stored token refreshes again, and the tenant (on its
@@ -101,7 +102,7 @@ async fn a_caller_dropped_mid_refresh_lets_no_second_refresh_reuse_the_refresh_t
     let again = tokens.access_token().await.expect("refreshed again");
     assert_ne!(again, token);
     assert_eq!(refresh_calls(&app), 2);
-    assert_ne!(stored_refresh_token(&app), rotated);
+    assert_ne!(stored_refresh_token(&app).await, rotated);
     let previous = app.view("acme").await["last_sync"]["finished_at"]
         .as_str()
         .map(str::to_string);
@@ -118,7 +119,7 @@ async fn a_provider_outage_during_a_refresh_degrades_the_tenant_until_it_passes(
     app.personio
         .set_oidc_access_token_ttl(Duration::from_secs(2));
     connected(&app).await;
-    let before = stored_refresh_token(&app);
+    let before = stored_refresh_token(&app).await;
 
     // The provider's token endpoint answers 503 (the Personio API itself is up).
     app.personio.knobs.set_path_failing("/oauth/token", true);
@@ -156,7 +157,11 @@ async fn a_provider_outage_during_a_refresh_degrades_the_tenant_until_it_passes(
         refresh_calls(&app) >= failed_refreshes + 2
     })
     .await;
-    assert_eq!(stored_refresh_token(&app), before, "nothing was spent");
+    assert_eq!(
+        stored_refresh_token(&app).await,
+        before,
+        "nothing was spent"
+    );
 
     // The outage passes: live again by itself, on a rotated refresh token.
     app.personio.knobs.set_path_failing("/oauth/token", false);
@@ -167,6 +172,6 @@ async fn a_provider_outage_during_a_refresh_degrades_the_tenant_until_it_passes(
         })
         .await;
     assert_eq!(view["last_error"], serde_json::Value::Null, "{view}");
-    assert_ne!(stored_refresh_token(&app), before);
+    assert_ne!(stored_refresh_token(&app).await, before);
     assert_learnamp_matches_personio(&app);
 }

@@ -127,6 +127,7 @@ async fn a_person_found_by_email_shows_a_webhook_change_before_and_after() {
         app.state
             .store
             .tenant("people")
+            .await
             .unwrap()
             .employees()
             .unwrap()

@@ -229,7 +229,14 @@ async fn a_tenant_stopped_here_keeps_taking_deliveries_and_drains_them_when_star
         .await
         .unwrap();
     assert!(app.state.router.actor("moved").is_none());
-    let before = app.state.store.tenant("moved").unwrap().pending_count();
+    let before = app
+        .state
+        .store
+        .tenant("moved")
+        .await
+        .unwrap()
+        .pending_count()
+        .await;
 
     let mut person = app
         .personio
@@ -240,9 +247,9 @@ async fn a_tenant_stopped_here_keeps_taking_deliveries_and_drains_them_when_star
     person.employee.position = Some("Runs Elsewhere".into());
     let id = person.employee.id.clone();
     app.personio.upsert_employee(person);
-    let store = app.state.store.tenant("moved").unwrap();
+    let store = app.state.store.tenant("moved").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.pending_count() <= before {
+    while store.pending_count().await <= before {
         assert!(
             Instant::now() < deadline,
             "the delivery was not stored here"
@@ -260,7 +267,7 @@ async fn a_tenant_stopped_here_keeps_taking_deliveries_and_drains_them_when_star
         "nothing ran here"
     );
 
-    let spec = app.state.store.tenant_spec("moved").unwrap().unwrap();
+    let spec = app.state.store.tenant_spec("moved").await.unwrap().unwrap();
     personio_sync::actors::supervisor::start_tenant(&app.state.supervisor, spec)
         .await
         .unwrap();

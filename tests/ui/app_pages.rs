@@ -82,7 +82,7 @@ async fn days_before_start_is_previewed_confirmed_and_shown_on_people() {
     assert_eq!(outcome.result["checked"], json!(joiners.len()));
     let (status, spec_view) = app.admin("GET", "/admin/tenants/acme", None).await;
     assert_eq!(status, 200, "{spec_view}");
-    let stored = app.state.store.tenant_spec("acme").unwrap().unwrap();
+    let stored = app.state.store.tenant_spec("acme").await.unwrap().unwrap();
     assert_eq!(
         serde_json::to_value(stored.settings.invite_policy).unwrap(),
         json!({"mode": "days_before_hire", "days": 7}),
@@ -265,7 +265,7 @@ async fn every_page_passes_axe_at_both_widths() {
     .await;
     let pages = outcome.result["pages"].as_array().expect("pages").len();
     assert!(pages >= 12, "every page was checked: {}", outcome.result);
-    let stored = app.state.store.tenant_spec("acme").unwrap().unwrap();
+    let stored = app.state.store.tenant_spec("acme").await.unwrap().unwrap();
     assert_eq!(
         serde_json::to_value(stored.settings.invite_policy).unwrap(),
         json!({"mode": "manual"}),

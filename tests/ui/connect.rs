@@ -226,7 +226,7 @@ async fn an_expired_link_shows_what_to_do_and_starts_no_session() {
     let script = tokio::spawn(async move { run_script("expired", "expired", &env).await });
     // The link must have been valid once; then it expires (checked by the service's own
     // rule), and the script, retrying with its own deadline, sees the expired page.
-    while app.state.services.invitations().open(&token).is_ok() {
+    while app.state.services.invitations().open(&token).await.is_ok() {
         assert!(Instant::now() < deadline, "the invitation never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

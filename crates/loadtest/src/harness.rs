@@ -144,11 +144,12 @@ impl Harness {
     }
 
     /// The webhook target of a tenant, read from its stored spec.
-    pub fn webhook_target(&self, id: &str) -> anyhow::Result<WebhookTarget> {
+    pub async fn webhook_target(&self, id: &str) -> anyhow::Result<WebhookTarget> {
         let spec = self
             .state
             .store
-            .tenant_spec(id)?
+            .tenant_spec(id)
+            .await?
             .with_context(|| format!("tenant {id} is not stored"))?;
         let secrets = spec
             .webhook

@@ -1,6 +1,7 @@
 //! The `personio-sync-bench` binary: the load tool (see BENCHMARKS.md). It runs the
-//! service in process (and, for the idle-tenant scenario, the `personio-sync` binary
-//! built beside it), with the same allocator as the shipped binary.
+//! service in process (and, for the idle-tenant scenario and ingest with `--nodes`, the
+//! `personio-sync` binary built beside it), with the same allocator as the shipped
+//! binary.
 
 use clap::Parser;
 

@@ -95,7 +95,7 @@ pub async fn run(counts: &[usize]) -> anyhow::Result<TenantsFigures> {
 
 /// Writes `count` idle tenants into a store under `dir`.
 async fn seed_store(dir: &Path, count: usize, urls: &(String, String)) -> anyhow::Result<()> {
-    let store = Store::open(dir, 16)?;
+    let store = Store::open(dir, 16).await?;
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
         .map(|index| {
             let store = store.clone();
@@ -107,7 +107,7 @@ async fn seed_store(dir: &Path, count: usize, urls: &(String, String)) -> anyhow
                     "learnamp": {"base_url": urls.1, "client_id": "sim-client", "client_secret": "sim-secret"},
                 }))?;
                 store.insert_new_tenant_spec(&spec).await?;
-                store.tenant(&id)?.mark_initial_sync_done()?;
+                store.tenant(&id).await?.mark_initial_sync_done()?;
                 Ok(())
             }
         })

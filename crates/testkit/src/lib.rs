@@ -2,6 +2,11 @@
 //! both simulators, a temporary store and the real service on port 0 ([`spawn_app`] and
 //! its variants are the tests' shorthands); [`TestApp`] reaches the admin API through
 //! the service's [`AdminClient`]; the checks compare Learn Amp with Personio.
+//! [`process`] runs the real binary as a child process, [`cluster`] several of them
+//! behind nginx.
+
+pub mod cluster;
+pub mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -12,10 +17,14 @@ use chrono::Utc;
 
 pub use personio_sync::admin_client::{AdminClient, AdminError, Answer};
 use personio_sync::app::{Application, Options};
-use personio_sync::config::Config;
+use personio_sync::config::{Config, StorageBackend};
 use personio_sync::domain::Secret;
 use personio_sync::retry::RetryPolicy;
-use personio_sync::store::Store;
+use personio_sync::store::crypto::KeySource;
+/// A fresh PostgreSQL database per test (`fresh_database`), or a SKIP line without
+/// `PERSONIO_SYNC_TEST_PG_URL` (a panic with `CI` set): the service's own helper.
+pub use personio_sync::store::postgres_testing as postgres;
+use personio_sync::store::{PgOptions, Store};
 use personio_sync_sim::generator::{SimEmployee, employment_id_for};
 use personio_sync_sim::learnamp::{LearnAmpSim, LearnAmpSimConfig, SimUser, SimUserStatus};
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
@@ -191,7 +200,17 @@ pub async fn spawn_with_sims(
     config.storage.data_dir = data_dir.path().to_path_buf();
     config.personio.base_url = personio.base_url.clone();
     configure(&mut config, &personio);
-    let store = Store::open(data_dir.path(), setup.cache_mb)?;
+    let store = match config.storage.backend {
+        StorageBackend::Sled => Store::open(data_dir.path(), setup.cache_mb).await?,
+        StorageBackend::Postgres => {
+            let options = PgOptions {
+                url: config.storage.postgres_url.clone(),
+                password: None,
+                pool: config.storage.postgres_pool,
+            };
+            Store::open_postgres(&options, data_dir.path(), KeySource::DataDir).await?
+        }
+    };
     // "Sign in with Personio" against the simulator uses its API client's secret.
     let oidc_client_secret = config
         .personio_oidc
@@ -292,6 +311,14 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// Makes the service store its data in the fresh PostgreSQL `database` (a config
+/// change for [`spawn`] and the `spawn_app_configured` family).
+pub fn use_postgres(config: &mut Config, database: &postgres::TestDatabase) {
+    config.storage.backend = StorageBackend::Postgres;
+    config.storage.postgres_url = database.url().to_string();
+    config.storage.postgres_pool = 4;
 }
 
 /// Turns on "Sign in with Personio" against the simulator's OpenID provider (issuer =

@@ -75,8 +75,9 @@ impl TenantActorState {
     }
 
     /// Reloads counts into the view and the known-employee cache from the store.
-    fn publish_counts(&mut self) -> Result<(), StoreError> {
-        self.live.known = self.view.publish_counts(&self.store)?;
+    async fn publish_counts(&mut self) -> Result<(), StoreError> {
+        let pending = self.store.pending_count().await as u64;
+        self.live.known = self.view.publish_counts(&self.store, pending)?;
         Ok(())
     }
 
@@ -130,7 +131,7 @@ impl Actor for TenantActor {
         myself: ActorRef<Self::Msg>,
         (spec, services): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let store = services.store.tenant(&spec.id)?;
+        let store = services.store.tenant(&spec.id).await?;
         let (personio, learnamp) = services.clients(&spec);
         let once = RetryPolicy {
             max_attempts: 1,
@@ -162,7 +163,7 @@ impl Actor for TenantActor {
         let connection = state.spec.connection.clone();
         state.view.update(|view| view.connection = connection);
         state.view.set_state(TenantState::Starting, None);
-        state.publish_counts()?;
+        state.publish_counts().await?;
         Ok(state)
     }
 
@@ -376,7 +377,7 @@ async fn full_sync(
     let started = std::time::Instant::now();
     let result = sync::run_full_sync(&state.context(), confirm).await;
     crate::metrics::sync_finished(&state.spec.id, started.elapsed().as_secs_f64());
-    state.publish_counts()?;
+    state.publish_counts().await?;
     match result {
         Ok(report) => {
             info!(
@@ -426,7 +427,7 @@ async fn drain_inbox(
                 // The count is the store's again: a delivery's `+1` lands after its
                 // commit, so a drain that applied it first would leave the count one
                 // high (that late `+1` wakes the tenant, and this resets it).
-                let pending = state.store.pending_count() as u64;
+                let pending = state.store.pending_count().await as u64;
                 state.view.update(|view| view.pending_events = pending);
                 if let Some(retry_at) = state.view.show_parked(parked) {
                     let delay = retry_at.saturating_duration_since(std::time::Instant::now());
@@ -435,7 +436,7 @@ async fn drain_inbox(
                 return Ok(());
             }
             Round::Stopped(error) => {
-                state.publish_counts()?;
+                state.publish_counts().await?;
                 return handle_sync_error(myself, state, error, false);
             }
             Round::Applied(report) => report,
@@ -448,7 +449,7 @@ async fn drain_inbox(
             view.pending_events = view.pending_events.saturating_sub(report.removed);
         });
         if report.reconciled {
-            state.publish_counts()?;
+            state.publish_counts().await?;
         }
         rearm(state);
         if let Some(error) = report.retry {
@@ -529,7 +530,7 @@ async fn handle_due(
                     state.store.set_due(item.kind, &item.personio_id, None)?;
                 }
             }
-            state.publish_counts()?;
+            state.publish_counts().await?;
             rearm(state);
             Ok(())
         }

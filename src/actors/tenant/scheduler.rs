@@ -231,8 +231,8 @@ mod tests {
         // Berlin moves to summer time on 2026-03-29, New York on 2026-03-08.
         let start: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
         let clock = Arc::new(TokioClock::starting_at(start));
-        let store = Store::temporary().unwrap();
-        let tenant_store = store.tenant("sched").unwrap();
+        let store = Store::temporary().await.unwrap();
+        let tenant_store = store.tenant("sched").await.unwrap();
         let cases = [
             (
                 "1",

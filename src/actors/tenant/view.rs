@@ -69,11 +69,13 @@ impl OwnView {
         self.views.view(&self.id)
     }
 
-    /// Reloads the counts from the store into the view; answers the active synced
-    /// employees by Personio id (the live path's known employees).
+    /// Reloads the counts from the store into the view, with `pending` the events in
+    /// the inbox (read by the caller); answers the active synced employees by Personio
+    /// id (the live path's known employees).
     pub fn publish_counts(
         &self,
         store: &TenantStore,
+        pending: u64,
     ) -> Result<HashMap<String, Employee>, StoreError> {
         let records = store.employees()?;
         let known = records
@@ -92,7 +94,6 @@ impl OwnView {
             .filter(|(_, record)| record.is_linked())
             .count() as u64;
         let last_sync = store.last_sync()?;
-        let pending = store.pending_count() as u64;
         let unsupported = store.learnamp_unsupported()?;
         self.update(|view| {
             view.employees = employees;

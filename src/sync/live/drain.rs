@@ -207,12 +207,14 @@ impl LiveState {
             .filter(|(_, parked)| parked.retry_at > now)
             .map(|(person, _)| person.clone())
             .collect();
-        let batch = store.pending_events_except(DRAIN_BATCH, |event| {
-            event
-                .person_id
-                .as_ref()
-                .is_some_and(|person| held.contains(person))
-        })?;
+        let batch = store
+            .pending_events_except(DRAIN_BATCH, |event| {
+                event
+                    .person_id
+                    .as_ref()
+                    .is_some_and(|person| held.contains(person))
+            })
+            .await?;
         if batch.is_empty() {
             self.parked.retain(|_, parked| parked.retry_at > now);
             return Ok(Round::Drained(self.parked()));
@@ -324,7 +326,7 @@ impl LiveState {
             })
             .map(|(sequence, _)| *sequence)
             .collect();
-        store.remove_events(&sequences)?;
+        store.remove_events(&sequences).await?;
         crate::metrics::events_applied(context.sync.tenant_id, sequences.len() as u64);
         crate::metrics::webhooks_applied(
             batch
