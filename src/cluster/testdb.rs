@@ -1,68 +1,51 @@
-//! TEST-ONLY: a fresh PostgreSQL database per test, holding the `leases` and `nodes`
-//! tables of DESIGN-17 (migration 0001). To be replaced by the store's fresh-database
-//! helper and `PgBackend`'s migrations once the storage backend lands; the DDL here
-//! copies the design's, nothing more.
+//! A fresh PostgreSQL database per test, with this binary's schema (the `leases` and
+//! `nodes` tables among it) from the store's migrations.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
-/// The environment variable holding the admin URL of a throw-away PostgreSQL.
-pub const URL_ENV: &str = "PERSONIO_SYNC_TEST_PG_URL";
+use crate::store::crypto::{KeySource, SecretKey};
+use crate::store::postgres_testing::{TestDatabase, fresh_database};
+use crate::store::{PgOptions, Store};
 
-const DDL: &str = "
-    CREATE TABLE leases (tenant text PRIMARY KEY, owner text, epoch bigint NOT NULL DEFAULT 0,
-                         expires_at timestamptz);
-    CREATE TABLE nodes (node_id text PRIMARY KEY, address text, heartbeat_at timestamptz NOT NULL,
-                        draining bool NOT NULL DEFAULT false);
-";
-
-/// A database of its own for one test.
+/// A database of its own for one test, dropped at the end.
 pub struct TestDb {
     /// A pool on it.
     pub pool: PgPool,
-    admin: PgPool,
-    name: String,
+    database: TestDatabase,
 }
 
-/// A fresh database for `test`, or `None` (after printing the SKIP line) when no
+/// A fresh, migrated database for `test`, or `None` (after the SKIP line) when no
 /// PostgreSQL is configured; with `CI` set, a missing PostgreSQL fails the test.
 pub async fn fresh(test: &str) -> Option<TestDb> {
-    let Ok(url) = std::env::var(URL_ENV) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: {URL_ENV} is not set, and CI never skips the PostgreSQL tests");
-        }
-        println!(
-            "SKIP (PostgreSQL): {test} — start one with: eval \"$(scripts/test-postgres.sh start)\""
-        );
-        return None;
+    let database = fresh_database(test).await?;
+    let options = PgOptions {
+        url: database.url().to_string(),
+        password: None,
+        pool: 1,
     };
-    let options: PgConnectOptions = url.parse().expect("PERSONIO_SYNC_TEST_PG_URL parses");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options.clone())
-        .await
-        .expect("the test PostgreSQL answers");
-    let name = format!("t_{:016x}", rand::random::<u64>());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("CREATE DATABASE");
+    // Opening a store migrates the schema.
+    let key_dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::open_postgres(
+        &options,
+        key_dir.path(),
+        KeySource::Given(SecretKey::generate()),
+    )
+    .await
+    .expect("the store opens on the fresh database");
+    drop(store);
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .connect_with(options.database(&name))
+        .connect(database.url())
         .await
         .expect("the fresh database answers");
-    pool.execute(DDL).await.expect("the lease tables");
-    Some(TestDb { pool, admin, name })
+    Some(TestDb { pool, database })
 }
 
 impl TestDb {
-    /// Drops the database (best effort).
+    /// Closes the pool and drops the database.
     pub async fn drop(self) {
         self.pool.close().await;
-        let _ = self
-            .admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await;
+        drop(self.database);
     }
 }
