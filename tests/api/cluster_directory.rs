@@ -365,3 +365,67 @@ async fn pg_a_delivery_stored_through_the_non_owner_wakes_the_owner() {
     .await;
     assert!(b.state.router.actor("acme").is_none(), "B never ran it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_a_patch_and_a_delete_through_the_non_owner_reach_the_owner() {
+    let Some(cluster) =
+        live_cluster("pg_a_patch_and_a_delete_through_the_non_owner_reach_the_owner").await
+    else {
+        return;
+    };
+    let Cluster { a, b, personio, .. } = &cluster;
+    let before = a.state.router.actor("acme").unwrap().get_id();
+
+    // A settings patch through B: stored, and the tenant restarts on A with it.
+    let patch = json!({"settings": {"timezone": "Europe/Berlin"}});
+    let (status, body) = b
+        .admin(reqwest::Method::PATCH, "/admin/tenants/acme", Some(&patch))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let restarted = a
+            .state
+            .router
+            .actor("acme")
+            .is_some_and(|actor| actor.get_id() != before);
+        if restarted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A did not restart the tenant");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let spec = a.state.store.tenant_spec("acme").await.unwrap().unwrap();
+    assert_eq!(spec.settings.timezone, "Europe/Berlin");
+    assert!(b.state.router.actor("acme").is_none(), "B never ran it");
+    a.wait_for("acme", Duration::from_secs(60), |view| {
+        view["state"] == "live"
+    })
+    .await;
+
+    // A delete through B: A stops the tenant, then it is gone on both nodes.
+    let (status, body) = b
+        .admin(reqwest::Method::DELETE, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(a.state.router.actor("acme").is_none(), "stopped on A");
+    assert!(personio.webhooks().is_empty(), "subscription removed");
+    for node in [a, b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, _) = node
+                .admin(reqwest::Method::GET, "/admin/tenants/acme", None)
+                .await;
+            if status == 404 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still shows the tenant",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(a.state.store.tenant_spec("acme").await.unwrap().is_none());
+}
