@@ -10,7 +10,6 @@ use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
 pub mod directory;
-pub mod leases;
 pub mod services;
 
 use crate::actors::router::WebhookRouter;
@@ -101,9 +100,6 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Tenants found in storage, started by `run` while it serves.
     stored: Vec<TenantSpec>,
-    /// Cluster mode: `[cluster]` of a node on PostgreSQL with a `node_id`; the lease
-    /// manager starts the tenants instead.
-    cluster: Option<crate::config::ClusterSection>,
 }
 
 impl Application {
@@ -167,19 +163,6 @@ impl Application {
             oidc,
             oidc_tokens: Arc::default(),
         };
-        let cluster = (store.postgres_pool().is_some()
-            && !config.cluster.node_id.trim().is_empty())
-        .then(|| config.cluster.clone());
-        let directory = match (&cluster, store.postgres_pool()) {
-            (Some(section), Some(pool)) => {
-                store.enable_fencing();
-                directory::Directory::Postgres(Arc::new(directory::postgres::PgDirectory::new(
-                    pool,
-                    section.node_id(),
-                )))
-            }
-            _ => directory::Directory::of_store(&store),
-        };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, services.clone())
             .await
             .map_err(|error| StartError::Actors(error.to_string()))?;
@@ -192,21 +175,14 @@ impl Application {
             services,
             inbox_cap: config.storage.inbox_cap,
             sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
-            directory,
-            leased: cluster.is_some(),
+            directory: directory::Directory::of_store(&store),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
         // start once the service is serving (see `run`) and drain what arrived meanwhile.
         // Decided once, before any tenant starts: each tenant reads its own mark.
         let reconcile = config.sync.reconcile_after_unclean_stop;
-        // In a cluster the running mark would be shared by every node: a lease taken
-        // over from an expired one marks the reconciliation instead.
-        let previous = match cluster {
-            Some(_) => crate::store::PreviousRun::Clean,
-            None => store.begin_run(reconcile).await?,
-        };
-        if let crate::store::PreviousRun::Unclean { tenants } = previous {
+        if let crate::store::PreviousRun::Unclean { tenants } = store.begin_run(reconcile).await? {
             if reconcile {
                 tracing::warn!(
                     tenants,
@@ -229,7 +205,6 @@ impl Application {
             state,
             local_addr,
             stored,
-            cluster,
         })
     }
 
@@ -271,38 +246,9 @@ impl Application {
                 directory.spawn(self.state.clone(), self.state.store.listen_inbox())
             }
         };
-        let manager = match (&self.cluster, self.state.store.postgres_pool()) {
-            (Some(section), Some(pool)) => {
-                let config = crate::cluster::manager::ManagerConfig::from_section(
-                    section,
-                    format!("http://{}", self.local_addr),
-                );
-                let table = crate::cluster::lease::LeaseTable::new(
-                    pool,
-                    config.node_id.clone(),
-                    config.lease,
-                );
-                let host = Arc::new(leases::LeaseHost {
-                    state: self.state.clone(),
-                });
-                match crate::cluster::manager::LeaseManager::spawn(table, host, config).await {
-                    Ok(manager) => Some(manager),
-                    Err(error) => {
-                        return Err(std::io::Error::other(format!(
-                            "the lease manager could not register this node: {error}"
-                        )));
-                    }
-                }
-            }
-            _ => None,
-        };
         let starter = {
             let state = self.state.clone();
-            let stored = if manager.is_some() {
-                Vec::new()
-            } else {
-                self.stored
-            };
+            let stored = self.stored;
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let count = stored.len();
@@ -340,17 +286,12 @@ impl Application {
             let _ = metrics.await;
         }
         starter.abort();
-        if let Some(manager) = manager {
-            // Tenants stopped and flushed, leases released for the other nodes.
-            manager.shutdown_within(Duration::from_secs(8)).await;
-        }
         for task in directory_tasks {
             task.abort();
         }
         self.state.supervisor.stop(Some("shutdown".into()));
         match self.state.store.flush().await {
             // Only a run whose writes are all durable counts as a clean stop.
-            Ok(()) if self.cluster.is_some() => {}
             Ok(()) => {
                 if let Err(error) = self.state.store.end_run().await {
                     tracing::error!(error = %error, "clean stop not recorded");

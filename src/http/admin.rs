@@ -404,12 +404,7 @@ async fn create_tenant(
     }
     let id = spec.id.clone();
     tracing::info!(tenant_id = %id, "tenant created");
-    if state.leased {
-        // The node that takes its lease starts it.
-        state.services.announce(&spec).await;
-    } else {
-        start_tenant(&state, spec).await?;
-    }
+    start_tenant(&state, spec).await?;
     Ok((StatusCode::CREATED, Json(view_of(&state, &id)?)))
 }
 

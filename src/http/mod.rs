@@ -46,9 +46,6 @@ pub struct AppShared {
     pub sessions: crate::web::Sessions,
     /// Where tenants run: here, or on other nodes of a cluster.
     pub directory: crate::app::directory::Directory,
-    /// Cluster mode: the lease manager starts tenants (a created one is not started
-    /// by the node that created it).
-    pub leased: bool,
 }
 
 /// The whole router.

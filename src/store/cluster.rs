@@ -19,34 +19,3 @@ impl Store {
             .map(|backend| backend.listen_inbox())
     }
 }
-
-impl Store {
-    /// Cluster mode: from now on every commit of a tenant needs this node's lease on
-    /// it (see [`Store::set_fence`]); nothing on sled.
-    pub(crate) fn enable_fencing(&self) {
-        if let Some(backend) = self.backend.postgres() {
-            backend.enable_fencing();
-        }
-    }
-
-    /// Records the lease this node holds on `tenant` (`None`: lost or released).
-    pub(crate) fn set_fence(&self, tenant: &str, fence: Option<crate::cluster::Fence>) {
-        if let Some(backend) = self.backend.postgres() {
-            backend.set_fence(
-                tenant,
-                fence.map(|fence| super::backend::postgres::Fence {
-                    owner: fence.owner,
-                    epoch: fence.epoch,
-                }),
-            );
-        }
-    }
-
-    /// Forgets the cached rows of `tenant` (its lease is gone), so a later lease reads
-    /// them again.
-    pub(crate) async fn forget_cached(&self, tenant: &str) {
-        if let Some(backend) = self.backend.postgres() {
-            backend.evict(tenant).await;
-        }
-    }
-}
