@@ -9,6 +9,8 @@
 //! ├── http::server: one accept loop with deadlines and caps, serving
 //! │   ├── http::webhooks   POST /webhooks/personio/{key}   (the front door)
 //! │   └── http::admin      /admin/…, /healthz, /metrics
+//! ├── cluster::manager::LeaseManager (PostgreSQL only): renews this node's tenant
+//! │   leases, takes its fair share, starts and stops tenants through the supervisor
 //! └── actors::supervisor::Supervisor: spawns, restarts (backoff) and stops tenants
 //!     └── actors::tenant::TenantActor, one per tenant: its clients, its sled tree
 //!         ├── actors::tenant::scheduler::InviteScheduler: wakes the tenant when

@@ -195,12 +195,14 @@ pub struct LeaseManager<H: TenantHost> {
 }
 
 impl<H: TenantHost> LeaseManager<H> {
-    /// Registers this node and starts the manager task. Fails only if the node cannot
-    /// register (the database is unreachable).
+    /// Registers this node and starts the manager task; `wake` makes it plan at once
+    /// (a tenant was created). Fails only if the node cannot register (the database is
+    /// unreachable).
     pub async fn spawn(
         table: LeaseTable,
         host: Arc<H>,
         config: ManagerConfig,
+        wake: Arc<tokio::sync::Notify>,
     ) -> Result<ManagerHandle, LeaseError> {
         table.register(&config.address).await?;
         let published = Arc::new(Mutex::new(BTreeMap::new()));
@@ -213,7 +215,7 @@ impl<H: TenantHost> LeaseManager<H> {
             published: published.clone(),
         };
         let (commands, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(manager.run(receiver));
+        let task = tokio::spawn(manager.run(receiver, wake));
         Ok(ManagerHandle {
             commands,
             task,
@@ -221,7 +223,11 @@ impl<H: TenantHost> LeaseManager<H> {
         })
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        wake: Arc<tokio::sync::Notify>,
+    ) {
         let mut next_round = Instant::now();
         loop {
             self.expire_locally().await;
@@ -234,9 +240,10 @@ impl<H: TenantHost> LeaseManager<H> {
             }
             self.publish();
             let deadline = self.held.values().map(|held| held.valid_until).min();
-            let wake = deadline.map_or(next_round, |deadline| deadline.min(next_round));
+            let wake_at = deadline.map_or(next_round, |deadline| deadline.min(next_round));
             tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = wake.notified() => next_round = Instant::now(),
                 command = commands.recv() => match command {
                     Some(Command::Stall(duration)) => {
                         warn!(node_id = %self.config.node_id, ?duration, "lease manager stalled by a fault drill");
@@ -639,7 +646,7 @@ mod tests {
 
     async fn spawn(pool: &PgPool, host: &Arc<FakeHost>, config: ManagerConfig) -> ManagerHandle {
         let table = LeaseTable::new(pool.clone(), config.node_id.clone(), config.lease);
-        LeaseManager::spawn(table, host.clone(), config)
+        LeaseManager::spawn(table, host.clone(), config, Arc::default())
             .await
             .unwrap()
     }
@@ -925,7 +932,7 @@ mod tests {
         let mut config = config("a", Duration::from_secs(30), Duration::from_millis(300), 0);
         config.margin = Duration::from_millis(28_500);
         let table = LeaseTable::new(through_proxy, "a", config.lease);
-        let a = LeaseManager::spawn(table, host.clone(), config)
+        let a = LeaseManager::spawn(table, host.clone(), config, Arc::default())
             .await
             .unwrap();
         wait_until("a runs all three", || host.running().len() == 3).await;

@@ -8,6 +8,7 @@
 //! refuses a commit whose lease is no longer this node's with that epoch), so a node that
 //! paused past its expiry can never write for that tenant again.
 
+pub mod host;
 pub mod lease;
 pub mod manager;
 pub mod share;
