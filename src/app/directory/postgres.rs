@@ -20,12 +20,6 @@ use super::{
     Publications, REFRESH_EVERY, decode_outcome, encode_outcome,
 };
 
-/// The SQL of migration `0002_directory.sql` (the directory's tables and triggers), to
-/// be listed as version 2 in the store's migrations where the branches meet; tests on
-/// a database migrated to 0001 apply it themselves until then.
-pub const MIGRATION_0002_SQL: &str =
-    include_str!("../../store/backend/postgres/migrations/0002_directory.sql");
-
 /// Channel of the spec trigger (payload: the tenant id).
 pub const SPECS_CHANNEL: &str = "specs";
 /// Channel of the command trigger (payload: the tenant id).
