@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sqlx::PgPool;
 
 use crate::store::postgres_testing::TestDatabase;
 
