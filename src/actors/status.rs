@@ -202,3 +202,36 @@ impl TenantViews {
         counts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announced_view_never_replaces_one_made_meanwhile() {
+        let views = TenantViews::default();
+        let mut live = TenantView::starting("acme", String::new());
+        live.state = TenantState::Live;
+        views.insert(live);
+        views.insert_if_absent(TenantView::starting("acme", String::new()));
+        assert_eq!(views.view("acme").unwrap().state, TenantState::Live);
+        views.insert_if_absent(TenantView::starting("globex", String::new()));
+        assert_eq!(views.view("globex").unwrap().state, TenantState::Starting);
+    }
+
+    #[test]
+    fn a_mirrored_view_keeps_its_owners_progress_and_drops_a_local_cell() {
+        let views = TenantViews::default();
+        views.insert(TenantView::starting("acme", String::new()));
+        views.set_progress("acme", Arc::new(SyncProgress::default()));
+        let mut mirrored = TenantView::starting("acme", String::new());
+        mirrored.progress = Some(Progress {
+            phase: crate::sync::progress::SyncPhase::Applying,
+            total: Some(10),
+            done: 4,
+        });
+        views.insert_mirrored(mirrored.clone());
+        assert_eq!(views.view("acme").unwrap().progress, mirrored.progress);
+        assert_eq!(views.views()[0].progress, mirrored.progress);
+    }
+}

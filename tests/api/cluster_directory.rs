@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use personio_sync::app::directory::postgres::MIGRATION_0002_SQL;
 use personio_sync::app::{Application, Options};
 use personio_sync::config::Config;
 use personio_sync::domain::Secret;
@@ -103,8 +102,7 @@ impl Node {
     }
 }
 
-/// Both simulators, and a fresh database migrated to 0001 (by the first store opened on
-/// it) and 0002 (the directory's).
+/// Both simulators, and a fresh database (migrated by the first store opened on it).
 async fn cluster(test: &str) -> Option<(postgres::TestDatabase, PersonioSim, LearnAmpSim)> {
     let database = postgres::fresh_database(test).await?;
     let personio = PersonioSim::start(PersonioSimConfig {
@@ -118,15 +116,6 @@ async fn cluster(test: &str) -> Option<(postgres::TestDatabase, PersonioSim, Lea
         .await
         .unwrap();
     Some((database, personio, learnamp))
-}
-
-async fn apply_0002(url: &str) {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::raw_sql(MIGRATION_0002_SQL)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
 }
 
 /// Two nodes on one fresh database, tenant `acme` created through A (which runs it)
@@ -148,7 +137,6 @@ async fn live_cluster(test: &str) -> Option<Cluster> {
     let (database, personio, learnamp) = cluster(test).await?;
     let key = SecretKey::generate();
     let a = Node::start(database.url(), &key, &personio).await;
-    apply_0002(database.url()).await;
     let b = Node::start(database.url(), &key, &personio).await;
     // Created through A, which runs it; B learns of it from `NOTIFY specs`.
     let spec = tenant_spec("acme", &personio, &learnamp, json!({}));

@@ -21,7 +21,7 @@ impl Host for AppShared {
     fn spec_changed(&self, id: String) -> BoxFuture<'_, ()> {
         async move {
             match self.store.tenant_spec(&id).await {
-                Ok(Some(spec)) => self.services.announce(&spec).await,
+                Ok(Some(spec)) => self.announce(&spec).await,
                 Ok(None) => self.forget(&id),
                 Err(error) => {
                     tracing::warn!(tenant_id = %id, error = %error, "changed spec unreadable");
@@ -41,7 +41,7 @@ impl Host for AppShared {
                 }
             };
             for spec in &specs {
-                self.services.announce(spec).await;
+                self.announce(spec).await;
             }
             // A tenant created after the list was read has a view but was not in it:
             // only one whose spec is still absent now is forgotten.
@@ -66,6 +66,14 @@ impl Host for AppShared {
 }
 
 impl AppShared {
+    /// Announces `spec` here, unless a delete of it waits on this node (its route is
+    /// closing: deliveries get 503 until the delete completes or is refused).
+    async fn announce(&self, spec: &crate::domain::tenant::TenantSpec) {
+        if !self.router.is_closing(&spec.id) {
+            self.services.announce(spec).await;
+        }
+    }
+
     /// Forgets a tenant deleted by another node (routes, view, tokens), unless it still
     /// runs here; its sessions are stored, and the deleting node ended them.
     fn forget(&self, id: &str) {

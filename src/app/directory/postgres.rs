@@ -20,12 +20,6 @@ use super::{
     Publications, REFRESH_EVERY, decode_outcome, encode_outcome,
 };
 
-/// The SQL of migration `0002_directory.sql` (the directory's tables and triggers), to
-/// be listed as version 2 in the store's migrations where the branches meet; tests on
-/// a database migrated to 0001 apply it themselves until then.
-pub const MIGRATION_0002_SQL: &str =
-    include_str!("../../store/backend/postgres/migrations/0002_directory.sql");
-
 /// Channel of the spec trigger (payload: the tenant id).
 pub const SPECS_CHANNEL: &str = "specs";
 /// Channel of the command trigger (payload: the tenant id).
@@ -36,8 +30,9 @@ pub const COMMANDS_CHANNEL: &str = "commands";
 const MIRROR_OVERLAP_SECS: f64 = 5.0;
 /// Finished commands are kept this long (for an operator's look), then deleted.
 const KEEP_DONE: &str = "1 hour";
-/// A command no node claimed in this time is closed as unanswered.
-const UNCLAIMED_EXPIRY: &str = "10 minutes";
+/// A command not finished in this time (no node claimed it, or its node died running
+/// it) is closed as unanswered. Longer than any caller waits (a dry run: 5 minutes).
+const OPEN_EXPIRY: &str = "10 minutes";
 
 /// A query failed.
 #[derive(Debug, thiserror::Error)]
@@ -513,7 +508,7 @@ impl PgDirectory {
         }
     }
 
-    /// Deletes old finished commands, closes commands nobody claimed, and drops views
+    /// Deletes old finished commands, closes commands left open, and drops views
     /// of tenants whose spec is gone (a publication that raced a delete).
     async fn tidy(&self) {
         let statements = [
@@ -522,7 +517,7 @@ impl PgDirectory {
             ),
             format!(
                 "UPDATE tenant_commands SET done_at = now(), result = '{}'::jsonb
-                 WHERE done_at IS NULL AND claimed_by IS NULL AND created_at < now() - interval '{UNCLAIMED_EXPIRY}'",
+                 WHERE done_at IS NULL AND created_at < now() - interval '{OPEN_EXPIRY}'",
                 encode_outcome(&Err(CommandFailure::new(FailureKind::Unavailable, "unanswered")))
             ),
             "DELETE FROM tenant_views v WHERE NOT EXISTS (

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sqlx::PgPool;
 
 use crate::store::postgres_testing::TestDatabase;
 
@@ -16,8 +15,9 @@ use crate::actors::status::{TenantState, TenantView, TenantViews};
 use crate::app::directory::{Command, CommandOutcome, Directory, FailureKind, Host};
 use crate::locks::lock;
 
-/// A fresh database migrated to 0001 (the store's) and 0002 (the directory's), kept
-/// until the test ends; `None` (after the SKIP line) without a test server.
+/// A fresh database migrated to this binary's schema (the store's 0001, the
+/// directory's 0002) by opening a store on it; `None` (after the SKIP line) without a
+/// test server.
 async fn fresh_database(test: &str) -> Option<TestDatabase> {
     let database = crate::store::postgres_testing::fresh_database(test).await?;
     let options = crate::store::PgOptions {
@@ -25,20 +25,13 @@ async fn fresh_database(test: &str) -> Option<TestDatabase> {
         password: None,
         pool: 2,
     };
-    // Opening the store migrates to 0001.
     crate::store::Store::open_postgres(
         &options,
         std::path::Path::new(""),
         crate::store::crypto::KeySource::Given(crate::store::crypto::SecretKey::generate()),
     )
     .await
-    .expect("the store opens on the fresh database");
-    let pool = PgPool::connect(database.url()).await.unwrap();
-    sqlx::raw_sql(super::MIGRATION_0002_SQL)
-        .execute(&pool)
-        .await
-        .expect("migration 0002 applies");
-    pool.close().await;
+    .expect("the store opens (and migrates) the fresh database");
     Some(database)
 }
 
@@ -79,7 +72,11 @@ impl Host for FakeHost {
 
 /// A node named `name` on database `url`, its directory's tasks running.
 async fn node(url: &str, name: &str) -> (Arc<FakeHost>, Arc<PgDirectory>) {
-    let pool = PgPool::connect(url).await.unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(url)
+        .await
+        .unwrap();
     let directory = Arc::new(PgDirectory::new(pool, name));
     let host = Arc::new(FakeHost {
         name: name.into(),
@@ -252,13 +249,15 @@ async fn pg_a_spec_written_anywhere_is_announced_on_every_node() {
         .execute(pool)
         .await
         .unwrap();
-    // Other meta keys say nothing.
-    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-        .bind(b"invite\0abc".to_vec())
-        .bind(b"{}".to_vec())
-        .execute(pool)
-        .await
-        .unwrap();
+    // Other meta keys say nothing, and a key that is no tenant id never fails a write.
+    for key in [b"invite\0abc".to_vec(), b"tenant\0\x80".to_vec()] {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+            .bind(key)
+            .bind(b"{}".to_vec())
+            .execute(pool)
+            .await
+            .unwrap();
+    }
     for host in [&a, &b] {
         eventually("both nodes hear of zeta", || {
             lock(&host.specs_changed).contains(&"zeta".to_string())

@@ -34,7 +34,8 @@ CREATE TRIGGER tenant_commands_notify AFTER INSERT ON tenant_commands
     FOR EACH ROW EXECUTE FUNCTION tenant_commands_notify();
 
 -- Every write of a spec (`meta` key `tenant\0<id>`) tells every node, whoever wrote it;
--- a deleted spec takes its published view with it.
+-- a deleted spec takes its published view with it. A key that is no UTF-8 is no spec
+-- and never fails the write.
 CREATE FUNCTION meta_specs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     prefix constant bytea := '\x74656e616e7400'::bytea;  -- 'tenant' || NUL
@@ -43,7 +44,12 @@ DECLARE
 BEGIN
     IF TG_OP = 'DELETE' THEN spec_key := OLD.key; ELSE spec_key := NEW.key; END IF;
     IF length(spec_key) > length(prefix) AND substring(spec_key FROM 1 FOR length(prefix)) = prefix THEN
-        spec_tenant := convert_from(substring(spec_key FROM length(prefix) + 1), 'UTF8');
+        BEGIN
+            spec_tenant := convert_from(substring(spec_key FROM length(prefix) + 1), 'UTF8');
+        EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+            -- Not a tenant id (ids are a-z, 0-9 and -): nothing to tell.
+            RETURN NULL;
+        END;
         IF TG_OP = 'DELETE' THEN
             DELETE FROM tenant_views WHERE tenant_views.tenant = spec_tenant;
         END IF;
