@@ -137,22 +137,6 @@ fn cluster_config(database_url: &str, key_file: &Path) -> impl Fn(usize, &mut Co
     }
 }
 
-/// Applies the directory's tables (`0002_directory.sql`) when the nodes' migrations
-/// did not: until that file is listed in the store's migrations, a `serve` process
-/// runs the directory without them. A no-op once it is.
-async fn directory_tables(pool: &PgPool) {
-    let present: bool = sqlx::query_scalar("SELECT to_regclass('tenant_views') IS NOT NULL")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    if !present {
-        sqlx::raw_sql(personio_sync::app::directory::postgres::MIGRATION_0002_SQL)
-            .execute(pool)
-            .await
-            .unwrap();
-    }
-}
-
 /// Creates every company's tenant through the front door (invitations sent at once).
 async fn create_tenants(lb: &str, companies: &[Company]) {
     for company in companies {
@@ -755,7 +739,6 @@ async fn three_nodes_survive_a_sigkill_and_a_sigterm_mid_storm() {
     let keys = tempfile::tempdir().expect("temp dir");
     let key_file = key_file(keys.path());
     let mut cluster = Cluster::start(3, cluster_config(database.url(), &key_file)).await;
-    directory_tables(&pool).await;
     let lb = cluster.lb_url().to_string();
     let mut running: Vec<String> = (0..3).map(node_id).collect();
 
@@ -893,7 +876,6 @@ async fn a_paused_node_past_its_lease_is_refused_by_the_fence() {
     let keys = tempfile::tempdir().expect("temp dir");
     let key_file = key_file(keys.path());
     let mut cluster = Cluster::start(2, cluster_config(database.url(), &key_file)).await;
-    directory_tables(&pool).await;
     let lb = cluster.lb_url().to_string();
     let all: Vec<String> = (0..2).map(node_id).collect();
     create_tenants(&lb, &companies).await;
