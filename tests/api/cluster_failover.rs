@@ -314,6 +314,7 @@ async fn time_until_all_live(
     let (pool, lb, companies) = front;
     let give_up = stopped + LIVE_AGAIN_WITHIN + Duration::from_secs(20);
     let mut leased_after = None;
+    let mut last_report = Instant::now();
     loop {
         let leases = leases(pool).await;
         let leased = companies.iter().all(|company| {
@@ -365,6 +366,15 @@ async fn time_until_all_live(
             "{what}: after {took:?}, {} tenants not live on a running node: {waiting:#?}",
             waiting.len()
         );
+        if leased_after.is_some() && last_report.elapsed() > Duration::from_secs(1) {
+            last_report = Instant::now();
+            println!(
+                "{what}: after {:.1} s, {} tenants still not live, first: {:?}",
+                took.as_secs_f64(),
+                waiting.len(),
+                &waiting[..waiting.len().min(3)]
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
