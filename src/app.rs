@@ -208,6 +208,9 @@ impl Application {
         let leasing = match config.storage.backend {
             crate::config::StorageBackend::Sled => None,
             crate::config::StorageBackend::Postgres => {
+                // Commits need the tenant's lease; tenants not leased here are read
+                // from the database, never from a cache.
+                store.enable_fencing();
                 let manager = crate::cluster::manager::ManagerConfig::from_section(
                     &config.cluster,
                     services.public_url.clone(),

@@ -57,10 +57,21 @@ impl TenantHost for ServeHost {
         store.flush().await.map_err(|error| error.to_string())
     }
 
-    /// The store does not take fences yet (`PgBackend::set_fence` is not reachable
-    /// through `Store`): commits are not checked against the lease, only the lease
-    /// manager keeps a tenant on one node.
-    fn set_fence(&self, _tenant: &str, _fence: Option<Fence>) {}
+    /// The store's fence (its commits for `tenant` need this lease) and the
+    /// directory's ownership; a lost lease also drops the tenant's cached rows, so the
+    /// next lease here reads what the other owner wrote.
+    fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
+        if let crate::app::directory::Directory::Postgres(directory) = &self.state.directory {
+            directory.set_owned(tenant, fence.is_some());
+        }
+        let lost = fence.is_none();
+        self.state.store.set_fence(tenant, fence);
+        if lost {
+            let store = self.state.store.clone();
+            let tenant = tenant.to_string();
+            tokio::spawn(async move { store.forget_cached(&tenant).await });
+        }
+    }
 
     async fn mark_reconcile_due(&self, tenant: &str) -> Result<(), String> {
         let store = self

@@ -19,3 +19,36 @@ impl Store {
             .map(|backend| backend.listen_inbox())
     }
 }
+
+impl Store {
+    /// Lease mode: from now on every commit of a tenant needs this node's lease on it
+    /// ([`Store::set_fence`]), and a tenant without one is a read-only snapshot here
+    /// (never a cached tree that would go stale while another node writes); nothing
+    /// on sled.
+    pub(crate) fn enable_fencing(&self) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.enable_fencing();
+        }
+    }
+
+    /// Records the lease this node holds on `tenant` (`None`: lost or released).
+    pub(crate) fn set_fence(&self, tenant: &str, fence: Option<crate::cluster::Fence>) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.set_fence(
+                tenant,
+                fence.map(|fence| super::backend::postgres::Fence {
+                    owner: fence.owner,
+                    epoch: fence.epoch,
+                }),
+            );
+        }
+    }
+
+    /// Forgets the cached rows of `tenant` (its lease is gone), so a later lease reads
+    /// them again from the database.
+    pub(crate) async fn forget_cached(&self, tenant: &str) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.evict(tenant).await;
+        }
+    }
+}
