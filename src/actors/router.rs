@@ -93,6 +93,13 @@ impl WebhookRouter {
         }
     }
 
+    /// Whether the route of tenant `id` is closing (see [`WebhookRoute::closing`]).
+    pub fn is_closing(&self, id: &str) -> bool {
+        lock(&self.routes)
+            .values()
+            .any(|route| &*route.tenant_id == id && route.closing)
+    }
+
     /// Stops routing webhooks to tenant `id`.
     pub fn unregister_webhook(&self, id: &str) {
         let mut routes = lock(&self.routes);
@@ -149,6 +156,13 @@ impl WebhookRouter {
         if !self.views.event_stored(id) {
             return;
         }
+        self.wake(id);
+    }
+
+    /// Wakes the running actor of tenant `id` (coalesced, as [`Self::event_stored`]),
+    /// without counting an event: the cluster directory calls it when another node
+    /// stored a delivery for a tenant run here.
+    pub fn wake(&self, id: &str) {
         let wake = {
             let mut actors = lock(&self.actors);
             match actors.get_mut(id) {
@@ -173,5 +187,23 @@ impl WebhookRouter {
         if let Some(running) = lock(&self.actors).get_mut(id) {
             running.wake_pending = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closing_route_says_so_until_it_is_registered_again() {
+        let router = WebhookRouter::new(Arc::default());
+        let (key, token) = (Secret::new("k"), Secret::new("t"));
+        router.register_webhook("acme", &key, &token, None);
+        assert!(!router.is_closing("acme"));
+        router.close_webhook("acme");
+        assert!(router.is_closing("acme"));
+        assert!(!router.is_closing("other"));
+        router.register_webhook("acme", &key, &token, None);
+        assert!(!router.is_closing("acme"));
     }
 }

@@ -2,6 +2,7 @@
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
 mod child;
+mod cluster_directory;
 mod cluster_harness;
 mod connect;
 mod crash;

@@ -23,11 +23,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration of this binary, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "meta, tenant_kv, inbox, id_seq, leases, nodes",
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "meta, tenant_kv, inbox, id_seq, leases, nodes",
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "cluster directory: tenant_views, tenant_commands, NOTIFY specs and commands",
+        sql: include_str!("migrations/0002_directory.sql"),
+    },
+];
 
 /// The advisory lock key the runner holds ("persync" + migration lock).
 const LOCK_KEY: i64 = 0x7065_7273_796e_6301;
@@ -102,15 +109,16 @@ mod tests {
             pool(db.url()).await,
         ];
         let runs = futures::future::join_all(pools.iter().map(|pool| run(pool, MIGRATIONS))).await;
+        let latest = MIGRATIONS.last().unwrap().version;
         for outcome in runs {
-            assert_eq!(outcome.unwrap(), 1);
+            assert_eq!(outcome.unwrap(), latest);
         }
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
                 .fetch_all(&pools[0])
                 .await
                 .unwrap();
-        assert_eq!(applied, [1]);
+        assert_eq!(applied, (1..=latest).collect::<Vec<_>>());
         for table in ["meta", "tenant_kv", "inbox", "leases", "nodes"] {
             let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
                 .fetch_one(&pools[0])
@@ -119,7 +127,7 @@ mod tests {
             assert_eq!(count, 0, "{table}");
         }
         // A second start finds nothing to do.
-        assert_eq!(run(&pools[1], MIGRATIONS).await.unwrap(), 1);
+        assert_eq!(run(&pools[1], MIGRATIONS).await.unwrap(), latest);
     }
 
     #[tokio::test]
@@ -132,30 +140,30 @@ mod tests {
         };
         let pool = pool(db.url()).await;
         run(&pool, MIGRATIONS).await.unwrap();
-        let newer = [
-            MIGRATIONS[0],
-            Migration {
-                version: 2,
-                description: "test column",
-                sql: "ALTER TABLE nodes ADD COLUMN zone text; CREATE INDEX ON nodes (zone);",
-            },
-        ];
-        assert_eq!(run(&pool, &newer).await.unwrap(), 2);
+        let latest = MIGRATIONS.last().unwrap().version;
+        let mut newer = MIGRATIONS.to_vec();
+        newer.push(Migration {
+            version: latest + 1,
+            description: "test column",
+            sql: "ALTER TABLE nodes ADD COLUMN zone text; CREATE INDEX ON nodes (zone);",
+        });
+        assert_eq!(run(&pool, &newer).await.unwrap(), latest + 1);
         sqlx::query("INSERT INTO nodes (node_id, heartbeat_at, zone) VALUES ('n', now(), 'z')")
             .execute(&pool)
             .await
             .unwrap();
         let error = run(&pool, MIGRATIONS).await.unwrap_err();
-        assert!(matches!(
-            error,
-            PgError::SchemaTooNew {
-                database: 2,
-                binary: 1
-            }
-        ));
+        assert!(
+            matches!(
+                error,
+                PgError::SchemaTooNew { database, binary } if database == latest + 1 && binary == latest
+            ),
+            "{error}"
+        );
         let message = error.to_string();
         assert!(
-            message.contains("version 2") && message.contains("version 1"),
+            message.contains(&format!("version {}", latest + 1))
+                && message.contains(&format!("version {latest}")),
             "{message}"
         );
     }
@@ -182,6 +190,9 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(tables, 0, "the whole run rolled back");
-        assert_eq!(run(&pool, MIGRATIONS).await.unwrap(), 1);
+        assert_eq!(
+            run(&pool, MIGRATIONS).await.unwrap(),
+            MIGRATIONS.last().unwrap().version
+        );
     }
 }
