@@ -205,14 +205,15 @@ impl Application {
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, services.clone())
             .await
             .map_err(|error| StartError::Actors(error.to_string()))?;
+        let node_id = directory::node_id(&config.cluster.node_id);
         let leasing = match config.storage.backend {
             crate::config::StorageBackend::Sled => None,
             crate::config::StorageBackend::Postgres => {
-                // Commits need the tenant's lease; tenants not leased here are read
-                // from the database, never from a cache.
+                // Every commit for a tenant is checked against this node's lease on it.
                 store.enable_fencing();
                 let manager = crate::cluster::manager::ManagerConfig::from_section(
                     &config.cluster,
+                    node_id.clone(),
                     services.public_url.clone(),
                 );
                 let table = lease_table(config, manager.node_id.clone()).await?;
@@ -234,15 +235,21 @@ impl Application {
             services,
             inbox_cap: config.storage.inbox_cap,
             sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
-            directory: directory::Directory::of_store(&store),
+            directory: directory::Directory::of_store(&store, node_id),
             leases: leasing.as_ref().map(|leasing| leasing.wake.clone()),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
         // start once the service is serving (see `run`) and drain what arrived meanwhile.
-        // Decided once, before any tenant starts: each tenant reads its own mark.
+        // Decided once, before any tenant starts: each tenant reads its own mark. With
+        // leases (PostgreSQL) the mark is per tenant instead: a lease taken over from an
+        // expired one marks its tenant (the process-wide mark would be shared by nodes).
         let reconcile = config.sync.reconcile_after_unclean_stop;
-        if let crate::store::PreviousRun::Unclean { tenants } = store.begin_run(reconcile).await? {
+        let previous = match &leasing {
+            None => store.begin_run(reconcile).await?,
+            Some(_) => crate::store::PreviousRun::Clean,
+        };
+        if let crate::store::PreviousRun::Unclean { tenants } = previous {
             if reconcile {
                 tracing::warn!(
                     tenants,
@@ -378,11 +385,13 @@ impl Application {
         self.state.supervisor.stop(Some("shutdown".into()));
         match self.state.store.flush().await {
             // Only a run whose writes are all durable counts as a clean stop.
-            Ok(()) => {
+            Ok(()) if self.state.leases.is_none() => {
                 if let Err(error) = self.state.store.end_run().await {
                     tracing::error!(error = %error, "clean stop not recorded");
                 }
             }
+            // With leases each released lease is the clean stop of its tenant.
+            Ok(()) => {}
             Err(error) => tracing::error!(error = %error, "final flush failed"),
         }
         result

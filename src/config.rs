@@ -260,6 +260,17 @@ impl Default for ClusterSection {
     }
 }
 
+/// `<hostname>-<pid>`: the default node id.
+pub fn host_and_pid() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_string())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
 /// Longest `cluster.node_id`.
 pub const MAX_NODE_ID_LEN: usize = 128;
 
@@ -269,13 +280,7 @@ impl ClusterSection {
         if !self.node_id.is_empty() {
             return self.node_id.clone();
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|host| host.trim().to_string())
-            .filter(|host| !host.is_empty())
-            .unwrap_or_else(|| "node".into());
-        format!("{host}-{}", std::process::id())
+        host_and_pid()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -50,10 +50,10 @@ pub enum Directory {
 
 impl Directory {
     /// The directory a process on `store` needs: local on sled; on PostgreSQL the
-    /// shared tables, as node [`node_id`].
-    pub fn of_store(store: &crate::store::Store) -> Self {
+    /// shared tables, as node `node_id` (see [`node_id`]).
+    pub fn of_store(store: &crate::store::Store, node_id: String) -> Self {
         match store.postgres_pool() {
-            Some(pool) => Self::Postgres(Arc::new(postgres::PgDirectory::new(pool, node_id()))),
+            Some(pool) => Self::Postgres(Arc::new(postgres::PgDirectory::new(pool, node_id))),
             None => Self::Local,
         }
     }
@@ -93,17 +93,15 @@ impl Directory {
     }
 }
 
-/// This node's id: `<hostname>-<pid>`, and `-<n>` for the n-th (n >= 2) service built
-/// in one process (tests run several nodes in one).
-pub fn node_id() -> String {
+/// This node's id: `cluster.node_id` when set (`configured`), else `<hostname>-<pid>`,
+/// and `-<n>` for the n-th (n >= 2) service built in one process (tests run several
+/// nodes in one). The lease manager and the directory use the same id.
+pub fn node_id(configured: &str) -> String {
     static BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "node".into());
-    let base = format!("{host}-{}", std::process::id());
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let base = crate::config::host_and_pid();
     match BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
         0 => base,
         n => format!("{base}-{}", n + 1),

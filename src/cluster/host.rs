@@ -57,16 +57,17 @@ impl TenantHost for ServeHost {
         store.flush().await.map_err(|error| error.to_string())
     }
 
-    /// The store's fence (its commits for `tenant` need this lease) and the
-    /// directory's ownership; a lost lease also drops the tenant's cached rows, so the
-    /// next lease here reads what the other owner wrote.
+    /// The store checks the fence on every commit for the tenant; the directory
+    /// publishes (and answers the commands of) the tenants fenced here. A lost lease
+    /// also drops the tenant's cached rows, so a later lease here reads what the
+    /// other owner wrote meanwhile instead of a stale tree.
     fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
-        if let crate::app::directory::Directory::Postgres(directory) = &self.state.directory {
-            directory.set_owned(tenant, fence.is_some());
-        }
-        let lost = fence.is_none();
+        let held = fence.is_some();
         self.state.store.set_fence(tenant, fence);
-        if lost {
+        if let crate::app::directory::Directory::Postgres(directory) = &self.state.directory {
+            directory.set_owned(tenant, held);
+        }
+        if !held {
             let store = self.state.store.clone();
             let tenant = tenant.to_string();
             tokio::spawn(async move { store.forget_cached(&tenant).await });

@@ -88,10 +88,15 @@ pub struct ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// The config of `[cluster]` for a node reachable at `address` (its public URL).
-    pub fn from_section(section: &crate::config::ClusterSection, address: String) -> Self {
+    /// The config of `[cluster]` for node `node_id` reachable at `address` (its public
+    /// URL).
+    pub fn from_section(
+        section: &crate::config::ClusterSection,
+        node_id: String,
+        address: String,
+    ) -> Self {
         Self::new(
-            section.node_id(),
+            node_id,
             address,
             Duration::from_secs(section.lease_seconds),
             Duration::from_secs(section.renew_seconds),

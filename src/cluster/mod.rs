@@ -16,13 +16,6 @@ pub mod share;
 #[cfg(test)]
 mod testdb;
 
-/// The lease a tenant's writes are fenced by on this node: commits for the tenant go
-/// through only while the lease row still names this owner with this epoch and has not
-/// expired.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    /// This node's id (`leases.owner`).
-    pub owner: String,
-    /// The epoch this node's acquire set (`leases.epoch`).
-    pub epoch: i64,
-}
+/// The lease a tenant's writes are fenced by on this node (the store checks it on
+/// every commit for the tenant).
+pub use crate::store::Fence;

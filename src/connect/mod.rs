@@ -236,7 +236,23 @@ pub async fn record_operator_connections(
 
 /// Restarts the tenant with `spec` (spawning it if it was awaiting its connection:
 /// such a tenant has no actor the supervisor could restart).
+/// In a cluster, a tenant another node runs is restarted there (through the directory),
+/// so its owner picks up the spec just stored.
 async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> {
+    if !app.directory.runs_here(app, &spec.id) {
+        let restarted = app
+            .directory
+            .run(
+                app,
+                &spec.id,
+                crate::app::directory::Command::Restart,
+                supervisor::ANSWER_TIMEOUT,
+            )
+            .await;
+        if restarted.is_ok() {
+            return Ok(());
+        }
+    }
     if supervisor::restart_tenant(&app.supervisor, &spec.id, Some(spec.clone()))
         .await
         .is_ok()

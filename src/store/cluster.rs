@@ -12,6 +12,23 @@ impl Store {
             .map(|backend| backend.pool().clone())
     }
 
+    /// Turns cluster mode on (PostgreSQL; nothing on sled): from now on a commit for a
+    /// tenant needs the fence [`Self::set_fence`] gave it, and a tenant without one is
+    /// read-only in this process.
+    pub fn enable_fencing(&self) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.enable_fencing();
+        }
+    }
+
+    /// Records the lease this node holds on `tenant` (`None`: lost or released); called
+    /// by the lease manager only.
+    pub fn set_fence(&self, tenant: &str, fence: Option<super::Fence>) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.set_fence(tenant, fence);
+        }
+    }
+
     /// Notifications of events stored for any tenant by any node (`None` on sled).
     pub(crate) fn listen_inbox(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<InboxSignal>> {
         self.backend
@@ -21,29 +38,6 @@ impl Store {
 }
 
 impl Store {
-    /// Lease mode: from now on every commit of a tenant needs this node's lease on it
-    /// ([`Store::set_fence`]), and a tenant without one is a read-only snapshot here
-    /// (never a cached tree that would go stale while another node writes); nothing
-    /// on sled.
-    pub(crate) fn enable_fencing(&self) {
-        if let Some(backend) = self.backend.postgres() {
-            backend.enable_fencing();
-        }
-    }
-
-    /// Records the lease this node holds on `tenant` (`None`: lost or released).
-    pub(crate) fn set_fence(&self, tenant: &str, fence: Option<crate::cluster::Fence>) {
-        if let Some(backend) = self.backend.postgres() {
-            backend.set_fence(
-                tenant,
-                fence.map(|fence| super::backend::postgres::Fence {
-                    owner: fence.owner,
-                    epoch: fence.epoch,
-                }),
-            );
-        }
-    }
-
     /// Forgets the cached rows of `tenant` (its lease is gone), so a later lease reads
     /// them again from the database.
     pub(crate) async fn forget_cached(&self, tenant: &str) {

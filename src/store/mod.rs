@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use backend::postgres::testing as postgres_testing;
-pub use backend::postgres::{PgError, PgOptions};
+pub use backend::postgres::{Fence, PgError, PgOptions};
 use backend::{Backend, SledBackend};
 use crypto::{CryptoError, KeySource, SecretBox, SecretKey};
 use flusher::GroupFlusher;

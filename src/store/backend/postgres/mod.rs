@@ -673,14 +673,12 @@ impl PgBackend {
 
     // ---- fencing ----
 
-    #[allow(dead_code)] // cluster mode (leases)
     /// Turns cluster mode on: from now on a commit for a tenant needs its fence, and a
     /// tenant without one is read-only on this node.
     pub(crate) fn enable_fencing(&self) {
         self.inner.fencing.store(true, Ordering::SeqCst);
     }
 
-    #[allow(dead_code)] // cluster mode (leases)
     /// Records the lease this node holds on `tenant` (`None`: lost or released).
     pub(crate) fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
         let mut fences = crate::locks::lock(&self.inner.fences);
