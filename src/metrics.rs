@@ -76,6 +76,7 @@ struct Metrics {
     api_latency: HistogramFamily<EndpointLabels>,
     events_applied: Family<TenantLabels, Counter>,
     full_sync: HistogramFamily<TenantLabels>,
+    fenced_writes: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -115,6 +116,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Latency of outbound API calls (each attempt), by system and endpoint",
         api_latency.clone(),
     );
+    let fenced_writes = Counter::default();
+    public.register(
+        "personio_sync_fenced_writes",
+        "Tenant commits refused because this node no longer holds the tenant's lease",
+        fenced_writes.clone(),
+    );
     let mut private = Registry::default();
     private.register(
         "personio_sync_events_applied",
@@ -137,6 +144,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         api_latency,
         events_applied,
         full_sync,
+        fenced_writes,
     }
 });
 
@@ -235,6 +243,12 @@ pub fn sync_finished(tenant_id: &str, seconds: f64) {
             tenant_id: tenant_id.to_string(),
         })
         .observe(seconds);
+}
+
+/// A commit for a tenant was refused by its lease fence (cluster mode): nothing of it
+/// was written.
+pub fn fenced_write() {
+    METRICS.fenced_writes.inc();
 }
 
 /// A gauge sample computed at render time.

@@ -58,12 +58,19 @@ impl TenantHost for ServeHost {
     }
 
     /// The store checks the fence on every commit for the tenant; the directory
-    /// publishes (and answers the commands of) the tenants fenced here.
+    /// publishes (and answers the commands of) the tenants fenced here. A lost lease
+    /// also drops the tenant's cached rows, so a later lease here reads what the
+    /// other owner wrote meanwhile instead of a stale tree.
     fn set_fence(&self, tenant: &str, fence: Option<Fence>) {
         let held = fence.is_some();
         self.state.store.set_fence(tenant, fence);
         if let crate::app::directory::Directory::Postgres(directory) = &self.state.directory {
             directory.set_owned(tenant, held);
+        }
+        if !held {
+            let store = self.state.store.clone();
+            let tenant = tenant.to_string();
+            tokio::spawn(async move { store.forget_cached(&tenant).await });
         }
     }
 

@@ -36,3 +36,13 @@ impl Store {
             .map(|backend| backend.listen_inbox())
     }
 }
+
+impl Store {
+    /// Forgets the cached rows of `tenant` (its lease is gone), so a later lease reads
+    /// them again from the database.
+    pub(crate) async fn forget_cached(&self, tenant: &str) {
+        if let Some(backend) = self.backend.postgres() {
+            backend.evict(tenant).await;
+        }
+    }
+}

@@ -278,7 +278,7 @@ impl Storm {
 
 /// Whether `person`'s department keeps another working member (Learn Amp keeps the
 /// teams of emptied departments, and the matcher expects one team per staffed one).
-fn department_keeps_someone(people: &[SimEmployee], person: &SimEmployee) -> bool {
+pub(crate) fn department_keeps_someone(people: &[SimEmployee], person: &SimEmployee) -> bool {
     let Some(department) = &person.employee.department else {
         return true;
     };
@@ -299,7 +299,7 @@ fn department_keeps_someone(people: &[SimEmployee], person: &SimEmployee) -> boo
 
 /// Invitation problems: a user invited twice, a user that is not deactivated but was
 /// not invited exactly once (`immediately` policy).
-fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
+pub(crate) fn invitation_problems(learnamp: &LearnAmpSim) -> Vec<String> {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for invitation in learnamp.invitations() {
         *counts.entry(invitation.user_id).or_default() += 1;

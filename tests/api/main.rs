@@ -3,6 +3,7 @@
 
 mod child;
 mod cluster_directory;
+mod cluster_failover;
 mod cluster_harness;
 mod connect;
 mod crash;

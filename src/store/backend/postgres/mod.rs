@@ -387,9 +387,16 @@ impl PgBackend {
     }
 
     /// Commits the changes waiting in the cached tree of `tenant` (none loaded: none).
+    /// In cluster mode a tenant with no cached tree may be one whose lease was lost
+    /// (its tree evicted while a handle still writes to it): the lease is checked, so
+    /// such a flush fails with [`PgError::Fenced`] instead of dropping the writes.
     pub(crate) async fn commit_tenant(&self, tenant: &str) -> Result<(), PgError> {
         match self.cached(tenant) {
             Some(tree) => self.commit_tree(tenant, &tree).await,
+            None if self.inner.fencing.load(Ordering::SeqCst) => {
+                self.fenced_transaction(tenant).await?.rollback().await?;
+                Ok(())
+            }
             None => Ok(()),
         }
     }
@@ -695,6 +702,7 @@ impl PgBackend {
     ) -> Result<Transaction<'static, Postgres>, PgError> {
         let fence = if self.inner.fencing.load(Ordering::SeqCst) {
             let Some(fence) = self.fence(tenant) else {
+                crate::metrics::fenced_write();
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });
@@ -717,6 +725,7 @@ impl PgBackend {
             .is_some();
             if !held {
                 transaction.rollback().await?;
+                crate::metrics::fenced_write();
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });

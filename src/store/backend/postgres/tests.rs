@@ -547,6 +547,52 @@ async fn cached_trees_are_shared_committed_in_the_background_and_evicted_when_fe
     assert!(pg.cached("t").is_none());
 }
 
+/// The refused commits of this process, from `personio_sync_fenced_writes_total`.
+fn fenced_writes() -> f64 {
+    crate::metrics::render(&[])
+        .lines()
+        .find_map(|line| line.strip_prefix("personio_sync_fenced_writes_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn every_refused_commit_is_counted_in_the_fenced_writes_metric() {
+    let Some((pg, _db)) =
+        backend("every_refused_commit_is_counted_in_the_fenced_writes_metric").await
+    else {
+        return;
+    };
+    pg.enable_fencing();
+    let write = changes(&[("k", Some("v"))]);
+    // Other tests of this process may add refusals meanwhile, never take any away.
+    let before = fenced_writes();
+    assert!(
+        pg.tenant_commit("t", &write).await.is_err(),
+        "no fence here"
+    );
+    pg.set_fence(
+        "t",
+        Some(Fence {
+            owner: "me".into(),
+            epoch: 1,
+        }),
+    );
+    lease(&pg, "t", "other", 1, 30).await;
+    assert!(
+        pg.tenant_commit("t", &write).await.is_err(),
+        "another owner"
+    );
+    assert!(
+        fenced_writes() >= before + 2.0,
+        "{before} -> {}",
+        fenced_writes()
+    );
+
+    lease(&pg, "t", "me", 1, 30).await;
+    pg.tenant_commit("t", &write).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_racing_commits_all_reach_the_database() {
     let Some((pg, _db)) = backend("writes_racing_commits_all_reach_the_database").await else {
@@ -656,4 +702,49 @@ async fn a_purged_tenant_stays_gone_whatever_a_kept_handle_writes() {
     fresh.insert("new", bytes("1"));
     pg.commit_tenant("t").await.unwrap();
     assert_eq!(pg.tenant_rows("t").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_flush_after_the_lease_was_lost_is_refused_not_silently_dropped() {
+    let Some((pg, _db)) =
+        backend("a_flush_after_the_lease_was_lost_is_refused_not_silently_dropped").await
+    else {
+        return;
+    };
+    pg.enable_fencing();
+    lease(&pg, "t", "me", 1, 30).await;
+    pg.set_fence(
+        "t",
+        Some(Fence {
+            owner: "me".into(),
+            epoch: 1,
+        }),
+    );
+    let tree = pg.open_cached("t").await.unwrap();
+    tree.insert("k", bytes("v"));
+    pg.commit_tenant("t").await.unwrap();
+
+    // Another node takes the lease over; the background commit finds out first and
+    // evicts the tree, while the tenant's actor still holds it.
+    lease(&pg, "t", "other", 2, 30).await;
+    tree.insert("k", bytes("late"));
+    pg.commit_dirty().await.unwrap();
+    assert!(pg.cached("t").is_none(), "evicted");
+    // The actor records an effect's intent and flushes before making the effect: the
+    // flush must fail, or the effect goes out from a node that no longer owns the tenant.
+    tree.insert("intent", bytes("invite"));
+    let flushed = pg.commit_tenant("t").await;
+    assert!(
+        matches!(flushed, Err(PgError::Fenced { .. })),
+        "a flush without the lease answered {flushed:?}"
+    );
+    // The same once the lease manager has cleared the fence.
+    pg.set_fence("t", None);
+    assert!(matches!(
+        pg.commit_tenant("t").await,
+        Err(PgError::Fenced { .. })
+    ));
+    let rows = pg.tenant_rows("t").await.unwrap();
+    assert_eq!(rows[&bytes("k")], bytes("v"));
+    assert!(!rows.contains_key(&bytes("intent")));
 }
