@@ -50,6 +50,9 @@ pub struct PgDirectory {
     /// since): still this node's while their actor is down (failed, stopped,
     /// restarting), so their view stays current and their commands find this node.
     published_here: Mutex<HashSet<String>>,
+    /// Tenants leased here whose view another node published over (see the mirror
+    /// loop): the publish loop publishes them again.
+    overwritten: Mutex<HashSet<String>>,
     /// One lock per tenant with commands running here: its commands run one at a
     /// time, in order.
     executing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -64,6 +67,7 @@ impl PgDirectory {
             node_id: node_id.into(),
             owned: Mutex::default(),
             published_here: Mutex::default(),
+            overwritten: Mutex::default(),
             executing: Mutex::default(),
         }
     }
@@ -95,7 +99,9 @@ impl PgDirectory {
             || lock(&self.published_here).contains(id)
     }
 
-    /// Stores `views` as this node's publication.
+    /// Stores `views` as this node's publication, except those of tenants another node
+    /// holds a live lease of (a node resumed after losing its lease must not overwrite
+    /// the new owner's view with its stale one).
     pub async fn publish(&self, views: &[TenantView]) -> Result<(), DirectoryError> {
         if views.is_empty() {
             return Ok(());
@@ -108,6 +114,9 @@ impl PgDirectory {
         sqlx::query(
             "INSERT INTO tenant_views (tenant, view, owner, updated_at)
              SELECT tenant, view::jsonb, $3, now() FROM unnest($1::text[], $2::text[]) AS v(tenant, view)
+             WHERE NOT EXISTS (
+                SELECT 1 FROM leases l
+                WHERE l.tenant = v.tenant AND l.owner <> $3 AND l.expires_at > now())
              ON CONFLICT (tenant) DO UPDATE
                 SET view = EXCLUDED.view, owner = EXCLUDED.owner, updated_at = EXCLUDED.updated_at",
         )
@@ -438,6 +447,10 @@ impl PgDirectory {
                 .filter(|view| self.owns(host.as_ref(), &view.id))
                 .collect();
             publications.retain(|id| owned.iter().any(|view| view.id == id));
+            // Views of tenants leased here that another node published over: due again.
+            for id in std::mem::take(&mut *lock(&self.overwritten)) {
+                publications.retain(|kept| kept != id);
+            }
             let now = tokio::time::Instant::now();
             let due = publications.due(&owned, now);
             match self.publish(&due).await {
@@ -463,8 +476,13 @@ impl PgDirectory {
                         if owner.as_deref() == Some(self.node_id.as_str()) {
                             continue;
                         }
-                        // Another node published after this one: the tenant is its now.
+                        // Another node published after this one: the tenant is its now,
+                        // unless this node holds its lease (then the other's view is
+                        // stale and this node's is published again).
                         lock(&self.published_here).remove(&view.id);
+                        if lock(&self.owned).contains(&view.id) {
+                            lock(&self.overwritten).insert(view.id.clone());
+                        }
                         if self.owns(host.as_ref(), &view.id)
                             || host
                                 .views()
