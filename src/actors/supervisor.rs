@@ -219,23 +219,7 @@ impl Actor for Supervisor {
                     warn!(tenant_id = %id, "stop request came too late; tenant left running");
                     return Ok(());
                 }
-                let mut reply = Some(reply);
-                let running = state.tenants.get_mut(&id).and_then(|entry| {
-                    entry.stopping = true;
-                    entry.keep_route = false;
-                    entry.respawn_when_stopped = false;
-                    let actor = entry.actor.clone();
-                    if actor.is_some() {
-                        entry.stop_waiters.extend(reply.take());
-                    }
-                    actor
-                });
-                match running {
-                    Some(actor) => actor.kill(),
-                    None => {
-                        state.tenants.remove(&id);
-                    }
-                }
+                let reply = stop_entry(state, &id, reply, false);
                 state.services.router.unregister_webhook(&id);
                 state.services.router.set_actor(&id, None);
                 state
@@ -247,23 +231,7 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::StopTenantHere(id, reply) => {
-                let mut reply = Some(reply);
-                let running = state.tenants.get_mut(&id).and_then(|entry| {
-                    entry.stopping = true;
-                    entry.keep_route = true;
-                    entry.respawn_when_stopped = false;
-                    let actor = entry.actor.clone();
-                    if actor.is_some() {
-                        entry.stop_waiters.extend(reply.take());
-                    }
-                    actor
-                });
-                match running {
-                    Some(actor) => actor.kill(),
-                    None => {
-                        state.tenants.remove(&id);
-                    }
-                }
+                let reply = stop_entry(state, &id, reply, true);
                 state.services.router.set_actor(&id, None);
                 if let Some(reply) = reply {
                     let _ = reply.send(());
@@ -334,6 +302,35 @@ impl Actor for Supervisor {
         }
         Ok(())
     }
+}
+
+/// Kills tenant `id`'s actor (forgetting the tenant at once if none runs), keeping its
+/// webhook route afterwards when `keep_route`. Returns `reply` when nothing runs (the
+/// caller answers at once); otherwise it waits with the actor's termination.
+fn stop_entry(
+    state: &mut SupervisorState,
+    id: &str,
+    reply: RpcReplyPort<()>,
+    keep_route: bool,
+) -> Option<RpcReplyPort<()>> {
+    let mut reply = Some(reply);
+    let running = state.tenants.get_mut(id).and_then(|entry| {
+        entry.stopping = true;
+        entry.keep_route = keep_route;
+        entry.respawn_when_stopped = false;
+        let actor = entry.actor.clone();
+        if actor.is_some() {
+            entry.stop_waiters.extend(reply.take());
+        }
+        actor
+    });
+    match running {
+        Some(actor) => actor.kill(),
+        None => {
+            state.tenants.remove(id);
+        }
+    }
+    reply
 }
 
 async fn spawn_tenant(
