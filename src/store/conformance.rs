@@ -42,6 +42,31 @@ where
     }
 }
 
+/// Runs `body` on a throw-away sled backend, then on a backend over a fresh PostgreSQL
+/// database (the group committer's tests, below the store).
+pub(crate) async fn on_every_raw_backend<F, Fut>(test: &str, body: F)
+where
+    F: Fn(std::sync::Arc<super::backend::Backend>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    println!("{test}: on sled");
+    let sled = super::backend::SledBackend::temporary().unwrap();
+    body(std::sync::Arc::new(super::backend::Backend::Sled(sled))).await;
+    if let Some(database) = fresh_database(test).await {
+        println!("{test}: on PostgreSQL");
+        let options = PgOptions {
+            url: database.url().to_string(),
+            password: None,
+            pool: 4,
+        };
+        let postgres = super::backend::PgBackend::connect(&options).await.unwrap();
+        body(std::sync::Arc::new(super::backend::Backend::Postgres(
+            postgres,
+        )))
+        .await;
+    }
+}
+
 /// A test store's data, opened again as a restarted process would.
 pub(crate) struct Reopenable {
     place: Place,

@@ -257,13 +257,9 @@ fn by_tenant(
 
 #[cfg(test)]
 mod tests {
-    use super::super::backend::SledBackend;
+    use super::super::conformance::on_every_raw_backend;
     use super::super::inbox::test_event as event;
     use super::*;
-
-    fn backend() -> Arc<Backend> {
-        Arc::new(Backend::Sled(SledBackend::temporary().unwrap()))
-    }
 
     #[test]
     fn a_failed_flush_fails_its_callers_even_after_a_later_one_succeeds() {
@@ -307,7 +303,14 @@ mod tests {
     /// it, and the first goes away (its client hung up) before its commit has run.
     #[tokio::test]
     async fn a_caller_that_goes_away_mid_commit_strands_nobody() {
-        let backend = backend();
+        on_every_raw_backend(
+            "a_caller_that_goes_away_mid_commit_strands_nobody",
+            caller_goes_away,
+        )
+        .await;
+    }
+
+    async fn caller_goes_away(backend: Arc<Backend>) {
         let flusher = Arc::new(GroupFlusher::new(backend.clone()));
         let tenant: Arc<str> = Arc::from("acme");
         let mut first = Box::pin(flusher.append_event(tenant.clone(), event("1")));
@@ -329,7 +332,11 @@ mod tests {
 
     #[tokio::test]
     async fn failing_flushes_show_until_one_succeeds() {
-        let flusher = Arc::new(GroupFlusher::new(backend()));
+        on_every_raw_backend("failing_flushes_show_until_one_succeeds", failing_flushes).await;
+    }
+
+    async fn failing_flushes(backend: Arc<Backend>) {
+        let flusher = Arc::new(GroupFlusher::new(backend));
         flusher.flush().await.unwrap();
         assert!(!flusher.failing());
         flusher.inject_failure.store(true, Ordering::Relaxed);
@@ -342,7 +349,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_flushes_all_complete() {
-        let backend = backend();
+        on_every_raw_backend("concurrent_flushes_all_complete", concurrent_flushes).await;
+    }
+
+    async fn concurrent_flushes(backend: Arc<Backend>) {
         let flusher = std::sync::Arc::new(GroupFlusher::new(backend.clone()));
         let mut tasks = Vec::new();
         for index in 0..50u32 {

@@ -164,7 +164,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_is_stored_by_hash_with_its_secret_sealed() {
-        let store = Store::temporary().await.unwrap();
+        crate::store::conformance::on_every_backend(
+            "a_session_is_stored_by_hash_with_its_secret_sealed",
+            session_round_trip,
+        )
+        .await;
+    }
+
+    async fn session_round_trip(store: Store) {
         let hash = [7u8; 32];
         let record = SessionRecord {
             tenant_id: "acme".into(),
