@@ -119,6 +119,10 @@ fn to_db_id(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
+/// Connections of the pool that `LISTEN` for good: the inbox listener and the
+/// directory's.
+const LISTEN_CONNECTIONS: u32 = 2;
+
 impl PgBackend {
     /// Connects, and migrates the schema to this binary's version.
     pub(crate) async fn connect(options: &PgOptions) -> Result<Self, PgError> {
@@ -128,7 +132,9 @@ impl PgBackend {
             connect = connect.password(password);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(options.pool.max(2))
+            // Two more for the LISTEN connections (inbox and directory), which each keep
+            // one for good: the configured size stays for queries.
+            .max_connections(options.pool.max(2) + LISTEN_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect.clone())
             .await?;
@@ -448,9 +454,18 @@ impl PgBackend {
         .await?)
     }
 
-    /// Removes every row and inbox event of `tenant`, in one transaction.
+    /// Removes every row and inbox event of `tenant`, in one transaction that first
+    /// ends its lease (a new epoch, no owner): the node that ran it, even one that has
+    /// not yet seen the delete, can never commit its last writes over the purge (its
+    /// fenced commits wait for this transaction, then find the lease gone).
     pub(crate) async fn drop_tenant_data(&self, tenant: &str) -> Result<(), PgError> {
         let mut transaction = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE leases SET owner = NULL, expires_at = NULL, epoch = epoch + 1 WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .execute(&mut *transaction)
+        .await?;
         for table in ["tenant_kv", "inbox"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant = $1"))
                 .bind(tenant)
@@ -715,7 +730,7 @@ impl PgBackend {
         if let Some(fence) = fence {
             let held = sqlx::query(
                 "SELECT 1 FROM leases WHERE tenant = $1 AND owner = $2 AND epoch = $3
-                 AND expires_at > now() FOR SHARE",
+                 AND expires_at > now() FOR KEY SHARE",
             )
             .bind(tenant)
             .bind(&fence.owner)

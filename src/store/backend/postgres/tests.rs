@@ -748,3 +748,36 @@ async fn a_flush_after_the_lease_was_lost_is_refused_not_silently_dropped() {
     assert_eq!(rows[&bytes("k")], bytes("v"));
     assert!(!rows.contains_key(&bytes("intent")));
 }
+
+/// A purge (possibly on another node) ends the tenant's lease in its own transaction:
+/// the node that ran the tenant cannot commit its last writes over the purge.
+#[tokio::test]
+async fn a_purge_ends_the_lease_so_the_old_owner_cannot_write_the_tenant_back() {
+    let Some((pg, _db)) =
+        backend("a_purge_ends_the_lease_so_the_old_owner_cannot_write_the_tenant_back").await
+    else {
+        return;
+    };
+    pg.enable_fencing();
+    pg.set_fence(
+        "t",
+        Some(Fence {
+            owner: "me".into(),
+            epoch: 2,
+        }),
+    );
+    lease(&pg, "t", "me", 2, 30).await;
+    pg.tenant_commit("t", &changes(&[("k", Some("v"))]))
+        .await
+        .unwrap();
+    pg.drop_tenant_data("t").await.unwrap();
+    let late = pg
+        .tenant_commit("t", &changes(&[("late", Some("v"))]))
+        .await;
+    assert!(
+        matches!(late, Err(PgError::Fenced { .. })),
+        "a commit after the purge is refused: {late:?}"
+    );
+    assert!(pg.tenant_rows("t").await.unwrap().is_empty());
+    assert!(!pg.has_tenant_data("t").await.unwrap());
+}
