@@ -145,6 +145,10 @@ pub enum Command {
     },
     /// Restart the tenant with its stored spec.
     Restart,
+    /// Restart after Personio was connected again (on another node): a tenant that
+    /// synced before is first marked for one full reconciliation, by its owner (the
+    /// only node whose writes for it count).
+    Reconnected,
     /// Stop the tenant (a delete follows on the caller's node).
     Stop,
     /// Invite one person now.

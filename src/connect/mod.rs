@@ -127,7 +127,8 @@ pub async fn connect_tenant(
     };
     verify(services, &credential, &spec.settings).await?;
     // A tenant that synced before reads everything again once reconnected: changes
-    // made while it was disconnected (or failed) are not lost.
+    // made while it was disconnected (or failed) are not lost. (Where another node
+    // runs the tenant, its owner marks it: see `Command::Reconnected`.)
     let tenant_store = services.store.tenant(tenant_id).await?;
     if tenant_store.initial_sync_done()? {
         tenant_store.mark_reconcile_due()?;
@@ -245,7 +246,7 @@ async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> 
             .run(
                 app,
                 &spec.id,
-                crate::app::directory::Command::Restart,
+                crate::app::directory::Command::Reconnected,
                 supervisor::ANSWER_TIMEOUT,
             )
             .await;

@@ -256,6 +256,19 @@ fn failure(error: ApiError) -> CommandFailure {
     CommandFailure::new(kind, error.to_string())
 }
 
+/// Restarts tenant `id` here with its stored spec (the owner's side of a restart).
+async fn restart_with_stored_spec(state: &AppShared, id: &str) -> CommandOutcome {
+    let spec = state
+        .store
+        .tenant_spec(id)
+        .await
+        .map_err(|e| failure(e.into()))?;
+    crate::actors::supervisor::restart_tenant(&state.supervisor, id, spec)
+        .await
+        .map_err(|message| CommandFailure::new(FailureKind::Unavailable, message))?;
+    Ok(serde_json::Value::Null)
+}
+
 /// Executes `command` for tenant `id`, which runs in this process: the one
 /// implementation of every command, whether the request came to this node or through
 /// the cluster directory from another.
@@ -292,17 +305,19 @@ pub async fn execute(state: &AppShared, id: &str, command: Command) -> CommandOu
             FailureKind::Unavailable,
             "settings previews are answered by the node that runs the tenant only",
         )),
-        Command::Restart => {
-            let spec = state
+        Command::Reconnected => {
+            let store = state
                 .store
-                .tenant_spec(id)
+                .tenant(id)
                 .await
                 .map_err(|e| failure(e.into()))?;
-            crate::actors::supervisor::restart_tenant(&state.supervisor, id, spec)
-                .await
-                .map_err(|message| CommandFailure::new(FailureKind::Unavailable, message))?;
-            Ok(serde_json::Value::Null)
+            if store.initial_sync_done().map_err(|e| failure(e.into()))? {
+                store.mark_reconcile_due().map_err(|e| failure(e.into()))?;
+                store.flush().await.map_err(|e| failure(e.into()))?;
+            }
+            restart_with_stored_spec(state, id).await
         }
+        Command::Restart => restart_with_stored_spec(state, id).await,
         Command::Stop => {
             let answer = state
                 .supervisor

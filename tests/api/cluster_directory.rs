@@ -417,3 +417,35 @@ async fn pg_a_patch_and_a_delete_through_the_non_owner_reach_the_owner() {
     }
     assert!(a.state.store.tenant_spec("acme").await.unwrap().is_none());
 }
+
+/// Connecting Personio again through a node that does not run the tenant marks it for a
+/// full reconciliation on its owner (the non-owner's own write would land in a read-only
+/// snapshot and be lost): the owner runs a full sync after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_a_reconnection_through_the_non_owner_reconciles_on_the_owner() {
+    let Some(cluster) =
+        live_cluster("pg_a_reconnection_through_the_non_owner_reconciles_on_the_owner").await
+    else {
+        return;
+    };
+    let Cluster { a, b, live, .. } = &cluster;
+    let before = live["last_sync"]["finished_at"].clone();
+    let answer = b
+        .state
+        .directory
+        .run(
+            b.state.as_ref(),
+            "acme",
+            personio_sync::app::directory::Command::Reconnected,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(answer.is_ok(), "the owner restarted the tenant");
+    let after = a
+        .wait_for("acme", Duration::from_secs(30), |view| {
+            view["state"] == "live" && view["last_sync"]["finished_at"] != before
+        })
+        .await;
+    assert!(after["last_sync"]["finished_at"].is_string(), "{after}");
+    assert!(b.state.router.actor("acme").is_none(), "B never ran it");
+}

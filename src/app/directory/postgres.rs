@@ -456,7 +456,16 @@ impl PgDirectory {
             match self.publish(&due).await {
                 Ok(()) => {
                     publications.published(&due, now);
-                    lock(&self.published_here).extend(due.iter().map(|view| view.id.clone()));
+                    // Only what is still run here: a lease lost while the publication
+                    // was in flight must not make this node look like the owner again.
+                    let still_here: Vec<String> = due
+                        .iter()
+                        .filter(|view| {
+                            lock(&self.owned).contains(&view.id) || host.running(&view.id)
+                        })
+                        .map(|view| view.id.clone())
+                        .collect();
+                    lock(&self.published_here).extend(still_here);
                 }
                 Err(error) => tracing::warn!(error = %error, "tenant views not published"),
             }
