@@ -46,3 +46,70 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::backend::postgres::testing::fresh_database;
+    use super::super::conformance::postgres_store;
+    use super::super::{EmployeeRecord, Fence, StoreError};
+
+    /// A handle that outlived its lease (tree retired) or reads a snapshot (no lease
+    /// here) cannot report its writes as stored: its flush is `Fenced`, never `Ok`.
+    #[tokio::test]
+    async fn a_handle_without_the_lease_cannot_flush_its_writes() {
+        let Some(database) =
+            fresh_database("a_handle_without_the_lease_cannot_flush_its_writes").await
+        else {
+            return;
+        };
+        let store = postgres_store(&database).await;
+        store.enable_fencing();
+        let backend = store.backend.postgres().unwrap().clone();
+        sqlx::query(
+            "INSERT INTO leases (tenant, owner, epoch, expires_at) VALUES ('t', 'me', 1, now() + interval '30 seconds')",
+        )
+        .execute(backend.pool())
+        .await
+        .unwrap();
+        let fence = Fence {
+            owner: "me".into(),
+            epoch: 1,
+        };
+        store.set_fence("t", Some(fence.clone()));
+        let owner = store.tenant("t").await.unwrap();
+        owner.put_employee("1", &EmployeeRecord::default()).unwrap();
+        owner.flush().await.unwrap();
+
+        // The lease is lost and the tree evicted while the handle is still held.
+        store.set_fence("t", None);
+        backend.evict("t").await;
+        owner.put_employee("2", &EmployeeRecord::default()).unwrap();
+        assert!(matches!(
+            owner.flush().await,
+            Err(StoreError::Fenced { .. })
+        ));
+        // The same lease taken again: a new shared tree, still not the old handle's.
+        store.set_fence("t", Some(fence));
+        let again = store.tenant("t").await.unwrap();
+        assert!(again.employee("1").unwrap().is_some());
+        assert!(matches!(
+            owner.flush().await,
+            Err(StoreError::Fenced { .. })
+        ));
+        again.flush().await.unwrap();
+        assert!(
+            again.employee("2").unwrap().is_none(),
+            "the retired write is gone"
+        );
+
+        // No lease here: a snapshot, whose writes cannot be flushed either.
+        let snapshot = store.tenant("other").await.unwrap();
+        snapshot
+            .put_employee("3", &EmployeeRecord::default())
+            .unwrap();
+        assert!(matches!(
+            snapshot.flush().await,
+            Err(StoreError::Fenced { .. })
+        ));
+    }
+}

@@ -451,7 +451,24 @@ impl TenantStore {
     }
 
     /// Makes this tenant's writes durable (on sled the whole database is flushed).
+    /// On PostgreSQL a handle whose tree is no longer the tenant's shared cache (its
+    /// lease was lost and the tree retired, or a read-only snapshot written to) is
+    /// [`StoreError::Fenced`]: its writes are not stored, and the caller must not act
+    /// as if they were.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        if let Tree::Cached(tree) = &self.tree
+            && let Some(backend) = self.backend.postgres()
+        {
+            let shared = backend
+                .cached(&self.id)
+                .is_some_and(|cached| Arc::ptr_eq(&cached, tree));
+            if tree.is_retired() || (tree.is_dirty() && !shared) {
+                crate::metrics::fenced_write();
+                return Err(StoreError::Fenced {
+                    tenant: self.id.to_string(),
+                });
+            }
+        }
         self.backend.flush_tenant(&self.id).await
     }
 

@@ -362,9 +362,15 @@ impl PgBackend {
         if let Some(tree) = self.cached(tenant) {
             return Ok(tree);
         }
+        let fence = self.fence(tenant);
         let loaded = self.load_tree(tenant).await?;
-        // Another caller may have loaded it meanwhile: the first one stays.
+        // Another caller may have loaded it meanwhile: the first one stays. A lease
+        // lost (or taken again) while the rows were read makes them a snapshot only:
+        // the eviction that follows a lost lease may already have run.
         let mut caches = crate::locks::lock(&self.inner.caches);
+        if self.inner.fencing.load(Ordering::SeqCst) && self.fence(tenant) != fence {
+            return Ok(loaded);
+        }
         Ok(caches.entry(tenant.to_string()).or_insert(loaded).clone())
     }
 
