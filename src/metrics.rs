@@ -43,6 +43,22 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FenceLabels {
+    by: &'static str,
+}
+
+/// Who refused a commit for a tenant whose lease this node no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FencedBy {
+    /// This node itself: it knows it holds no lease (no fence set, or a handle whose
+    /// tree was retired when the lease was lost).
+    Node,
+    /// The database: the lease row names another owner or epoch, or has expired (a
+    /// node that paused past its lease and does not know it yet).
+    Database,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     system: &'static str,
     endpoint: String,
@@ -76,7 +92,7 @@ struct Metrics {
     api_latency: HistogramFamily<EndpointLabels>,
     events_applied: Family<TenantLabels, Counter>,
     full_sync: HistogramFamily<TenantLabels>,
-    fenced_writes: Counter,
+    fenced_writes: Family<FenceLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -116,10 +132,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Latency of outbound API calls (each attempt), by system and endpoint",
         api_latency.clone(),
     );
-    let fenced_writes = Counter::default();
+    let fenced_writes = Family::default();
     public.register(
         "personio_sync_fenced_writes",
-        "Tenant commits refused because this node no longer holds the tenant's lease",
+        "Tenant commits refused because this node no longer holds the tenant's lease, by who refused (node, database)",
         fenced_writes.clone(),
     );
     let mut private = Registry::default();
@@ -247,8 +263,15 @@ pub fn sync_finished(tenant_id: &str, seconds: f64) {
 
 /// A commit for a tenant was refused by its lease fence (cluster mode): nothing of it
 /// was written.
-pub fn fenced_write() {
-    METRICS.fenced_writes.inc();
+pub fn fenced_write(by: FencedBy) {
+    let by = match by {
+        FencedBy::Node => "node",
+        FencedBy::Database => "database",
+    };
+    METRICS
+        .fenced_writes
+        .get_or_create(&FenceLabels { by })
+        .inc();
 }
 
 /// A gauge sample computed at render time.

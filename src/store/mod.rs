@@ -463,7 +463,7 @@ impl TenantStore {
                 .cached(&self.id)
                 .is_some_and(|cached| Arc::ptr_eq(&cached, tree));
             if tree.is_retired() || (tree.is_dirty() && !shared) {
-                crate::metrics::fenced_write();
+                crate::metrics::fenced_write(crate::metrics::FencedBy::Node);
                 return Err(StoreError::Fenced {
                     tenant: self.id.to_string(),
                 });

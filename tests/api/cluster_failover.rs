@@ -55,8 +55,9 @@ const LIVE_AGAIN_WITHIN: Duration = Duration::from_secs(LEASE_SECONDS + 5);
 const EMPLOYEES: usize = 10;
 /// A fixed secrets key shared by every node (each unseals the specs the others stored).
 const SECRET_KEY: &str = "fa11043123456789abcdef0123456789abcdef0123456789abcdef0123456789";
-/// The fence's counter on each node's `/metrics`.
-const FENCED_WRITES: &str = "personio_sync_fenced_writes_total";
+/// The commits the database refused (the lease row names another owner or epoch), on
+/// each node's `/metrics`.
+const FENCED_WRITES: &str = "personio_sync_fenced_writes_total{by=\"database\"}";
 
 /// The simulators' delivery retries: about 25 s, longer than any stop of the tests
 /// lasts, so a delivery is lost only if the service loses it.

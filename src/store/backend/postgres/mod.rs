@@ -723,7 +723,7 @@ impl PgBackend {
     ) -> Result<Transaction<'static, Postgres>, PgError> {
         let fence = if self.inner.fencing.load(Ordering::SeqCst) {
             let Some(fence) = self.fence(tenant) else {
-                crate::metrics::fenced_write();
+                crate::metrics::fenced_write(crate::metrics::FencedBy::Node);
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });
@@ -746,7 +746,7 @@ impl PgBackend {
             .is_some();
             if !held {
                 transaction.rollback().await?;
-                crate::metrics::fenced_write();
+                crate::metrics::fenced_write(crate::metrics::FencedBy::Database);
                 return Err(PgError::Fenced {
                     tenant: tenant.to_string(),
                 });

@@ -547,11 +547,13 @@ async fn cached_trees_are_shared_committed_in_the_background_and_evicted_when_fe
     assert!(pg.cached("t").is_none());
 }
 
-/// The refused commits of this process, from `personio_sync_fenced_writes_total`.
-fn fenced_writes() -> f64 {
+/// The commits of this process refused by `by` (`node` or `database`), from
+/// `personio_sync_fenced_writes_total`.
+fn fenced_writes(by: &str) -> f64 {
+    let series = format!("personio_sync_fenced_writes_total{{by=\"{by}\"}} ");
     crate::metrics::render(&[])
         .lines()
-        .find_map(|line| line.strip_prefix("personio_sync_fenced_writes_total "))
+        .find_map(|line| line.strip_prefix(series.as_str()))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0)
 }
@@ -566,11 +568,12 @@ async fn every_refused_commit_is_counted_in_the_fenced_writes_metric() {
     pg.enable_fencing();
     let write = changes(&[("k", Some("v"))]);
     // Other tests of this process may add refusals meanwhile, never take any away.
-    let before = fenced_writes();
+    let (node_before, database_before) = (fenced_writes("node"), fenced_writes("database"));
     assert!(
         pg.tenant_commit("t", &write).await.is_err(),
         "no fence here"
     );
+    assert!(fenced_writes("node") > node_before, "refused by the node");
     pg.set_fence(
         "t",
         Some(Fence {
@@ -584,9 +587,9 @@ async fn every_refused_commit_is_counted_in_the_fenced_writes_metric() {
         "another owner"
     );
     assert!(
-        fenced_writes() >= before + 2.0,
-        "{before} -> {}",
-        fenced_writes()
+        fenced_writes("database") > database_before,
+        "refused by the database: {database_before} -> {}",
+        fenced_writes("database")
     );
 
     lease(&pg, "t", "me", 1, 30).await;
