@@ -9,6 +9,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
+pub mod directory;
 pub mod services;
 
 use crate::actors::router::WebhookRouter;
@@ -173,7 +174,8 @@ impl Application {
             admin_token,
             services,
             inbox_cap: config.storage.inbox_cap,
-            sessions: crate::web::Sessions::new(secure_cookie),
+            sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
+            directory: directory::Directory::of_store(&store),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
@@ -238,6 +240,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = http::router(self.state.clone());
+        let directory_tasks = match &self.state.directory {
+            directory::Directory::Local => Vec::new(),
+            directory::Directory::Postgres(directory) => {
+                directory.spawn(self.state.clone(), self.state.store.listen_inbox())
+            }
+        };
         let starter = {
             let state = self.state.clone();
             let stored = self.stored;
@@ -278,6 +286,9 @@ impl Application {
             let _ = metrics.await;
         }
         starter.abort();
+        for task in directory_tasks {
+            task.abort();
+        }
         self.state.supervisor.stop(Some("shutdown".into()));
         match self.state.store.flush().await {
             // Only a run whose writes are all durable counts as a clean stop.

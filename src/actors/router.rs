@@ -149,6 +149,13 @@ impl WebhookRouter {
         if !self.views.event_stored(id) {
             return;
         }
+        self.wake(id);
+    }
+
+    /// Wakes the running actor of tenant `id` (coalesced, as [`Self::event_stored`]),
+    /// without counting an event: the cluster directory calls it when another node
+    /// stored a delivery for a tenant run here.
+    pub fn wake(&self, id: &str) {
         let wake = {
             let mut actors = lock(&self.actors);
             match actors.get_mut(id) {

@@ -111,6 +111,19 @@ impl TenantViews {
         lock(&self.views).insert(view.id.clone(), view);
     }
 
+    /// Adds a tenant's view unless it has one.
+    pub fn insert_if_absent(&self, view: TenantView) {
+        lock(&self.views).entry(view.id.clone()).or_insert(view);
+    }
+
+    /// Adds (or replaces) the view of a tenant another node runs, as that node
+    /// published it (its `progress` included: no local progress cell applies).
+    pub fn insert_mirrored(&self, view: TenantView) {
+        let mut views = lock(&self.views);
+        lock(&self.progress).remove(&view.id);
+        views.insert(view.id.clone(), view);
+    }
+
     /// Removes a tenant's view.
     pub fn remove(&self, id: &str) {
         lock(&self.views).remove(id);
@@ -125,9 +138,10 @@ impl TenantViews {
 
     /// `view` with its tenant's current progress.
     fn with_progress(&self, mut view: TenantView) -> TenantView {
-        view.progress = lock(&self.progress)
-            .get(&view.id)
-            .and_then(|progress| progress.snapshot());
+        // A mirrored view has no local cell and keeps the progress its owner published.
+        if let Some(progress) = lock(&self.progress).get(&view.id) {
+            view.progress = progress.snapshot();
+        }
         view
     }
 
@@ -142,7 +156,9 @@ impl TenantViews {
         let mut views: Vec<TenantView> = lock(&self.views).values().cloned().collect();
         let progress = lock(&self.progress);
         for view in &mut views {
-            view.progress = progress.get(&view.id).and_then(|cell| cell.snapshot());
+            if let Some(cell) = progress.get(&view.id) {
+                view.progress = cell.snapshot();
+            }
         }
         views
     }

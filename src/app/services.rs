@@ -103,7 +103,9 @@ impl Services {
                     tracing::warn!(tenant_id = %spec.id, error = %error, "stored state unreadable");
                 }
             }
-            self.views.insert(view);
+            // Another announce (or the actor) may have made the view while the store
+            // was read: that one is newer.
+            self.views.insert_if_absent(view);
         }
     }
 

@@ -29,9 +29,10 @@ use crate::domain::tenant::{
 };
 use crate::sync::plan::view::PlanView;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::people;
+use super::{AppShared, AppState};
+use crate::app::directory::{Command, CommandFailure, CommandOutcome, FailureKind};
 
 /// How long the admin API waits for the supervisor to acknowledge a command.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -203,8 +204,11 @@ fn view_of(state: &AppState, id: &str) -> Result<TenantView, ApiError> {
 }
 
 /// The actor of a running tenant, or 404 / 409 saying what the operator can do.
-fn running_actor(state: &AppState, id: &str) -> Result<ractor::ActorRef<TenantMsg>, ApiError> {
-    let view = view_of(state, id)?;
+fn running_actor(state: &AppShared, id: &str) -> Result<ractor::ActorRef<TenantMsg>, ApiError> {
+    let view = state
+        .views
+        .view(id)
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
     state.router.actor(id).ok_or_else(|| {
         ApiError::WrongState(if view.state == TenantState::AwaitingConnection {
             format!(
@@ -214,6 +218,142 @@ fn running_actor(state: &AppState, id: &str) -> Result<ractor::ActorRef<TenantMs
             format!("tenant `{id}` is not running; restart it with POST /admin/tenants/{id}/restart")
         })
     })
+}
+
+/// Runs `command` for tenant `id` on the node that runs it (here, or its owner through
+/// the cluster directory), waiting at most `deadline`.
+async fn dispatch(
+    state: &AppState,
+    id: &str,
+    command: Command,
+    deadline: Duration,
+) -> Result<serde_json::Value, ApiError> {
+    state
+        .directory
+        .run(state.as_ref(), id, command, deadline)
+        .await
+        .map_err(api_error)
+}
+
+/// A failed command as the contract answers it.
+fn api_error(failure: CommandFailure) -> ApiError {
+    match failure.kind {
+        FailureKind::NotFound => ApiError::NotFound(failure.message),
+        FailureKind::WrongState => ApiError::WrongState(failure.message),
+        FailureKind::Upstream => ApiError::Upstream(failure.message),
+        FailureKind::Unavailable => ApiError::Unavailable(failure.message),
+    }
+}
+
+/// An API error as a failed command (the owner's side of [`dispatch`]).
+fn failure(error: ApiError) -> CommandFailure {
+    let kind = match &error {
+        ApiError::TenantNotFound(_) | ApiError::NotFound(_) => FailureKind::NotFound,
+        ApiError::WrongState(_) | ApiError::Conflict(_) => FailureKind::WrongState,
+        ApiError::Upstream(_) => FailureKind::Upstream,
+        _ => FailureKind::Unavailable,
+    };
+    CommandFailure::new(kind, error.to_string())
+}
+
+/// Executes `command` for tenant `id`, which runs in this process: the one
+/// implementation of every command, whether the request came to this node or through
+/// the cluster directory from another.
+pub async fn execute(state: &AppShared, id: &str, command: Command) -> CommandOutcome {
+    match command {
+        Command::Sync { confirm } => {
+            running_actor(state, id)
+                .map_err(failure)?
+                .cast(TenantMsg::FullSync { confirm })
+                .map_err(|_| {
+                    CommandFailure::new(
+                        FailureKind::WrongState,
+                        format!("tenant `{id}` is stopping"),
+                    )
+                })?;
+            Ok(serde_json::Value::Null)
+        }
+        Command::DryRun => {
+            let actor = running_actor(state, id).map_err(failure)?;
+            match actor.call(TenantMsg::DryRun, Some(DRY_RUN_TIMEOUT)).await {
+                Ok(CallResult::Success(Ok(plan))) => {
+                    Ok(serde_json::to_value(plan).expect("plans serialise to JSON"))
+                }
+                Ok(CallResult::Success(Err(message))) => {
+                    Err(CommandFailure::new(FailureKind::Upstream, message))
+                }
+                _ => Err(CommandFailure::new(
+                    FailureKind::Unavailable,
+                    "the tenant did not answer the dry run in time",
+                )),
+            }
+        }
+        Command::Preview { .. } => Err(CommandFailure::new(
+            FailureKind::Unavailable,
+            "settings previews are answered by the node that runs the tenant only",
+        )),
+        Command::Restart => {
+            let spec = state
+                .store
+                .tenant_spec(id)
+                .await
+                .map_err(|e| failure(e.into()))?;
+            crate::actors::supervisor::restart_tenant(&state.supervisor, id, spec)
+                .await
+                .map_err(|message| CommandFailure::new(FailureKind::Unavailable, message))?;
+            Ok(serde_json::Value::Null)
+        }
+        Command::Stop => {
+            let answer = state
+                .supervisor
+                .call(
+                    |reply| SupervisorMsg::StopTenant(id.to_string(), reply),
+                    Some(SUPERVISOR_TIMEOUT),
+                )
+                .await;
+            match answer {
+                Ok(CallResult::Success(())) => Ok(serde_json::Value::Null),
+                _ => Err(CommandFailure::new(
+                    FailureKind::Unavailable,
+                    "the supervisor did not confirm that the tenant stopped in time; nothing was removed, retry the DELETE",
+                )),
+            }
+        }
+        Command::InviteNow { personio_id } => {
+            let actor = running_actor(state, id).map_err(failure)?;
+            let answer = actor
+                .call(
+                    |reply| TenantMsg::InviteNow(personio_id.clone(), reply),
+                    Some(DRY_RUN_TIMEOUT),
+                )
+                .await;
+            match answer {
+                Ok(CallResult::Success(Ok(outcome))) => {
+                    Ok(serde_json::to_value(outcome).expect("outcomes serialise to JSON"))
+                }
+                Ok(CallResult::Success(Err(InviteError::UnknownPerson(person)))) => {
+                    Err(CommandFailure::new(
+                        FailureKind::NotFound,
+                        format!("Personio person {person} has no Learn Amp user in tenant `{id}`"),
+                    ))
+                }
+                Ok(CallResult::Success(Err(
+                    error @ (InviteError::Deactivated(_) | InviteError::InvitationUnsupported(_)),
+                ))) => Err(CommandFailure::new(
+                    FailureKind::WrongState,
+                    error.to_string(),
+                )),
+                Ok(CallResult::Success(Err(error))) => Err(CommandFailure::new(
+                    FailureKind::Upstream,
+                    error.to_string(),
+                )),
+                _ => Err(CommandFailure::new(
+                    FailureKind::Unavailable,
+                    "the tenant did not answer in time",
+                )),
+            }
+        }
+    }
 }
 
 /// Creates a tenant and starts it.
@@ -419,6 +559,11 @@ pub async fn store_settings(
 async fn restart_with(state: &AppState, updated: TenantSpec) -> Result<TenantView, ApiError> {
     let id = updated.id.clone();
     tracing::info!(tenant_id = %id, "tenant spec patched");
+    if !state.directory.runs_here(state.as_ref(), &id) {
+        // The owner restarts with the spec just stored.
+        dispatch(state, &id, Command::Restart, SUPERVISOR_TIMEOUT).await?;
+        return view_of(state, &id);
+    }
     let answer = state
         .supervisor
         .call(
@@ -510,22 +655,13 @@ async fn delete_tenant(
     // after its data is gone. Until the supervisor confirms they get a 503, which
     // Personio retries: if the delete is refused, nothing is lost.
     state.router.close_webhook(&id);
-    let answer = state
-        .supervisor
-        .call(
-            |reply| SupervisorMsg::StopTenant(id.clone(), reply),
-            Some(SUPERVISOR_TIMEOUT),
-        )
-        .await;
-    if !matches!(answer, Ok(CallResult::Success(()))) {
+    if let Err(error) = dispatch(&state, &id, Command::Stop, SUPERVISOR_TIMEOUT).await {
         match &stored {
             Some(spec) => state.services.announce(spec).await,
             None => state.router.unregister_webhook(&id),
         }
         tracing::warn!(tenant_id = %id, "delete refused: the supervisor did not confirm the stop");
-        return Err(ApiError::Unavailable(
-            "the supervisor did not confirm that the tenant stopped in time; nothing was removed, retry the DELETE".into(),
-        ));
+        return Err(error);
     }
     if let Some(spec) = stored
         && let Some(secrets) = &spec.webhook
@@ -538,7 +674,7 @@ async fn delete_tenant(
         }
     }
     state.store.remove_tenant(&id, query.purge).await?;
-    state.sessions.end_tenant(&id);
+    state.sessions.end_tenant(&id).await;
     state.services.oidc_tokens.forget(&id);
     state.router.remove(&id);
     state.views.remove(&id);
@@ -582,22 +718,15 @@ async fn sync_tenant(
         field: "query".into(),
         message: error.body_text(),
     })?;
-    let actor = running_actor(&state, &id)?;
+    view_of(&state, &id)?;
     if query.dry_run {
-        let answer = actor.call(TenantMsg::DryRun, Some(DRY_RUN_TIMEOUT)).await;
-        return match answer {
-            Ok(CallResult::Success(Ok(plan))) => Ok(Json(plan).into_response()),
-            Ok(CallResult::Success(Err(message))) => Err(ApiError::Upstream(message)),
-            _ => Err(ApiError::Unavailable(
-                "the tenant did not answer the dry run in time".into(),
-            )),
-        };
+        let plan = dispatch(&state, &id, Command::DryRun, DRY_RUN_TIMEOUT).await?;
+        return Ok(Json(plan).into_response());
     }
-    actor
-        .cast(TenantMsg::FullSync {
-            confirm: query.confirm,
-        })
-        .map_err(|_| ApiError::WrongState(format!("tenant `{id}` is stopping")))?;
+    let command = Command::Sync {
+        confirm: query.confirm,
+    };
+    dispatch(&state, &id, command, SUPERVISOR_TIMEOUT).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(StatusAnswer {
@@ -623,10 +752,7 @@ async fn restart_tenant(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<StatusAnswer>), ApiError> {
     view_of(&state, &id)?;
-    let spec = state.store.tenant_spec(&id).await?;
-    crate::actors::supervisor::restart_tenant(&state.supervisor, &id, spec)
-        .await
-        .map_err(ApiError::Unavailable)?;
+    dispatch(&state, &id, Command::Restart, SUPERVISOR_TIMEOUT).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(StatusAnswer {
@@ -655,31 +781,20 @@ async fn invite_employee(
     State(state): State<AppState>,
     Path((id, personio_id)): Path<(String, String)>,
 ) -> Result<Json<InviteAnswer>, ApiError> {
-    let actor = running_actor(&state, &id)?;
-    let answer = actor
-        .call(
-            |reply| TenantMsg::InviteNow(personio_id.clone(), reply),
-            Some(DRY_RUN_TIMEOUT),
-        )
-        .await;
-    match answer {
-        Ok(CallResult::Success(Ok(outcome))) => Ok(Json(InviteAnswer {
-            personio_id,
-            outcome,
-        })),
-        Ok(CallResult::Success(Err(InviteError::UnknownPerson(person)))) => {
-            Err(ApiError::NotFound(format!(
-                "Personio person {person} has no Learn Amp user in tenant `{id}`"
-            )))
-        }
-        Ok(CallResult::Success(Err(
-            error @ (InviteError::Deactivated(_) | InviteError::InvitationUnsupported(_)),
-        ))) => Err(ApiError::WrongState(error.to_string())),
-        Ok(CallResult::Success(Err(error))) => Err(ApiError::Upstream(error.to_string())),
-        _ => Err(ApiError::Unavailable(
-            "the tenant did not answer in time".into(),
-        )),
-    }
+    view_of(&state, &id)?;
+    let command = Command::InviteNow {
+        personio_id: personio_id.clone(),
+    };
+    let outcome = dispatch(&state, &id, command, DRY_RUN_TIMEOUT).await?;
+    let outcome = serde_json::from_value(outcome).map_err(|error| {
+        ApiError::Unavailable(format!(
+            "the invitation's outcome could not be read: {error}"
+        ))
+    })?;
+    Ok(Json(InviteAnswer {
+        personio_id,
+        outcome,
+    }))
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub async fn revoke(
         .revoke_all(&id)
         .await
         .map_err(api_error)?;
-    let ended = state.sessions.end_tenant(&id);
+    let ended = state.sessions.end_tenant(&id).await;
     tracing::info!(tenant_id = %id, sessions_ended = ended, "sessions of revoked invitations ended");
     Ok(StatusCode::NO_CONTENT)
 }

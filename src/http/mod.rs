@@ -44,6 +44,8 @@ pub struct AppShared {
     pub inbox_cap: u64,
     /// Sessions of the customer pages.
     pub sessions: crate::web::Sessions,
+    /// Where tenants run: here, or on other nodes of a cluster.
+    pub directory: crate::app::directory::Directory,
 }
 
 /// The whole router.

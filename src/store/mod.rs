@@ -4,6 +4,8 @@
 //! [`backend::Backend`] (sled).
 
 mod backend;
+mod cluster;
+pub(crate) use cluster::InboxSignal;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod crypto;
@@ -14,6 +16,7 @@ mod person_history;
 mod raw;
 mod run;
 pub mod schedule;
+mod sessions;
 mod tree;
 
 use std::path::Path;
@@ -27,6 +30,7 @@ use flusher::GroupFlusher;
 pub use invitations::InvitationRecord;
 pub use person_history::{ChangeSource, FieldChange, PERSON_HISTORY_CAP, PersonChange};
 pub use run::PreviousRun;
+pub use sessions::SessionRecord;
 use tree::Tree;
 
 use chrono::{DateTime, Utc};

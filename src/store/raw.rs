@@ -2,6 +2,7 @@
 //! and value of a tenant tree as bytes, the other `meta` entries, and the backend's id
 //! generator (the inbox sequence numbers come from it).
 
+use super::sessions::SESSION_PREFIX;
 use super::{KEY_CHECK_KEY, Store, StoreError, TENANT_PREFIX, TenantStore};
 
 /// A raw key and value.
@@ -17,14 +18,19 @@ impl Store {
     pub(crate) async fn other_meta_entries(&self) -> Result<Vec<RawEntry>, StoreError> {
         let mut entries = self.backend.meta_scan_prefix(b"").await?;
         entries.retain(|(key, _)| {
-            !key.starts_with(TENANT_PREFIX.as_bytes()) && key != KEY_CHECK_KEY.as_bytes()
+            !key.starts_with(TENANT_PREFIX.as_bytes())
+                && !key.starts_with(SESSION_PREFIX.as_bytes())
+                && key != KEY_CHECK_KEY.as_bytes()
         });
         Ok(entries)
     }
 
     /// Writes a raw `meta` entry (never a tenant spec or the key check).
     pub(crate) async fn put_other_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        if key.starts_with(TENANT_PREFIX.as_bytes()) || key == KEY_CHECK_KEY.as_bytes() {
+        if key.starts_with(TENANT_PREFIX.as_bytes())
+            || key.starts_with(SESSION_PREFIX.as_bytes())
+            || key == KEY_CHECK_KEY.as_bytes()
+        {
             return Ok(());
         }
         self.backend.meta_insert(key, value.to_vec()).await

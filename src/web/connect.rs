@@ -116,7 +116,7 @@ async fn open_invitation(
     headers: axum::http::HeaderMap,
 ) -> Response {
     match core::open_invitation(&state, &token).await {
-        Opened::Tenant(tenant_id) => match state.sessions.of_request(&headers) {
+        Opened::Tenant(tenant_id) => match state.sessions.of_request(&headers).await {
             Some(current) if current.tenant_id != tenant_id => render_status(
                 StatusCode::OK,
                 &SwitchPage {
@@ -128,7 +128,7 @@ async fn open_invitation(
                     stay: super::overview_path(&current.tenant_id),
                 },
             ),
-            _ => start_from_invitation(&state, tenant_id, token),
+            _ => start_from_invitation(&state, tenant_id, token).await,
         },
         Opened::Unknown => invitation_refused(
             "This invitation link is not valid",
@@ -160,8 +160,8 @@ async fn switch_to_invitation(
 ) -> Response {
     match core::open_invitation(&state, &token).await {
         Opened::Tenant(tenant_id) => {
-            state.sessions.end(&session);
-            start_from_invitation(&state, tenant_id, token)
+            state.sessions.end(&session).await;
+            start_from_invitation(&state, tenant_id, token).await
         }
         // The link stopped holding meanwhile: show why, as a GET would.
         _ => super::see_other(&format!("/connect/{token}")),
@@ -169,10 +169,11 @@ async fn switch_to_invitation(
 }
 
 /// Starts the session of a valid invitation and sends the browser on.
-fn start_from_invitation(state: &AppState, tenant_id: String, token: String) -> Response {
+async fn start_from_invitation(state: &AppState, tenant_id: String, token: String) -> Response {
     let (_, cookie) = state
         .sessions
-        .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)));
+        .start_invited(&tenant_id, Some(crate::domain::Secret::new(token)))
+        .await;
     let target = if super::can_connect(state, &tenant_id) {
         CONNECT_PATH.to_string()
     } else {
@@ -303,7 +304,7 @@ async fn start_sign_in(
     }
     match core::begin_sign_in(&state).await {
         Ok((authorize_url, pending)) => {
-            state.sessions.set_pending(&session, pending);
+            state.sessions.set_pending(&session, pending).await;
             super::see_other(&authorize_url)
         }
         Err(problem) => show_connect(&state, &session, StatusCode::BAD_GATEWAY, Some(problem)),
@@ -326,7 +327,7 @@ async fn callback(
     session: Session,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    let pending = state.sessions.take_pending(&session);
+    let pending = state.sessions.take_pending(&session).await;
     let Some(pending) = pending else {
         return refused_callback(&state, &session);
     };
@@ -503,7 +504,7 @@ mod core {
         connection: Connection,
         oidc: bool,
     ) -> Result<(), Problem> {
-        let invitation = state.sessions.invitation(session);
+        let invitation = state.sessions.invitation(session).await;
         let token = invitation.as_ref().map(|token| token.expose());
         // The link that opened this session must still hold: an operator who withdraws
         // an invitation (or lets it run out) also stops a connection begun with it.

@@ -2,26 +2,26 @@
 //! keyed by the id's SHA-256 (the id itself is never kept), the CSRF token every form
 //! carries, and the extractors handlers take ([`Session`], [`CsrfForm`]).
 //!
-//! Records live in memory: a session lasts at most 12 hours, holds a pending sign-in
-//! (PKCE verifier, nonce) that is better never written to disk, and a restart only means
-//! the admin opens their invitation link again (it stays valid until it expires).
+//! Records live in the store's `meta` (see `store::sessions`), so every node of a
+//! cluster serves a signed-in browser and a session survives a restart; the sign-in in
+//! progress (PKCE verifier, nonce) and the invitation token are sealed under the
+//! store's key. A session lasts at most 12 hours.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::Secret;
 use crate::domain::tenant::random_hex;
 use crate::http::AppState;
-use crate::locks::lock;
+use crate::store::{SessionRecord, Store};
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "psync_session";
@@ -30,7 +30,7 @@ pub const COOKIE: &str = "psync_session";
 pub const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Most live sessions one tenant keeps: opening a valid invitation link over and over
-/// must not grow memory without end; the oldest session gives way.
+/// must not grow storage without end; the oldest session gives way.
 pub const MAX_SESSIONS_PER_TENANT: usize = 32;
 
 /// Name of the hidden CSRF field of every form.
@@ -40,19 +40,36 @@ pub const CSRF_FIELD: &str = "csrf";
 /// needs back on the callback).
 pub type PendingLogin = crate::personio::oidc::PendingLogin;
 
-/// One session's server-side record.
-struct Record {
-    tenant_id: String,
-    csrf: String,
-    created: Instant,
+/// What a session keeps secret (sealed at rest by the store).
+#[derive(Default, Serialize, Deserialize)]
+struct Secrets {
+    /// The sign-in in progress.
+    #[serde(default)]
     pending: Option<PendingLogin>,
     /// The invitation token that started the session (marked used on connecting).
-    invitation: Option<Secret>,
+    #[serde(default)]
+    invitation: Option<String>,
 }
 
-/// Every live session, by the SHA-256 of its id.
+impl Secrets {
+    fn of(record: &SessionRecord) -> Self {
+        record
+            .secret
+            .as_deref()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stores `self` into `record` (nothing when there is nothing secret).
+    fn into_record(self, record: &mut SessionRecord) {
+        record.secret = (self.pending.is_some() || self.invitation.is_some())
+            .then(|| serde_json::to_vec(&self).expect("session secrets serialise to JSON"));
+    }
+}
+
+/// Every live session, in the store.
 pub struct Sessions {
-    records: Mutex<HashMap<[u8; 32], Record>>,
+    store: Store,
     secure_cookie: bool,
 }
 
@@ -79,24 +96,35 @@ fn hash(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
+/// Now, in nanoseconds since the Unix epoch (orders sessions started in one second).
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Whether a session started at `created` (nanoseconds) has ended by `now`.
+fn expired(created: i64, now: i64) -> bool {
+    now.saturating_sub(created) >= LIFETIME.as_nanos() as i64
+}
+
 impl Sessions {
-    /// An empty set; cookies get `Secure` when `secure_cookie` (the public URL is https).
-    pub fn new(secure_cookie: bool) -> Self {
+    /// Sessions kept in `store`; cookies get `Secure` when `secure_cookie` (the public
+    /// URL is https).
+    pub fn new(store: Store, secure_cookie: bool) -> Self {
         Self {
-            records: Mutex::new(HashMap::new()),
+            store,
             secure_cookie,
         }
     }
 
     /// Starts a session for `tenant_id`: the session and the `Set-Cookie` value that
     /// hands its id to the browser. Drops expired sessions on the way.
-    pub fn start(&self, tenant_id: &str) -> (Session, HeaderValue) {
-        self.start_invited(tenant_id, None)
+    pub async fn start(&self, tenant_id: &str) -> (Session, HeaderValue) {
+        self.start_invited(tenant_id, None).await
     }
 
-    /// Like [`Self::start`], for a session opened with invitation `token` (kept, in
-    /// memory only, so connecting can mark the invitation used).
-    pub fn start_invited(
+    /// Like [`Self::start`], for a session opened with invitation `token` (kept sealed,
+    /// so connecting can mark the invitation used).
+    pub async fn start_invited(
         &self,
         tenant_id: &str,
         invitation: Option<Secret>,
@@ -104,29 +132,35 @@ impl Sessions {
         let id = random_hex(32);
         let key = hash(&id);
         let csrf = random_hex(32);
-        let mut records = lock(&self.records);
-        records.retain(|_, record| record.created.elapsed() < LIFETIME);
-        let mut of_tenant: Vec<([u8; 32], Instant)> = records
-            .iter()
-            .filter(|(_, record)| record.tenant_id == tenant_id)
-            .map(|(key, record)| (*key, record.created))
-            .collect();
-        if of_tenant.len() >= MAX_SESSIONS_PER_TENANT {
-            of_tenant.sort_by_key(|(_, created)| *created);
-            for (key, _) in &of_tenant[..=of_tenant.len() - MAX_SESSIONS_PER_TENANT] {
-                records.remove(key);
+        let now = now_nanos();
+        let mut of_tenant: Vec<([u8; 32], i64)> = Vec::new();
+        for (hash, record) in self.stored().await {
+            if expired(record.created_unix_nanos, now) {
+                self.remove(&hash).await;
+            } else if record.tenant_id == tenant_id {
+                of_tenant.push((hash, record.created_unix_nanos));
             }
         }
-        records.insert(
-            key,
-            Record {
-                tenant_id: tenant_id.to_string(),
-                csrf: csrf.clone(),
-                created: Instant::now(),
-                pending: None,
-                invitation,
-            },
-        );
+        if of_tenant.len() >= MAX_SESSIONS_PER_TENANT {
+            of_tenant.sort_by_key(|(_, created)| *created);
+            for (hash, _) in &of_tenant[..=of_tenant.len() - MAX_SESSIONS_PER_TENANT] {
+                self.remove(hash).await;
+            }
+        }
+        let mut record = SessionRecord {
+            tenant_id: tenant_id.to_string(),
+            csrf: csrf.clone(),
+            created_unix_nanos: now,
+            secret: None,
+        };
+        Secrets {
+            pending: None,
+            invitation: invitation.map(|token| token.expose().to_string()),
+        }
+        .into_record(&mut record);
+        if let Err(error) = self.store.put_session(&key, &record).await {
+            tracing::error!(tenant_id = %tenant_id, error = %error, "session not stored");
+        }
         let session = Session {
             key,
             tenant_id: tenant_id.to_string(),
@@ -135,71 +169,129 @@ impl Sessions {
         (session, self.cookie(&id, LIFETIME.as_secs()))
     }
 
+    /// Every stored session (none when storage fails, logged).
+    async fn stored(&self) -> Vec<([u8; 32], SessionRecord)> {
+        self.store.sessions().await.unwrap_or_else(|error| {
+            tracing::error!(error = %error, "sessions unreadable");
+            Vec::new()
+        })
+    }
+
+    async fn remove(&self, key: &[u8; 32]) {
+        if let Err(error) = self.store.remove_session(key).await {
+            tracing::error!(error = %error, "session not removed");
+        }
+    }
+
     /// Ends every session of `tenant_id` (its invitations were revoked, or the tenant
     /// was deleted: a session must not outlive the access it was opened with); how
     /// many ended.
-    pub fn end_tenant(&self, tenant_id: &str) -> usize {
-        let mut records = lock(&self.records);
-        let before = records.len();
-        records.retain(|_, record| record.tenant_id != tenant_id);
-        before - records.len()
+    pub async fn end_tenant(&self, tenant_id: &str) -> usize {
+        let mut ended = 0;
+        for (hash, record) in self.stored().await {
+            if record.tenant_id == tenant_id {
+                self.remove(&hash).await;
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// The live session of a request carrying `headers`, if any.
-    pub fn of_request(&self, headers: &HeaderMap) -> Option<Session> {
-        session_id(headers).and_then(|id| self.find(id))
+    pub async fn of_request(&self, headers: &HeaderMap) -> Option<Session> {
+        self.find(session_id(headers)?).await
     }
 
     /// The live session whose id is `id`, if any.
-    pub fn find(&self, id: &str) -> Option<Session> {
+    pub async fn find(&self, id: &str) -> Option<Session> {
         let key = hash(id);
-        let mut records = lock(&self.records);
-        let record = records.get(&key)?;
-        if record.created.elapsed() >= LIFETIME {
-            records.remove(&key);
+        let record = match self.store.session(&key).await {
+            Ok(record) => record?,
+            Err(error) => {
+                tracing::error!(error = %error, "session unreadable");
+                return None;
+            }
+        };
+        if expired(record.created_unix_nanos, now_nanos()) {
+            self.remove(&key).await;
             return None;
         }
         Some(Session {
             key,
-            tenant_id: record.tenant_id.clone(),
-            csrf: record.csrf.clone(),
+            tenant_id: record.tenant_id,
+            csrf: record.csrf,
         })
     }
 
-    /// Keeps `pending` as the session's sign-in in progress (replacing an earlier one).
-    pub fn set_pending(&self, session: &Session, pending: PendingLogin) {
-        if let Some(record) = lock(&self.records).get_mut(&session.key) {
-            record.pending = Some(pending);
+    /// Changes the secrets of `session` (nothing when it has ended); what `change`
+    /// answered.
+    async fn change_secrets<T: Default>(
+        &self,
+        session: &Session,
+        mut change: impl FnMut(&mut Secrets) -> T,
+    ) -> T {
+        let answer = self
+            .store
+            .update_session(&session.key, |record| {
+                let mut secrets = Secrets::of(record);
+                let answer = change(&mut secrets);
+                secrets.into_record(record);
+                answer
+            })
+            .await;
+        match answer {
+            Ok(answer) => answer.unwrap_or_default(),
+            Err(error) => {
+                tracing::error!(error = %error, "session not updated");
+                T::default()
+            }
         }
     }
 
+    /// Keeps `pending` as the session's sign-in in progress (replacing an earlier one).
+    pub async fn set_pending(&self, session: &Session, pending: PendingLogin) {
+        self.change_secrets(session, |secrets| {
+            secrets.pending = Some(pending.clone());
+        })
+        .await;
+    }
+
     /// Takes the session's sign-in in progress: each can be finished at most once.
-    pub fn take_pending(&self, session: &Session) -> Option<PendingLogin> {
-        lock(&self.records)
-            .get_mut(&session.key)
-            .and_then(|record| record.pending.take())
+    pub async fn take_pending(&self, session: &Session) -> Option<PendingLogin> {
+        self.change_secrets(session, |secrets| secrets.pending.take())
+            .await
     }
 
     /// The invitation token the session was opened with, if any.
-    pub fn invitation(&self, session: &Session) -> Option<Secret> {
-        lock(&self.records)
-            .get(&session.key)
-            .and_then(|record| record.invitation.clone())
+    pub async fn invitation(&self, session: &Session) -> Option<Secret> {
+        match self.store.session(&session.key).await {
+            Ok(Some(record)) => Secrets::of(&record).invitation.map(Secret::new),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!(error = %error, "session unreadable");
+                None
+            }
+        }
     }
 
     /// Ends a session.
-    pub fn end(&self, session: &Session) {
-        lock(&self.records).remove(&session.key);
+    pub async fn end(&self, session: &Session) {
+        self.remove(&session.key).await;
     }
 
     /// Live sessions (tests).
-    pub fn len(&self) -> usize {
-        lock(&self.records).len()
+    pub async fn len(&self) -> usize {
+        let now = now_nanos();
+        self.stored()
+            .await
+            .iter()
+            .filter(|(_, record)| !expired(record.created_unix_nanos, now))
+            .count()
     }
 
     /// Whether no session is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     /// The `Set-Cookie` value for session id `id`.
@@ -255,8 +347,9 @@ impl FromRequestParts<AppState> for Session {
     /// another tenant.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let session = session_id(&parts.headers)
-            .and_then(|id| state.sessions.find(id))
+            .map(str::to_string)
             .ok_or_else(no_session)?;
+        let session = state.sessions.find(&session).await.ok_or_else(no_session)?;
         if let Some(tenant) = app_tenant(parts.uri.path())
             && tenant != session.tenant_id
         {
@@ -343,9 +436,13 @@ pub fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_cookie_is_http_only_lax_rooted_and_secure_only_for_https() {
-        let (_, cookie) = Sessions::new(false).start("acme");
+    async fn sessions(secure_cookie: bool) -> Sessions {
+        Sessions::new(Store::temporary().await.unwrap(), secure_cookie)
+    }
+
+    #[tokio::test]
+    async fn the_cookie_is_http_only_lax_rooted_and_secure_only_for_https() {
+        let (_, cookie) = sessions(false).await.start("acme").await;
         let cookie = cookie.to_str().unwrap().to_string();
         assert!(cookie.starts_with("psync_session="), "{cookie}");
         for attribute in [
@@ -357,7 +454,7 @@ mod tests {
             assert!(cookie.contains(attribute), "{attribute} in {cookie}");
         }
         assert!(!cookie.contains("Secure"), "{cookie}");
-        let (_, cookie) = Sessions::new(true).start("acme");
+        let (_, cookie) = sessions(true).await.start("acme").await;
         assert!(cookie.to_str().unwrap().ends_with("; Secure"));
     }
 
@@ -370,63 +467,134 @@ mod tests {
             .to_string()
     }
 
-    #[test]
-    fn a_tenant_keeps_at_most_its_cap_of_sessions_and_the_oldest_gives_way() {
-        let sessions = Sessions::new(false);
-        let (_, first) = sessions.start("acme");
-        let (_, other_tenant) = sessions.start("globex");
+    #[tokio::test]
+    async fn a_tenant_keeps_at_most_its_cap_of_sessions_and_the_oldest_gives_way() {
+        let sessions = sessions(false).await;
+        let (_, first) = sessions.start("acme").await;
+        let (_, other_tenant) = sessions.start("globex").await;
         let mut last = first.clone();
         for _ in 0..MAX_SESSIONS_PER_TENANT {
-            last = sessions.start("acme").1;
+            last = sessions.start("acme").await.1;
         }
         assert!(
-            sessions.find(&id_of(&first)).is_none(),
+            sessions.find(&id_of(&first)).await.is_none(),
             "the oldest gave way"
         );
-        assert!(sessions.find(&id_of(&last)).is_some());
+        assert!(sessions.find(&id_of(&last)).await.is_some());
         assert!(
-            sessions.find(&id_of(&other_tenant)).is_some(),
+            sessions.find(&id_of(&other_tenant)).await.is_some(),
             "another tenant's session stays"
         );
-        let acme = lock(&sessions.records)
-            .values()
-            .filter(|record| record.tenant_id == "acme")
+        let acme = sessions
+            .store
+            .sessions()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|(_, record)| record.tenant_id == "acme")
             .count();
         assert_eq!(acme, MAX_SESSIONS_PER_TENANT);
     }
 
-    #[test]
-    fn ending_a_tenants_sessions_leaves_the_others() {
-        let sessions = Sessions::new(false);
-        let (_, acme) = sessions.start("acme");
-        let (_, acme_again) = sessions.start("acme");
-        let (_, globex) = sessions.start("globex");
-        assert_eq!(sessions.end_tenant("acme"), 2);
-        assert!(sessions.find(&id_of(&acme)).is_none());
-        assert!(sessions.find(&id_of(&acme_again)).is_none());
-        assert!(sessions.find(&id_of(&globex)).is_some());
+    #[tokio::test]
+    async fn ending_a_tenants_sessions_leaves_the_others() {
+        let sessions = sessions(false).await;
+        let (_, acme) = sessions.start("acme").await;
+        let (_, acme_again) = sessions.start("acme").await;
+        let (_, globex) = sessions.start("globex").await;
+        assert_eq!(sessions.end_tenant("acme").await, 2);
+        assert!(sessions.find(&id_of(&acme)).await.is_none());
+        assert!(sessions.find(&id_of(&acme_again)).await.is_none());
+        assert!(sessions.find(&id_of(&globex)).await.is_some());
     }
 
-    #[test]
-    fn a_session_is_found_by_its_id_only_and_keeps_no_id() {
-        let sessions = Sessions::new(false);
-        let (session, cookie) = sessions.start("acme");
+    #[tokio::test]
+    async fn a_session_is_found_by_its_id_only_and_keeps_no_id() {
+        let sessions = sessions(false).await;
+        let (session, cookie) = sessions.start("acme").await;
         let cookie = cookie.to_str().unwrap();
         let id = cookie["psync_session=".len()..].split(';').next().unwrap();
         assert_eq!(id.len(), 64);
-        let found = sessions.find(id).expect("found by its id");
+        let found = sessions.find(id).await.expect("found by its id");
         assert_eq!(found.tenant_id, "acme");
         assert_eq!(found.csrf, session.csrf);
-        assert!(sessions.find(&id[..63]).is_none());
-        assert!(sessions.find(&session.csrf).is_none());
+        assert!(sessions.find(&id[..63]).await.is_none());
+        assert!(sessions.find(&session.csrf).await.is_none());
         assert!(!format!("{found:?}").contains(id));
-        sessions.end(&found);
-        assert!(sessions.find(id).is_none());
+        // Nothing stored holds the id: the record is keyed by its hash.
+        for (hash, record) in sessions.store.sessions().await.unwrap() {
+            assert_ne!(crate::store::crypto::encode_hex(&hash), id);
+            assert!(!format!("{record:?}").contains(id));
+        }
+        sessions.end(&found).await;
+        assert!(sessions.find(id).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_survives_a_restart_of_the_store_with_its_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::store::crypto::SecretKey::generate();
+        let id;
+        {
+            let store = Store::open_with_key(dir.path(), 16, key.clone())
+                .await
+                .unwrap();
+            let sessions = Sessions::new(store.clone(), false);
+            let (session, cookie) = sessions
+                .start_invited("acme", Some(Secret::new("invitation-token")))
+                .await;
+            id = id_of(&cookie);
+            sessions
+                .set_pending(
+                    &session,
+                    PendingLogin {
+                        state: "s".into(),
+                        nonce: "n".into(),
+                        pkce_verifier: "v".into(),
+                        redirect_uri: "https://x/cb".into(),
+                    },
+                )
+                .await;
+            store.flush().await.unwrap();
+        }
+        let store = Store::open_with_key(dir.path(), 16, key).await.unwrap();
+        let sessions = Sessions::new(store, false);
+        let session = sessions.find(&id).await.expect("the session survived");
+        assert_eq!(session.tenant_id, "acme");
+        assert_eq!(
+            sessions
+                .invitation(&session)
+                .await
+                .map(|token| token.expose().to_string()),
+            Some("invitation-token".to_string())
+        );
+        assert_eq!(
+            sessions
+                .take_pending(&session)
+                .await
+                .map(|p| p.pkce_verifier),
+            Some("v".to_string())
+        );
+        assert!(
+            sessions.take_pending(&session).await.is_none(),
+            "taken once"
+        );
+        // The invitation is kept when the sign-in is taken.
+        assert!(sessions.invitation(&session).await.is_some());
     }
 
     #[test]
-    fn the_csrf_token_must_match_exactly() {
-        let (session, _) = Sessions::new(false).start("acme");
+    fn a_session_ends_twelve_hours_after_its_start() {
+        let start = 1_700_000_000_000_000_000;
+        let lifetime = LIFETIME.as_nanos() as i64;
+        assert!(!expired(start, start));
+        assert!(!expired(start, start + lifetime - 1));
+        assert!(expired(start, start + lifetime));
+    }
+
+    #[tokio::test]
+    async fn the_csrf_token_must_match_exactly() {
+        let (session, _) = sessions(false).await.start("acme").await;
         assert!(csrf_matches(&session, &session.csrf.clone()));
         assert!(!csrf_matches(&session, ""));
         assert!(!csrf_matches(&session, &session.csrf[..63]));

@@ -776,9 +776,20 @@ async fn preview_plan(
     tenant_id: &str,
     settings: Settings,
 ) -> Result<Plan, String> {
-    let actor = state.router.actor(tenant_id).ok_or_else(|| {
-        "The sync is not running right now, so the change cannot be previewed. Try again in a minute.".to_string()
-    })?;
+    let Some(actor) = state.router.actor(tenant_id) else {
+        // In a cluster the preview needs the tenant's actor, which runs on one node.
+        if let crate::app::directory::Directory::Postgres(directory) = &state.directory
+            && let Some(node) = directory.owner_of(tenant_id).await
+            && node != directory.node_id()
+        {
+            return Err(format!(
+                "The change can only be previewed by the server that runs your sync ({node}), and another one answered. Reload the page and save again."
+            ));
+        }
+        return Err(
+            "The sync is not running right now, so the change cannot be previewed. Try again in a minute.".to_string(),
+        );
+    };
     match actor
         .call(
             |reply| TenantMsg::DryRunWith(Box::new(settings), reply),

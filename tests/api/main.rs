@@ -3,6 +3,7 @@
 
 mod child;
 mod cluster_harness;
+mod cluster_directory;
 mod connect;
 mod crash;
 mod crash_storm;

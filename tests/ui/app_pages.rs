@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::harness::{ready, run_script};
 
 /// A session for `tenant` as the connect flow would start it; answers the cookie's id.
-fn session_id(app: &TestApp, tenant: &str) -> String {
-    let (_, cookie) = app.state.sessions.start(tenant);
+async fn session_id(app: &TestApp, tenant: &str) -> String {
+    let (_, cookie) = app.state.sessions.start(tenant).await;
     cookie
         .to_str()
         .unwrap()
@@ -74,7 +74,7 @@ async fn days_before_start_is_previewed_confirmed_and_shown_on_people() {
         "settings",
         &[
             ("APP_URL", format!("{}/app/acme/", app.base)),
-            ("SESSION_ID", session_id(&app, "acme")),
+            ("SESSION_ID", session_id(&app, "acme").await),
             ("JOINERS", Value::Array(joiners.clone()).to_string()),
         ],
     )
@@ -120,7 +120,7 @@ async fn the_progress_bar_moves_during_a_long_sync() {
     .await;
     app.personio.knobs.set_latency(Duration::from_millis(2));
     app.learnamp.knobs.set_latency(Duration::from_millis(2));
-    let session = session_id(&app, "big");
+    let session = session_id(&app, "big").await;
     let (status, body) = app.create_tenant(&app.spec("big", json!({}))).await;
     assert_eq!(status, 201, "{body}");
     let outcome = run_script(
@@ -205,7 +205,7 @@ async fn search_finds_a_person_whose_history_shows_a_webhook_change() {
         "people",
         &[
             ("APP_URL", format!("{}/app/acme/", app.base)),
-            ("SESSION_ID", session_id(&app, "acme")),
+            ("SESSION_ID", session_id(&app, "acme").await),
             ("EMAIL", person.employee.email.clone().unwrap()),
             (
                 "CHANGE",
@@ -258,7 +258,7 @@ async fn every_page_passes_axe_at_both_widths() {
             ("OTHER_LINK", other_link),
             ("BASE_URL", app.base.clone()),
             ("APP_URL", format!("{}/app/acme/", app.base)),
-            ("SESSION_ID", session_id(&app, "acme")),
+            ("SESSION_ID", session_id(&app, "acme").await),
             ("PERSON_ID", person.employee.id.clone()),
         ],
     )
@@ -286,7 +286,7 @@ async fn pages_of_a_tenant_awaiting_its_connection_lead_to_connect() {
     spec.as_object_mut().unwrap().remove("personio");
     let (status, body) = app.create_tenant(&spec).await;
     assert_eq!(status, 201, "{body}");
-    let id = session_id(&app, "waiting");
+    let id = session_id(&app, "waiting").await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -14,7 +14,7 @@ async fn overview_of_a_connected_tenant() {
     let (status, body) = app.create_tenant(&app.spec("acme", json!({}))).await;
     assert_eq!(status, 201, "{body}");
     app.wait_for_sync("acme", None).await;
-    let (session, cookie) = app.state.sessions.start("acme");
+    let (session, cookie) = app.state.sessions.start("acme").await;
     let cookie = cookie.to_str().unwrap().to_string();
     let id = cookie
         .split(';')
@@ -39,7 +39,11 @@ async fn overview_of_a_connected_tenant() {
         "one cookie, the session's"
     );
     assert_eq!(
-        app.state.sessions.find(&session_id).map(|s| s.tenant_id),
+        app.state
+            .sessions
+            .find(&session_id)
+            .await
+            .map(|s| s.tenant_id),
         Some(session.tenant_id)
     );
 }

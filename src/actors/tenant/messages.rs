@@ -45,7 +45,9 @@ pub enum TenantMsg {
 }
 
 /// What a manual invitation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum InviteOutcome {
     /// The invitation was sent.

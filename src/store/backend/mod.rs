@@ -22,6 +22,15 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// The PostgreSQL backend, if this is one (the cluster's own tables, inbox
+    /// notifications).
+    pub(crate) fn postgres(&self) -> Option<&PgBackend> {
+        match self {
+            Self::Sled(_) => None,
+            Self::Postgres(backend) => Some(backend),
+        }
+    }
+
     /// The `meta` value under `key`.
     pub(crate) async fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
