@@ -2,8 +2,8 @@
 //! simulators. One binary (faster to link); run with `cargo nextest run` or `cargo test`.
 
 mod child;
-mod cluster_harness;
 mod cluster_directory;
+mod cluster_harness;
 mod connect;
 mod crash;
 mod crash_storm;
