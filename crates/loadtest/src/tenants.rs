@@ -6,10 +6,11 @@
 //!
 //! On PostgreSQL (`--backend postgres`) the specs go to a fresh database per start
 //! and `--nodes N` processes start on it together (each with the `--node-config`
-//! fragment, e.g. `[cluster]`): the clock runs until the nodes' `live` counts add up to
-//! N tenants, and memory is read per node. With leases every tenant runs on exactly one
-//! node, so the sum is the number of tenants live somewhere; without them every node
-//! runs every tenant and the per-node counts show it.
+//! fragment, e.g. `[cluster]`): the clock stops at the last change of the nodes'
+//! `live` counts once they add up to the tenants and stay unchanged for 2 s, and memory
+//! is read per node. With leases every tenant runs on exactly one node, so the sum is
+//! the number of tenants live somewhere; without them every node runs every tenant,
+//! and the clock runs until the slowest node has all of them live.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -38,8 +39,9 @@ pub struct StartFigures {
     pub tenants: usize,
     /// Seconds from spawning the processes until every one answered `/healthz`.
     pub healthz_seconds: f64,
-    /// Seconds from spawning the processes until the nodes' `live` counts add up to
-    /// the stored tenants.
+    /// Seconds from spawning the processes until the nodes' `live` counts reached their
+    /// final values (adding up to at least the stored tenants; the last change before
+    /// 2 s without one).
     pub all_live_seconds: f64,
     /// Resident memory once every tenant is live (and 1 s later), KiB: the largest node.
     pub rss_kib: u64,
@@ -331,6 +333,9 @@ pub fn live_count(metrics: &str) -> u64 {
         .map_or(0, |value| value as u64)
 }
 
+/// How long the nodes' live counts must stay unchanged to count as final.
+const SETTLED: Duration = Duration::from_secs(2);
+
 async fn measure(
     pids: &[u32],
     ports: &[u16],
@@ -369,10 +374,17 @@ async fn measure(
         }
         counts
     };
+    // Done when the counts add up to the tenants and stopped changing: with leases the
+    // sum is reached once; without, every node goes on until it runs every tenant.
+    let mut last = (Vec::new(), started.elapsed());
     let all_live = loop {
         let counts = live_counts().await;
-        if counts.iter().sum::<u64>() >= count as u64 {
-            break started.elapsed();
+        if counts != last.0 {
+            last = (counts.clone(), started.elapsed());
+        }
+        let settled = started.elapsed() >= last.1 + SETTLED;
+        if counts.iter().sum::<u64>() >= count as u64 && settled {
+            break last.1;
         }
         if Instant::now() >= deadline {
             bail!("only {counts:?} of {count} tenants live after 900 s");
