@@ -267,6 +267,25 @@ async fn measure_remote(
     described: String,
     backend: String,
 ) -> anyhow::Result<IngestFigures> {
+    // Behind a load balancer the next request may reach a node that learns of the new
+    // tenant a moment later (from the shared database): wait until 10 views in a row
+    // (every node of a round robin more than once) answer, for up to 30 s.
+    let known_by = Instant::now() + Duration::from_secs(30);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        match admin.view(tenant).await {
+            Ok(_) => in_a_row += 1,
+            Err(error) => {
+                anyhow::ensure!(
+                    Instant::now() < known_by,
+                    "tenant {tenant} not visible at {} within 30 s: {error}",
+                    admin.base()
+                );
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     let view = admin
         .wait_for(
             tenant,

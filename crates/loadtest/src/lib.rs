@@ -429,7 +429,7 @@ pub fn render_ingest_backends(runs: &[ingest::IngestFigures]) -> String {
     );
     for figures in runs {
         out.push_str(&format!(
-            "{:<8}  {:>11.0}  {:>20.2}  {:>8.2}\n",
+            "{:<11}  {:>11.0}  {:>20.2}  {:>8.2}\n",
             figures.backend,
             median_rate(figures),
             figures.ratio,
@@ -451,7 +451,7 @@ pub fn render_e2e_backends(runs: &[e2e::E2eFigures]) -> String {
     for figures in runs {
         out.push_str(&format!(
             "{:<8}  {:>6.1}  {:>6.1}  {:>8.2}  {:>8.2}\n",
-            figures.backend,
+            figures.backend.name(),
             figures.latency.p50_ms,
             figures.latency.p99_ms,
             stats::ratio(figures.latency.p50_ms, first.latency.p50_ms),
