@@ -51,6 +51,43 @@ pub enum StartError {
     /// A `[server]` address does not parse.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The lease tables (PostgreSQL) cannot be reached.
+    #[error("cannot reach the lease tables of storage.postgres_url: {0}")]
+    Leases(String),
+}
+
+/// What `run` needs to run tenants through leases (PostgreSQL backend).
+struct Leasing {
+    table: crate::cluster::lease::LeaseTable,
+    config: crate::cluster::manager::ManagerConfig,
+    wake: Arc<tokio::sync::Notify>,
+    /// The most the lease manager's shutdown may take (SIGTERM ends the process
+    /// within 10 s, the server's grace included).
+    shutdown_budget: Duration,
+}
+
+/// The lease table of `config`'s PostgreSQL database, on a small pool of its own so
+/// renewing never waits behind the tenants' commits.
+async fn lease_table(
+    config: &Config,
+    node_id: String,
+) -> Result<crate::cluster::lease::LeaseTable, StartError> {
+    use std::str::FromStr;
+    let mut options = sqlx::postgres::PgConnectOptions::from_str(&config.storage.postgres_url)
+        .map_err(|_| StartError::Leases("storage.postgres_url is not a PostgreSQL URL".into()))?;
+    if let Some(password) = config.postgres_password(|name| std::env::var(name).ok()) {
+        options = options.password(&password);
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .map_err(|error| StartError::Leases(error.to_string()))?;
+    Ok(crate::cluster::lease::LeaseTable::new(
+        pool,
+        node_id,
+        Duration::from_secs(config.cluster.lease_seconds),
+    ))
 }
 
 /// Shortest admin token accepted at start.
@@ -100,6 +137,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Tenants found in storage, started by `run` while it serves.
     stored: Vec<TenantSpec>,
+    /// Set on PostgreSQL: tenants start through leases instead.
+    leasing: Option<Leasing>,
 }
 
 impl Application {
@@ -166,6 +205,23 @@ impl Application {
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, services.clone())
             .await
             .map_err(|error| StartError::Actors(error.to_string()))?;
+        let leasing = match config.storage.backend {
+            crate::config::StorageBackend::Sled => None,
+            crate::config::StorageBackend::Postgres => {
+                let manager = crate::cluster::manager::ManagerConfig::from_section(
+                    &config.cluster,
+                    services.public_url.clone(),
+                );
+                let table = lease_table(config, manager.node_id.clone()).await?;
+                let grace = config.server.shutdown_grace_secs;
+                Some(Leasing {
+                    table,
+                    config: manager,
+                    wake: Arc::new(tokio::sync::Notify::new()),
+                    shutdown_budget: Duration::from_secs(9u64.saturating_sub(grace).max(1)),
+                })
+            }
+        };
         let state: AppState = Arc::new(http::AppShared {
             store: store.clone(),
             views,
@@ -176,6 +232,7 @@ impl Application {
             inbox_cap: config.storage.inbox_cap,
             sessions: crate::web::Sessions::new(store.clone(), secure_cookie),
             directory: directory::Directory::of_store(&store),
+            leases: leasing.as_ref().map(|leasing| leasing.wake.clone()),
         });
         // Stored tenants are known (views, webhook routes) before the first request is
         // served, so deliveries for them are stored from the first moment; their actors
@@ -205,6 +262,7 @@ impl Application {
             state,
             local_addr,
             stored,
+            leasing,
         })
     }
 
@@ -246,9 +304,30 @@ impl Application {
                 directory.spawn(self.state.clone(), self.state.store.listen_inbox())
             }
         };
+        // On PostgreSQL the lease manager starts the tenants this node takes.
+        let (stored, lease_manager) = match self.leasing {
+            None => (self.stored, None),
+            Some(leasing) => {
+                let host = Arc::new(crate::cluster::host::ServeHost::new(self.state.clone()));
+                let spawned = crate::cluster::manager::LeaseManager::spawn(
+                    leasing.table,
+                    host,
+                    leasing.config,
+                    leasing.wake,
+                )
+                .await;
+                let manager = match spawned {
+                    Ok(manager) => Some((manager, leasing.shutdown_budget)),
+                    Err(error) => {
+                        tracing::error!(error = %error, "this node could not register: it runs no tenant");
+                        None
+                    }
+                };
+                (Vec::new(), manager)
+            }
+        };
         let starter = {
             let state = self.state.clone();
-            let stored = self.stored;
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let count = stored.len();
@@ -286,6 +365,10 @@ impl Application {
             let _ = metrics.await;
         }
         starter.abort();
+        if let Some((manager, budget)) = lease_manager {
+            // Tenants stopped and flushed, leases released for the other nodes.
+            manager.shutdown_within(budget).await;
+        }
         for task in directory_tasks {
             task.abort();
         }

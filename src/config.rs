@@ -233,6 +233,78 @@ impl PersonioSection {
     }
 }
 
+/// `[cluster]`: several nodes on one PostgreSQL database, each running the tenants it
+/// holds leases for (only meaningful with the PostgreSQL storage backend).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// This node's id in the lease and node tables; empty = `<hostname>-<pid>`.
+    pub node_id: String,
+    /// Seconds a lease lasts past each renew (by the database's clock); a node that
+    /// stops renewing loses its tenants to the others this long after its last renew.
+    pub lease_seconds: u64,
+    /// Seconds between renews (at most a third of `lease_seconds`).
+    pub renew_seconds: u64,
+    /// Tenants a node may hold beyond the even split: fair share = ceil(T/N) + slack.
+    pub share_slack: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            lease_seconds: 15,
+            renew_seconds: 5,
+            share_slack: 2,
+        }
+    }
+}
+
+/// Longest `cluster.node_id`.
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+impl ClusterSection {
+    /// This node's id: `node_id`, or `<hostname>-<pid>` when it is empty.
+    pub fn node_id(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|host| host.trim().to_string())
+            .filter(|host| !host.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", std::process::id())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let id = &self.node_id;
+        if id.len() > MAX_NODE_ID_LEN || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.node_id: must be at most {MAX_NODE_ID_LEN} characters without spaces or control characters (or empty for hostname-pid)"
+            )));
+        }
+        if !(3..=3600).contains(&self.lease_seconds) {
+            return Err(ConfigError::Invalid(
+                "cluster.lease_seconds: must be between 3 and 3600".into(),
+            ));
+        }
+        if self.renew_seconds == 0 || self.renew_seconds * 3 > self.lease_seconds {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.renew_seconds: must be between 1 and a third of cluster.lease_seconds ({}), so a lease is renewed at least twice before it could be lost",
+                self.lease_seconds / 3
+            )));
+        }
+        if self.share_slack > 1_000_000 {
+            return Err(ConfigError::Invalid(
+                "cluster.share_slack: must be at most 1000000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,6 +334,8 @@ pub struct Config {
     pub personio: PersonioSection,
     /// `[personio_oidc]`.
     pub personio_oidc: PersonioOidcSection,
+    /// `[cluster]`.
+    pub cluster: ClusterSection,
 }
 
 /// The kind of value a key holds, to parse its environment override.
@@ -301,6 +375,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("personio_oidc", "issuer", Kind::Str),
     ("personio_oidc", "client_id", Kind::Str),
     ("personio_oidc", "client_secret_env", Kind::Str),
+    ("cluster", "node_id", Kind::Str),
+    ("cluster", "lease_seconds", Kind::Int),
+    ("cluster", "renew_seconds", Kind::Int),
+    ("cluster", "share_slack", Kind::Int),
 ];
 
 /// Whether `text` parses as an http:// or https:// URL.
@@ -473,6 +551,7 @@ impl Config {
                 ));
             }
         }
+        self.cluster.validate()?;
         Ok(())
     }
 
@@ -639,6 +718,51 @@ mod tests {
                 .to_string()
                 .contains("personio_oidc.client_id")
         );
+    }
+
+    #[test]
+    fn the_cluster_keys_have_defaults_and_name_themselves_when_wrong() {
+        let config = Config::from_toml_with_env("", no_env).unwrap();
+        assert_eq!(config.cluster.lease_seconds, 15);
+        assert_eq!(config.cluster.renew_seconds, 5);
+        assert_eq!(config.cluster.share_slack, 2);
+        let id = config.cluster.node_id();
+        assert!(
+            id.ends_with(&format!("-{}", std::process::id())) && id.len() > 2,
+            "{id}"
+        );
+        let env = |name: &str| (name == "PERSONIO_SYNC_CLUSTER_NODE_ID").then(|| "n1".to_string());
+        assert_eq!(
+            Config::from_toml_with_env("", env)
+                .unwrap()
+                .cluster
+                .node_id(),
+            "n1"
+        );
+        for (text, key) in [
+            ("[cluster]\nnode_id = \"a b\"\n", "cluster.node_id"),
+            ("[cluster]\nlease_seconds = 2\n", "cluster.lease_seconds"),
+            ("[cluster]\nrenew_seconds = 0\n", "cluster.renew_seconds"),
+            ("[cluster]\nrenew_seconds = 6\n", "cluster.renew_seconds"),
+            ("[cluster]\nshare_slack = -1\n", "cluster.share_slack"),
+            ("[cluster]\nleases = 1\n", "leases"),
+        ] {
+            let error = Config::from_toml_with_env(text, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        let config = Config::from_toml_with_env(
+            "[cluster]\nlease_seconds = 30\nrenew_seconds = 10\n",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(config.cluster.renew_seconds, 10);
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_valid() {
+        Config::from_toml_with_env(include_str!("../config.toml"), no_env).unwrap();
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! ├── http::server: one accept loop with deadlines and caps, serving
 //! │   ├── http::webhooks   POST /webhooks/personio/{key}   (the front door)
 //! │   └── http::admin      /admin/…, /healthz, /metrics
+//! ├── cluster::manager::LeaseManager (PostgreSQL only): renews this node's tenant
+//! │   leases, takes its fair share, starts and stops tenants through the supervisor
 //! └── actors::supervisor::Supervisor: spawns, restarts (backoff) and stops tenants
 //!     └── actors::tenant::TenantActor, one per tenant: its clients, its sled tree
 //!         ├── actors::tenant::scheduler::InviteScheduler: wakes the tenant when
@@ -71,6 +73,8 @@
 //! - [`connect`]: the customer's side of connecting Personio (invitations, the check
 //!   before saving, OpenID Connect token refresh); `personio::oidc` is the relying party.
 //! - [`store`]: the only module that talks to sled.
+//! - [`cluster`]: several nodes on one PostgreSQL database; each tenant runs on the
+//!   node holding its lease (fair share, renew, takeover of expired leases, fencing epochs).
 //! - [`sync`]: gather, plan, apply, live updates, invitations.
 //! - [`web`]: the customer's pages (connect flow, app), sessions and CSRF, rendered
 //!   from askama templates under `templates/`.
@@ -84,6 +88,7 @@ pub mod api_client;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod demo;

@@ -59,6 +59,25 @@ pub async fn restart_tenant(
     )
 }
 
+/// Asks the supervisor to stop tenant `id` on this node only
+/// ([`SupervisorMsg::StopTenantHere`]): its actor ends, its webhook route stays. Returns
+/// once the actor has terminated; `Err` if the supervisor did not answer in time.
+pub async fn stop_tenant_here(
+    supervisor: &ActorRef<SupervisorMsg>,
+    id: &str,
+) -> Result<(), String> {
+    match supervisor
+        .call(
+            |reply| SupervisorMsg::StopTenantHere(id.to_string(), reply),
+            Some(ANSWER_TIMEOUT),
+        )
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
+        _ => Err("the supervisor did not answer".into()),
+    }
+}
+
 fn answer_of(
     answer: Result<
         ractor::rpc::CallResult<Result<(), String>>,
@@ -84,6 +103,11 @@ pub enum SupervisorMsg {
     /// view shows `stopped`. Replies once the actor has terminated (at once if none
     /// runs); does nothing if the caller has already given up waiting.
     StopTenant(String, RpcReplyPort<()>),
+    /// Sent by the lease manager when this node loses or gives up the tenant's lease:
+    /// kills the tenant's actor and forgets it here, but keeps its webhook route (any
+    /// node stores deliveries for the node that runs the tenant) and its view. Replies
+    /// once the actor has terminated (at once if none runs).
+    StopTenantHere(String, RpcReplyPort<()>),
     /// Sent by the supervisor to itself after a backoff: respawn a failed tenant. No reply.
     Respawn(String),
     /// Sent by fault drills and tests: the supervisor sleeps this long before its next
@@ -98,6 +122,9 @@ struct Entry {
     restarts: u32,
     respawn_when_stopped: bool,
     stopping: bool,
+    /// Whether the webhook route stays once the stopping actor has terminated (the
+    /// tenant runs on another node).
+    keep_route: bool,
     /// Callers of [`SupervisorMsg::StopTenant`] waiting for the actor to terminate.
     stop_waiters: Vec<RpcReplyPort<()>>,
 }
@@ -155,6 +182,7 @@ impl Actor for Supervisor {
                         restarts: 0,
                         respawn_when_stopped: false,
                         stopping: false,
+                        keep_route: false,
                         stop_waiters: Vec::new(),
                     },
                 );
@@ -194,6 +222,7 @@ impl Actor for Supervisor {
                 let mut reply = Some(reply);
                 let running = state.tenants.get_mut(&id).and_then(|entry| {
                     entry.stopping = true;
+                    entry.keep_route = false;
                     entry.respawn_when_stopped = false;
                     let actor = entry.actor.clone();
                     if actor.is_some() {
@@ -213,6 +242,29 @@ impl Actor for Supervisor {
                     .services
                     .views
                     .update(&id, |view| view.state = TenantState::Stopped);
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            SupervisorMsg::StopTenantHere(id, reply) => {
+                let mut reply = Some(reply);
+                let running = state.tenants.get_mut(&id).and_then(|entry| {
+                    entry.stopping = true;
+                    entry.keep_route = true;
+                    entry.respawn_when_stopped = false;
+                    let actor = entry.actor.clone();
+                    if actor.is_some() {
+                        entry.stop_waiters.extend(reply.take());
+                    }
+                    actor
+                });
+                match running {
+                    Some(actor) => actor.kill(),
+                    None => {
+                        state.tenants.remove(&id);
+                    }
+                }
+                state.services.router.set_actor(&id, None);
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -255,12 +307,15 @@ impl Actor for Supervisor {
         entry.actor = None;
         state.services.router.set_actor(&id, None);
         if entry.stopping {
+            let keep_route = entry.keep_route;
             if let Some(entry) = state.tenants.remove(&id) {
                 for waiter in entry.stop_waiters {
                     let _ = waiter.send(());
                 }
             }
-            state.services.router.unregister_webhook(&id);
+            if !keep_route {
+                state.services.router.unregister_webhook(&id);
+            }
             return Ok(());
         }
         if entry.respawn_when_stopped {

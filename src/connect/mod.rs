@@ -243,7 +243,7 @@ async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> 
     {
         return Ok(());
     }
-    supervisor::start_tenant(&app.supervisor, spec)
+    app.start_tenant(spec)
         .await
         .map_err(ConnectError::NotStarted)
 }

@@ -423,7 +423,8 @@ fn operator_connection(
 
 /// Asks the supervisor to spawn a tenant.
 pub async fn start_tenant(state: &AppState, spec: TenantSpec) -> Result<(), ApiError> {
-    crate::actors::supervisor::start_tenant(&state.supervisor, spec)
+    state
+        .start_tenant(spec)
         .await
         .map_err(ApiError::Unavailable)
 }

@@ -46,6 +46,28 @@ pub struct AppShared {
     pub sessions: crate::web::Sessions,
     /// Where tenants run: here, or on other nodes of a cluster.
     pub directory: crate::app::directory::Directory,
+    /// Set when tenants run through leases (PostgreSQL backend): a tenant is started
+    /// by the lease manager of whichever node takes its lease, never directly; notifying
+    /// this makes this node's manager plan at once.
+    pub leases: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl AppShared {
+    /// Starts `spec`'s tenant: directly, or through the leases (announced here, started
+    /// by the node that takes its lease).
+    pub async fn start_tenant(
+        &self,
+        spec: crate::domain::tenant::TenantSpec,
+    ) -> Result<(), String> {
+        match &self.leases {
+            Some(wake) => {
+                self.services.announce(&spec).await;
+                wake.notify_one();
+                Ok(())
+            }
+            None => crate::actors::supervisor::start_tenant(&self.supervisor, spec).await,
+        }
+    }
 }
 
 /// The whole router.

@@ -190,3 +190,43 @@ async fn the_binary_serves_from_postgres_and_keeps_its_data_across_a_kill() {
     );
     assert!(!service.log_lines("connected to PostgreSQL").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_tenant_runs_on_the_node_holding_its_lease_released_at_shutdown() {
+    let Some(database) = postgres::fresh_database(
+        "on_postgres_a_tenant_runs_on_the_node_holding_its_lease_released_at_shutdown",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app_configured(
+        PersonioSimConfig {
+            employees: 10,
+            seed: 18,
+            ..PersonioSimConfig::default()
+        },
+        |config| use_postgres(config, &database),
+    )
+    .await;
+    live_tenant(&app, "leased", json!({})).await;
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    // One node: it took the new tenant's lease (epoch 1) and runs it.
+    let (owner, epoch): (Option<String>, i64) =
+        sqlx::query_as("SELECT owner, epoch FROM leases WHERE tenant = 'leased'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(owner.is_some());
+    assert_eq!(epoch, 1);
+    wait_for_count(&pool, "SELECT count(*) FROM nodes WHERE NOT draining", 1).await;
+    // A clean stop releases the lease at once and deregisters the node.
+    drop(app);
+    wait_for_count(
+        &pool,
+        "SELECT count(*) FROM leases WHERE tenant = 'leased' AND owner IS NULL AND epoch = 1",
+        1,
+    )
+    .await;
+    wait_for_count(&pool, "SELECT count(*) FROM nodes", 0).await;
+}

@@ -217,3 +217,66 @@ async fn tenants_hanging_at_start_do_not_hold_back_a_healthy_one() {
         "healthy tenant took {took:?}"
     );
 }
+
+/// Issue 17: a node that loses or gives up a tenant's lease stops the tenant's actor but
+/// keeps its webhook route, so deliveries are still stored here; the next start (on any
+/// node) drains them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_stopped_here_keeps_taking_deliveries_and_drains_them_when_started_again() {
+    let app = spawn_app(10, 135).await;
+    live_tenant(&app, "moved", json!({})).await;
+    personio_sync::actors::supervisor::stop_tenant_here(&app.state.supervisor, "moved")
+        .await
+        .unwrap();
+    assert!(app.state.router.actor("moved").is_none());
+    let before = app
+        .state
+        .store
+        .tenant("moved")
+        .await
+        .unwrap()
+        .pending_count()
+        .await;
+
+    let mut person = app
+        .personio
+        .employees()
+        .into_iter()
+        .find(|p| p.employee.status == Some(EmployeeStatus::Active))
+        .unwrap();
+    person.employee.position = Some("Runs Elsewhere".into());
+    let id = person.employee.id.clone();
+    app.personio.upsert_employee(person);
+    let store = app.state.store.tenant("moved").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.pending_count().await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the delivery was not stored here"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let title = |app: &TestApp| {
+        app.learnamp
+            .user_by_external_id(&id)
+            .and_then(|u| u.job_title)
+    };
+    assert_ne!(
+        title(&app).as_deref(),
+        Some("Runs Elsewhere"),
+        "nothing ran here"
+    );
+
+    let spec = app.state.store.tenant_spec("moved").await.unwrap().unwrap();
+    personio_sync::actors::supervisor::start_tenant(&app.state.supervisor, spec)
+        .await
+        .unwrap();
+    wait_learnamp(&app, "the stored delivery applied after the start", |app| {
+        title(app).as_deref() == Some("Runs Elsewhere")
+    })
+    .await;
+    app.wait_for("moved", Duration::from_secs(20), |view| {
+        view["pending_events"] == 0
+    })
+    .await;
+}
