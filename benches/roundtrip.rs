@@ -45,6 +45,7 @@ fn roundtrip(c: &mut Criterion) {
             learnamp: LearnAmpSimConfig::default(),
             concurrency: 8,
             retry: RetryPolicy::fast(),
+            backend: personio_sync_bench::Backend::Sled,
         })
         .await
         .expect("harness");

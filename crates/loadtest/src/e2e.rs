@@ -1,7 +1,8 @@
 //! Scenario b: end to end. Per event, the Personio simulator changes one employee's
 //! position (and delivers the webhook itself, as Personio would); the clock runs until
 //! the Learn Amp simulator shows the new job title, polled in memory every millisecond.
-//! Both simulators answer every API call after the configured latency.
+//! Both simulators answer every API call after the configured latency. The service
+//! stores on sled or on a fresh PostgreSQL database (`--backend`).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::harness::{
     Harness, HarnessConfig, set_latency, synced_active_people, time_position_change,
 };
 use super::stats::{LatencySummary, summarise};
+use crate::Backend;
 use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::PersonioSimConfig;
@@ -23,11 +25,15 @@ pub struct E2eConfig {
     pub events: usize,
     /// Simulated API latency.
     pub latency: Duration,
+    /// Where the service stores its data.
+    pub backend: Backend,
 }
 
 /// What the end-to-end scenario measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct E2eFigures {
+    /// The storage backend measured.
+    pub backend: Backend,
     /// Simulated latency of every API call, in milliseconds.
     pub latency_ms: u64,
     /// Webhook → visible in Learn Amp.
@@ -51,6 +57,7 @@ pub async fn run(config: E2eConfig) -> anyhow::Result<E2eFigures> {
         learnamp: LearnAmpSimConfig::default(),
         concurrency: 8,
         retry: RetryPolicy::default(),
+        backend: config.backend,
     })
     .await?;
     harness.create_tenant("e2e", json!({})).await?;
@@ -81,6 +88,7 @@ pub async fn run(config: E2eConfig) -> anyhow::Result<E2eFigures> {
     }
     set_latency(&harness, Duration::ZERO);
     Ok(E2eFigures {
+        backend: config.backend,
         latency_ms: u64::try_from(config.latency.as_millis()).unwrap_or(u64::MAX),
         latency: summarise(&samples),
         timeouts,

@@ -219,6 +219,7 @@ pub async fn run(config: FaultyConfig) -> anyhow::Result<FaultyFigures> {
         learnamp: LearnAmpSimConfig::default(),
         concurrency: 8,
         retry: RetryPolicy::default(),
+        backend: crate::Backend::Sled,
     })
     .await?;
     // The harness's simulators are the first calm tenant's; the others get their own.

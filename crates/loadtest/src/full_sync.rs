@@ -118,6 +118,7 @@ pub async fn run(config: FullSyncConfig) -> anyhow::Result<FullSyncFigures> {
             ..LearnAmpSimConfig::default()
         },
         concurrency: config.concurrency,
+        backend: crate::Backend::Sled,
         retry: RetryPolicy::default(),
     })
     .await?;

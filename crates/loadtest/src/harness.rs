@@ -15,7 +15,10 @@ use personio_sync::domain::Secret;
 use personio_sync::retry::RetryPolicy;
 use personio_sync_sim::learnamp::LearnAmpSimConfig;
 use personio_sync_sim::personio::{PersonioSim, PersonioSimConfig};
-use personio_sync_testkit::{Setup, TestApp, spawn};
+use personio_sync_testkit::postgres::TestDatabase;
+use personio_sync_testkit::{Setup, TestApp, spawn, use_postgres};
+
+use crate::Backend;
 
 /// How to set up a harness.
 pub struct HarnessConfig {
@@ -27,13 +30,17 @@ pub struct HarnessConfig {
     pub concurrency: usize,
     /// Retry policy of the API clients.
     pub retry: RetryPolicy,
+    /// Where the service stores its data.
+    pub backend: Backend,
 }
 
 /// A running service with its simulators and a temporary data directory: the test kit's
 /// [`TestApp`] with the service's production timings (30 s calls, default restarts)
-/// and no metrics listener.
+/// and no metrics listener, on sled or on a fresh PostgreSQL database (dropped after
+/// the service).
 pub struct Harness {
     app: TestApp,
+    _database: Option<TestDatabase>,
 }
 
 impl Deref for Harness {
@@ -67,8 +74,23 @@ impl Harness {
             cache_mb: Config::default().storage.cache_mb,
         };
         let concurrency = config.concurrency;
-        let app = spawn(setup, |service| service.sync.concurrency = concurrency).await?;
-        Ok(Self { app })
+        let database = match config.backend {
+            Backend::Sled => None,
+            Backend::Postgres => Some(crate::fresh_database("bench").await?),
+        };
+        let app = spawn(setup, |service| {
+            service.sync.concurrency = concurrency;
+            if let Some(database) = &database {
+                use_postgres(service, database);
+                // The production pool, not the tests' small one.
+                service.storage.postgres_pool = Config::default().storage.postgres_pool;
+            }
+        })
+        .await?;
+        Ok(Self {
+            app,
+            _database: database,
+        })
     }
 
     /// Creates a tenant against the harness's simulators (`POST /admin/tenants`).

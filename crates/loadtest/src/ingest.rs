@@ -3,7 +3,8 @@
 //! rounds with a bare axum route in the same process that answers 200 without storing:
 //! the ceiling of this machine. Reports both, and their ratio per round.
 //!
-//! The service is started in this process, or is any running one at a base URL (a
+//! The service is started in this process (on sled or a fresh PostgreSQL database,
+//! `--backend`), or is any running one at a base URL (a
 //! load balancer in front of several nodes), or is N `personio-sync serve` nodes behind
 //! nginx started for the run ([`IngestTarget`]). Out of process, the tenant is created
 //! and watched through the admin API and deleted afterwards, and group commits are not
@@ -23,6 +24,7 @@ use serde_json::json;
 use super::harness::{Harness, HarnessConfig};
 use super::rawhttp::{LoadResult, drive, post_request};
 use super::stats::{median, ratio};
+use crate::Backend;
 use personio_sync::actors::status::TenantState;
 use personio_sync::admin_client::AdminClient;
 use personio_sync::config::Config;
@@ -43,6 +45,8 @@ pub struct IngestConfig {
     pub rounds: usize,
     /// Which service receives the deliveries.
     pub target: IngestTarget,
+    /// Where the service in process stores (out of process the nodes' config decides).
+    pub backend: Backend,
 }
 
 /// Which service the ingest scenario measures.
@@ -60,13 +64,13 @@ pub enum IngestTarget {
         admin_token: String,
     },
     /// `nodes` `personio-sync serve` processes (the binary beside this one) behind
-    /// nginx, each config changed by the TOML `node_config` (e.g. a shared storage
-    /// backend).
+    /// nginx, each config changed by the TOML fragments `node_configs` in order (e.g. a
+    /// shared storage backend).
     Cluster {
         /// How many nodes.
         nodes: usize,
-        /// TOML merged into every node's config.
-        node_config: Option<String>,
+        /// TOML merged into every node's config, one fragment after another.
+        node_configs: Vec<String>,
     },
 }
 
@@ -86,6 +90,9 @@ pub struct IngestRound {
 pub struct IngestFigures {
     /// The service measured: `in process`, its base URL, or `N nodes behind nginx`.
     pub target: String,
+    /// The backend: `sled` or `postgres` (in process, or nodes given a fresh database),
+    /// or `node config` (a running service, or nodes on sled / the `--node-config` one).
+    pub backend: String,
     /// Concurrent connections.
     pub connections: usize,
     /// Every round.
@@ -138,19 +145,23 @@ pub async fn run(config: IngestConfig) -> anyhow::Result<IngestFigures> {
         IngestTarget::InProcess => run_in_process(&config).await,
         IngestTarget::Url { base, admin_token } => {
             let admin = AdminClient::new(base.clone(), Secret::new(admin_token.clone()));
-            run_remote(&config, admin, base.clone()).await
+            run_remote(&config, admin, base.clone(), "node config".into()).await
         }
-        IngestTarget::Cluster { nodes, node_config } => {
+        IngestTarget::Cluster {
+            nodes,
+            node_configs,
+        } => {
             anyhow::ensure!(*nodes > 0, "--nodes must be at least 1");
             nginx_binary().context(
                 "nginx is needed for --nodes (apt-get install nginx-light, or set NGINX)",
             )?;
-            if let Some(fragment) = node_config {
-                merge_toml(&mut Config::default(), fragment)
+            let mut checked = Config::default();
+            for fragment in node_configs {
+                merge_toml(&mut checked, fragment)
                     .map_err(|error| anyhow::anyhow!("--node-config: {error}"))?;
             }
             let cluster = Cluster::start(*nodes, |_, node| {
-                if let Some(fragment) = node_config {
+                for fragment in node_configs {
                     merge_toml(node, fragment).expect("checked above");
                 }
             })
@@ -162,7 +173,13 @@ pub async fn run(config: IngestConfig) -> anyhow::Result<IngestFigures> {
                 if *nodes == 1 { "" } else { "s" },
                 cluster.lb_url()
             );
-            run_remote(&config, admin, described).await
+            // A fresh PostgreSQL database comes first in the fragments (see `run`).
+            let backend = if config.backend == Backend::Postgres {
+                "postgres"
+            } else {
+                "node config"
+            };
+            run_remote(&config, admin, described, backend.into()).await
         }
     }
 }
@@ -174,6 +191,7 @@ async fn run_in_process(config: &IngestConfig) -> anyhow::Result<IngestFigures> 
         learnamp: LearnAmpSimConfig::default(),
         concurrency: 8,
         retry: RetryPolicy::default(),
+        backend: config.backend,
     })
     .await?;
     harness.create_tenant("ingest", json!({})).await?;
@@ -204,7 +222,13 @@ async fn run_in_process(config: &IngestConfig) -> anyhow::Result<IngestFigures> 
             .await as u64)
     })
     .await?;
-    Ok(measured.figures(config, "in process".into(), drain_seconds, left_pending))
+    Ok(measured.figures(
+        config,
+        "in process".into(),
+        config.backend.name().into(),
+        drain_seconds,
+        left_pending,
+    ))
 }
 
 /// A service out of process, reached through `admin` (and its base URL for the
@@ -213,6 +237,7 @@ async fn run_remote(
     config: &IngestConfig,
     admin: AdminClient,
     described: String,
+    backend: String,
 ) -> anyhow::Result<IngestFigures> {
     let personio = PersonioSim::start(simulated_company()).await?;
     let learnamp = LearnAmpSim::start(LearnAmpSimConfig::default()).await?;
@@ -227,7 +252,7 @@ async fn run_remote(
         .create(&spec)
         .await
         .with_context(|| format!("creating tenant {tenant} at {}", admin.base()))?;
-    let result = measure_remote(config, &admin, &tenant, &personio, described).await;
+    let result = measure_remote(config, &admin, &tenant, &personio, described, backend).await;
     if let Err(error) = admin.delete(&tenant, true).await {
         tracing::warn!(tenant_id = %tenant, error = %error, "the ingest tenant was not deleted");
     }
@@ -240,7 +265,27 @@ async fn measure_remote(
     tenant: &str,
     personio: &PersonioSim,
     described: String,
+    backend: String,
 ) -> anyhow::Result<IngestFigures> {
+    // Behind a load balancer the next request may reach a node that learns of the new
+    // tenant a moment later (from the shared database): wait until 10 views in a row
+    // (every node of a round robin more than once) answer, for up to 30 s.
+    let known_by = Instant::now() + Duration::from_secs(30);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        match admin.view(tenant).await {
+            Ok(_) => in_a_row += 1,
+            Err(error) => {
+                anyhow::ensure!(
+                    Instant::now() < known_by,
+                    "tenant {tenant} not visible at {} within 30 s: {error}",
+                    admin.base()
+                );
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     let view = admin
         .wait_for(
             tenant,
@@ -283,7 +328,7 @@ async fn measure_remote(
     .await?;
     let (drain_seconds, left_pending) =
         wait_drained(|| async { Ok(admin.view(tenant).await?.pending_events) }).await?;
-    Ok(measured.figures(config, described, drain_seconds, left_pending))
+    Ok(measured.figures(config, described, backend, drain_seconds, left_pending))
 }
 
 /// The first address `base` (`http://host:port`) resolves to.
@@ -332,6 +377,7 @@ impl Measured {
         self,
         config: &IngestConfig,
         target: String,
+        backend: String,
         drain_seconds: f64,
         left_pending: u64,
     ) -> IngestFigures {
@@ -351,6 +397,7 @@ impl Measured {
         });
         IngestFigures {
             target,
+            backend,
             connections: config.connections,
             ratio: median(&ratios),
             rounds: self.rounds,

@@ -47,6 +47,47 @@ pub enum Scenario {
     All,
 }
 
+/// The storage backend of the service measured (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A temporary sled directory (the default).
+    Sled,
+    /// A fresh database per run on the PostgreSQL server at `PERSONIO_SYNC_TEST_PG_URL`
+    /// (an admin URL, e.g. from `scripts/test-postgres.sh start`), dropped afterwards.
+    Postgres,
+}
+
+impl Backend {
+    /// `sled` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// A fresh PostgreSQL database for one run, or an error naming what is missing.
+pub async fn fresh_database(
+    run: &str,
+) -> anyhow::Result<personio_sync_testkit::postgres::TestDatabase> {
+    let variable = personio_sync_testkit::postgres::URL_ENV;
+    anyhow::ensure!(
+        std::env::var_os(variable).is_some(),
+        "--backend postgres needs an admin URL of a PostgreSQL server in {variable} (eval \"$(scripts/test-postgres.sh start)\")"
+    );
+    personio_sync_testkit::postgres::fresh_database(run)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no PostgreSQL database for {run}"))
+}
+
 /// Options of `personio-sync bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -77,17 +118,23 @@ pub struct BenchArgs {
     /// Concurrent ingest connections.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Storage backends to measure, one after another in the same run (comma-separated):
+    /// ingest in process, end to end and idle tenants run once per backend.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sled")]
+    pub backend: Vec<Backend>,
     /// Ingest: post to the running service (or load balancer) at this base URL instead
     /// of one started in process; the admin token is read from
     /// `PERSONIO_SYNC_ADMIN_TOKEN`.
     #[arg(long, conflicts_with = "nodes")]
     pub target: Option<String>,
     /// Ingest: start this many `personio-sync serve` nodes (the binary beside this one)
-    /// behind nginx and post through nginx.
+    /// behind nginx and post through nginx. Idle tenants on PostgreSQL: start this many
+    /// nodes on the one database (sled always runs one node).
     #[arg(long)]
     pub nodes: Option<usize>,
     /// Ingest with `--nodes`: a TOML file merged into every node's config (e.g. a shared
-    /// `[storage]` backend).
+    /// `[storage]` backend); idle tenants on PostgreSQL: merged into every node's config
+    /// (e.g. `[cluster]`).
     #[arg(long, requires = "nodes")]
     pub node_config: Option<PathBuf>,
     /// End-to-end events (one after another); in faulty-tenant, events per baseline phase.
@@ -150,14 +197,14 @@ impl Machine {
 pub struct BenchReport {
     /// The machine.
     pub machine: Machine,
-    /// Ingest, if run.
-    pub ingest: Option<ingest::IngestFigures>,
-    /// End to end, if run.
-    pub e2e: Option<e2e::E2eFigures>,
+    /// Ingest, if run: one entry per backend (in process) or one (out of process).
+    pub ingest: Vec<ingest::IngestFigures>,
+    /// End to end, if run: one entry per backend.
+    pub e2e: Vec<e2e::E2eFigures>,
     /// Full syncs, if run.
     pub full_sync: Vec<full_sync::FullSyncFigures>,
-    /// Idle tenants, if run.
-    pub tenants: Option<tenants::TenantsFigures>,
+    /// Idle tenants, if run: one entry per backend.
+    pub tenants: Vec<tenants::TenantsFigures>,
     /// One faulty tenant among calm ones, if run.
     pub faulty_tenant: Option<faulty::FaultyFigures>,
 }
@@ -188,41 +235,78 @@ fn ingest_target(args: &BenchArgs) -> anyhow::Result<ingest::IngestTarget> {
         ),
         None => None,
     };
-    Ok(ingest::IngestTarget::Cluster { nodes, node_config })
+    Ok(ingest::IngestTarget::Cluster {
+        nodes,
+        node_configs: node_config.into_iter().collect(),
+    })
 }
 
 /// Runs the selected scenarios, prints a table after each, and writes the JSON.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = BenchReport {
         machine: Machine::detect(),
-        ingest: None,
-        e2e: None,
+        ingest: Vec::new(),
+        e2e: Vec::new(),
         full_sync: Vec::new(),
-        tenants: None,
+        tenants: Vec::new(),
         faulty_tenant: None,
     };
     println!("{}", render_machine(&report.machine));
     if wants(&args, Scenario::Ingest) {
-        eprintln!("bench: ingest ({} connections)…", args.connections);
-        let figures = ingest::run(ingest::IngestConfig {
-            connections: args.connections,
-            duration: Duration::from_secs(args.duration_secs.max(1)),
-            rounds: args.rounds,
-            target: ingest_target(&args)?,
-        })
-        .await?;
-        println!("{}", render_ingest(&figures));
-        report.ingest = Some(figures);
+        let target = ingest_target(&args)?;
+        // At a base URL the running service's config decides the backend: one run.
+        let backends = if matches!(target, ingest::IngestTarget::Url { .. }) {
+            vec![Backend::Sled]
+        } else {
+            args.backend.clone()
+        };
+        for backend in backends {
+            eprintln!(
+                "bench: ingest ({} connections, {})…",
+                args.connections,
+                backend.name()
+            );
+            let mut target = target.clone();
+            // Nodes on PostgreSQL: a fresh database for the run, before the node config.
+            let shared = match (&mut target, backend) {
+                (ingest::IngestTarget::Cluster { node_configs, .. }, Backend::Postgres) => {
+                    let shared = SharedPostgres::create("bench_ingest").await?;
+                    node_configs.insert(0, shared.node_toml());
+                    Some(shared)
+                }
+                _ => None,
+            };
+            let figures = ingest::run(ingest::IngestConfig {
+                connections: args.connections,
+                duration: Duration::from_secs(args.duration_secs.max(1)),
+                rounds: args.rounds,
+                target,
+                backend,
+            })
+            .await?;
+            drop(shared);
+            println!("{}", render_ingest(&figures));
+            report.ingest.push(figures);
+        }
+        println!("{}", render_ingest_backends(&report.ingest));
     }
     if wants(&args, Scenario::E2e) {
-        eprintln!("bench: end to end ({} events)…", args.events);
-        let figures = e2e::run(e2e::E2eConfig {
-            events: args.events,
-            latency: Duration::from_millis(args.latency_ms),
-        })
-        .await?;
-        println!("{}", render_e2e(&figures));
-        report.e2e = Some(figures);
+        for &backend in &args.backend {
+            eprintln!(
+                "bench: end to end ({} events, {})…",
+                args.events,
+                backend.name()
+            );
+            let figures = e2e::run(e2e::E2eConfig {
+                events: args.events,
+                latency: Duration::from_millis(args.latency_ms),
+                backend,
+            })
+            .await?;
+            println!("{}", render_e2e(&figures));
+            report.e2e.push(figures);
+        }
+        println!("{}", render_e2e_backends(&report.e2e));
     }
     if wants(&args, Scenario::FullSync) {
         for &employees in &args.employees {
@@ -239,10 +323,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     if wants(&args, Scenario::Tenants) {
-        eprintln!("bench: idle tenants {:?}…", args.tenants);
-        let figures = tenants::run(&args.tenants).await?;
-        println!("{}", render_tenants(&figures));
-        report.tenants = Some(figures);
+        let node_config =
+            match &args.node_config {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                    anyhow::anyhow!("--node-config {}: {error}", path.display())
+                })?),
+                None => None,
+            };
+        for &backend in &args.backend {
+            eprintln!(
+                "bench: idle tenants {:?} ({})…",
+                args.tenants,
+                backend.name()
+            );
+            let figures = tenants::run(&tenants::TenantsConfig {
+                counts: args.tenants.clone(),
+                backend,
+                nodes: args.nodes.unwrap_or(1),
+                node_config: node_config.clone(),
+            })
+            .await?;
+            println!("{}", render_tenants(&figures));
+            report.tenants.push(figures);
+        }
     }
     if wants(&args, Scenario::FaultyTenant) {
         eprintln!(
@@ -277,8 +380,8 @@ pub fn render_machine(machine: &Machine) -> String {
 /// The ingest table.
 pub fn render_ingest(figures: &ingest::IngestFigures) -> String {
     let mut out = format!(
-        "\nwebhook ingest into {}, {} connections (target: service ≥ 0.5 × bare)\nround  bare req/s  p50 ms  p99 ms | service ev/s  p50 ms  p99 ms  errors | ratio\n",
-        figures.target, figures.connections
+        "\nwebhook ingest into {} ({}), {} connections (target: service ≥ 0.5 × bare)\nround  bare req/s  p50 ms  p99 ms | service ev/s  p50 ms  p99 ms  errors | ratio\n",
+        figures.target, figures.backend, figures.connections
     );
     for (index, round) in figures.rounds.iter().enumerate() {
         out.push_str(&format!(
@@ -307,10 +410,62 @@ pub fn render_ingest(figures: &ingest::IngestFigures) -> String {
     out
 }
 
+/// Ingest of every backend beside the first one's (empty for one backend).
+pub fn render_ingest_backends(runs: &[ingest::IngestFigures]) -> String {
+    let Some(first) = runs.first().filter(|_| runs.len() > 1) else {
+        return String::new();
+    };
+    let median_rate = |figures: &ingest::IngestFigures| {
+        let rates: Vec<f64> = figures
+            .rounds
+            .iter()
+            .map(|round| round.service.per_second)
+            .collect();
+        stats::median(&rates)
+    };
+    let mut out = format!(
+        "ingest by backend (against {}, same run)\nbackend   median ev/s  median ratio to bare  ev/s ÷ {}\n",
+        first.backend, first.backend
+    );
+    for figures in runs {
+        out.push_str(&format!(
+            "{:<11}  {:>11.0}  {:>20.2}  {:>8.2}\n",
+            figures.backend,
+            median_rate(figures),
+            figures.ratio,
+            stats::ratio(median_rate(figures), median_rate(first))
+        ));
+    }
+    out
+}
+
+/// End to end of every backend beside the first one's (empty for one backend).
+pub fn render_e2e_backends(runs: &[e2e::E2eFigures]) -> String {
+    let Some(first) = runs.first().filter(|_| runs.len() > 1) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "end to end by backend (against {}, same run)\nbackend   p50 ms  p99 ms  p50 ÷ {}  p99 ÷ {}\n",
+        first.backend, first.backend, first.backend
+    );
+    for figures in runs {
+        out.push_str(&format!(
+            "{:<8}  {:>6.1}  {:>6.1}  {:>8.2}  {:>8.2}\n",
+            figures.backend.name(),
+            figures.latency.p50_ms,
+            figures.latency.p99_ms,
+            stats::ratio(figures.latency.p50_ms, first.latency.p50_ms),
+            stats::ratio(figures.latency.p99_ms, first.latency.p99_ms)
+        ));
+    }
+    out
+}
+
 /// The end-to-end table.
 pub fn render_e2e(figures: &e2e::E2eFigures) -> String {
     format!(
-        "\nend to end at {} ms API latency (target: p99 < 250 ms)\nevents {}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  timeouts {}  (floor of 2 API calls: {:.0} ms)\n",
+        "\nend to end on {} at {} ms API latency (target: p99 < 250 ms)\nevents {}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  timeouts {}  (floor of 2 API calls: {:.0} ms)\n",
+        figures.backend,
         figures.latency_ms,
         figures.latency.count,
         figures.latency.p50_ms,
@@ -359,18 +514,27 @@ pub fn render_full_sync(figures: &full_sync::FullSyncFigures) -> String {
 
 /// The idle-tenant table.
 pub fn render_tenants(figures: &tenants::TenantsFigures) -> String {
-    let mut out = String::from(
-        "\nidle tenants (targets: ≤ 100 KiB RSS per tenant; 10,000 live in < 10 s)\ntenants  healthz s  all live s  RSS MiB  peak MiB  KiB/tenant\n",
+    let mut out = format!(
+        "\nidle tenants on {}, {} node{} (targets: ≤ 100 KiB RSS per tenant; 10,000 live in < 10 s)\ntenants  healthz s  all live s  RSS MiB  peak MiB  KiB/tenant  per node: live / RSS MiB\n",
+        figures.backend.name(),
+        figures.nodes,
+        if figures.nodes == 1 { "" } else { "s" }
     );
     let row = |start: &tenants::StartFigures, per_tenant: Option<f64>| {
+        let nodes: Vec<String> = start
+            .nodes
+            .iter()
+            .map(|node| format!("{} / {:.1}", node.live, node.rss_kib as f64 / 1024.0))
+            .collect();
         format!(
-            "{:>7}  {:>9.2}  {:>10.2}  {:>7.1}  {:>8.1}  {:>10}\n",
+            "{:>7}  {:>9.2}  {:>10.2}  {:>7.1}  {:>8.1}  {:>10}  {}\n",
             start.tenants,
             start.healthz_seconds,
             start.all_live_seconds,
             start.rss_kib as f64 / 1024.0,
             start.peak_rss_kib as f64 / 1024.0,
-            per_tenant.map_or_else(|| "-".to_string(), |value| format!("{value:.1}"))
+            per_tenant.map_or_else(|| "-".to_string(), |value| format!("{value:.1}")),
+            nodes.join(", ")
         )
     };
     out.push_str(&row(&figures.baseline, None));
@@ -441,4 +605,40 @@ pub fn render_faulty(figures: &faulty::FaultyFigures) -> String {
         figures.calm_restarts
     ));
     out
+}
+
+/// A fresh PostgreSQL database and a secret key file for nodes started out of process:
+/// every node gets [`SharedPostgres::node_toml`], so all of them open the one database
+/// with the one key (specs are sealed with it). Dropped after the nodes: the database
+/// goes (best effort).
+pub struct SharedPostgres {
+    /// The database.
+    pub database: personio_sync_testkit::postgres::TestDatabase,
+    /// The key file, in a temporary directory of its own.
+    pub key_file: PathBuf,
+    _key_dir: tempfile::TempDir,
+}
+
+impl SharedPostgres {
+    /// Creates the database (see [`fresh_database`]) and the key file.
+    pub async fn create(run: &str) -> anyhow::Result<Self> {
+        let database = fresh_database(run).await?;
+        let key_dir = tempfile::tempdir()?;
+        let key_file = key_dir.path().join("secret.key");
+        personio_sync::store::crypto::SecretKey::create_file(&key_file)?;
+        Ok(Self {
+            database,
+            key_file,
+            _key_dir: key_dir,
+        })
+    }
+
+    /// The `[storage]` section selecting this database and key.
+    pub fn node_toml(&self) -> String {
+        format!(
+            "[storage]\nbackend = \"postgres\"\npostgres_url = {:?}\nkey_file = {:?}\n",
+            self.database.url(),
+            self.key_file.display().to_string()
+        )
+    }
 }
