@@ -1,7 +1,8 @@
 //! Issue 17, item 3: two services on one PostgreSQL database, the tenant run by the
 //! first (node A), every request sent to the second (node B): B serves A's view, B's
 //! sync command runs on A, B accepts a session A started, and a delivery B stores wakes
-//! A, which applies it.
+//! A, which applies it; a settings preview asked of B is planned by A, and either node
+//! takes its `Confirm`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -419,7 +420,7 @@ async fn pg_a_patch_and_a_delete_through_the_non_owner_reach_the_owner() {
 }
 
 /// The form of the settings page with the default settings, except `invite`.
-fn settings_form(csrf: &str, invite: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn settings_form(csrf: &str, invite: &str) -> Vec<(&'static str, String)> {
     [
         ("invite", invite),
         ("days", ""),
@@ -444,7 +445,7 @@ fn settings_form(csrf: &str, invite: &str) -> Vec<(&'static str, String)> {
 }
 
 /// The value of the form field `name` of `page`, its HTML escapes undone.
-fn field_value(page: &str, name: &str) -> String {
+pub(crate) fn field_value(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page
         .find(&marker)
