@@ -138,7 +138,8 @@ pub enum Command {
     },
     /// Plan a full sync and answer the plan (a `PlanView`).
     DryRun,
-    /// Plan a full sync with other settings and answer the plan (a `Plan`).
+    /// Plan a full sync with other settings and answer what the settings page shows of
+    /// the plan (a [`crate::web::settings::Preview`]).
     Preview {
         /// The settings to plan with.
         settings: Box<Settings>,

@@ -301,10 +301,29 @@ pub async fn execute(state: &AppShared, id: &str, command: Command) -> CommandOu
                 )),
             }
         }
-        Command::Preview { .. } => Err(CommandFailure::new(
-            FailureKind::Unavailable,
-            "settings previews are answered by the node that runs the tenant only",
-        )),
+        Command::Preview { settings } => {
+            let actor = running_actor(state, id).map_err(failure)?;
+            let timezone = settings.tz();
+            let answer = actor
+                .call(
+                    |reply| TenantMsg::DryRunWith(settings, reply),
+                    Some(crate::web::settings::PREVIEW_TIMEOUT),
+                )
+                .await;
+            match answer {
+                Ok(CallResult::Success(Ok(plan))) => {
+                    let preview = crate::web::settings::Preview::of(&plan, timezone);
+                    Ok(serde_json::to_value(preview).expect("previews serialise to JSON"))
+                }
+                Ok(CallResult::Success(Err(message))) => {
+                    Err(CommandFailure::new(FailureKind::Upstream, message))
+                }
+                _ => Err(CommandFailure::new(
+                    FailureKind::Unavailable,
+                    "the tenant did not answer the preview in time",
+                )),
+            }
+        }
         Command::Reconnected => {
             let store = state
                 .store

@@ -55,6 +55,8 @@ const SEALED_FIELD: &str = "enc";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"personio-sync secret key check";
 /// The associated data of the key check.
 const KEY_CHECK_CONTEXT: &[u8] = b"personio-sync/v1/key-check";
+/// What a derived key's purpose follows (see [`SecretBox::derive_key`]).
+const DERIVED_KEY_CONTEXT: &[u8] = b"personio-sync/v1/derived/";
 
 /// A key or sealed-value problem. No variant carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +243,7 @@ impl KeySource {
 /// Seals and opens secret values under one key.
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    key: SecretKey,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -254,7 +257,20 @@ impl SecretBox {
     pub fn new(key: &SecretKey) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new(Key::from_slice(&key.0)),
+            key: key.clone(),
         }
+    }
+
+    /// A 32-byte key for `purpose`, derived from this box's key (HMAC-SHA256 of
+    /// `personio-sync/v1/derived/<purpose>`): every process with the same key derives
+    /// the same one, and it is never stored. Different purposes give unrelated keys.
+    pub fn derive_key(&self, purpose: &str) -> [u8; KEY_LEN] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key.0)
+            .expect("HMAC accepts keys of any length");
+        mac.update(DERIVED_KEY_CONTEXT);
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Encrypts `plaintext` bound to `context` (associated data): hex of
@@ -449,6 +465,19 @@ mod tests {
         let mut value = spec();
         assert!(secrets.open_spec(&mut value).unwrap());
         assert_eq!(value, spec());
+    }
+
+    #[test]
+    fn derived_keys_depend_on_the_key_and_the_purpose_only() {
+        let key = SecretKey::generate();
+        let derived = SecretBox::new(&key).derive_key("settings-preview");
+        assert_eq!(SecretBox::new(&key).derive_key("settings-preview"), derived);
+        assert_ne!(SecretBox::new(&key).derive_key("other"), derived);
+        assert_ne!(
+            SecretBox::new(&SecretKey::generate()).derive_key("settings-preview"),
+            derived
+        );
+        assert_ne!(derived, key.0, "never the key itself");
     }
 
     #[test]

@@ -175,6 +175,13 @@ impl Store {
         Self::from_backend(backend, &key).await
     }
 
+    /// A 32-byte key for `purpose` (e.g. signing what a page hands the browser),
+    /// derived from the store's secret key: the same on every node of one database
+    /// (they share the secret key) and after a restart, never stored, never shown.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.secrets.derive_key(purpose)
+    }
+
     /// A throw-away store with a random in-memory key (tests, demo).
     pub async fn temporary() -> Result<Self, StoreError> {
         Self::from_backend(

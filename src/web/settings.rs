@@ -3,8 +3,11 @@
 //! [`Settings`], checked by the same validation as `PATCH /admin/tenants/{id}`; a
 //! change that would deactivate or invite anyone is first shown as a preview (the
 //! dry-run plan with the candidate settings, writing nothing) and applied only on
-//! `Confirm`. The previewed settings travel in the confirm form, signed for this tenant
-//! and session with a per-process key, and are validated again on `Confirm`.
+//! `Confirm`. The preview is planned by the tenant's actor on the node that runs it
+//! (through the cluster directory when another node answered the page). The previewed
+//! settings travel in the confirm form, signed for this tenant and session with a key
+//! derived from the store's secret key (so any node of the cluster takes the `Confirm`),
+//! and are validated again on `Confirm`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -14,10 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use ractor::rpc::CallResult;
 
 use super::{CsrfForm, Layout, Session, render, render_status};
-use crate::actors::tenant::TenantMsg;
+use crate::app::directory::{Command, FailureKind};
 use crate::domain::tenant::{
     AttributeRule, Deactivation, FieldError, InvitePolicy, OutOfScope, Scope, Settings, TeamsMode,
 };
@@ -25,7 +27,7 @@ use crate::http::AppState;
 use crate::sync::plan::Plan;
 
 /// How long the preview may take (the tenant answers after a running sync).
-const PREVIEW_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const PREVIEW_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the attribute list for the custom-field suggestions may take.
 const ATTRIBUTES_TIMEOUT: Duration = Duration::from_secs(5);
 /// Empty custom-field rows offered below the configured ones.
@@ -413,7 +415,7 @@ impl SettingsPage {
 }
 
 /// One row of a preview table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreviewRow {
     /// Name (or the Personio id when unknown).
     pub name: String,
@@ -460,6 +462,42 @@ pub struct PreviewPage {
     pub unchanged: u64,
 }
 
+/// What the preview page shows of a plan: built by the node that runs the tenant (this
+/// one, or its owner, which answers it through the cluster directory as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Preview {
+    /// The change invites or deactivates someone: it is applied only on `Confirm`.
+    pub needs_confirmation: bool,
+    /// People who would be invited, and when.
+    pub invited: Vec<PreviewRow>,
+    /// People who would be deactivated, and when.
+    pub deactivated: Vec<PreviewRow>,
+    /// People who would get a Learn Amp user.
+    pub created: Vec<PreviewRow>,
+    /// People whose Learn Amp user would change.
+    pub updated: Vec<PreviewRow>,
+    /// [`preview_summary`].
+    pub summary: String,
+    /// People that need nothing.
+    pub unchanged: u64,
+}
+
+impl Preview {
+    /// The preview of `plan`, its dates shown in `timezone` (the candidate settings').
+    pub fn of(plan: &Plan, timezone: chrono_tz::Tz) -> Self {
+        let (created, updated, deactivated, invited) = preview_tables(plan, timezone);
+        Self {
+            needs_confirmation: needs_confirmation(plan),
+            invited,
+            deactivated,
+            created,
+            updated,
+            summary: preview_summary(plan),
+            unchanged: plan.unchanged,
+        }
+    }
+}
+
 /// `n people` / `1 person` / `nobody`.
 fn people(count: usize) -> String {
     match count {
@@ -489,18 +527,19 @@ pub fn preview_summary(plan: &Plan) -> String {
     )
 }
 
-/// The key previews are signed with: random per process (a preview does not outlive a
-/// restart; the admin then saves again).
-static PREVIEW_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
-    use rand::RngCore;
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    key
-});
+/// The purpose of the key previews are signed with ([`crate::store::Store::derive_key`]:
+/// every node of one database has the same, so a preview shown by one node is
+/// confirmed through any other).
+pub const PREVIEW_KEY_PURPOSE: &str = "settings-preview";
 
-fn preview_mac(tenant_id: &str, csrf: &str, settings_json: &str) -> hmac::Hmac<sha2::Sha256> {
+fn preview_mac(
+    key: &[u8],
+    tenant_id: &str,
+    csrf: &str,
+    settings_json: &str,
+) -> hmac::Hmac<sha2::Sha256> {
     use hmac::Mac;
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(PREVIEW_KEY.as_slice())
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
         .expect("HMAC accepts keys of any length");
     for part in [tenant_id, csrf, settings_json] {
         mac.update(&(part.len() as u64).to_be_bytes());
@@ -509,11 +548,11 @@ fn preview_mac(tenant_id: &str, csrf: &str, settings_json: &str) -> hmac::Hmac<s
     mac
 }
 
-/// The signature of a previewed change, bound to the tenant and the session (its CSRF
-/// token): `Confirm` applies only what this page previewed, in this session.
-pub fn sign_preview(tenant_id: &str, csrf: &str, settings_json: &str) -> String {
+/// The signature of a previewed change under `key`, bound to the tenant and the session
+/// (its CSRF token): `Confirm` applies only what this page previewed, in this session.
+pub fn sign_preview(key: &[u8], tenant_id: &str, csrf: &str, settings_json: &str) -> String {
     use hmac::Mac;
-    preview_mac(tenant_id, csrf, settings_json)
+    preview_mac(key, tenant_id, csrf, settings_json)
         .finalize()
         .into_bytes()
         .iter()
@@ -522,7 +561,13 @@ pub fn sign_preview(tenant_id: &str, csrf: &str, settings_json: &str) -> String 
 }
 
 /// Whether `signature` is [`sign_preview`]'s for these values (constant time).
-pub fn preview_signed(tenant_id: &str, csrf: &str, settings_json: &str, signature: &str) -> bool {
+pub fn preview_signed(
+    key: &[u8],
+    tenant_id: &str,
+    csrf: &str,
+    settings_json: &str,
+    signature: &str,
+) -> bool {
     use hmac::Mac;
     let Some(bytes) = (0..signature.len())
         .step_by(2)
@@ -535,7 +580,7 @@ pub fn preview_signed(tenant_id: &str, csrf: &str, settings_json: &str, signatur
     else {
         return false;
     };
-    preview_mac(tenant_id, csrf, settings_json)
+    preview_mac(key, tenant_id, csrf, settings_json)
         .verify_slice(&bytes)
         .is_ok()
 }
@@ -770,38 +815,32 @@ async fn show(State(state): State<AppState>, session: Session) -> Response {
     form_page(&state, &session, &spec, values, None, None).await
 }
 
-/// Plans a full sync with `settings` through the tenant actor.
-async fn preview_plan(
-    state: &AppState,
-    tenant_id: &str,
-    settings: Settings,
-) -> Result<Plan, String> {
-    let Some(actor) = state.router.actor(tenant_id) else {
-        // In a cluster the preview needs the tenant's actor, which runs on one node.
-        if let crate::app::directory::Directory::Postgres(directory) = &state.directory
-            && let Some(node) = directory.owner_of(tenant_id).await
-            && node != directory.node_id()
-        {
-            return Err(format!(
-                "The change can only be previewed by the server that runs your sync ({node}), and another one answered. Reload the page and save again."
-            ));
-        }
-        return Err(
-            "The sync is not running right now, so the change cannot be previewed. Try again in a minute.".to_string(),
-        );
+/// The preview of a full sync with `settings`, planned by the tenant's actor where it
+/// runs (here, or on its owner through the cluster directory); the error is the
+/// sentence the page shows.
+async fn preview(state: &AppState, tenant_id: &str, settings: Settings) -> Result<Preview, String> {
+    let command = Command::Preview {
+        settings: Box::new(settings),
     };
-    match actor
-        .call(
-            |reply| TenantMsg::DryRunWith(Box::new(settings), reply),
-            Some(PREVIEW_TIMEOUT),
-        )
-        .await
-    {
-        Ok(CallResult::Success(Ok(plan))) => Ok(plan),
-        Ok(CallResult::Success(Err(message))) => {
-            Err(format!("The change could not be previewed: {message}"))
-        }
-        _ => Err("The change could not be previewed in time. Try again in a minute.".into()),
+    let answer = state
+        .directory
+        .run(state.as_ref(), tenant_id, command, PREVIEW_TIMEOUT)
+        .await;
+    let late = || "The change could not be previewed in time. Try again in a minute.".to_string();
+    match answer {
+        Ok(value) => serde_json::from_value(value).map_err(|error| {
+            tracing::warn!(tenant_id = %tenant_id, error = %error, "the preview's answer could not be read");
+            late()
+        }),
+        Err(failure) => Err(match failure.kind {
+            FailureKind::NotFound | FailureKind::WrongState => {
+                "The sync is not running right now, so the change cannot be previewed. Try again in a minute.".to_string()
+            }
+            FailureKind::Upstream => {
+                format!("The change could not be previewed: {}", failure.message)
+            }
+            FailureKind::Unavailable => late(),
+        }),
     }
 }
 
@@ -827,22 +866,26 @@ async fn save(
     if let Some(error) = unreadable_attribute(&values, &attributes(&state, &spec).await) {
         return form_page(&state, &session, &spec, values, Some(error), None).await;
     }
-    let plan = match preview_plan(&state, &session.tenant_id, settings.clone()).await {
-        Ok(plan) => plan,
+    let preview = match preview(&state, &session.tenant_id, settings.clone()).await {
+        Ok(preview) => preview,
         Err(problem) => {
             return form_page(&state, &session, &spec, values, None, Some(problem)).await;
         }
     };
-    if !needs_confirmation(&plan) {
+    if !preview.needs_confirmation {
         return apply(&state, &session, spec, settings).await;
     }
-    let (created, updated, deactivated, invited) = preview_tables(&plan, settings.tz());
     let settings_json = serde_json::to_string(&settings).unwrap_or_default();
     let page = PreviewPage {
         layout: Layout::app(&state, &session, "Preview of your change", "settings"),
         action: format!("/app/{}/settings/confirm", session.tenant_id),
         csrf: session.csrf.clone(),
-        signature: sign_preview(&session.tenant_id, &session.csrf, &settings_json),
+        signature: sign_preview(
+            &state.store.derive_key(PREVIEW_KEY_PURPOSE),
+            &session.tenant_id,
+            &session.csrf,
+            &settings_json,
+        ),
         settings_json,
         back: format!("/app/{}/settings", session.tenant_id),
         sections: vec![
@@ -850,29 +893,29 @@ async fn save(
                 title: "Invited",
                 caption: "People who would be invited, and when",
                 detail: "When",
-                rows: invited,
+                rows: preview.invited,
             },
             PreviewSection {
                 title: "Deactivated",
                 caption: "People who would be deactivated, and when",
                 detail: "When and why",
-                rows: deactivated,
+                rows: preview.deactivated,
             },
             PreviewSection {
                 title: "Created",
                 caption: "People who would get a Learn Amp user",
                 detail: "",
-                rows: created,
+                rows: preview.created,
             },
             PreviewSection {
                 title: "Updated",
                 caption: "People whose Learn Amp user would change",
                 detail: "Before → after",
-                rows: updated,
+                rows: preview.updated,
             },
         ],
-        summary: preview_summary(&plan),
-        unchanged: plan.unchanged,
+        summary: preview.summary,
+        unchanged: preview.unchanged,
     };
     render(&page)
 }
@@ -897,6 +940,7 @@ async fn confirm(
         Err(page) => return *page,
     };
     if !preview_signed(
+        &state.store.derive_key(PREVIEW_KEY_PURPOSE),
         &session.tenant_id,
         &session.csrf,
         &form.settings,
@@ -909,7 +953,7 @@ async fn confirm(
             &spec,
             values,
             None,
-            Some("This preview is no longer valid (the service restarted, or the page was changed). Choose your settings and save again.".into()),
+            Some("This preview is no longer valid (the page was changed, or the service's secret key). Choose your settings and save again.".into()),
         )
         .await;
     }
@@ -1143,43 +1187,68 @@ mod tests {
     }
 
     #[test]
-    fn a_preview_signature_binds_the_settings_tenant_and_session() {
-        let signature = sign_preview("acme", "csrf-1", r#"{"timezone":"UTC"}"#);
+    fn a_preview_signature_binds_the_settings_tenant_session_and_key() {
+        let key = [7u8; 32];
+        let signature = sign_preview(&key, "acme", "csrf-1", r#"{"timezone":"UTC"}"#);
         assert!(preview_signed(
+            &key,
             "acme",
             "csrf-1",
             r#"{"timezone":"UTC"}"#,
             &signature
         ));
-        assert!(!preview_signed(
+        for (key, tenant, csrf, settings, signature) in [
+            (
+                key,
+                "acme",
+                "csrf-1",
+                r#"{"timezone":"GMT"}"#,
+                signature.as_str(),
+            ),
+            (key, "other", "csrf-1", r#"{"timezone":"UTC"}"#, &signature),
+            (key, "acme", "csrf-2", r#"{"timezone":"UTC"}"#, &signature),
+            (
+                [8u8; 32],
+                "acme",
+                "csrf-1",
+                r#"{"timezone":"UTC"}"#,
+                &signature,
+            ),
+            (key, "acme", "csrf-1", r#"{"timezone":"UTC"}"#, ""),
+            (key, "acme", "csrf-1", r#"{"timezone":"UTC"}"#, "zz"),
+        ] {
+            assert!(
+                !preview_signed(&key, tenant, csrf, settings, signature),
+                "{tenant} {csrf} {settings} {signature:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_store_with_the_same_secret_key_signs_previews_alike() {
+        use crate::store::Store;
+        use crate::store::crypto::SecretKey;
+        let key = SecretKey::generate();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let a = Store::open_with_key(dirs[0].path(), 8, key.clone())
+            .await
+            .unwrap();
+        let b = Store::open_with_key(dirs[1].path(), 8, key).await.unwrap();
+        let other = Store::temporary().await.unwrap();
+        let signature = sign_preview(&a.derive_key(PREVIEW_KEY_PURPOSE), "acme", "csrf", "{}");
+        assert!(preview_signed(
+            &b.derive_key(PREVIEW_KEY_PURPOSE),
             "acme",
-            "csrf-1",
-            r#"{"timezone":"GMT"}"#,
+            "csrf",
+            "{}",
             &signature
         ));
         assert!(!preview_signed(
-            "other",
-            "csrf-1",
-            r#"{"timezone":"UTC"}"#,
+            &other.derive_key(PREVIEW_KEY_PURPOSE),
+            "acme",
+            "csrf",
+            "{}",
             &signature
-        ));
-        assert!(!preview_signed(
-            "acme",
-            "csrf-2",
-            r#"{"timezone":"UTC"}"#,
-            &signature
-        ));
-        assert!(!preview_signed(
-            "acme",
-            "csrf-1",
-            r#"{"timezone":"UTC"}"#,
-            ""
-        ));
-        assert!(!preview_signed(
-            "acme",
-            "csrf-1",
-            r#"{"timezone":"UTC"}"#,
-            "zz"
         ));
     }
 

@@ -1,7 +1,8 @@
 //! Issue 17, item 3: two services on one PostgreSQL database, the tenant run by the
 //! first (node A), every request sent to the second (node B): B serves A's view, B's
 //! sync command runs on A, B accepts a session A started, and a delivery B stores wakes
-//! A, which applies it.
+//! A, which applies it; a settings preview asked of B is planned by A, and either node
+//! takes its `Confirm`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -416,6 +417,151 @@ async fn pg_a_patch_and_a_delete_through_the_non_owner_reach_the_owner() {
         }
     }
     assert!(a.state.store.tenant_spec("acme").await.unwrap().is_none());
+}
+
+/// The form of the settings page with the default settings, except `invite`.
+pub(crate) fn settings_form(csrf: &str, invite: &str) -> Vec<(&'static str, String)> {
+    [
+        ("invite", invite),
+        ("days", ""),
+        ("timezone", "UTC"),
+        ("deactivation", "on_status"),
+        ("teams", "department"),
+        ("sync_managers", "on"),
+        ("custom_key_0", ""),
+        ("custom_name_0", ""),
+        ("departments", ""),
+        ("offices", ""),
+        ("employment_types", ""),
+        ("attribute_key", ""),
+        ("attribute_value", ""),
+        ("out_of_scope", "deactivate"),
+        ("ratio", "0.2"),
+        ("csrf", csrf),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, value.to_string()))
+    .collect()
+}
+
+/// The value of the form field `name` of `page`, its HTML escapes undone.
+pub(crate) fn field_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {page}"))
+        + marker.len();
+    let escaped = &page[start..start + page[start..].find('"').unwrap()];
+    escaped
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_a_settings_preview_is_served_by_any_node_and_confirmed_through_another() {
+    let Some(cluster) =
+        live_cluster("pg_a_settings_preview_is_served_by_any_node_and_confirmed_through_another")
+            .await
+    else {
+        return;
+    };
+    let Cluster { a, b, live, .. } = &cluster;
+    b.wait_for("acme", Duration::from_secs(10), |view| {
+        view["state"] == "live" && view["last_sync"] == live["last_sync"]
+    })
+    .await;
+    // Signed in through B, which does not run the tenant.
+    let (_, cookie) = b.state.sessions.start("acme").await;
+    let cookie = cookie
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let http = client();
+    let page = http
+        .get(format!("{}/app/acme/settings", b.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csrf = field_value(&page.text().await.unwrap(), "csrf");
+    let preview = |node: &Node, invite: &'static str| {
+        let request = http
+            .post(format!("{}/app/acme/settings", node.base))
+            .header("cookie", &cookie)
+            .form(&settings_form(&csrf, invite));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let page = response.text().await.unwrap();
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains("Preview of your change"), "{page}");
+            page
+        }
+    };
+    let confirm = |node: &Node, preview: &str| {
+        let request = http
+            .post(format!("{}/app/acme/settings/confirm", node.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.clone()),
+                ("settings", field_value(preview, "settings")),
+                ("signature", field_value(preview, "signature")),
+            ]);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|value| value.to_str().unwrap().to_string());
+            let page = response.text().await.unwrap();
+            assert_eq!(status, 303, "{page}");
+            assert_eq!(location.as_deref(), Some("/app/acme/"));
+        }
+    };
+    let invited_rows = |page: &str| {
+        let table = page
+            .split("<caption>People who would be invited, and when</caption>")
+            .nth(1)
+            .expect("an invitation table")
+            .split("</table>")
+            .next()
+            .unwrap()
+            .to_string();
+        table.matches("<tr><td").count()
+    };
+    // Previewed by the owner A, confirmed through B (the signing key is the cluster's).
+    let on_a = preview(a, "on_hire_date").await;
+    assert!(invited_rows(&on_a) > 0, "{on_a}");
+    // Previewed through B (planned on A through the directory), confirmed through A.
+    let on_b = preview(b, "immediately").await;
+    assert!(invited_rows(&on_b) > 0, "{on_b}");
+    assert!(
+        on_b.contains("With the new settings the sync would invite"),
+        "{on_b}"
+    );
+    assert!(b.state.router.actor("acme").is_none(), "B never ran it");
+
+    confirm(b, &on_a).await;
+    let spec = a.state.store.tenant_spec("acme").await.unwrap().unwrap();
+    assert_eq!(
+        spec.settings.invite_policy,
+        personio_sync::domain::tenant::InvitePolicy::OnHireDate
+    );
+    confirm(a, &on_b).await;
+    let spec = a.state.store.tenant_spec("acme").await.unwrap().unwrap();
+    assert_eq!(
+        spec.settings.invite_policy,
+        personio_sync::domain::tenant::InvitePolicy::Immediately
+    );
 }
 
 /// Connecting Personio again through a node that does not run the tenant marks it for a

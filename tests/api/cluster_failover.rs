@@ -16,8 +16,12 @@
 //!   over (a higher epoch) and applies further changes; the paused node, resumed, has
 //!   its commits refused by the fence (`personio_sync_fenced_writes_total` on its
 //!   `/metrics`), and the tenant ends correct, leased by one node, without duplicates.
+//! - [`a_settings_preview_shown_by_one_node_is_confirmed_through_another`]: the settings
+//!   preview of one process is confirmed through the other (one signing key for the
+//!   cluster), and the node that does not run the tenant shows a preview its owner
+//!   planned.
 //!
-//! Both skip with a visible line without nginx or a PostgreSQL test server (and fail
+//! All skip with a visible line without nginx or a PostgreSQL test server (and fail
 //! instead with `CI` set). `FAILOVER_SEED=<n>` replays the storm's random choices.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1043,4 +1047,148 @@ async fn a_paused_node_past_its_lease_is_refused_by_the_fence() {
     );
     drop(cluster);
     pool.close().await;
+}
+
+/// Posts the settings form with `invite` to `node` (directly, not through nginx) and
+/// answers the preview page it shows.
+async fn settings_preview(
+    http: &reqwest::Client,
+    node: &str,
+    cookie: &str,
+    csrf: &str,
+    invite: &str,
+) -> String {
+    let response = http
+        .post(format!("{node}/app/prev-00/settings"))
+        .header("cookie", cookie)
+        .form(&crate::cluster_directory::settings_form(csrf, invite))
+        .send()
+        .await
+        .expect("settings answered");
+    let status = response.status().as_u16();
+    let page = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "preview on {node}: {page}");
+    assert!(page.contains("Preview of your change"), "{page}");
+    assert!(
+        page.contains("<caption>People who would be invited, and when</caption>"),
+        "{page}"
+    );
+    page
+}
+
+/// Posts `Confirm` of `preview` to `node` (directly); it must apply the change.
+async fn confirm_preview(
+    http: &reqwest::Client,
+    node: &str,
+    cookie: &str,
+    csrf: &str,
+    preview: &str,
+) {
+    use crate::cluster_directory::field_value;
+    let response = http
+        .post(format!("{node}/app/prev-00/settings/confirm"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.to_string()),
+            ("settings", field_value(preview, "settings")),
+            ("signature", field_value(preview, "signature")),
+        ])
+        .send()
+        .await
+        .expect("confirm answered");
+    let status = response.status().as_u16();
+    let page = response.text().await.unwrap_or_default();
+    assert_eq!(status, 303, "confirm on {node}: {page}");
+}
+
+/// A settings preview rendered by one `serve` process is confirmed through another
+/// (the signing key is the cluster's, not the process's), and a preview asked of the
+/// node that does not run the tenant is planned by its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settings_preview_shown_by_one_node_is_confirmed_through_another() {
+    const TEST: &str =
+        "cluster_failover::a_settings_preview_shown_by_one_node_is_confirmed_through_another";
+    if !nginx_ready(TEST) {
+        return;
+    }
+    let Some(database) = postgres::fresh_database(TEST).await else {
+        return;
+    };
+    let pool = PgPool::connect(database.url()).await.expect("test pool");
+    let companies = companies("prev", 1, 17).await;
+    let company = &companies[0];
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_file = key_file(keys.path());
+    let cluster = Cluster::start(2, cluster_config(database.url(), &key_file)).await;
+    let lb = cluster.lb_url().to_string();
+    let spec = tenant_spec(
+        &company.tenant,
+        &company.personio,
+        &company.learnamp,
+        json!({}),
+    );
+    let (status, body) =
+        admin_request(&lb, reqwest::Method::POST, "/admin/tenants", Some(&spec)).await;
+    assert_eq!(status, 201, "{body}");
+    let all: Vec<String> = (0..2).map(node_id).collect();
+    wait_all_live(&pool, &lb, &companies, &all).await;
+    let owner = leases(&pool).await[&company.tenant]
+        .owner
+        .clone()
+        .expect("an owner");
+    let owner = all.iter().position(|node| node == &owner).expect("a node");
+    let owner_url = cluster.nodes()[owner].url().to_string();
+    let other_url = cluster.nodes()[1 - owner].url().to_string();
+
+    // Signed in through the node that does not run the tenant.
+    let (status, body) = admin_request(
+        &lb,
+        reqwest::Method::POST,
+        &format!("/admin/tenants/{}/invitations", company.tenant),
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let link = body["url"].as_str().unwrap();
+    let link = format!("{other_url}{}", &link[link.find("/connect/").unwrap()..]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = http.get(&link).send().await.unwrap();
+    assert_eq!(opened.status().as_u16(), 303);
+    let cookie = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{other_url}/app/prev-00/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csrf = crate::cluster_directory::field_value(&page.text().await.unwrap(), "csrf");
+
+    // Shown by the owner, confirmed through the other process.
+    let on_owner = settings_preview(&http, &owner_url, &cookie, &csrf, "on_hire_date").await;
+    // Shown by the other process (planned by the owner), confirmed through the owner.
+    let on_other = settings_preview(&http, &other_url, &cookie, &csrf, "immediately").await;
+    let invite_policy = || async {
+        let value: Value =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM meta WHERE key = $1")
+                .bind(b"tenant\0prev-00".to_vec())
+                .fetch_one(&pool)
+                .await
+                .map(|bytes| serde_json::from_slice(&bytes).expect("a spec"))
+                .expect("the spec row");
+        value["settings"]["invite_policy"]["mode"].clone()
+    };
+    confirm_preview(&http, &other_url, &cookie, &csrf, &on_owner).await;
+    assert_eq!(invite_policy().await, "on_hire_date");
+    confirm_preview(&http, &owner_url, &cookie, &csrf, &on_other).await;
+    assert_eq!(invite_policy().await, "immediately");
 }
