@@ -17,6 +17,14 @@ impl ServeHost {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    async fn tenant_store(&self, tenant: &str) -> Result<crate::store::TenantStore, String> {
+        self.state
+            .store
+            .tenant(tenant)
+            .await
+            .map_err(|error| error.to_string())
+    }
 }
 
 impl TenantHost for ServeHost {
@@ -48,12 +56,7 @@ impl TenantHost for ServeHost {
     }
 
     async fn flush(&self, tenant: &str) -> Result<(), String> {
-        let store = self
-            .state
-            .store
-            .tenant(tenant)
-            .await
-            .map_err(|error| error.to_string())?;
+        let store = self.tenant_store(tenant).await?;
         store.flush().await.map_err(|error| error.to_string())
     }
 
@@ -75,12 +78,7 @@ impl TenantHost for ServeHost {
     }
 
     async fn mark_reconcile_due(&self, tenant: &str) -> Result<(), String> {
-        let store = self
-            .state
-            .store
-            .tenant(tenant)
-            .await
-            .map_err(|error| error.to_string())?;
+        let store = self.tenant_store(tenant).await?;
         store
             .mark_reconcile_due()
             .map_err(|error| error.to_string())?;
