@@ -235,29 +235,21 @@ pub async fn record_operator_connections(
     Ok(specs)
 }
 
-/// Restarts the tenant with `spec` (spawning it if it was awaiting its connection:
-/// such a tenant has no actor the supervisor could restart).
-/// In a cluster, a tenant another node runs is restarted there (through the directory),
-/// so its owner picks up the spec just stored.
+/// Restarts the tenant where it runs (here, or on its owner through the directory),
+/// which first marks a tenant that synced before for one full reconciliation (see
+/// `Command::Reconnected`); a tenant no node runs (it was awaiting its connection, so
+/// no actor could restart) is started instead.
 async fn restart(app: &AppShared, spec: TenantSpec) -> Result<(), ConnectError> {
-    if !app.directory.runs_here(app, &spec.id) {
-        let restarted = app
-            .directory
-            .run(
-                app,
-                &spec.id,
-                crate::app::directory::Command::Reconnected,
-                supervisor::ANSWER_TIMEOUT,
-            )
-            .await;
-        if restarted.is_ok() {
-            return Ok(());
-        }
-    }
-    if supervisor::restart_tenant(&app.supervisor, &spec.id, Some(spec.clone()))
-        .await
-        .is_ok()
-    {
+    let restarted = app
+        .directory
+        .run(
+            app,
+            &spec.id,
+            crate::app::directory::Command::Reconnected,
+            supervisor::ANSWER_TIMEOUT,
+        )
+        .await;
+    if restarted.is_ok() {
         return Ok(());
     }
     app.start_tenant(spec)
